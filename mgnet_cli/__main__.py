@@ -1,0 +1,3 @@
+from mgnet_cli.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""Config -> objects: the data set, the model and the optimizer pieces named by the config groups."""
+
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from mgnet_cli.data.batches import Augmentation
+from mgnet_cli.data.splits import ImageData, split_validation
+from mgnet_cli.errors import ConfigError
+
+DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
+
+
+def build_data(cfg: DictConfig, seed: int) -> tuple[ImageData, Augmentation]:
+    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set."""
+    loader_cfg = {key: value for key, value in cfg.dataset.items() if key not in DATASET_SETTINGS}
+    if "root" in loader_cfg:
+        loader_cfg["root"] = Path(str(loader_cfg["root"])).expanduser()
+    data = hydra.utils.instantiate(loader_cfg, _convert_="all")
+    check_shape(cfg, data)
+    data = split_validation(data, int(cfg.dataset.get("val_size", 0)), seed)
+    augmentation = Augmentation(**OmegaConf.to_container(cfg.dataset.augmentation))
+    return data, augmentation
+
+
+def data_shape(cfg: DictConfig) -> dict[str, int]:
+    """``dataset.shape``: channels, image_size and num_classes, known without loading the data."""
+    shape = OmegaConf.to_container(cfg.dataset.shape, resolve=True)
+    return {key: int(shape[key]) for key in ("channels", "image_size", "num_classes")}
+
+
+def check_shape(cfg: DictConfig, data: ImageData) -> None:
+    """The loaded data must match what ``dataset.shape`` promised (``mgnet info`` relies on it)."""
+    expected = data_shape(cfg)
+    found = {"channels": data.in_channels, "image_size": data.image_size,
+             "num_classes": data.num_classes}
+    if expected != found:
+        raise ConfigError(f"dataset.shape={expected} but the loaded data has {found}: "
+                          "fix dataset.shape in the dataset's YAML")
+
+
+def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """Instantiates ``cfg.model`` for the data's channels and classes, with ``cfg.smoother``."""
+    smoother = hydra.utils.instantiate(cfg.smoother) if "smoother" in cfg else None
+    extra: dict[str, Any] = {} if smoother is None else {"smoother": smoother}
+    try:
+        return hydra.utils.instantiate(cfg.model, in_channels=in_channels,
+                                       num_classes=num_classes, _convert_="all", **extra)
+    except hydra.errors.InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain data (for checkpoints and results)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)

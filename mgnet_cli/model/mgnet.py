@@ -1,0 +1,74 @@
+"""MgNet (He & Xu, 2019): stem ``f^1 = sigma(theta * x)``, one backslash multigrid cycle, linear head."""
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.model.transfer import conv3x3, conv_bn_relu
+
+SmootherFactory = Callable[..., nn.Module]
+"""``factory(channels_u=, channels_f=, steps=)`` -> a smoother module (``configs/smoother/``)."""
+
+
+def per_level(value: int | Sequence[int], levels: int, key: str) -> list[int]:
+    """An int (the same on every level) or one int per level, checked to be positive."""
+    widths = [value] * levels if isinstance(value, int) else list(value)
+    if len(widths) != levels:
+        raise ConfigError(
+            f"{key}={list(widths)} has {len(widths)} entries but model.smoothing_steps has "
+            f"{levels} levels: give one int, or one int per level"
+        )
+    for width in widths:
+        if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
+            raise ConfigError(f"{key}={value!r}: every entry must be a positive integer")
+    return widths
+
+
+class MgNet(nn.Module):
+    """Image classifier whose body is the MgNet backslash cycle over ``len(smoothing_steps)`` grids.
+
+    ``channels``/``channels_f`` are the widths of ``u`` and ``f`` (an int for every level or a list);
+    ``channels_f`` defaults to ``channels``. ``smoother`` builds each level's smoother.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        smoothing_steps: Sequence[int],
+        channels: int | Sequence[int],
+        smoother: SmootherFactory,
+        channels_f: int | Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        steps = list(smoothing_steps)
+        if not steps or any(not isinstance(s, int) or s <= 0 for s in steps):
+            raise ConfigError(
+                f"model.smoothing_steps={steps}: give a non-empty list of positive integers, "
+                "one per level, e.g. [2,2,2,2]"
+            )
+        widths_u = per_level(channels, len(steps), "model.channels")
+        widths_f = per_level(channels if channels_f is None else channels_f, len(steps),
+                             "model.channels_f")
+        self.smoothing_steps = steps
+        self.stem = conv_bn_relu(in_channels, widths_f[0])  # theta
+        levels = []
+        for level, (c_u, c_f, nu) in enumerate(zip(widths_u, widths_f, steps)):
+            coarsest = level == len(steps) - 1
+            levels.append(Level(
+                A=conv3x3(c_u, c_f),
+                smoother=smoother(channels_u=c_u, channels_f=c_f, steps=nu),
+                restrict_residual=None if coarsest else conv_bn_relu(c_f, widths_f[level + 1], 2),
+                restrict_u=None if coarsest else conv_bn_relu(c_u, widths_u[level + 1], 2),
+            ))
+        self.cycle = MultigridCycle(levels, shape="backslash")
+        self.head = nn.Linear(widths_u[-1], num_classes)  # the only layer with a bias
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images -> (B, num_classes) logits."""
+        f = self.stem(images)
+        u = self.cycle(None, f)  # u^{1,0} = 0
+        return self.head(u.mean(dim=(2, 3)))

@@ -1,0 +1,48 @@
+"""Chebyshev semi-iterative (two-step) smoother = LM-ResNet (Lu et al., ICML 2018).
+
+``u^i = (1 - k_i) u^{i-1} + k_i u^{i-2} + sigma(B^i * sigma(f - A u^{i-1}))`` with ``u^{-1} := u^0``
+and a learnable scalar ``k_i`` per step. Since ``u^{-1} = u^0`` the first step has no two-step term,
+so ``k`` holds ``k_2 .. k_nu`` (``steps - 1`` scalars). ``k = 0`` gives the ResNet smoother: k starts there.
+"""
+
+import torch
+from torch import nn
+
+from mgnet_cli.model.smoothers.resnet import ResNetSmoother
+from mgnet_cli.model.transfer import NormActivation, bn_relu
+
+
+class ChebyshevSmoother(ResNetSmoother):
+    """ResNet smoother plus a learned two-step (momentum) term per step."""
+
+    def __init__(
+        self,
+        channels_u: int,
+        channels_f: int,
+        steps: int,
+        b_per_step: bool = False,
+        norm_activation: NormActivation = bn_relu,
+        k_init: float = 0.0,
+    ) -> None:
+        super().__init__(channels_u, channels_f, steps, b_per_step, norm_activation)
+        self.k = nn.Parameter(torch.full((steps - 1,), float(k_init)))  # k_2 .. k_nu
+
+    def scalars(self) -> dict[str, float]:
+        """The learned k_i, for logging."""
+        return {f"k_{i + 2}": value for i, value in enumerate(self.k.detach().cpu().tolist())}
+
+    def forward(
+        self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: nn.Module
+    ) -> torch.Tensor:
+        previous = u  # u^{-1} := u^0
+        for step in range(self.steps):
+            if step > 0:
+                residual = f - A(u)
+            update = self.correction(step, residual)
+            if u is not None:
+                if step > 0:  # (1 - k) u^{i-1} + k u^{i-2} = u^{i-1} + k (u^{i-2} - u^{i-1})
+                    lag = -u if previous is None else previous - u
+                    update = update + self.k[step - 1] * lag
+                update = u + update
+            u, previous = update, u
+        return u

@@ -1,0 +1,46 @@
+"""Multi-step residual correction = DenseNet.
+
+``u^i = u^{i-1} + sigma(B^i * concat(sigma(r^0), ..., sigma(r^{i-1})))``: step i sees every earlier
+residual, so ``B^i`` takes ``i * channels_f`` channels and cannot be shared across steps.
+"""
+
+import torch
+from torch import nn
+
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.model.transfer import NormActivation, bn_relu, conv3x3
+
+
+class DenseNetSmoother(nn.Module):
+    """``steps`` multi-step residual corrections, one ``B^i`` per step."""
+
+    def __init__(
+        self,
+        channels_u: int,
+        channels_f: int,
+        steps: int,
+        b_per_step: bool = True,
+        norm_activation: NormActivation = bn_relu,
+    ) -> None:
+        super().__init__()
+        if not b_per_step:
+            raise ConfigError(
+                "smoother.b_per_step=false is not possible with smoother=densenet: B^i takes "
+                "i * channels_f channels, so every step needs its own; set smoother.b_per_step=true"
+            )
+        self.steps = steps
+        self.B = nn.ModuleList(conv3x3(i * channels_f, channels_u) for i in range(1, steps + 1))
+        self.sigma_residual = nn.ModuleList(norm_activation(channels_f) for _ in range(steps))
+        self.sigma_correction = nn.ModuleList(norm_activation(channels_u) for _ in range(steps))
+
+    def forward(
+        self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: nn.Module
+    ) -> torch.Tensor:
+        activated: list[torch.Tensor] = []  # sigma(r^0), ..., sigma(r^{i-1}), each formed once
+        for step in range(self.steps):
+            if step > 0:
+                residual = f - A(u)
+            activated.append(self.sigma_residual[step](residual))
+            correction = self.sigma_correction[step](self.B[step](torch.cat(activated, dim=1)))
+            u = correction if u is None else u + correction
+        return u

@@ -1,0 +1,41 @@
+"""Single-step residual correction: ``u^i = u^{i-1} + sigma(B^i * sigma(f - A u^{i-1}))`` (pre-act ResNet)."""
+
+import torch
+from torch import nn
+
+from mgnet_cli.model.transfer import NormActivation, bn_relu, conv3x3
+
+
+class ResNetSmoother(nn.Module):
+    """``steps`` residual-correction steps; one ``B`` for the level or one per step."""
+
+    def __init__(
+        self,
+        channels_u: int,
+        channels_f: int,
+        steps: int,
+        b_per_step: bool = False,
+        norm_activation: NormActivation = bn_relu,
+    ) -> None:
+        super().__init__()
+        self.steps = steps
+        self.B = nn.ModuleList(
+            conv3x3(channels_f, channels_u) for _ in range(steps if b_per_step else 1)
+        )
+        self.sigma_residual = nn.ModuleList(norm_activation(channels_f) for _ in range(steps))
+        self.sigma_correction = nn.ModuleList(norm_activation(channels_u) for _ in range(steps))
+
+    def correction(self, step: int, residual: torch.Tensor) -> torch.Tensor:
+        """``sigma(B^i * sigma(r))``: the step's update of u."""
+        B = self.B[step % len(self.B)]
+        return self.sigma_correction[step](B(self.sigma_residual[step](residual)))
+
+    def forward(
+        self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: nn.Module
+    ) -> torch.Tensor:
+        for step in range(self.steps):
+            if step > 0:
+                residual = f - A(u)
+            correction = self.correction(step, residual)
+            u = correction if u is None else u + correction
+        return u

@@ -1,0 +1,1 @@
+"""Training: the fit/evaluate loop, checkpoints written atomically, and run tracking."""

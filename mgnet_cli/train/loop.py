@@ -1,0 +1,180 @@
+"""The training loop: epochs of train steps, each followed by evaluation, checkpoints and results."""
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mgnet_cli.data.batches import Augmentation, BatchLoader
+from mgnet_cli.data.splits import ImageData, ImageSet
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
+from mgnet_cli.train.results import RunRecord
+from mgnet_cli.train.tracking import Tracker, progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train: the ``trainer`` config group, as plain values."""
+
+    epochs: int
+    batch_size: int
+    eval_batch_size: int = 512
+    device: torch.device = torch.device("cpu")
+    limit_train_batches: int | None = None  # per epoch; None = the whole training set
+    limit_eval_batches: int | None = None
+    checkpoints: bool = True
+    seed: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` = CUDA when present, else CPU; a CUDA request without CUDA is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"trainer.device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name} but this machine has no CUDA device: use trainer.device=auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"trainer.device={name!r}: mgnet runs on auto, cpu, cuda or cuda:N")
+    return device
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Iterable, limit: int | None = None) -> dict[str, float]:
+    """Mean cross-entropy, top-1 and top-5 accuracy (fractions) over ``batches``."""
+    model.eval()
+    totals: torch.Tensor | None = None  # [loss sum, top-1 hits, top-5 hits, count], on device
+    for index, (images, labels) in enumerate(batches):
+        if limit is not None and index >= limit:
+            break
+        logits = model(images)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
+        batch = torch.stack([
+            F.cross_entropy(logits, labels, reduction="sum"),
+            top[:, 0].sum(), top.any(dim=1).sum(), torch.tensor(len(labels), device=labels.device),
+        ]).double()
+        totals = batch if totals is None else totals + batch
+    if totals is None:
+        raise ConfigError("evaluation saw no batch: the evaluation set is empty")
+    loss, top1, top5, count = totals.tolist()
+    return {"loss": loss / count, "acc": top1 / count, "top5": top5 / count}
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batches: BatchLoader,
+    device: torch.device,
+    description: str,
+    limit: int | None = None,
+) -> dict[str, float]:
+    """One pass of SGD steps; returns mean loss, accuracy and images/s. No host sync per step."""
+    model.train()
+    total = len(batches) if limit is None else min(limit, len(batches))
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    hits = torch.zeros((), dtype=torch.int64, device=device)
+    count = 0
+    start = time.perf_counter()
+    for index, (images, labels) in enumerate(progress(batches, total, description)):
+        if index >= total:
+            break
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(labels)
+        hits += (logits.detach().argmax(dim=1) == labels).sum()
+        count += len(labels)
+    metrics = {"loss": loss_sum.item() / count, "acc": hits.item() / count}  # waits for the device
+    metrics["throughput"] = count / (time.perf_counter() - start)
+    return metrics
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Callable[[float], float],
+    data: ImageData,
+    settings: TrainSettings,
+    run_dir: Path,
+    augmentation: Augmentation | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Trains ``model`` on ``data`` for ``settings.epochs``; writes events, checkpoints, results.json.
+
+    ``schedule(epoch) -> lr multiplier`` is applied every step at the fractional epoch.
+    Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
+    """
+    device = settings.device
+    model.to(device)
+    generator = torch.Generator().manual_seed(settings.seed)
+    train_batches = BatchLoader(data.train, settings.batch_size, mean=data.mean, std=data.std,
+                                device=device, shuffle=True, augmentation=augmentation,
+                                generator=generator)
+    steps = len(train_batches) if settings.limit_train_batches is None else min(
+        settings.limit_train_batches, len(train_batches))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step / steps))
+    evaluations = {name: BatchLoader(split, settings.eval_batch_size, mean=data.mean, std=data.std,
+                                     device=device, shuffle=False)
+                   for name, split in (("test", data.test), ("val", data.val)) if split is not None}
+    record = RunRecord(parameters=count_parameters(model), selection="val" if data.val else "test")
+    log.info("training %s parameters on %s (%s), %d epochs of %d steps",
+             f"{record.parameters:,}", data.name, device, settings.epochs, steps)
+    start = time.perf_counter()
+    with Tracker(run_dir) as tracker:
+        for epoch in range(1, settings.epochs + 1):
+            metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+            train = train_epoch(model, optimizer, scheduler, train_batches, device,
+                                f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches)
+            metrics |= {f"train_{key}": value for key, value in train.items()}
+            for name, batches in evaluations.items():
+                scores = evaluate(model, batches, settings.limit_eval_batches)
+                metrics |= {f"{name}_{key}": value for key, value in scores.items()}
+            improved = record.add(metrics, wall_time_s=time.perf_counter() - start)
+            log_epoch(tracker, model, metrics)
+            if settings.checkpoints:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "epoch": epoch,
+                         "config": config or {}, "results": record.summary()}
+                save_checkpoint(run_dir / "last.pt", state)
+                if improved:
+                    save_checkpoint(run_dir / "best.pt", state)
+            write_json_atomic(run_dir / "results.json", record.summary())
+    results = record.summary(status="completed")
+    write_json_atomic(run_dir / "results.json", results)
+    return results
+
+
+def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float]) -> None:
+    """One log line and the epoch's TensorBoard scalars (``train/loss``, ``test/acc``, ...)."""
+    epoch = int(metrics["epoch"])
+    scalars = {"lr": metrics["lr"], "throughput": metrics["train_throughput"]}
+    for key, value in metrics.items():
+        split, _, name = key.partition("_")
+        if split in ("train", "test", "val") and name != "throughput":
+            scalars[f"{split}/{name}"] = value
+    tracker.scalars(epoch, scalars)
+    tracker.learned_scalars(epoch, model)
+    tracker.flush()
+    held_out = "".join(f"  {split} loss {metrics[split + '_loss']:.4f} acc {metrics[split + '_acc']:.2%}"
+                       for split in ("val", "test") if f"{split}_acc" in metrics)
+    log.info("epoch %d  lr %.4g  train loss %.4f acc %.2f%%%s  %.0f img/s", epoch, metrics["lr"],
+             metrics["train_loss"], 100 * metrics["train_acc"], held_out, metrics["train_throughput"])

@@ -1,0 +1,40 @@
+"""Learning-rate schedules as functions of the (fractional) epoch, applied every step via LambdaLR."""
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class StepDecay:
+    """The authors' schedule: multiply the learning rate by ``gamma`` every ``step_epochs`` epochs."""
+
+    step_epochs: int = 50
+    gamma: float = 0.1
+
+    def __call__(self, epoch: float) -> float:
+        return self.gamma ** math.floor(epoch / self.step_epochs + 1e-9)
+
+
+@dataclass
+class WarmupCosine:
+    """Linear warm-up from ~0 over ``warmup_epochs``, then cosine decay to ``final_fraction``."""
+
+    epochs: int
+    warmup_epochs: float = 5.0
+    final_fraction: float = 0.0
+
+    def __call__(self, epoch: float) -> float:
+        if epoch < self.warmup_epochs:
+            return (epoch + 1e-3) / (self.warmup_epochs + 1e-3)
+        span = max(self.epochs - self.warmup_epochs, 1e-9)
+        progress = min((epoch - self.warmup_epochs) / span, 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.final_fraction + (1.0 - self.final_fraction) * cosine
+
+
+@dataclass
+class Constant:
+    """No schedule: the optimizer's learning rate throughout."""
+
+    def __call__(self, epoch: float) -> float:
+        return 1.0

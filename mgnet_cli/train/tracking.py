@@ -1,0 +1,65 @@
+"""What a run shows and leaves behind: progress bars or log lines, TensorBoard scalars."""
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def interactive() -> bool:
+    """True when progress bars make sense (stderr is a terminal)."""
+    return sys.stderr.isatty()
+
+
+def progress(items: Iterable[T], total: int, description: str, log_every_s: float = 30.0) -> Iterator[T]:
+    """A tqdm bar on a terminal; otherwise a log line every ``log_every_s`` seconds and at the end."""
+    if interactive():
+        yield from tqdm(items, total=total, desc=description, leave=False, dynamic_ncols=True)
+        return
+    start = last = time.perf_counter()
+    for index, item in enumerate(items, 1):
+        yield item
+        now = time.perf_counter()
+        if now - last >= log_every_s:
+            last = now
+            log.info("%s: %d/%d batches (%.0f s)", description, index, total, now - start)
+
+
+class Tracker:
+    """TensorBoard scalars for one run folder; use as a context manager so events are flushed."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def learned_scalars(self, step: int, model: nn.Module) -> None:
+        """Logs what modules report through a ``scalars()`` method (e.g. Chebyshev's k_i)."""
+        for name, module in model.named_modules():
+            report = getattr(module, "scalars", None)
+            if callable(report):
+                for key, value in report().items():
+                    self.writer.add_scalar(f"scalars/{name}/{key}", value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
