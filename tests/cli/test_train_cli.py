@@ -1,0 +1,92 @@
+"""The ``mgnet`` command end to end, in a subprocess, in a temporary folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "trainer=smoke",
+        "model.channels=8", "model.smoothing_steps=[1,1]", "trainer.device=cpu"]
+
+
+def mgnet(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the installed console script (the one pip made beside this Python)."""
+    script = Path(sys.executable).parent / "mgnet"
+    result = subprocess.run([str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"mgnet {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_help_lists_the_commands(tmp_path):
+    out = mgnet("--help", cwd=tmp_path).stdout
+    assert "train" in out and "info" in out and "solve" in out
+    hydra_help = mgnet("train", "--help", cwd=tmp_path).stdout
+    for group in ("dataset:", "model:", "smoother:", "optimizer:", "scheduler:", "trainer:"):
+        assert group in hydra_help
+    assert "chebyshev" in hydra_help and "densenet" in hydra_help
+
+
+def test_unknown_command_is_one_line(tmp_path):
+    result = mgnet("fly", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "unknown command 'fly'" in result.stderr
+
+
+def test_info_prints_the_papers_parameter_count(tmp_path):
+    out = mgnet("info", "dataset=cifar10", "model.channels=256", "model.smoothing_steps=[2,2,2,2]",
+                "smoother=resnet", cwd=tmp_path).stdout
+    assert "8,278,794" in out and "32x32" in out and "4x4" in out
+    facts = json.loads(mgnet("info", "dataset=cifar100", "smoother.b_per_step=true", "info.format=json",
+                             cwd=tmp_path).stdout)
+    assert facts["parameters"] == 10_661_220 and len(facts["levels"]) == 4
+    assert list(tmp_path.iterdir()) == []  # info writes nothing
+
+
+def test_train_end_to_end_with_tensorboard_events(tmp_path):
+    run_dir = tmp_path / "run"
+    mgnet("train", *TINY, "smoother=chebyshev", "trainer.epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "completed" and results["epochs"] == 2
+    assert {"best_test_acc", "final_test_acc", "parameters", "wall_time_s"} <= set(results)
+    assert (run_dir / "config.yaml").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
+    checkpoint = torch.load(run_dir / "last.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2 and checkpoint["config"]["smoother"]["_target_"].endswith("ChebyshevSmoother")
+    assert (run_dir / "best.pt").is_file()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    expected = {"train/loss", "train/acc", "test/loss", "test/acc", "test/top5", "lr", "throughput"}
+    assert expected <= tags
+    assert [event.step for event in events.Scalars("test/acc")] == [1, 2]
+
+
+def test_chebyshev_k_is_logged(tmp_path):
+    run_dir = tmp_path / "run"
+    mgnet("train", *TINY, "model.smoothing_steps=[2,2]", "smoother=chebyshev", f"hydra.run.dir={run_dir}",
+          cwd=tmp_path)
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    k_tags = [tag for tag in events.Tags()["scalars"] if tag.endswith("/k_2")]
+    assert len(k_tags) == 2  # one k_2 per level
+
+
+def test_runs_started_together_get_their_own_folders(tmp_path):
+    script = Path(sys.executable).parent / "mgnet"
+    processes = [subprocess.Popen([str(script), "train", *TINY], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    runs = sorted(path.parent for path in (tmp_path / "outputs").rglob("results.json"))
+    assert len(runs) == 2 and runs[0] != runs[1]
+
+
+def test_bad_value_is_one_line_exit_2(tmp_path):
+    result = mgnet("train", *TINY, "smoother=densenet", "smoother.b_per_step=false", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("mgnet train: error: smoother.b_per_step=false")

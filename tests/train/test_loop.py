@@ -1,0 +1,81 @@
+"""The training loop trains: loss falls, accuracy rises, results and checkpoints say so."""
+
+import json
+
+import pytest
+import torch
+
+from mgnet_cli.cli.build import build_data, build_model
+from mgnet_cli.cli.train import trainer_settings
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.train.checkpoint import load_checkpoint
+from mgnet_cli.train.loop import fit, resolve_device
+from mgnet_cli.train.schedules import Constant, StepDecay, WarmupCosine
+import hydra.utils
+
+
+def train(cfg, run_dir):
+    settings = trainer_settings(cfg)
+    torch.manual_seed(settings.seed)
+    data, augmentation = build_data(cfg, settings.seed)
+    model = build_model(cfg, data.in_channels, data.num_classes)
+    optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
+    schedule = hydra.utils.instantiate(cfg.scheduler)
+    return model, fit(model, optimizer, schedule, data, settings, run_dir, augmentation, {"seed": 0})
+
+
+def test_fit_learns_the_synthetic_data(compose_config, tmp_path):
+    cfg = compose_config("trainer.epochs=4", "trainer.limit_train_batches=null",
+                         "trainer.limit_eval_batches=null", "trainer.batch_size=32",
+                         "dataset.num_train=320", "dataset.num_test=200", "scheduler=constant",
+                         "optimizer.lr=0.05")
+    _, results = train(cfg, tmp_path)
+    history = results["history"]
+    assert results["status"] == "completed" and results["epochs"] == 4
+    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+    assert results["best_test_acc"] > 0.5  # chance is 0.1
+    assert results["best_test_acc"] == max(epoch["test_acc"] for epoch in history)
+    assert results["final_test_acc"] == history[-1]["test_acc"]
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["best_test_acc"] == results["best_test_acc"] and on_disk["status"] == "completed"
+
+
+def test_checkpoints_are_plain_data_and_restore_the_model(compose_config, tmp_path):
+    cfg = compose_config("trainer.epochs=2")
+    model, results = train(cfg, tmp_path)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["config"] == {"seed": 0}
+    assert set(last) >= {"model", "optimizer", "scheduler", "results", "format_version"}
+    restored = build_model(cfg, 3, 10)
+    restored.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
+    best_epoch = load_checkpoint(tmp_path / "best.pt")["epoch"]
+    assert best_epoch == results["best_epoch"]
+    if best_epoch == 2:
+        for name, tensor in model.state_dict().items():
+            torch.testing.assert_close(restored.state_dict()[name], tensor)
+
+
+def test_validation_split_picks_the_best_epoch(compose_config, tmp_path):
+    cfg = compose_config("trainer.epochs=2", "dataset.val_size=16")
+    _, results = train(cfg, tmp_path)
+    assert results["history"][0]["val_acc"] >= 0
+    assert "test_acc_at_best_val" in results and "best_val_acc" in results
+
+
+def test_schedules():
+    step = StepDecay(step_epochs=50, gamma=0.1)
+    assert [step(e) for e in (0, 49.99, 50, 100, 150)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
+    cosine = WarmupCosine(epochs=10, warmup_epochs=2, final_fraction=0.0)
+    assert cosine(0) < 0.01 and cosine(1) == pytest.approx(0.5, abs=0.01)
+    assert cosine(2) == pytest.approx(1.0) and cosine(6) == pytest.approx(0.5) and cosine(10) == pytest.approx(0.0)
+    assert Constant()(123.0) == 1.0
+
+
+def test_device_choice():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="trainer.device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            resolve_device("cuda")
