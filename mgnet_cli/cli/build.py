@@ -43,16 +43,13 @@ def check_shape(cfg: DictConfig, data: ImageData) -> None:
 
 
 def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Module:
-    """Instantiates ``cfg.model`` for the data's channels and classes, with ``cfg.smoother``."""
-    smoother = hydra.utils.instantiate(cfg.smoother) if "smoother" in cfg else None
-    extra: dict[str, Any] = {} if smoother is None else {"smoother": smoother}
+    """Instantiates ``cfg.model`` (MgNet reads ``cfg.smoother`` through its ``smoother`` key)."""
     try:
         return hydra.utils.instantiate(cfg.model, in_channels=in_channels,
-                                       num_classes=num_classes, _convert_="all", **extra)
+                                       num_classes=num_classes, _convert_="all")
     except hydra.errors.InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
         raise
 
 
