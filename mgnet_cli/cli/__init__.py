@@ -30,6 +30,22 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "configs"
 
 
+def run_dir(resume: str | None, default: str) -> str:
+    """``hydra.run.dir``: a resumed run continues in its own folder, a new one gets ``default``."""
+    if resume in (None, "", "None", "null"):
+        return default
+    target = Path(str(resume)).expanduser()
+    return str(target if target.is_dir() else target.parent)
+
+
+def register_resolvers() -> None:
+    """The config resolvers mgnet's YAML uses (idempotent)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("mgnet_run_dir"):
+        OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
+
+
 def usage() -> str:
     lines = ["usage: mgnet <command> [key=value ...] [-m] [--help]", "", "commands:"]
     lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items()]
@@ -50,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     module = importlib.import_module(f"mgnet_cli.cli.{COMMANDS[name][0]}")
     sys.argv = [f"mgnet {name}", *argv[1:]]
+    register_resolvers()
     hydra_app(module.run, config_name=name)()
 
 

@@ -1,8 +1,9 @@
-"""``mgnet train``: compose the config, build data, model and optimizer, and fit."""
+"""``mgnet train``: compose the config, build data, model and optimizer, and fit (or resume)."""
 
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 import hydra.utils
 import numpy as np
@@ -11,16 +12,21 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mgnet_cli.cli.build import build_data, build_model, plain
+from mgnet_cli.cli.resume import resume_config
+from mgnet_cli.data.pipeline import in_memory_batches
+from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import TrainSettings, fit, resolve_device
 
 log = logging.getLogger(__name__)
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool) -> None:
     """Seeds Python, NumPy and torch (all devices): each sweep job starts from its own seed."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def trainer_settings(cfg: DictConfig) -> TrainSettings:
@@ -36,15 +42,27 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
 def run(cfg: DictConfig) -> float:
     """Trains one model; returns the best test accuracy (the value sweepers maximise)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    checkpoint: dict[str, Any] | None = None
+    if cfg.get("resume"):
+        checkpoint = load_checkpoint(checkpoint_path(Path(cfg.resume)))
+        cfg = resume_config(checkpoint, cfg, HydraConfig.get().overrides.task)
     settings = trainer_settings(cfg)
-    seed_everything(settings.seed)
+    seed_everything(settings.seed, bool(cfg.trainer.deterministic))
     data, augmentation = build_data(cfg, settings.seed)
     model = build_model(cfg, data.in_channels, data.num_classes)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     schedule = hydra.utils.instantiate(cfg.scheduler)
+    batches = in_memory_batches(data, settings.batch_size, settings.eval_batch_size,
+                                settings.device, augmentation, settings.seed)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    results = fit(model, optimizer, schedule, data, settings, run_dir, augmentation, plain(cfg))
+    metadata = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, resolve=False)}
+    results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint)
     log.info("best test accuracy %.2f%% (epoch %d), final %.2f%%; results in %s",
              100 * results["best_test_acc"], results["best_epoch"],
              100 * results["final_test_acc"], run_dir / "results.json")
     return results["best_test_acc"]
+
+
+def checkpoint_path(target: Path) -> Path:
+    """``resume=`` takes a run folder (its last.pt) or a checkpoint file."""
+    return target / "last.pt" if target.is_dir() else target

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader
-from mgnet_cli.data.splits import ImageData, ImageSet
+from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
 from mgnet_cli.train.results import RunRecord
+from mgnet_cli.train.state import restore_training, training_state
 from mgnet_cli.train.tracking import Tracker, progress
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    batches: BatchLoader,
+    batches: Iterable,
     device: torch.device,
     description: str,
     limit: int | None = None,
@@ -112,48 +112,45 @@ def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     schedule: Callable[[float], float],
-    data: ImageData,
+    batches: Batches,
     settings: TrainSettings,
     run_dir: Path,
-    augmentation: Augmentation | None = None,
-    config: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Trains ``model`` on ``data`` for ``settings.epochs``; writes events, checkpoints, results.json.
+    """Trains ``model`` for ``settings.epochs``; writes events, checkpoints and results.json.
 
-    ``schedule(epoch) -> lr multiplier`` is applied every step at the fractional epoch.
+    ``schedule(epoch) -> lr multiplier`` is applied every step at the fractional epoch. ``metadata``
+    (e.g. the config) is stored in every checkpoint. ``resume``
+    is a checkpoint of this run: training continues after its epoch, exactly as if never stopped.
     Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
     """
-    device = settings.device
-    model.to(device)
-    generator = torch.Generator().manual_seed(settings.seed)
-    train_batches = BatchLoader(data.train, settings.batch_size, mean=data.mean, std=data.std,
-                                device=device, shuffle=True, augmentation=augmentation,
-                                generator=generator)
-    steps = len(train_batches) if settings.limit_train_batches is None else min(
-        settings.limit_train_batches, len(train_batches))
+    model.to(settings.device)
+    steps = len(batches.train) if settings.limit_train_batches is None else min(
+        settings.limit_train_batches, len(batches.train))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step / steps))
-    evaluations = {name: BatchLoader(split, settings.eval_batch_size, mean=data.mean, std=data.std,
-                                     device=device, shuffle=False)
-                   for name, split in (("test", data.test), ("val", data.val)) if split is not None}
-    record = RunRecord(parameters=count_parameters(model), selection="val" if data.val else "test")
-    log.info("training %s parameters on %s (%s), %d epochs of %d steps",
-             f"{record.parameters:,}", data.name, device, settings.epochs, steps)
-    start = time.perf_counter()
-    with Tracker(run_dir) as tracker:
-        for epoch in range(1, settings.epochs + 1):
+    record = RunRecord(count_parameters(model), "val" if "val" in batches.evaluations else "test")
+    done = 0
+    if resume is not None:
+        done, record = restore_training(resume, model, optimizer, scheduler, batches.generator)
+        log.info("resuming after epoch %d of %d", done, settings.epochs)
+    log.info("training %s parameters on %s, %d epochs of %d steps",
+             f"{record.parameters:,}", settings.device, settings.epochs, steps)
+    start = time.perf_counter() - record.wall_time_s
+    with Tracker(run_dir, purge_step=done + 1) as tracker:
+        for epoch in range(done + 1, settings.epochs + 1):
             metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-            train = train_epoch(model, optimizer, scheduler, train_batches, device,
+            train = train_epoch(model, optimizer, scheduler, batches.train, settings.device,
                                 f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches)
             metrics |= {f"train_{key}": value for key, value in train.items()}
-            for name, batches in evaluations.items():
-                scores = evaluate(model, batches, settings.limit_eval_batches)
+            for name, source in batches.evaluations.items():
+                scores = evaluate(model, source, settings.limit_eval_batches)
                 metrics |= {f"{name}_{key}": value for key, value in scores.items()}
             improved = record.add(metrics, wall_time_s=time.perf_counter() - start)
             log_epoch(tracker, model, metrics)
             if settings.checkpoints:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "epoch": epoch,
-                         "config": config or {}, "results": record.summary()}
+                state = training_state(model, optimizer, scheduler, epoch, record,
+                                       batches.generator) | (metadata or {})
                 save_checkpoint(run_dir / "last.pt", state)
                 if improved:
                     save_checkpoint(run_dir / "best.pt", state)

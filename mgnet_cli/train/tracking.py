@@ -37,8 +37,9 @@ def progress(items: Iterable[T], total: int, description: str, log_every_s: floa
 class Tracker:
     """TensorBoard scalars for one run folder; use as a context manager so events are flushed."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        # purge_step drops events a stopped run wrote after its last checkpoint (resume)
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():

@@ -36,7 +36,7 @@ def test_a_checkpoint_that_runs_code_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
     with open(path, "wb") as file:
-        pickle.dump({"format_version": 1, "model": Payload()}, file)
+        pickle.dump({"format_version": 1, "model": Payload()}, file, protocol=2)
     with pytest.raises(MgnetError, match="cannot be loaded safely"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()

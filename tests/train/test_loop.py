@@ -7,6 +7,7 @@ import torch
 
 from mgnet_cli.cli.build import build_data, build_model
 from mgnet_cli.cli.train import trainer_settings
+from mgnet_cli.data.pipeline import in_memory_batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import fit, resolve_device
@@ -21,7 +22,9 @@ def train(cfg, run_dir):
     model = build_model(cfg, data.in_channels, data.num_classes)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     schedule = hydra.utils.instantiate(cfg.scheduler)
-    return model, fit(model, optimizer, schedule, data, settings, run_dir, augmentation, {"seed": 0})
+    batches = in_memory_batches(data, settings.batch_size, settings.eval_batch_size, settings.device,
+                                augmentation, settings.seed)
+    return model, fit(model, optimizer, schedule, batches, settings, run_dir, {"config": {"seed": 0}})
 
 
 def test_fit_learns_the_synthetic_data(compose_config, tmp_path):

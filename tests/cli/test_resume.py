@@ -1,0 +1,43 @@
+"""Exact resume: 1 epoch + resume to 2 ends where an uninterrupted 2-epoch run ends."""
+
+import json
+
+import pytest
+import torch
+
+from tests.cli.test_train_cli import TINY, mgnet
+
+DETERMINISTIC = [*TINY, "trainer.deterministic=true", "trainer.limit_train_batches=3",
+                 "dataset.augmentation.crop_padding=2", "dataset.augmentation.flip=true",
+                 "smoother=chebyshev", "model.smoothing_steps=[2,1]", "scheduler=cosine",
+                 "scheduler.warmup_epochs=1"]
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    mgnet("train", *DETERMINISTIC, "trainer.epochs=2", f"hydra.run.dir={straight}", cwd=tmp_path)
+    mgnet("train", *DETERMINISTIC, "trainer.epochs=1", f"hydra.run.dir={resumed}", cwd=tmp_path)
+    mgnet("train", f"resume={resumed}", "trainer.epochs=2", cwd=tmp_path)
+
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(resumed / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    history_a = json.loads((straight / "results.json").read_text())["history"]
+    history_b = json.loads((resumed / "results.json").read_text())["history"]
+    for epoch_a, epoch_b in zip(history_a, history_b, strict=True):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            assert epoch_a[key] == epoch_b[key], key
+
+
+def test_resume_refuses_an_architecture_change(tmp_path):
+    run = tmp_path / "run"
+    mgnet("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path)
+    result = mgnet("train", f"resume={run}", "model.channels=16", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "model.channels=16 would change the run" in result.stderr
+
+
+def test_resume_of_a_missing_run_says_so(tmp_path):
+    result = mgnet("train", f"resume={tmp_path / 'nowhere'}", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr
