@@ -1,0 +1,67 @@
+"""Synthetic data: deterministic per seed, balanced labels, and learnable by a small CNN."""
+
+import pytest
+import torch
+from torch import nn
+
+from mgnet_cli.data.batches import Augmentation, BatchLoader
+from mgnet_cli.data.synthetic import load_synthetic
+from mgnet_cli.errors import ConfigError
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    first, again, other = load_synthetic(seed=3), load_synthetic(seed=3), load_synthetic(seed=4)
+    assert torch.equal(first.train.images, again.train.images)
+    assert torch.equal(first.test.labels, again.test.labels)
+    assert first.mean == again.mean
+    assert (first.train.images != other.train.images).float().mean() > 0.5
+
+
+def test_shapes_labels_and_statistics() -> None:
+    data = load_synthetic(num_train=60, num_test=30, num_classes=6, image_size=28, channels=1, seed=1)
+    assert data.train.images.shape == (60, 1, 28, 28) and data.test.images.shape == (30, 1, 28, 28)
+    assert data.train.images.dtype == torch.uint8 and data.train.labels.dtype == torch.int64
+    assert data.train.labels.bincount().tolist() == [10] * 6  # balanced, every label in 0..5
+    assert data.test.labels.min() >= 0 and data.test.labels.max() == 5 and data.num_classes == 6
+    pixels = data.train.images.float() / 255
+    assert data.mean == pytest.approx([pixels.mean().item()], abs=1e-6)
+    assert data.std == pytest.approx([pixels.std().item()], abs=1e-6)
+    assert 0.15 < data.std[0] < 0.4  # patterns and noise spread the pixels without saturating them
+
+
+def test_test_set_does_not_change_the_train_set_and_root_is_ignored() -> None:
+    small = load_synthetic(num_test=10, root="/does/not/exist", download=True)
+    large = load_synthetic(num_test=100)
+    assert torch.equal(small.train.images, large.train.images)
+    assert not torch.equal(small.test.images, large.test.images[:10])
+
+
+def test_sizes_are_validated() -> None:
+    with pytest.raises(ConfigError, match=r"dataset\.num_classes=1 is too small: use at least 2"):
+        load_synthetic(num_classes=1)
+
+
+def test_a_small_cnn_learns_it_in_two_epochs() -> None:
+    torch.manual_seed(0)
+    data = load_synthetic(num_train=512, num_test=256, seed=0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(4),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(32, data.num_classes),
+    )  # fmt: skip
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    common = {"mean": data.mean, "std": data.std, "device": torch.device("cpu")}
+    augmentation = Augmentation(crop_padding=2, flip=True)
+    train = BatchLoader(data.train, 64, shuffle=True, augmentation=augmentation,
+                        generator=torch.Generator().manual_seed(0), **common)  # fmt: skip
+    for _ in range(2):
+        for images, labels in train:
+            loss = nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        test = BatchLoader(data.test, 128, shuffle=False, **common)
+        correct = sum((model(images).argmax(1) == labels).sum().item() for images, labels in test)
+    assert correct / len(data.test) > 0.4  # chance is 0.1; this seed reaches about 0.7
