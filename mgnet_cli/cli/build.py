@@ -9,7 +9,7 @@ from torch import nn
 
 from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.errors import ConfigError, MgnetError
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
@@ -19,7 +19,7 @@ def build_data(cfg: DictConfig, seed: int) -> tuple[ImageData, Augmentation]:
     loader_cfg = {key: value for key, value in cfg.dataset.items() if key not in DATASET_SETTINGS}
     if "root" in loader_cfg:
         loader_cfg["root"] = Path(str(loader_cfg["root"])).expanduser()
-    data = hydra.utils.instantiate(loader_cfg, _convert_="all")
+    data = instantiate(loader_cfg)
     check_shape(cfg, data)
     data = split_validation(data, int(cfg.dataset.get("val_size", 0)), seed)
     augmentation = Augmentation(**OmegaConf.to_container(cfg.dataset.augmentation))
@@ -42,15 +42,19 @@ def check_shape(cfg: DictConfig, data: ImageData) -> None:
                           "fix dataset.shape in the dataset's YAML")
 
 
-def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Module:
-    """Instantiates ``cfg.model`` (MgNet reads ``cfg.smoother`` through its ``smoother`` key)."""
+def instantiate(config: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, letting the user's errors (MgnetError) through unwrapped."""
     try:
-        return hydra.utils.instantiate(cfg.model, in_channels=in_channels,
-                                       num_classes=num_classes, _convert_="all")
+        return hydra.utils.instantiate(config, _convert_="all", **kwargs)
     except hydra.errors.InstantiationException as error:
-        if isinstance(error.__cause__, ConfigError):
+        if isinstance(error.__cause__, MgnetError):
             raise error.__cause__ from None
         raise
+
+
+def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """Instantiates ``cfg.model`` (MgNet reads ``cfg.smoother`` through its ``smoother`` key)."""
+    return instantiate(cfg.model, in_channels=in_channels, num_classes=num_classes)
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from mgnet_cli.cli.build import build_data, build_model, plain
 from mgnet_cli.cli.resume import resume_config
-from mgnet_cli.data.pipeline import in_memory_batches
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import TrainSettings, fit, resolve_device
 
@@ -52,8 +51,8 @@ def run(cfg: DictConfig) -> float:
     model = build_model(cfg, data.in_channels, data.num_classes)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     schedule = hydra.utils.instantiate(cfg.scheduler)
-    batches = in_memory_batches(data, settings.batch_size, settings.eval_batch_size,
-                                settings.device, augmentation, settings.seed)
+    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
+                           augmentation, settings.seed)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, resolve=False)}
     results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint)

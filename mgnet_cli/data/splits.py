@@ -1,10 +1,15 @@
 """Data sets held in memory as uint8 image tensors, with a held-out validation split."""
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from mgnet_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mgnet_cli.data.batches import Augmentation
+    from mgnet_cli.data.pipeline import Batches
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,13 @@ class ImageData:
     mean: tuple[float, ...]  # per-channel normalisation, in [0, 1] pixel units
     std: tuple[float, ...]
     val: ImageSet | None = None
+
+    def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
+                augmentation: "Augmentation | None", seed: int) -> "Batches":
+        """The run's batch sources; the data moves to ``device`` once (see data/pipeline.py)."""
+        from mgnet_cli.data.pipeline import in_memory_batches
+
+        return in_memory_batches(self, batch_size, eval_batch_size, device, augmentation, seed)
 
     @property
     def num_classes(self) -> int:
