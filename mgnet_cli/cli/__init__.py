@@ -12,11 +12,14 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    # subcommand: (module under mgnet_cli.cli with a `run(cfg)` function, one-line help)
-    "train": ("train", "train a model (sweeps with -m)"),
-    "info": ("info", "print the architecture: levels, resolutions, channels, parameters, FLOPs"),
-    "solve": ("solve", "solve the Poisson equation with the multigrid cycle"),
+COMMANDS: dict[str, str] = {
+    # subcommand (a module under mgnet_cli.cli): one-line help. A module with `run(cfg)` is a
+    # Hydra app composed from configs/<subcommand>.yaml; one with `main(argv)` parses its own.
+    "train": "train a model (sweeps with -m)",
+    "eval": "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix",
+    "report": "tables and plots comparing runs and sweeps",
+    "info": "print the architecture: levels, resolutions, channels, parameters, FLOPs",
+    "solve": "solve the Poisson equation with the multigrid cycle",
 }
 
 log = logging.getLogger(__name__)
@@ -46,9 +49,35 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
 
 
+def in_sweep() -> bool:
+    """True inside a job of ``-m`` (multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def record_failure(error: Exception) -> None:
+    """Marks the run's results.json as failed, with the error (a sweep job gets one regardless)."""
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from mgnet_cli.train.checkpoint import write_json_atomic
+
+    if not HydraConfig.initialized():
+        return
+    path = Path(HydraConfig.get().runtime.output_dir) / "results.json"
+    if not (path.is_file() or in_sweep()):
+        return
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    message = str(error).strip() or type(error).__name__
+    write_json_atomic(path, results | {"status": "failed", "error": message})
+
+
 def usage() -> str:
     lines = ["usage: mgnet <command> [key=value ...] [-m] [--help]", "", "commands:"]
-    lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += [f"  {name:<8} {help_text}" for name, help_text in COMMANDS.items()]
     lines += ["", "`mgnet <command> --help` lists its config groups and options."]
     return "\n".join(lines)
 
@@ -64,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mgnet: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
               file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(f"mgnet_cli.cli.{COMMANDS[name][0]}")
+    module = importlib.import_module(f"mgnet_cli.cli.{name}")
+    if hasattr(module, "main"):
+        module.main(argv[1:])
+        return
     sys.argv = [f"mgnet {name}", *argv[1:]]
     register_resolvers()
     hydra_app(module.run, config_name=name)()
@@ -80,8 +112,14 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
     def guarded(cfg: DictConfig):
         try:
             return task(cfg)
-        except MgnetError as error:
+        except Exception as error:
+            record_failure(error)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if in_sweep():  # record it (results.json, summary.csv) and let the other jobs run
+                log.error("job failed: %s", error, exc_info=not isinstance(error, MgnetError))
+                return float("nan")
+            if not isinstance(error, MgnetError):
                 raise
             log.debug("user error", exc_info=True)
             print(f"mgnet {config_name}: error: {error}", file=sys.stderr)

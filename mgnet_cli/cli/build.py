@@ -60,3 +60,23 @@ def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Modul
 def plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain data (for checkpoints and results)."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def flat_hyperparameters(cfg: DictConfig, choices: dict[str, str]) -> dict[str, int | float | str | bool]:
+    """The config as ``{"model.channels": 64, "smoother": "chebyshev", ...}`` for TensorBoard's
+    HParams tab: group choices plus every leaf (lists as strings), without paths and Hydra keys."""
+    flat: dict[str, int | float | str | bool] = {
+        group: str(option) for group, option in choices.items()
+        if option is not None and not group.startswith("hydra")
+    }
+
+    def visit(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not str(key).startswith("_") and key not in ("root", "resume"):
+                    visit(f"{prefix}{key}.", value)
+        elif node is not None:
+            flat[prefix[:-1]] = node if isinstance(node, (int, float, str, bool)) else str(node)
+
+    visit("", plain(cfg))
+    return flat

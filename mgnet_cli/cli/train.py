@@ -11,10 +11,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.build import build_data, build_model, plain
+from mgnet_cli.cli.build import build_data, build_model, flat_hyperparameters, plain
 from mgnet_cli.cli.resume import resume_config
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import TrainSettings, fit, resolve_device
+from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,19 @@ def run(cfg: DictConfig) -> float:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, resolve=False)}
     results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint)
+    record_hyperparameters(cfg, run_dir, results)
     log.info("best test accuracy %.2f%% (epoch %d), final %.2f%%; results in %s",
              100 * results["best_test_acc"], results["best_epoch"],
              100 * results["final_test_acc"], run_dir / "results.json")
     return results["best_test_acc"]
+
+
+def record_hyperparameters(cfg: DictConfig, run_dir: Path, results: dict[str, Any]) -> None:
+    """Hyperparameters and final metrics into the run's own event folder (HParams tab)."""
+    choices = dict(HydraConfig.get().runtime.choices)
+    metrics = {key: results[key] for key in ("best_test_acc", "final_test_acc", "final_test_loss")}
+    with Tracker(run_dir) as tracker:
+        tracker.hparams(flat_hyperparameters(cfg, choices), metrics, results["epochs"])
 
 
 def checkpoint_path(target: Path) -> Path:

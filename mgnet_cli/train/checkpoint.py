@@ -18,7 +18,7 @@ from mgnet_cli.errors import MgnetError
 FORMAT_VERSION = 1
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def write_atomic(path: Path, write: Any) -> None:
     """Calls ``write(file)`` on a temporary file beside ``path``, then renames it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,12 +37,12 @@ def _atomic_write(path: Path, write: Any) -> None:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Writes ``data`` as indented JSON, atomically."""
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    _atomic_write(Path(path), lambda file: file.write(text.encode()))
+    write_atomic(Path(path), lambda file: file.write(text.encode()))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Saves a plain-data checkpoint atomically, stamped with the format version."""
-    _atomic_write(Path(path), lambda file: torch.save({"format_version": FORMAT_VERSION, **state}, file))
+    write_atomic(Path(path), lambda file: torch.save({"format_version": FORMAT_VERSION, **state}, file))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

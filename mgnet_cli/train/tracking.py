@@ -5,10 +5,11 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,16 @@ class Tracker:
             if callable(report):
                 for key, value in report().items():
                     self.writer.add_scalar(f"scalars/{name}/{key}", value, step)
+
+    def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+        """The run's hyperparameters and final metrics for TensorBoard's HParams tab, written into
+        this run's own folder (``SummaryWriter.add_hparams`` would make a sub-folder per call)."""
+        tagged = {f"hparams/{name}": value for name, value in metrics.items()}
+        experiment, session_start, session_end = hparams_summary(params, tagged)
+        for summary in (experiment, session_start, session_end):
+            self.writer.file_writer.add_summary(summary)
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"hparams/{name}", value, step)
 
     def flush(self) -> None:
         self.writer.flush()

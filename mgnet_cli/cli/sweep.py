@@ -1,0 +1,98 @@
+"""Sweeps (``mgnet train -m``): jobs isolated from each other, one ``summary.csv`` row per job.
+
+``SweepRecorder`` is a Hydra callback (``hydra.callbacks`` in configs/train.yaml). A job's row is
+written as soon as it ends, so a sweep killed half-way keeps every finished row; a failed job gets
+a row with its error and the others go on; the sweep exits with code 1 if any job failed.
+"""
+
+import csv
+import io
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from mgnet_cli.train.checkpoint import write_atomic
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("job", "overrides", "status", "best_test_acc", "final_test_acc", "parameters",
+           "epochs", "wall_time_s", "error", "folder")
+
+
+def reset_process_state() -> None:
+    """What one job may leave behind for the next in the same process: compile caches, peak
+    memory counters, deterministic-mode flags, random states (each job seeds its own)."""
+    torch._dynamo.reset()
+    torch.use_deterministic_algorithms(False)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    random.seed()
+    torch.seed()
+
+
+def job_row(config: DictConfig, job_return: JobReturn) -> dict[str, Any]:
+    """The summary row of a finished job, from its results.json (and the failure, if any)."""
+    folder = Path(config.hydra.runtime.output_dir)
+    results_file = folder / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    failed = job_return.status == JobStatus.FAILED or results.get("status") != "completed"
+    error = results.get("error", "")
+    if job_return.status == JobStatus.FAILED:
+        error = str(job_return._return_value)
+    return {
+        "job": config.hydra.job.num,
+        "overrides": " ".join(config.hydra.overrides.task),
+        "status": "failed" if failed else "completed",
+        **{key: results.get(key, "") for key in COLUMNS[3:8]},
+        "error": error.splitlines()[0] if error else ("" if not failed else "no results.json"),
+        "folder": str(folder),
+    }
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, lambda file: file.write(text.getvalue().encode()))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+class SweepRecorder(Callback):
+    """Isolates the jobs of a sweep and records each in ``<sweep dir>/summary.csv``."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        reset_process_state()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        path = Path(config.hydra.sweep.dir) / "summary.csv"
+        rows = [row for row in read_rows(path) if str(row["job"]) != str(config.hydra.job.num)]
+        write_rows(path, sorted([*rows, job_row(config, job_return)], key=lambda r: int(r["job"])))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        path = Path(config.hydra.sweep.dir) / "summary.csv"
+        rows = read_rows(path)
+        failed = [row for row in rows if row["status"] != "completed"]
+        for row in rows:
+            log.info("job %s [%s] %s best %s final %s %s", row["job"], row["overrides"], row["status"],
+                     row["best_test_acc"], row["final_test_acc"], row["error"])
+        log.info("sweep summary: %s (%d jobs, %d failed)", path, len(rows), len(failed))
+        if failed:
+            raise SystemExit(1)

@@ -1,0 +1,50 @@
+"""Sweeps: every job recorded as it ends, a failing job does not stop the others, no leaks."""
+
+import csv
+import json
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from tests.cli.test_train_cli import TINY, mgnet
+
+
+def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = mgnet("train", "-m", *TINY, "smoother=resnet,densenet", "smoother.b_per_step=false",
+                   "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+    assert result.returncode == 1  # a job failed: the sweep says so, after running the rest
+    with (sweep / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["status"] for row in rows] == ["completed", "completed", "failed", "failed"]
+    assert all("b_per_step" in row["error"] for row in rows[2:])
+    assert all(0 <= float(row["best_test_acc"]) <= 1 for row in rows[:2])
+    folders = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert any("smoother=densenet" in name and "seed=1" in name for name in folders)
+    failed = json.loads((sweep / folders[-1] / "results.json").read_text())
+    assert failed["status"] == "failed" and "b_per_step" in failed["error"]
+
+
+def test_jobs_in_one_process_do_not_leak_state(tmp_path):
+    """Two jobs with the same seed in one process must train identically."""
+    sweep = tmp_path / "sweep"
+    mgnet("train", "-m", *TINY, "smoother=chebyshev", "trainer.epochs=1,1", "trainer.deterministic=true",
+          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    runs = sorted(path.parent for path in sweep.rglob("results.json"))
+    first, second = (json.loads((run / "results.json").read_text())["history"] for run in runs)
+    assert first[0]["train_loss"] == second[0]["train_loss"]
+    assert first[0]["test_acc"] == second[0]["test_acc"]
+
+
+def test_hparams_are_in_the_runs_own_event_folder(tmp_path):
+    run = tmp_path / "run"
+    mgnet("train", *TINY, "smoother=chebyshev", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert not [path for path in run.iterdir() if path.is_dir() and path.name != ".hydra"]
+    events = EventAccumulator(str(run))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = start.session_start_info.hparams
+    assert hparams["smoother"].string_value == "chebyshev"
+    assert hparams["model.channels"].number_value == 8
+    assert "hparams/best_test_acc" in events.Tags()["scalars"]
