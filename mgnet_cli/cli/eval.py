@@ -1,0 +1,75 @@
+"""``mgnet eval checkpoint=<path>``: a checkpoint's loss, top-1/top-5, per-class accuracy and
+confusion matrix on one split, printed and saved as JSON and a PNG heat map."""
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mgnet_cli.cli.build import build_data, build_model
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.report.plots import confusion_heatmap
+from mgnet_cli.train.checkpoint import load_checkpoint, write_json_atomic
+from mgnet_cli.train.evaluation import Evaluation, evaluate_split
+from mgnet_cli.train.loop import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> float:
+    path = Path(str(cfg.checkpoint)).expanduser()
+    path = path / "best.pt" if path.is_dir() else path
+    if cfg.split not in ("train", "val", "test"):
+        raise ConfigError(f"split={cfg.split!r}: use test, val or train")
+    if cfg.tta not in ("none", "flip"):
+        raise ConfigError(f"tta={cfg.tta!r}: use none or flip")
+    device = resolve_device(str(cfg.device))
+    checkpoint = load_checkpoint(path)
+    run_cfg = OmegaConf.create(checkpoint["config"])
+    if cfg.dataset_root:
+        run_cfg.dataset.root = str(cfg.dataset_root)
+    data, _ = build_data(run_cfg, int(run_cfg.seed))
+    model = build_model(run_cfg, data.in_channels, data.num_classes)
+    model.load_state_dict(checkpoint["model"])
+    model.to(device)
+    batches = data.batches(int(cfg.batch_size), int(cfg.batch_size), device, None, int(run_cfg.seed))
+    source = batches.train if cfg.split == "train" else batches.evaluations.get(cfg.split)
+    if source is None:
+        raise ConfigError(f"split={cfg.split}: this run held out no validation set (dataset.val_size=0)")
+    result = evaluate_split(model, source, data.num_classes, str(cfg.tta))
+    out = Path(str(cfg.output_dir)) if cfg.output_dir else path.parent / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{path.stem}_{cfg.split}" + ("_tta-flip" if cfg.tta == "flip" else "")
+    write_json_atomic(out / f"{stem}.json", as_json(result, data.classes, path, str(cfg.split), str(cfg.tta)))
+    confusion_heatmap(result.confusion.numpy(), data.classes,
+                      f"{path.name} on {data.name} {cfg.split}: top-1 {result.top1:.2%}", out / f"{stem}_confusion.png")
+    print(format_evaluation(result, data.classes, f"{path} on {data.name} {cfg.split} ({result.count:,} images)"))
+    print(f"saved {out / (stem + '.json')} and {out / (stem + '_confusion.png')}")
+    return result.top1
+
+
+def as_json(result: Evaluation, classes: tuple[str, ...], checkpoint: Path, split: str, tta: str) -> dict:
+    return {
+        "checkpoint": str(checkpoint), "split": split, "tta": tta, "images": result.count,
+        "loss": result.loss, "top1": result.top1, "top5": result.top5, "classes": list(classes),
+        "per_class_accuracy": dict(zip(classes, result.per_class)),
+        "confusion": result.confusion.tolist(),
+    }
+
+
+def format_evaluation(result: Evaluation, classes: tuple[str, ...], title: str) -> str:
+    """Top line, per-class accuracy and (up to 12 classes) the confusion matrix, compactly."""
+    lines = [title, f"loss {result.loss:.4f}  top-1 {result.top1:.2%}  top-5 {result.top5:.2%}"]
+    width = max(len(name) for name in classes)
+    per_class = result.per_class
+    lines.append("per-class accuracy:")
+    for start in range(0, len(classes), 4):
+        lines.append("  " + "   ".join(f"{classes[i]:>{width}} {per_class[i]:7.2%}"
+                                        for i in range(start, min(start + 4, len(classes)))))
+    if len(classes) <= 12:
+        short = [name[:5] for name in classes]
+        lines.append("confusion (rows: true, columns: predicted):")
+        lines.append(" " * (width + 2) + " ".join(f"{name:>5}" for name in short))
+        for name, row in zip(classes, result.confusion.tolist()):
+            lines.append(f"  {name:>{width}} " + " ".join(f"{value:>5}" for value in row))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Comparing runs: reading run folders and sweeps, grouping them, tables and plots."""
