@@ -41,12 +41,22 @@ def run_dir(resume: str | None, default: str) -> str:
     return str(target if target.is_dir() else target.parent)
 
 
+def hydra_subdir(resume: str | None) -> str:
+    """``hydra.output_subdir``: a resume keeps the run's own ``.hydra`` record and adds its own."""
+    if resume in (None, "", "None", "null"):
+        return ".hydra"
+    from datetime import datetime
+
+    return f".hydra/resume-{datetime.now():%Y-%m-%d_%H-%M-%S-%f}"
+
+
 def register_resolvers() -> None:
     """The config resolvers mgnet's YAML uses (idempotent)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("mgnet_run_dir"):
         OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
+        OmegaConf.register_new_resolver("mgnet_hydra_subdir", hydra_subdir)
 
 
 def in_sweep() -> bool:

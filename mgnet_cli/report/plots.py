@@ -41,16 +41,23 @@ def confusion_heatmap(matrix: np.ndarray, classes: Sequence[str], title: str, pa
     plt.close(figure)
 
 
+def _wrap(label: str, width: int = 48) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width, break_on_hyphens=False)) or label
+
+
 def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
     """Test accuracy (%) per epoch, one line per group: ``{label: (epochs, accuracy)}``."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(11, 4.5))
     for label, (epochs, accuracy) in curves.items():
-        axes.plot(epochs, 100 * accuracy, marker="o" if len(epochs) < 20 else None, label=label)
+        axes.plot(epochs, 100 * accuracy, marker="o" if len(epochs) < 20 else None, label=_wrap(label))
     axes.set_xlabel("epoch")
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_ylabel("test accuracy (%)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     axes.set_title("Test accuracy per epoch (mean over seeds)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -60,10 +67,13 @@ def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
 def accuracy_vs_parameters(points: dict[str, tuple[int, float, float]], path: Path) -> None:
     """Final test accuracy (%) against parameters: ``{label: (parameters, mean, std)}``."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for label, (parameters, mean, std) in points.items():
-        axes.errorbar(parameters, 100 * mean, yerr=100 * std, fmt="o", capsize=3, label=label)
-        axes.annotate(label, (parameters, 100 * mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    figure, axes = plt.subplots(figsize=(11, 4.5))
+    for number, (label, (parameters, mean, std)) in enumerate(points.items(), 1):
+        axes.errorbar(parameters, 100 * mean, yerr=100 * std, fmt="o", capsize=3,
+                      label=f"{number}: {_wrap(label)}")
+        axes.annotate(str(number), (parameters, 100 * mean), textcoords="offset points",
+                      xytext=(5, 5), fontsize=8)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     axes.set_xscale("log")
     axes.set_xlabel("parameters")
     axes.set_ylabel("final test accuracy (%)")

@@ -24,6 +24,11 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
     failed = json.loads((sweep / folders[-1] / "results.json").read_text())
     assert failed["status"] == "failed" and "b_per_step" in failed["error"]
 
+    report = mgnet("report", str(sweep), cwd=tmp_path).stdout
+    assert "| smoother=resnet | 2 | 0 1 |" in report  # seeds pooled into one row
+    assert report.count("failed: ") == 2 and (sweep / "report.md").is_file()
+    assert (sweep / "accuracy_vs_parameters.png").is_file()
+
 
 def test_jobs_in_one_process_do_not_leak_state(tmp_path):
     """Two jobs with the same seed in one process must train identically."""
