@@ -3,6 +3,9 @@
 import csv
 import json
 
+import pytest
+import yaml
+
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -53,3 +56,16 @@ def test_hparams_are_in_the_runs_own_event_folder(tmp_path):
     assert hparams["smoother"].string_value == "chebyshev"
     assert hparams["model.channels"].number_value == 8
     assert "hparams/best_test_acc" in events.Tags()["scalars"]
+
+
+def test_optuna_search_maximises_the_returned_accuracy(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    sweep = tmp_path / "search"
+    mgnet("train", "-m", "search=optuna", *TINY, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
+          cwd=tmp_path)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    with (sweep / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2 and all(row["status"] == "completed" for row in rows)
+    assert best["best_value"] == max(float(row["best_test_acc"]) for row in rows)
+    assert set(best["best_params"]) == {"optimizer.lr", "optimizer.weight_decay", "smoother"}
