@@ -7,10 +7,13 @@ from torch import nn
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.model.stems import cifar_stem
 from mgnet_cli.model.transfer import conv3x3, conv_bn_relu
 
 SmootherFactory = Callable[..., nn.Module]
 """``factory(channels_u=, channels_f=, steps=)`` -> a smoother module (``configs/smoother/``)."""
+StemFactory = Callable[[int, int], nn.Module]
+"""``stem(in_channels, channels)`` -> the module computing ``f^1`` from the image (``model/stems.py``)."""
 
 
 def per_level(value: int | Sequence[int], levels: int, key: str) -> list[int]:
@@ -31,7 +34,8 @@ class MgNet(nn.Module):
     """Image classifier whose body is the MgNet backslash cycle over ``len(smoothing_steps)`` grids.
 
     ``channels``/``channels_f`` are the widths of ``u`` and ``f`` (an int for every level or a list);
-    ``channels_f`` defaults to ``channels``. ``smoother`` builds each level's smoother.
+    ``channels_f`` defaults to ``channels``. ``smoother`` builds each level's smoother; ``stem``
+    builds theta (the CIFAR stem by default: level 1 at the image's resolution).
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class MgNet(nn.Module):
         channels: int | Sequence[int],
         smoother: SmootherFactory,
         channels_f: int | Sequence[int] | None = None,
+        stem: StemFactory = cifar_stem,
     ) -> None:
         super().__init__()
         steps = list(smoothing_steps)
@@ -54,7 +59,7 @@ class MgNet(nn.Module):
         widths_f = per_level(channels if channels_f is None else channels_f, len(steps),
                              "model.channels_f")
         self.smoothing_steps = steps
-        self.stem = conv_bn_relu(in_channels, widths_f[0])  # theta
+        self.stem = stem(in_channels, widths_f[0])  # theta
         levels = []
         for level, (c_u, c_f, nu) in enumerate(zip(widths_u, widths_f, steps)):
             coarsest = level == len(steps) - 1
