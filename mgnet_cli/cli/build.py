@@ -14,14 +14,23 @@ from mgnet_cli.errors import ConfigError, MgnetError
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
 
-def build_data(cfg: DictConfig, seed: int) -> tuple[ImageData, Augmentation]:
-    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set."""
+def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:
+    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set.
+
+    The data is an ``ImageData`` or a file-backed set that quacks like one (``FolderData``), which
+    brings its own validation folder and cannot be split.
+    """
     loader_cfg = {key: value for key, value in cfg.dataset.items() if key not in DATASET_SETTINGS}
     if "root" in loader_cfg:
         loader_cfg["root"] = Path(str(loader_cfg["root"])).expanduser()
     data = instantiate(loader_cfg)
     check_shape(cfg, data)
-    data = split_validation(data, int(cfg.dataset.get("val_size", 0)), seed)
+    val_size = int(cfg.dataset.get("val_size", 0))
+    if isinstance(data, ImageData):
+        data = split_validation(data, val_size, seed)
+    elif val_size:
+        raise ConfigError(f"dataset.val_size={val_size}: {data.name} (image folders) evaluates on its "
+                          "val/ folder and cannot split off training images; set dataset.val_size=0")
     augmentation = Augmentation(**OmegaConf.to_container(cfg.dataset.augmentation))
     return data, augmentation
 
