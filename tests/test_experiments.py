@@ -1,0 +1,95 @@
+"""Every preset in configs/experiment/: it composes, builds the model its header comment promises,
+and trains a step once shrunk; ``mgnet info experiment=mgnet_imagenet`` prints its level table."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra.utils
+import pytest
+
+from mgnet_cli.cli.build import build_data, build_model, data_shape
+from mgnet_cli.cli.train import trainer_settings
+from mgnet_cli.model.summary import count
+from mgnet_cli.train.loop import fit
+from tests.conftest import CONFIGS, options
+
+PRESETS = options("experiment")
+STEP = ["dataset=synthetic", "dataset.num_train=24", "dataset.num_test=8", "trainer.device=cpu",
+        "trainer.epochs=1", "trainer.batch_size=8", "trainer.eval_batch_size=8",
+        "trainer.limit_train_batches=1", "trainer.limit_eval_batches=1", "trainer.checkpoints=false"]
+SHRINK = {  # the model keys that make each family tiny
+    "mgnet_cli.model.mgnet.MgNet": ["model.channels=8", "model.smoothing_steps=[1,1]"],
+    "mgnet_cli.model.baselines.ResNet": ["model.widths=[8,16]", "model.layers=[1,1]"],
+}
+PAPER = {  # the paper's figures each preset reproduces (docs/MGNET.md)
+    "mgnet_cifar10": "96.00%", "mgnet_cifar100": "79.94%", "resnet18_cifar10": "95.28%",
+    "resnet18_cifar100": "77.54%", "mgnet_imagenet": "78.59%",
+}
+
+
+def header(preset: str) -> str:
+    lines = (CONFIGS / "experiment" / f"{preset}.yaml").read_text().splitlines()
+    assert lines[0] == "# @package _global_", f"{preset}.yaml must start with # @package _global_"
+    return "\n".join(line for line in lines if line.startswith("#"))
+
+
+def test_the_paper_presets_exist():
+    assert set(PAPER) | {"mgnet_cifar10_per_step_b", "mgnet_cifar100_per_step_b",
+                         "preact_resnet18_cifar10", "preact_resnet18_cifar100"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_builds_the_model_its_header_promises(compose_config, preset):
+    cfg = compose_config(f"experiment={preset}", tiny=False)
+    shape = data_shape(cfg)
+    parameters = count(build_model(cfg, shape["channels"], shape["num_classes"]))
+    text = header(preset)
+    assert f"{parameters:,}" in text, f"{preset}.yaml's header should state {parameters:,} parameters"
+    assert f"experiment={preset}" in text  # the reproduction command
+    assert PAPER.get(preset, "") in text
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_trains_a_step_shrunk(compose_config, tmp_path, preset):
+    target = compose_config(f"experiment={preset}", tiny=False).model._target_
+    image_size = 64 if "imagenet" in preset else 16  # the ImageNet stem divides by 4
+    cfg = compose_config(f"experiment={preset}", *STEP, f"dataset.image_size={image_size}",
+                         *SHRINK[target], tiny=False)
+    settings = trainer_settings(cfg)
+    data, augmentation = build_data(cfg, settings.seed)
+    model = build_model(cfg, data.in_channels, data.num_classes)
+    optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
+    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
+                           augmentation, settings.seed)
+    results = fit(model, optimizer, hydra.utils.instantiate(cfg.scheduler), batches, settings, tmp_path)
+    assert results["status"] == "completed" and results["epochs"] == 1
+    assert 0.0 <= results["final_test_acc"] <= 1.0 and results["parameters"] == count(model)
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if "cifar" in p])
+def test_cifar_presets_train_as_the_authors_did(compose_config, preset):
+    cfg = compose_config(f"experiment={preset}", tiny=False)
+    optimizer = cfg.optimizer
+    assert optimizer._target_ == "torch.optim.SGD" and not optimizer.nesterov
+    assert (optimizer.lr, optimizer.momentum, optimizer.weight_decay) == (0.1, 0.9, 5e-4)
+    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.dataset.val_size) == (300, 128, 0)
+    assert dict(cfg.dataset.augmentation) == {"crop_padding": 4, "flip": True}
+    schedule = hydra.utils.instantiate(cfg.scheduler)
+    lr = [optimizer.lr * schedule(epoch - 1) for epoch in (1, 50, 51, 150, 151, 201, 300)]  # 1-based
+    assert lr == pytest.approx([0.1, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6])  # header: <= 1e-4 after 150
+
+
+def test_info_prints_the_imagenet_level_table(tmp_path):
+    script = Path(sys.executable).parent / "mgnet"
+    done = subprocess.run([str(script), "info", "experiment=mgnet_imagenet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "MgNet on 3x224x224 images, 1000 classes"
+    rows = [line.split() for line in lines if line.split()[0] in ("stem", "1", "2", "3", "4")]
+    assert [row[:5] for row in rows[1:]] == [  # level, resolution, u ch, f ch, steps
+        ["1", "56x56", "128", "128", "3"], ["2", "28x28", "256", "256", "4"],
+        ["3", "14x14", "512", "512", "6"], ["4", "7x7", "1024", "1024", "3"]]
+    assert rows[0][:3] == ["stem", "56x56", "-"]
+    assert "parameters: 71,270,504" in lines  # the paper: 71.3M
