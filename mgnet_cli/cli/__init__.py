@@ -109,7 +109,24 @@ def main(argv: list[str] | None = None) -> None:
         return
     sys.argv = [f"mgnet {name}", *argv[1:]]
     register_resolvers()
+    preflight(name, argv[1:])
     hydra_app(module.run, config_name=name)()
+
+
+def preflight(name: str, argv: list[str]) -> None:
+    """Bad overrides and unwritable output folders: one line and exit code 2, before Hydra runs."""
+    from mgnet_cli.cli.validate import check_overrides, check_writable
+    from mgnet_cli.errors import ConfigError
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return  # let Hydra show its full report
+    try:
+        check_overrides(config_dir(), name, argv)
+        if name == "train":
+            check_writable(argv)
+    except ConfigError as error:
+        print(f"mgnet {name}: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:

@@ -18,6 +18,8 @@ StemFactory = Callable[[int, int], nn.Module]
 
 def per_level(value: int | Sequence[int], levels: int, key: str) -> list[int]:
     """An int (the same on every level) or one int per level, checked to be positive."""
+    if not isinstance(value, (int, Sequence)) or isinstance(value, str):
+        raise ConfigError(f"{key}={value!r}: give a positive integer, or a list with one per level")
     widths = [value] * levels if isinstance(value, int) else list(value)
     if len(widths) != levels:
         raise ConfigError(
@@ -49,7 +51,8 @@ class MgNet(nn.Module):
         stem: StemFactory = cifar_stem,
     ) -> None:
         super().__init__()
-        steps = list(smoothing_steps)
+        steps = list(smoothing_steps) if isinstance(smoothing_steps, Sequence) and not isinstance(
+            smoothing_steps, str) else []
         if not steps or any(not isinstance(s, int) or s <= 0 for s in steps):
             raise ConfigError(
                 f"model.smoothing_steps={steps}: give a non-empty list of positive integers, "

@@ -1,0 +1,86 @@
+"""Checks made before Hydra runs a command, so that bad input costs one line, not a traceback.
+
+Hydra reports composition errors (an unknown option or key, a malformed override) over many lines
+with exit code 1; ``check_overrides`` composes the first job of the command line itself and turns
+such an error into ``mgnet <command>: error: ...`` plus at most one hint line, with exit code 2.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from mgnet_cli.errors import ConfigError
+
+HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version",
+               "--shell-completion", "-sc", "--resolve", "--package", "-p", "--run", "-r",
+               "--multirun", "-m", "--config-path", "-cp", "--config-name", "-cn",
+               "--config-dir", "-cd", "--experimental-rerun")
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The ``key=value`` overrides among Hydra's command-line arguments."""
+    return [arg for arg in argv if not arg.startswith("-")]
+
+
+def sample_jobs(overrides: list[str]) -> list[list[str]]:
+    """Jobs that together use every value of every sweep (``a=1,2 b=3,4`` -> a=1 b=3, a=2 b=3,
+    a=1 b=4): composing them finds any bad option without composing the whole product."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+              if o.is_sweep_override() else [o.input_line] for o in parsed]
+    first = [choices[0] for choices in values]
+    jobs = [first]
+    for index, choices in enumerate(values):
+        jobs += [first[:index] + [choice] + first[index + 1:] for choice in choices[1:]]
+    return jobs
+
+
+def explain(error: Exception, command: str) -> str:
+    """One line (plus a hint line) for a Hydra composition or override-parsing error."""
+    text = str(error)
+    missing = re.search(r"Could not find '([^']+)/([^']+)'.*?Available options in '[^']+':\n"
+                        r"((?:\t[^\n]*\n?)*)", text, re.S)
+    if missing:
+        group, option, available = missing.groups()
+        options = ", ".join(line.strip() for line in available.splitlines() if line.strip())
+        return f"{group}={option}: no such option\n  choose one of: {options}"
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown:
+        key = unknown.group(1)
+        return (f"{key}: no such key in the config\n  `mgnet {command} --cfg job` prints every key; "
+                f"prefix with + to add a new one (+{key}=...)")
+    if "Error parsing override" in text or "no viable alternative" in text or "missing" in text:
+        first = text.splitlines()[0]
+        return f"cannot parse the command line: {first}\n  overrides look like key=value or group=option"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None:
+    """Composes the config (of sample jobs of a sweep); raises ConfigError with ``explain``'s message."""
+    if any(arg.split("=")[0] in HYDRA_FLAGS and arg not in ("-m", "--multirun") for arg in argv):
+        return  # help and inspection flags: Hydra answers them itself
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            for overrides in sample_jobs(overrides_of(argv)):
+                compose(config_name, overrides=overrides)
+    except Exception as error:  # Hydra's composition and parser errors
+        raise ConfigError(explain(error, config_name)) from error
+
+
+def check_writable(argv: list[str], default: str = "outputs") -> None:
+    """The folder a run would be written to must be writable before anything starts."""
+    target = default
+    for arg in overrides_of(argv):
+        key, _, value = arg.partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and value:
+            target = value
+    folder = Path(target).expanduser().absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the run folder {Path(target).expanduser().absolute()}: "
+                          f"{folder} is not a writable folder\n  run from a writable folder or set hydra.run.dir=...")

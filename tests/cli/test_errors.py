@@ -1,0 +1,39 @@
+"""Bad input costs one line (plus at most a hint) and exit code 2, never a traceback."""
+
+import pytest
+
+from tests.cli.test_train_cli import TINY, mgnet
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["smoother=cheb"], "smoother=cheb: no such option"),
+    (["-m", "smoother=resnet,cheb"], "smoother=cheb: no such option"),
+    (["trainer.epoch=3"], "trainer.epoch: no such key"),
+    (["model.smoothing_steps=[1,2"], "cannot parse the command line"),
+    (["hydra.run.dir=/etc/hostname/run"], "cannot write the run folder"),
+    ([*TINY, "model.channels=abc"], "model.channels='abc'"),
+    ([*TINY, "model.channels=[4,8,16]"], "model.channels=[4, 8, 16] has 3 entries"),
+    ([*TINY, "model.channels=0"], "model.channels=0"),
+    ([*TINY, "trainer.device=tpu"], "trainer.device='tpu'"),
+    ([*TINY, "smoother=densenet", "smoother.b_per_step=false"], "smoother.b_per_step=false"),
+    ([*TINY, "dataset.val_size=1000"], "dataset.val_size"),
+])
+def test_bad_configuration_is_one_line(tmp_path, arguments, message):
+    result = mgnet("train", *arguments, cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("[")]
+    assert 1 <= len(lines) <= 2 and lines[0].startswith("mgnet train: error: ")
+    assert message in lines[0]
+
+
+def test_full_error_still_shows_the_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "mgnet"
+    result = subprocess.run([str(script), "train", *TINY, "model.channels=0"], cwd=tmp_path, text=True,
+                            capture_output=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr
