@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from mgnet_cli.cli.build import build_data, build_model
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.report.plots import confusion_heatmap
-from mgnet_cli.train.checkpoint import load_checkpoint, write_json_atomic
+from mgnet_cli.train.checkpoint import load_checkpoint, load_weights, write_json_atomic
 from mgnet_cli.train.evaluation import Evaluation, evaluate_split
 from mgnet_cli.train.loop import resolve_device
 
@@ -30,7 +30,7 @@ def run(cfg: DictConfig) -> float:
         run_cfg.dataset.root = str(cfg.dataset_root)
     data, _ = build_data(run_cfg, int(run_cfg.seed))
     model = build_model(run_cfg, data.in_channels, data.num_classes)
-    model.load_state_dict(checkpoint["model"])
+    load_weights(model, checkpoint["model"], path)
     model.to(device)
     batches = data.batches(int(cfg.batch_size), int(cfg.batch_size), device, None, int(run_cfg.seed))
     source = batches.train if cfg.split == "train" else batches.evaluations.get(cfg.split)

@@ -65,3 +65,22 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             f"reads ({FORMAT_VERSION}); upgrade mgnet"
         )
     return state
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:
+    """``model.load_state_dict(weights)``, or a MgnetError saying how the architectures differ."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in weights]
+    unexpected = [key for key in weights if key not in expected]
+    reshaped = [f"{key} {tuple(weights[key].shape)} vs {tuple(tensor.shape)}"
+                for key, tensor in expected.items()
+                if key in weights and weights[key].shape != tensor.shape]
+    if missing or unexpected or reshaped:
+        details = "; ".join(part for part in (
+            f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+            f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+            f"{len(reshaped)} of another shape (e.g. {reshaped[0]})" if reshaped else "",
+        ) if part)
+        raise MgnetError(f"{source} holds weights of another architecture than the model built "
+                         f"from its config: {details}")
+    model.load_state_dict(weights)

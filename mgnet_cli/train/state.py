@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mgnet_cli.train.checkpoint import load_weights
 from mgnet_cli.train.results import RunRecord
 
 
@@ -60,7 +61,7 @@ def restore_training(
     generator: torch.Generator,
 ) -> tuple[int, RunRecord]:
     """Loads a checkpoint into the run's objects; returns the epochs done and the record so far."""
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], "the checkpoint")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     restore_rng(state["rng"], generator)

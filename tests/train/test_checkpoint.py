@@ -51,3 +51,16 @@ def test_missing_and_foreign_files(tmp_path):
     torch.save({"format_version": 99}, tmp_path / "future.pt")
     with pytest.raises(MgnetError, match="newer"):
         load_checkpoint(tmp_path / "future.pt")
+
+
+def test_weights_of_another_architecture_are_explained():
+    from torch import nn
+
+    from mgnet_cli.train.checkpoint import load_weights
+
+    small, wide = nn.Sequential(nn.Linear(2, 3)), nn.Sequential(nn.Linear(2, 4))
+    with pytest.raises(MgnetError, match=r"another architecture.*1 of another shape \(e.g. 0.weight \(3, 2\) vs \(4, 2\)\)"):
+        load_weights(wide, small.state_dict(), "c.pt")
+    with pytest.raises(MgnetError, match="2 missing"):
+        load_weights(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)), small.state_dict(), "c.pt")
+    load_weights(small, nn.Sequential(nn.Linear(2, 3)).state_dict(), "c.pt")  # same shape: loads
