@@ -59,7 +59,7 @@ def test_weights_of_another_architecture_are_explained():
     from mgnet_cli.train.checkpoint import load_weights
 
     small, wide = nn.Sequential(nn.Linear(2, 3)), nn.Sequential(nn.Linear(2, 4))
-    with pytest.raises(MgnetError, match=r"another architecture.*1 of another shape \(e.g. 0.weight \(3, 2\) vs \(4, 2\)\)"):
+    with pytest.raises(MgnetError, match=r"another architecture.*2 of another shape \(e.g. 0.weight \(3, 2\) vs \(4, 2\)\)"):
         load_weights(wide, small.state_dict(), "c.pt")
     with pytest.raises(MgnetError, match="2 missing"):
         load_weights(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)), small.state_dict(), "c.pt")
