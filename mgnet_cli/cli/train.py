@@ -36,6 +36,10 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
         eval_batch_size=int(trainer.eval_batch_size), device=resolve_device(str(trainer.device)),
         limit_train_batches=trainer.limit_train_batches, limit_eval_batches=trainer.limit_eval_batches,
         checkpoints=bool(trainer.checkpoints), seed=int(cfg.seed),
+        precision=str(trainer.get("precision", "fp32")),  # absent from older runs' configs
+        channels_last=bool(trainer.get("channels_last", False)),
+        compile=bool(trainer.get("compile", False)),
+        tta=str(OmegaConf.select(cfg, "eval.tta", default="none")),
     )
 
 
@@ -53,7 +57,7 @@ def run(cfg: DictConfig) -> float:
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     schedule = hydra.utils.instantiate(cfg.scheduler)
     batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
-                           augmentation, settings.seed)
+                           augmentation, settings.seed, channels_last=settings.channels_last)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, resolve=False)}
     results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint)

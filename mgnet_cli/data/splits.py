@@ -36,11 +36,14 @@ class ImageData:
     val: ImageSet | None = None
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
-                augmentation: "Augmentation | None", seed: int) -> "Batches":
-        """The run's batch sources; the data moves to ``device`` once (see data/pipeline.py)."""
+                augmentation: "Augmentation | None", seed: int,
+                channels_last: bool = False) -> "Batches":
+        """The run's batch sources (NHWC images if ``channels_last``); the data moves to ``device``
+        once (see data/pipeline.py)."""
         from mgnet_cli.data.pipeline import in_memory_batches
 
-        return in_memory_batches(self, batch_size, eval_batch_size, device, augmentation, seed)
+        return in_memory_batches(self, batch_size, eval_batch_size, device, augmentation, seed,
+                                 channels_last)
 
     @property
     def num_classes(self) -> int:

@@ -1,0 +1,88 @@
+"""The speed switches of training and evaluation (``trainer.precision``, ``channels_last``,
+``compile``): each one computes the same function as the plain fp32 NCHW eager path.
+
+- precision: ``bf16``/``fp16`` autocast (convolutions and matmuls in 16 bits; BatchNorm, its
+  parameters and running statistics, the loss and the optimizer stay fp32). fp16 needs loss scaling,
+  so it gets a GradScaler and is CUDA only; bf16 runs on both (CPUs with AVX-512 BF16 or AMX gain).
+- channels_last: the model's weights and the batches in NHWC memory order, the layout the fast
+  convolution kernels (oneDNN, cuDNN tensor cores) use natively.
+- compile: ``torch.compile`` of the model's forward (and so its backward); the plain module is what
+  checkpoints save, so state dicts never carry ``_orig_mod.`` prefixes.
+"""
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import sys
+
+import torch
+from torch import nn
+
+from mgnet_cli.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """A ConfigError for an unknown precision, or fp16 off CUDA (no loss scaling nor fast fp16 there)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision!r}: use fp32, bf16 or fp16")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and {device.type} "
+            "has no fast fp16 convolutions): use trainer.precision=bf16 or fp32"
+        )
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast region of a forward pass (nothing for fp32)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """Loss scaling for fp16 (whose small gradients would underflow); None otherwise."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+def memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Images (B, C, H, W) in the model's memory order; free when they already are."""
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool, compile: bool) -> nn.Module:
+    """Moves ``model`` to ``device`` (NHWC weights if asked) in place; returns what to call for
+    forward passes: ``model`` itself, or its compiled wrapper (sharing the parameters)."""
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if not compile:
+        return model
+    # Static shapes: a run sees at most four batch shapes (full and last, train and eval); each
+    # compiles once, where a dynamic-shape graph would give up the fixed-size kernels.
+    return torch.compile(model, dynamic=False)
+
+
+def retain_freed_memory() -> bool:
+    """Makes glibc keep freed activation buffers for reuse instead of returning them to the OS.
+
+    PyTorch's CPU allocator is plain malloc; glibc serves blocks of 32 MiB or more (one 64-channel
+    32x32 activation of a 128-image batch is exactly that) with a fresh mmap each time, so every
+    activation costs page faults and zeroing: measured here, +70 % on a training step. Called by
+    ``fit`` on CPU devices; a process-wide allocator setting, like the thread count. True if set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+    return bool(mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))

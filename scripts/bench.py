@@ -1,0 +1,300 @@
+"""Measures MgNet training and evaluation speed against this machine's measured peak, in one run.
+
+    .venv/bin/python scripts/bench.py model.channels=64 model.smoothing_steps=[2,2,2,2] \\
+        trainer.device=cpu trainer.channels_last=true              # the CPU figures of docs/benchmarks.md
+    .venv/bin/python scripts/bench.py trainer.device=cuda trainer.precision=bf16 \\
+        trainer.channels_last=true trainer.compile=true --markdown  # on a GPU
+
+Overrides are those of ``mgnet train``. The data is synthetic and CIFAR-shaped (32x32x3, 10 classes,
+random crop + flip as for CIFAR) unless a ``dataset=`` override names another data set. Every
+figure is the best of ``--rounds`` rounds, and the rounds interleave all measurements, so the
+ratios compare work done under the same conditions (other processes only ever slow a round down):
+
+- GFLOPs per image: the forward pass and a training step (forward + backward), both counted by
+  ``torch.utils.flop_counter`` (BatchNorm, ReLU and additions are not FLOPs there).
+- training images/s: SGD steps on batches already made (pure compute), through ``train_epoch``.
+- peak: forward + backward of one 3x3 convolution at the model's finest width, resolution and
+  batch (the model's most common operation), in NCHW and NHWC, best taken; and a large matmul.
+- model FLOP utilisation (MFU): the training step's FLOP rate over the convolution peak.
+- evaluation images/s through ``evaluate`` (inference mode, eval batch size), without and with
+  flip test-time augmentation.
+- data share: 1 - (pure compute time) / (epoch wall time) on the same number of batches, where
+  the epoch is ``train_epoch`` over the live pipeline (crop, flip and normalisation included).
+"""
+
+import argparse
+import datetime
+import itertools
+import logging
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra.utils
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from mgnet_cli.cli import config_dir, register_resolvers
+from mgnet_cli.cli.build import build_data, build_model
+from mgnet_cli.cli.train import seed_everything, trainer_settings
+from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
+from mgnet_cli.train.loop import evaluate, train_epoch
+
+log = logging.getLogger("bench")
+
+
+def compose_config(overrides: list[str], steps: int, eval_images: int) -> DictConfig:
+    """``mgnet train``'s config; synthetic CIFAR-shaped data of ``steps`` full batches by default."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+        if not any(o.split("=", 1)[0].lstrip("+~") == "dataset" for o in overrides):
+            synthetic = ["dataset=synthetic", f"dataset.num_train={steps * cfg.trainer.batch_size}",
+                         f"dataset.num_test={eval_images}", "dataset.augmentation.crop_padding=4",
+                         "dataset.augmentation.flip=true"]
+            cfg = compose("train", overrides=[*synthetic, *overrides])
+    return cfg
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, work: Callable[[], object]) -> float:
+    """Seconds that ``work()`` takes, device work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    work()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def counted_flops(work: Callable[[], object]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        work()
+    return counter.get_total_flops()
+
+
+@torch.no_grad()
+def image_flops(model: nn.Module, in_channels: int, image_size: int) -> int:
+    """FLOPs of one image's forward pass in evaluation mode (a multiply-add counts 2)."""
+    model.eval()
+    return counted_flops(lambda: model(torch.zeros(1, in_channels, image_size, image_size)))
+
+
+class Bench:
+    """One model, its optimizer and its batches, set up exactly as ``fit`` sets them up."""
+
+    def __init__(self, cfg: DictConfig, steps: int, allocator_tuning: bool = True) -> None:
+        self.settings = settings = trainer_settings(cfg)
+        seed_everything(settings.seed, bool(cfg.trainer.deterministic))
+        data, augmentation = build_data(cfg, settings.seed)
+        self.model = build_model(cfg, data.in_channels, data.num_classes)
+        self.in_channels, self.image_size = data.in_channels, data.image_size
+        self.forward_flops = image_flops(self.model, data.in_channels, data.image_size)
+        if settings.device.type == "cpu" and allocator_tuning:  # as fit does
+            retain_freed_memory()
+        self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)
+        self.optimizer = hydra.utils.instantiate(cfg.optimizer)(self.model.parameters())
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        self.scaler = grad_scaler(settings.device, settings.precision)
+        self.batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
+                                    augmentation, settings.seed, channels_last=settings.channels_last)
+        self.steps = min(steps, len(self.batches.train))
+        self.ready = list(itertools.islice(self.batches.train, self.steps))  # the pure-compute batches
+        self.eval_images = sum(len(labels) for _, labels in self.batches.evaluations["test"])
+        self.fast = {"precision": settings.precision, "channels_last": settings.channels_last}
+
+    def train(self, batches: object, limit: int | None = None) -> float:
+        """Seconds for ``train_epoch`` over ``batches``."""
+        return timed(self.settings.device, lambda: train_epoch(
+            self.forward, self.optimizer, self.scheduler, batches, self.settings.device, "bench",
+            limit, scaler=self.scaler, **self.fast))
+
+    def evaluation(self, tta: str) -> float:
+        test = self.batches.evaluations["test"]
+        return timed(self.settings.device, lambda: evaluate(self.forward, test, tta=tta, **self.fast))
+
+    def pipeline(self) -> float:
+        """Seconds to draw one epoch of training batches and nothing else."""
+        return timed(self.settings.device,
+                     lambda: [None for _ in itertools.islice(self.batches.train, self.steps)])
+
+    def training_flops(self) -> float:
+        """FLOPs of one training step, per image (the model in training mode, no optimizer step)."""
+        images, labels = self.ready[0]
+        self.model.train()
+
+        def step() -> None:
+            with autocast(self.settings.device, self.settings.precision):
+                loss = F.cross_entropy(self.model(images), labels)
+            loss.backward()
+
+        flops = counted_flops(step)
+        self.optimizer.zero_grad(set_to_none=True)
+        return flops / len(labels)
+
+    def finest_width(self) -> tuple[int, int, int]:
+        """(channels in, channels out, resolution) of the finest level's smoothing convolution B."""
+        convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d) and m.stride == (1, 1)
+                 and m.kernel_size == (3, 3) and m.in_channels != self.in_channels]
+        return convs[0].in_channels, convs[0].out_channels, self.image_size
+
+
+class ConvPeak:
+    """Forward + backward of one 3x3 convolution (a given shape, batch and memory format)."""
+
+    def __init__(self, shape: tuple[int, int, int], batch: int, device: torch.device,
+                 precision: str, channels_last: bool) -> None:
+        c_in, c_out, size = shape
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False).to(device, memory_format=fmt)
+        self.x = torch.randn(batch, c_in, size, size, device=device).contiguous(memory_format=fmt)
+        self.x.requires_grad_()
+        self.device, self.precision = device, precision
+        self.flops = counted_flops(self.step)
+
+    def step(self) -> None:
+        with autocast(self.device, self.precision):
+            out = self.conv(self.x)
+        out.backward(torch.ones_like(out))  # gradient with the output's dtype and memory format
+        self.x.grad = self.conv.weight.grad = None
+
+
+class MatmulPeak:
+    """A square matmul of ``size`` (bf16 on CUDA, the dtype tensor cores are rated in; fp32 on CPU
+    unless the run is bf16)."""
+
+    def __init__(self, size: int, device: torch.device, precision: str) -> None:
+        dtype = torch.bfloat16 if device.type == "cuda" or precision == "bf16" else torch.float32
+        self.a = torch.randn(size, size, device=device, dtype=dtype)
+        self.b = torch.randn(size, size, device=device, dtype=dtype)
+        self.flops, self.dtype = 2 * size**3, dtype
+
+    def step(self) -> None:
+        self.a @ self.b
+
+
+def best_times(bench: Bench, rounds: int, steps: int) -> dict[str, float]:
+    """Seconds per unit (training step, pipeline batch, conv step, matmul, evaluation image), the
+    best of ``rounds`` interleaved rounds after a warm-up round (compilation, autotuning)."""
+    device, settings = bench.settings.device, bench.settings
+    peaks = {f"conv_{'nhwc' if last else 'nchw'}": ConvPeak(bench.finest_width(), settings.batch_size,
+                                                            device, settings.precision, last)
+             for last in (False, True)}
+    peaks["matmul"] = MatmulPeak(4096 if device.type == "cpu" else 8192, device, settings.precision)
+    eval_images = bench.eval_images
+    work: dict[str, tuple[Callable[[], float], int]] = {  # name: (seconds of one run, units per run)
+        "compute": (lambda: bench.train(bench.ready), steps),
+        "epoch": (lambda: bench.train(bench.batches.train, steps), steps),
+        "pipeline": (bench.pipeline, steps),
+        "eval": (lambda: bench.evaluation("none"), eval_images),
+        "eval_flip": (lambda: bench.evaluation("flip"), eval_images),
+    }
+    repeats = 3 if device.type == "cpu" else 20
+    for name, peak in peaks.items():
+        work[name] = (lambda peak=peak: timed(device, lambda: [peak.step() for _ in range(repeats)]),
+                      repeats)
+    start = time.perf_counter()
+    for name, (run, _) in work.items():
+        run()
+    log.info("warm-up round: %.1f s (compilation and autotuning included)", time.perf_counter() - start)
+    best = {name: float("inf") for name in work}
+    for index in range(rounds):
+        for name, (run, units) in work.items():
+            best[name] = min(best[name], run() / units)
+        log.info("round %d/%d: %.2f s per step (compute), %.2f s (epoch)", index + 1, rounds,
+                 best["compute"], best["epoch"])
+    best |= {f"{name}_flops": peak.flops for name, peak in peaks.items()}
+    return best
+
+
+def figures(bench: Bench, rounds: int) -> dict[str, float]:
+    """Everything the report shows, as numbers."""
+    settings, steps = bench.settings, bench.steps
+    train_flops = bench.training_flops()
+    t = best_times(bench, rounds, steps)
+    batch = settings.batch_size
+    conv_peak = max(t["conv_nchw_flops"] / t["conv_nchw"], t["conv_nhwc_flops"] / t["conv_nhwc"])
+    model_rate = train_flops * batch / t["compute"]
+    return {
+        "forward_gflops": bench.forward_flops / 1e9, "train_gflops": train_flops / 1e9,
+        "train_img_s": batch / t["compute"], "epoch_img_s": batch / t["epoch"],
+        "model_gflop_s": model_rate / 1e9, "conv_peak_gflop_s": conv_peak / 1e9,
+        "conv_nchw_gflop_s": t["conv_nchw_flops"] / t["conv_nchw"] / 1e9,
+        "conv_nhwc_gflop_s": t["conv_nhwc_flops"] / t["conv_nhwc"] / 1e9,
+        "matmul_gflop_s": t["matmul_flops"] / t["matmul"] / 1e9,
+        "mfu_conv": model_rate / conv_peak, "mfu_matmul": model_rate / (t["matmul_flops"] / t["matmul"]),
+        "eval_img_s": 1 / t["eval"], "eval_flip_img_s": 1 / t["eval_flip"],
+        "data_share": 1 - t["compute"] / t["epoch"], "pipeline_share": t["pipeline"] / t["epoch"],
+    }
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {torch.get_num_threads()} threads"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bool) -> str:
+    s = bench.settings
+    matmul_dtype = "bf16" if s.device.type == "cuda" or s.precision == "bf16" else "fp32"
+    rows = [
+        ("forward GFLOPs per image", f"{f['forward_gflops']:.4f}"),
+        ("training GFLOPs per image (fwd + bwd)", f"{f['train_gflops']:.4f}"),
+        ("training images/s (pure compute)", f"{f['train_img_s']:.1f}"),
+        ("training images/s (epoch, data pipeline included)", f"{f['epoch_img_s']:.1f}"),
+        ("model FLOP rate, GFLOP/s", f"{f['model_gflop_s']:.1f}"),
+        ("peak: 3x3 conv fwd+bwd NCHW / NHWC, GFLOP/s",
+         f"{f['conv_nchw_gflop_s']:.1f} / {f['conv_nhwc_gflop_s']:.1f}"),
+        (f"peak: {matmul_dtype} matmul, GFLOP/s", f"{f['matmul_gflop_s']:.1f}"),
+        ("MFU against the conv peak", f"{f['mfu_conv']:.1%}"),
+        ("MFU against the matmul peak", f"{f['mfu_matmul']:.1%}"),
+        (f"evaluation images/s (batch {s.eval_batch_size})", f"{f['eval_img_s']:.1f}"),
+        ("evaluation images/s, flip TTA", f"{f['eval_flip_img_s']:.1f}"),
+        ("data pipeline share of an epoch", f"{f['data_share']:.1%}"),
+        ("pipeline alone / epoch", f"{f['pipeline_share']:.1%}"),
+    ]
+    head = (f"{machine(s.device)}; torch {torch.__version__}; {datetime.date.today()}; "
+            f"{s.device.type}, {s.precision}, batch {s.batch_size}, "
+            f"channels_last={s.channels_last}, compile={s.compile}")
+    command = "scripts/bench.py " + " ".join(overrides)
+    if not markdown:
+        width = max(len(name) for name, _ in rows)
+        return "\n".join([head, command, *(f"{name:<{width}}  {value}" for name, value in rows)])
+    lines = [f"`{command}`", "", head, "", "| measure | value |", "| --- | --- |"]
+    return "\n".join(lines + [f"| {name} | {value} |" for name, value in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="mgnet train overrides, e.g. model.channels=64")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is kept")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training batches per round (default 6 on CPU, 50 on CUDA)")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown block")
+    parser.add_argument("--no-allocator-tuning", action="store_true",
+                        help="leave glibc's malloc as it is (fit tunes it on CPU; this shows the cost)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cuda = any(o.startswith("trainer.device=cuda") for o in args.overrides) or (
+        torch.cuda.is_available() and not any(o == "trainer.device=cpu" for o in args.overrides))
+    steps = args.steps or (50 if cuda else 6)
+    cfg = compose_config(args.overrides, steps, eval_images=1024 if not cuda else 10240)
+    bench = Bench(cfg, steps, allocator_tuning=not args.no_allocator_tuning)  # a real data set: the first `steps` batches of an epoch
+    log.info("%s, %d steps per round", machine(bench.settings.device), bench.steps)
+    print(report(figures(bench, args.rounds), bench, args.overrides, args.markdown))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Every speed switch computes what the plain fp32 NCHW eager path computes (to float tolerance):
+channels-last, bf16 autocast, torch.compile and flip test-time augmentation. No timings here."""
+
+import copy
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mgnet_cli.cli.build import build_data, build_model
+from mgnet_cli.cli.train import trainer_settings
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.train.checkpoint import load_checkpoint
+from mgnet_cli.train.fast import prepare_model
+from mgnet_cli.train.loop import evaluate, fit, train_epoch
+from mgnet_cli.train.schedules import Constant
+
+CPU = torch.device("cpu")
+SMALL = ["model.smoothing_steps=[2,1]", "trainer.batch_size=16", "dataset.augmentation.crop_padding=2",
+         "dataset.augmentation.flip=true"]
+# Losses: fp32 paths differ only in summation order (oneDNN's NHWC kernels, the NHWC BatchNorm);
+# bf16 keeps 8 bits of mantissa. Weights after two steps: a ReLU whose input sits within float
+# noise of 0 may switch, which moves single gradient entries, so they get a looser bound.
+LOSS = {"fp32": 1e-5, "bf16": 2e-2}
+TOLERANCE = {"fp32": {"rtol": 1e-3, "atol": 1e-3}, "bf16": {"rtol": 2e-2, "atol": 5e-3}}
+
+
+def setup(compose_config, *overrides):
+    """(settings, batches, model) of the tiny config; the model's weights are the same every call."""
+    cfg = compose_config(*SMALL, *overrides)
+    settings = trainer_settings(cfg)
+    data, augmentation = build_data(cfg, settings.seed)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.in_channels, data.num_classes)
+    batches = data.batches(settings.batch_size, settings.eval_batch_size, CPU, augmentation,
+                           settings.seed, channels_last=settings.channels_last)
+    return settings, batches, model
+
+
+def train_steps(model, batches, steps=2, **fast):
+    """Metrics of ``steps`` SGD steps of ``model`` (moved and compiled as ``fit`` does)."""
+    compile_ = fast.pop("compile", False)
+    forward = prepare_model(model, CPU, fast.get("channels_last", False), compile_)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return train_epoch(forward, optimizer, scheduler, batches.train, CPU, "test", steps, **fast)
+
+
+def assert_same_parameters(model, reference, precision="fp32"):
+    for (name, mine), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
+        if mine.is_floating_point():
+            torch.testing.assert_close(mine, theirs, **TOLERANCE[precision], msg=name)
+
+
+def test_settings_read_the_switches(compose_config):
+    settings = trainer_settings(compose_config("trainer.precision=bf16", "trainer.channels_last=true",
+                                               "trainer.compile=true", "eval.tta=flip"))
+    assert (settings.precision, settings.channels_last, settings.compile, settings.tta) == (
+        "bf16", True, True, "flip")
+    plain = trainer_settings(compose_config())
+    assert (plain.precision, plain.channels_last, plain.compile, plain.tta) == ("fp32", False, False, "none")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.precision=fp16", "fp16 runs on CUDA only"),
+    ("trainer.precision=fp8", "use fp32, bf16 or fp16"),
+    ("eval.tta=five_crop", "use none or flip"),
+])
+def test_unsupported_switches_are_config_errors(compose_config, override, message):
+    with pytest.raises(ConfigError, match=message):
+        trainer_settings(compose_config(override))
+
+
+@pytest.mark.parametrize("fast", [
+    {"channels_last": True},
+    {"precision": "bf16"},
+    {"precision": "bf16", "channels_last": True},
+], ids=lambda fast: "+".join(f"{key}={value}" for key, value in fast.items()))
+def test_fast_training_steps_match_the_plain_path(compose_config, fast):
+    _, batches, reference = setup(compose_config)
+    plain = train_steps(reference, batches)
+    # the same weights and batches again (NHWC batches when channels_last: the pipeline makes them)
+    _, batches, model = setup(compose_config, *(f"trainer.{key}={value}" for key, value in fast.items()))
+    ours = train_steps(model, batches, **fast)
+    precision = fast.get("precision", "fp32")
+    assert ours["loss"] == pytest.approx(plain["loss"], rel=LOSS[precision])
+    assert ours["acc"] == pytest.approx(plain["acc"], abs=0.1)
+    assert_same_parameters(model, reference, precision)
+
+
+def test_batchnorm_stays_fp32_under_bf16_autocast(compose_config):
+    _, batches, model = setup(compose_config)
+    _, plain_batches, reference = setup(compose_config)
+    train_steps(model, batches, precision="bf16")
+    train_steps(reference, plain_batches)
+    norms = [(m, r) for m, r in zip(model.modules(), reference.modules()) if isinstance(m, nn.BatchNorm2d)]
+    assert norms
+    for module, plain in norms:
+        for tensor in (module.weight, module.bias, module.weight.grad, module.running_mean,
+                       module.running_var):
+            assert tensor.dtype == torch.float32
+        # statistics accumulated in fp32 from bf16 activations: close to those of the fp32 run
+        torch.testing.assert_close(module.running_var, plain.running_var, **TOLERANCE["bf16"])
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the master weights
+
+
+def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror(compose_config):
+    _, batches, model = setup(compose_config)
+    model.eval()
+    with torch.no_grad():
+        images, labels = next(iter(batches.evaluations["test"]))
+        logits = 0.5 * (model(images) + model(images.flip(-1)))
+    expected = F.cross_entropy(logits, labels).item()
+    flip = evaluate(model, batches.evaluations["test"], limit=1, tta="flip")
+    none = evaluate(model, batches.evaluations["test"], limit=1)
+    assert flip["loss"] == pytest.approx(expected, rel=1e-5)
+    assert flip["loss"] != none["loss"]  # the noise is not mirror-symmetric: TTA changes something
+    bf16 = evaluate(model, batches.evaluations["test"], limit=1, tta="flip", precision="bf16",
+                    channels_last=True)
+    assert bf16["loss"] == pytest.approx(expected, rel=LOSS["bf16"])
+
+
+def test_compiled_model_evaluates_like_the_eager_one(compose_config):
+    """One cheap compiled check (a one-level model's inference graph); training graphs are slow."""
+    _, batches, model = setup(compose_config, "model.smoothing_steps=[1]")
+    compiled = prepare_model(copy.deepcopy(model), CPU, channels_last=False, compile=True)
+    assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
+    source = batches.evaluations["test"]
+    ours, plain = evaluate(compiled, source, limit=1), evaluate(model, source, limit=1)
+    assert ours["loss"] == pytest.approx(plain["loss"], rel=LOSS["fp32"])
+
+
+@pytest.fixture
+def slow(request):
+    """Skips unless ``-m slow`` selected the test (pytest alone runs the quick tests, see README)."""
+    if "slow" not in request.config.getoption("markexpr"):
+        pytest.skip("Inductor compiles for a minute on 2 cores: run with -m slow")
+
+
+@pytest.mark.slow
+def test_compiled_training_steps_match_the_plain_path(compose_config, slow):
+    _, batches, reference = setup(compose_config)
+    plain = train_steps(reference, batches)
+    _, batches, model = setup(compose_config, "trainer.channels_last=true")
+    compiled = train_steps(model, batches, compile=True, channels_last=True)
+    assert compiled["loss"] == pytest.approx(plain["loss"], rel=LOSS["fp32"])
+    assert_same_parameters(model, reference)
+
+
+def fit_with_every_switch(compose_config, tmp_path):
+    settings, batches, model = setup(compose_config, "trainer.precision=bf16", "trainer.channels_last=true",
+                                     "trainer.compile=true", "eval.tta=flip")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    results = fit(model, optimizer, Constant(), batches, settings, tmp_path, {"config": {}})
+    return model, results
+
+
+def test_fit_with_every_switch_saves_a_plain_checkpoint(compose_config, tmp_path, monkeypatch):
+    # Dynamo's wrapper (what adds `_orig_mod.` to state-dict keys) without Inductor's C++ build
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    model, results = fit_with_every_switch(compose_config, tmp_path)
+    assert results["status"] == "completed" and 0 <= results["final_test_acc"] <= 1
+    state = load_checkpoint(tmp_path / "last.pt")["model"]
+    assert not any(key.startswith("_orig_mod.") for key in state)
+    fresh = copy.deepcopy(model)
+    fresh.load_state_dict(state, strict=True)
+
+
+@pytest.mark.slow
+def test_fit_compiled_by_inductor_saves_a_plain_checkpoint(compose_config, tmp_path, slow):
+    _, results = fit_with_every_switch(compose_config, tmp_path)
+    assert results["status"] == "completed"
+    assert not any(key.startswith("_orig_mod.") for key in load_checkpoint(tmp_path / "last.pt")["model"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_autocast_steps_match_fp32(compose_config, precision):
+    cuda = torch.device("cuda")
+    cfg = compose_config(*SMALL)
+    settings = trainer_settings(cfg)
+    data, augmentation = build_data(cfg, settings.seed)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.in_channels, data.num_classes)
+    reference = copy.deepcopy(model)
+    results = []
+    for net, prec in ((reference, "fp32"), (model, precision)):
+        batches = data.batches(16, 64, cuda, augmentation, settings.seed, channels_last=True)
+        forward = prepare_model(net, cuda, channels_last=True, compile=False)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
+        results.append(train_epoch(forward, optimizer, scheduler, batches.train, cuda, "test", 2,
+                                   precision=prec, channels_last=True, scaler=scaler))
+    assert results[1]["loss"] == pytest.approx(results[0]["loss"], rel=LOSS["bf16"])
+    assert all(p.dtype == torch.float32 for p in model.parameters())
