@@ -67,8 +67,8 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def record_failure(error: Exception) -> None:
-    """Marks the run's results.json as failed, with the error (a sweep job gets one regardless)."""
+def record_failure(error: BaseException, status: str = "failed") -> None:
+    """Marks a training run's results.json as failed (or interrupted), with the error."""
     import json
 
     from hydra.core.hydra_config import HydraConfig
@@ -77,12 +77,12 @@ def record_failure(error: Exception) -> None:
 
     if not HydraConfig.initialized():
         return
+    if HydraConfig.get().job.name != "train":
+        return  # only training runs keep a results.json
     path = Path(HydraConfig.get().runtime.output_dir) / "results.json"
-    if not (path.is_file() or in_sweep()):
-        return
     results = json.loads(path.read_text()) if path.is_file() else {}
     message = str(error).strip() or type(error).__name__
-    write_json_atomic(path, results | {"status": "failed", "error": message})
+    write_json_atomic(path, results | {"status": status, "error": message})
 
 
 def usage() -> str:
@@ -135,10 +135,15 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
     from omegaconf import DictConfig
 
     from mgnet_cli.errors import MgnetError
+    from mgnet_cli.train.guards import Interrupted
 
     def guarded(cfg: DictConfig):
         try:
             return task(cfg)
+        except Interrupted as stop:  # a checkpoint is saved; the message says how to resume
+            record_failure(stop, status="interrupted")
+            print(f"mgnet {config_name}: {stop}", file=sys.stderr)
+            sys.exit(stop.exit_code)
         except Exception as error:
             record_failure(error)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

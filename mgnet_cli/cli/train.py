@@ -40,6 +40,7 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
         channels_last=bool(trainer.get("channels_last", False)),
         compile=bool(trainer.get("compile", False)),
         tta=str(OmegaConf.select(cfg, "eval.tta", default="none")),
+        skip_nonfinite=bool(trainer.get("skip_nonfinite", False)),
     )
 
 

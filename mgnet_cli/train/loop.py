@@ -1,5 +1,6 @@
 """The training loop: epochs of train steps, each followed by evaluation, checkpoints and results."""
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from torch import nn
 from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
+from mgnet_cli.train.guards import Interrupted, LossWatch, StopSignal
 from mgnet_cli.train.evaluation import predict
 from mgnet_cli.train.fast import (autocast, check_precision, grad_scaler, memory_format, prepare_model,
                                   retain_freed_memory)
@@ -40,6 +42,7 @@ class TrainSettings:
     channels_last: bool = False  # NHWC model and batches
     compile: bool = False  # torch.compile the model
     tta: str = "none"  # evaluation: none, or flip (average the logits of x and its mirror)
+    skip_nonfinite: bool = False  # skip batches whose loss is NaN/inf (else the run stops)
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)
@@ -95,6 +98,23 @@ def evaluate(
     return {"loss": loss / count, "acc": top1 / count, "top5": top5 / count}
 
 
+@dataclass
+class EpochProgress:
+    """A training epoch's running totals; an epoch stopped by a signal resumes from them."""
+
+    step: int = 0  # batches done in this epoch
+    loss_sum: float = 0.0
+    hits: int = 0
+    count: int = 0
+    seconds: float = 0.0
+    skipped: int = 0  # batches skipped for a non-finite loss (trainer.skip_nonfinite)
+
+    def metrics(self) -> dict[str, float]:
+        count = max(self.count, 1)
+        return {"loss": self.loss_sum / count, "acc": self.hits / count,
+                "throughput": self.count / max(self.seconds, 1e-9)}
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -107,25 +127,37 @@ def train_epoch(
     precision: str = "fp32",
     channels_last: bool = False,
     scaler: torch.amp.GradScaler | None = None,
-) -> dict[str, float]:
-    """One pass of SGD steps; returns mean loss, accuracy and images/s.
+    done: EpochProgress | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    watch: LossWatch | None = None,
+    skip_nonfinite: bool = False,
+    check: Callable[[], None] = lambda: None,
+    check_every: int = 50,
+) -> EpochProgress:
+    """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
 
-    No host sync per step (fp16's GradScaler excepted: it checks for overflow on the host).
+    No host sync per step (fp16's GradScaler and ``skip_nonfinite`` excepted: both must know on the
+    host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
+    ``check_every`` steps, one host sync) raises if one was seen.
     """
     model.train()
+    done = done or EpochProgress()
     total = len(batches) if limit is None else min(limit, len(batches))
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    hits = torch.zeros((), dtype=torch.int64, device=device)
-    count = 0
+    watch = watch or LossWatch(device)
+    loss_sum = torch.tensor(done.loss_sum, dtype=torch.float64, device=device)
+    hits = torch.tensor(done.hits, dtype=torch.int64, device=device)
+    step, count, skipped = done.step, done.count, done.skipped
     start = time.perf_counter()
-    for index, (images, labels) in enumerate(progress(batches, total, description)):
-        if index >= total:
-            break
+    remaining = itertools.islice(iter(batches), done.step, total)  # a resumed epoch skips its start
+    for images, labels in progress(remaining, total - done.step, description):
         with autocast(device, precision):
             logits = model(memory_format(images, channels_last))
             loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
+        finite = watch.observe(scheduler.last_epoch, loss)
         optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
+        if skip_nonfinite and not bool(finite):
+            skipped += 1
+        elif scaler is None:
             loss.backward()
             optimizer.step()
         else:
@@ -133,12 +165,17 @@ def train_epoch(
             scaler.step(optimizer)
             scaler.update()
         scheduler.step()
-        loss_sum += loss.detach() * len(labels)
-        hits += (logits.detach().argmax(dim=1) == labels).sum()
-        count += len(labels)
-    metrics = {"loss": loss_sum.item() / count, "acc": hits.item() / count}  # waits for the device
-    metrics["throughput"] = count / (time.perf_counter() - start)
-    return metrics
+        if not skip_nonfinite or bool(finite):
+            loss_sum += loss.detach() * len(labels)
+            hits += (logits.detach().argmax(dim=1) == labels).sum()
+            count += len(labels)
+        step += 1
+        if step % check_every == 0:
+            check()
+        if stop():
+            break
+    return EpochProgress(step, loss_sum.item(), int(hits.item()), count,  # waits for the device
+                         done.seconds + time.perf_counter() - start, skipped)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -158,12 +195,17 @@ def fit(
     """Trains ``model`` for ``settings.epochs``; writes events, checkpoints and results.json.
 
     ``schedule(epoch) -> lr multiplier`` is applied every step at the fractional epoch. ``metadata``
-    (e.g. the config) is stored in every checkpoint. ``resume``
-    is a checkpoint of this run: training continues after its epoch, exactly as if never stopped.
+    (e.g. the config) is stored in every checkpoint. ``resume`` is a checkpoint of this run:
+    training continues where it stopped (mid-epoch after a signal), as if never stopped.
+    SIGINT/SIGTERM save ``last.pt`` at the next step boundary and raise ``Interrupted``; a
+    non-finite loss raises ``NonFiniteLoss`` before anything of that epoch is saved.
     Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
     """
-    if settings.device.type == "cpu" and retain_freed_memory():
-        log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
+    if settings.device.type == "cpu":
+        if retain_freed_memory():
+            log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
+        # Denormal floats (|x| < 1e-38, common once a loss nears 0) run ~10x slower on x86 CPUs
+        torch.set_flush_denormal(True)
     forward = prepare_model(model, settings.device, settings.channels_last, settings.compile)
     scaler = grad_scaler(settings.device, settings.precision)
     fast = {"precision": settings.precision, "channels_last": settings.channels_last}
@@ -171,41 +213,72 @@ def fit(
         settings.limit_train_batches, len(batches.train))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step / steps))
     record = RunRecord(count_parameters(model), "val" if "val" in batches.evaluations else "test")
-    done = 0
+    done, partial = 0, EpochProgress()
     if resume is not None:
         done, record = restore_training(resume, model, optimizer, scheduler, batches.generator)
+        partial = EpochProgress(**resume.get("epoch_progress", {}))
         if scaler is not None and "grad_scaler" in resume:
             scaler.load_state_dict(resume["grad_scaler"])
-        log.info("resuming after epoch %d of %d", done, settings.epochs)
+        log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, settings.epochs)
     log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps",
              f"{record.parameters:,}", settings.device, settings.precision,
              ", channels-last" if settings.channels_last else "",
              ", compiled" if settings.compile else "", settings.epochs, steps)
     start = time.perf_counter() - record.wall_time_s
-    with Tracker(run_dir, purge_step=done + 1) as tracker:
+    base_lr = optimizer.param_groups[0]["initial_lr"]
+    watch = LossWatch(settings.device)
+
+    def check() -> None:  # a non-finite loss stops the run (unless such batches are skipped)
+        if not settings.skip_nonfinite:
+            watch.check(lambda step: base_lr * schedule(step / steps))
+
+    def save(name: str, epoch: int, **extra: Any) -> None:
+        state = training_state(model, optimizer, scheduler, epoch, record, batches.generator)
+        if scaler is not None:  # fp16's loss scale, so that a resume continues with it
+            state["grad_scaler"] = scaler.state_dict()
+        save_checkpoint(run_dir / name, state | (metadata or {}) | extra)
+
+    with Tracker(run_dir, purge_step=done + 1) as tracker, StopSignal() as stop:
         for epoch in range(done + 1, settings.epochs + 1):
-            metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-            train = train_epoch(forward, optimizer, scheduler, batches.train, settings.device,
-                                f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
-                                scaler=scaler, **fast)
-            metrics |= {f"train_{key}": value for key, value in train.items()}
+            data_state = batches.generator.get_state()  # this epoch's order and augmentation
+            lr = base_lr * schedule((epoch - 1) + partial.step / steps)
+            partial = train_epoch(forward, optimizer, scheduler, batches.train, settings.device,
+                                  f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
+                                  scaler=scaler, done=partial, stop=stop, watch=watch,
+                                  skip_nonfinite=settings.skip_nonfinite, check=check, **fast)
+            check()
+            if partial.step < steps:  # stopped by a signal: keep the position within the epoch
+                stopped_in(save, run_dir, epoch, partial, data_state, stop.received, tracker)
+            metrics = {"epoch": epoch, "lr": lr} | {f"train_{k}": v for k, v in partial.metrics().items()}
+            if partial.skipped:
+                metrics["train_skipped_nonfinite"] = partial.skipped
             for name, source in batches.evaluations.items():
                 scores = evaluate(forward, source, settings.limit_eval_batches, tta=settings.tta, **fast)
                 metrics |= {f"{name}_{key}": value for key, value in scores.items()}
             improved = record.add(metrics, wall_time_s=time.perf_counter() - start)
+            partial = EpochProgress()
             log_epoch(tracker, model, metrics)
             if settings.checkpoints:
-                state = training_state(model, optimizer, scheduler, epoch, record,
-                                       batches.generator) | (metadata or {})
-                if scaler is not None:  # fp16's loss scale, so that a resume continues with it
-                    state["grad_scaler"] = scaler.state_dict()
-                save_checkpoint(run_dir / "last.pt", state)
+                save("last.pt", epoch)
                 if improved:
-                    save_checkpoint(run_dir / "best.pt", state)
+                    save("best.pt", epoch)
             write_json_atomic(run_dir / "results.json", record.summary())
+            if stop():
+                stopped_in(save, run_dir, epoch + 1, partial, batches.generator.get_state(),
+                           stop.received, tracker)
     results = record.summary(status="completed")
     write_json_atomic(run_dir / "results.json", results)
     return results
+
+
+def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: EpochProgress,
+               data_state: torch.Tensor, signal_number: int, tracker: Tracker) -> None:
+    """Saves ``last.pt`` at the current step of ``epoch`` and raises ``Interrupted``."""
+    save("last.pt", epoch - 1, epoch_progress=vars(partial), data_order=data_state)
+    tracker.flush()
+    raise Interrupted(
+        f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
+        f"{run_dir / 'last.pt'}. Resume with: mgnet train resume={run_dir}", signal_number)
 
 
 def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float]) -> None:

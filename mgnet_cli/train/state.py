@@ -65,4 +65,6 @@ def restore_training(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     restore_rng(state["rng"], generator)
+    if "data_order" in state:  # stopped mid-epoch: replay that epoch's order from its start
+        generator.set_state(state["data_order"])
     return int(state["epoch"]), RunRecord(**state["record"])

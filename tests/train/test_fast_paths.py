@@ -45,7 +45,7 @@ def train_steps(model, batches, steps=2, **fast):
     forward = prepare_model(model, CPU, fast.get("channels_last", False), compile_)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return train_epoch(forward, optimizer, scheduler, batches.train, CPU, "test", steps, **fast)
+    return train_epoch(forward, optimizer, scheduler, batches.train, CPU, "test", steps, **fast).metrics()
 
 
 def assert_same_parameters(model, reference, precision="fp32"):
@@ -193,6 +193,6 @@ def test_cuda_autocast_steps_match_fp32(compose_config, precision):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
         results.append(train_epoch(forward, optimizer, scheduler, batches.train, cuda, "test", 2,
-                                   precision=prec, channels_last=True, scaler=scaler))
+                                   precision=prec, channels_last=True, scaler=scaler).metrics())
     assert results[1]["loss"] == pytest.approx(results[0]["loss"], rel=LOSS["bf16"])
     assert all(p.dtype == torch.float32 for p in model.parameters())
