@@ -70,8 +70,13 @@ class MultigridCycle(nn.Module):
         self.levels = nn.ModuleList(levels)
         self.shape = shape
 
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
-        return self._visit(0, u, f, f if u is None else None)
+    def forward(
+        self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``residual = f - A u`` on the finest level, when the caller already has it."""
+        if residual is None and u is None:
+            residual = f
+        return self._visit(0, u, f, residual)
 
     def _visit(
         self, depth: int, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor | None
@@ -84,7 +89,7 @@ class MultigridCycle(nn.Module):
         if depth == len(self.levels) - 1:
             return u
 
-        residual = f - level.A(u)
+        residual = level.residual(u, f)
         coarse = self.levels[depth + 1]
         u_coarse_start = None if level.Pi is None else level.Pi(u)
         A_u_coarse = None if u_coarse_start is None else coarse.A(u_coarse_start)  # formed once
@@ -101,4 +106,4 @@ class MultigridCycle(nn.Module):
         u = u + level.P(correction)
         if self.shape == "backslash" or level.post_smoother is None:
             return u
-        return level.post_smoother(u, f, f - level.A(u), level.A)
+        return level.post_smoother(u, f, level.residual(u, f), level.A)

@@ -1,0 +1,1 @@
+"""The PDE side of MgNet: the same multigrid cycle, with fixed stencils, solving Poisson."""

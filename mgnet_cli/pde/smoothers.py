@@ -1,0 +1,143 @@
+"""Classical smoothers for ``A u = f``, called like the network's: ``smoother(u, f, residual, A) -> u``.
+
+``residual = f - A u`` comes in already formed and ``u = None`` is the zero grid function (see
+mgnet_cli/model/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
+diagonal ``A.diagonal``, so they serve any such stencil, not just the Laplacian. None changes the
+tensors it is given. ``DirectSolve`` fills the coarsest level's smoother slot with an exact solve.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """``u + weight * correction`` in one pass, with ``None`` standing for zero; ``u`` is not changed."""
+    return correction * weight if u is None else u.add(correction, alpha=weight)
+
+
+def _nothing_to_do(u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
+    """Zero smoothing steps: ``u`` unchanged (a real zero tensor when ``u`` is ``None``)."""
+    return torch.zeros_like(f) if u is None else u
+
+
+class DampedJacobi(nn.Module):
+    """``steps`` sweeps of ``u <- u + omega D^-1 (f - A u)``; ``omega = 4/5`` is optimal in 2D."""
+
+    def __init__(self, steps: int, omega: float = 0.8) -> None:
+        super().__init__()
+        self.steps = steps
+        self.omega = omega
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+                A: nn.Module) -> torch.Tensor:
+        if self.steps == 0:
+            return _nothing_to_do(u, f)
+        weight = self.omega / A.diagonal
+        u = _add(u, residual, weight)  # a new tensor: later steps may update it in place
+        for _ in range(1, self.steps):
+            u.add_(A.residual(u, f), alpha=weight)
+        return u
+
+
+def _update_colour(u: torch.Tensor, residual: torch.Tensor, weight: float, colour: int) -> None:
+    """``u += weight * residual`` in place on the points with ``(i + j) % 2 == colour``."""
+    for row_start in (0, 1):
+        col_start = (row_start + colour) % 2
+        u[..., row_start::2, col_start::2].add_(residual[..., row_start::2, col_start::2],
+                                                alpha=weight)
+
+
+class RedBlackGaussSeidel(nn.Module):
+    """``steps`` sweeps of Gauss-Seidel, first on the red points (``i + j`` even), then the black.
+
+    Adding ``r_ij / D`` on one colour is the Gauss-Seidel update there, because points of one
+    colour are not each other's neighbours in the 5-point stencil.
+    """
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+                A: nn.Module) -> torch.Tensor:
+        if self.steps == 0:
+            return _nothing_to_do(u, f)
+        weight = 1.0 / A.diagonal
+        u = torch.zeros_like(f) if u is None else u.clone()  # the sweeps update it in place
+        for step in range(self.steps):
+            if step > 0:
+                residual = A.residual(u, f)
+            _update_colour(u, residual, weight, colour=0)  # red, from the given residual
+            _update_colour(u, A.residual(u, f), weight, colour=1)  # black, seeing the new red values
+        return u
+
+
+class ChebyshevPolynomial(nn.Module):
+    """Chebyshev semi-iteration on ``D^-1 A`` over ``[lambda_max / ratio, lambda_max]``, ``steps`` = degree.
+
+    The residual after the smoother is ``p(A D^-1) r`` with ``p`` the scaled Chebyshev polynomial
+    smallest on that interval: it damps the upper part of the spectrum (the oscillatory modes) and
+    leaves the smooth ones to the coarse grid. ``lambda_max = 2`` bounds ``D^-1 A`` for any
+    stencil with a dominant diagonal (Gershgorin). Degree 1 with ``ratio = 4`` is Jacobi, omega = 4/5.
+    """
+
+    def __init__(self, steps: int, ratio: float = 4.0, lambda_max: float = 2.0) -> None:
+        super().__init__()
+        self.steps = steps
+        self.lower, self.upper = lambda_max / ratio, lambda_max
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+                A: nn.Module) -> torch.Tensor:
+        if self.steps == 0:
+            return _nothing_to_do(u, f)
+        centre, half_width = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
+        sigma = centre / half_width
+        rho = 1.0 / sigma
+        direction = residual * (1.0 / (centre * A.diagonal))
+        u = _add(u, direction)  # a new tensor: later steps may update it in place
+        for _ in range(1, self.steps):
+            residual = A.residual(direction, residual)  # r - A d
+            rho_next = 1.0 / (2.0 * sigma - rho)
+            direction = direction * (rho_next * rho)
+            direction.add_(residual, alpha=2.0 * rho_next / (half_width * A.diagonal))
+            u.add_(direction)
+            rho = rho_next
+        return u
+
+
+class DirectSolve(nn.Module):
+    """The coarsest level's solver: ``u + A^-1 (f - A u)``, ``A^-1`` formed once by Cholesky.
+
+    The dense matrix is read off the operator by applying it to every unit grid function, so it
+    is exact for any linear, symmetric positive definite ``A``; meant for small grids (n <= 31).
+    """
+
+    def __init__(self, A: nn.Module, n: int, dtype: torch.dtype, device: torch.device | str) -> None:
+        super().__init__()
+        unit = torch.eye(n * n, dtype=dtype, device=device).view(n * n, 1, n, n)
+        matrix = A(unit).view(n * n, n * n)
+        self.register_buffer("inverse", torch.cholesky_inverse(torch.linalg.cholesky(matrix)))
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+                A: nn.Module) -> torch.Tensor:
+        flat = residual.reshape(-1, self.inverse.shape[0])
+        return _add(u, (flat @ self.inverse).view_as(residual))  # the inverse is symmetric
+
+
+@dataclass(frozen=True)
+class SmootherParameters:
+    """The smoothers' tunable constants: Jacobi's weight and the Chebyshev interval's ratio."""
+
+    omega: float = 0.8
+    chebyshev_ratio: float = 4.0
+
+
+SMOOTHERS: dict[str, Callable[[int, SmootherParameters], nn.Module]] = {
+    "jacobi": lambda steps, p: DampedJacobi(steps, p.omega),
+    "gauss_seidel_rb": lambda steps, p: RedBlackGaussSeidel(steps),
+    "chebyshev": lambda steps, p: ChebyshevPolynomial(steps, p.chebyshev_ratio),
+}
+"""``solver.smoother`` name -> ``factory(steps, parameters)``."""

@@ -1,0 +1,67 @@
+"""``mgnet solve`` end to end: the installed command in a subprocess, in a temporary folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+def mgnet_solve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Runs the console script pip installed beside this Python."""
+    script = Path(sys.executable).parent / "mgnet"
+    return subprocess.run([str(script), "solve", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_solve_writes_results_plot_and_tensorboard(tmp_path):
+    run_dir = tmp_path / "run"
+    done = mgnet_solve("problem.n=63", "problem.rhs=sine", "solver.tol=1e-10",
+                       f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "converged" and results["levels"] == [63, 31, 15, 7]
+    assert results["convergence_factor"] == pytest.approx(0.35, abs=0.03)
+    assert results["final_relative_residual"] <= 1e-10
+    assert len(results["residual_norms"]) == results["cycles"] + 1
+    assert results["error_max"] == pytest.approx(2.0e-4, rel=0.02)  # (pi h)^2 / 12 at h = 1/64
+    assert results["config"]["solver"]["smoother"] == "jacobi"
+    assert (run_dir / "residual_history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    relative = events.Scalars("residual/relative")
+    assert [event.step for event in relative] == list(range(results["cycles"] + 1))
+    assert relative[-1].value == pytest.approx(results["final_relative_residual"], rel=1e-5)
+    (factor,) = events.Scalars("solve/convergence_factor")
+    assert factor.value == pytest.approx(results["convergence_factor"], rel=1e-5)
+    assert {"solve/cycles", "solve/solve_time_s", "solve/setup_time_s", "solve/error_max"} \
+        <= set(events.Tags()["scalars"])
+    assert "convergence factor" in done.stderr + done.stdout  # the table and summary are logged
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("problem.n=100", "problem.n=100"),
+    ("solver.smoother=sor", "solver.smoother='sor'"),
+    ("solver.coarsest_n=63", "solver.coarsest_n=63"),
+])
+def test_bad_values_exit_2_with_one_line(tmp_path, override, message):
+    done = mgnet_solve(override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_sweep_over_smoothers(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    done = mgnet_solve("-m", "problem.n=31", "solver.smoother=jacobi,gauss_seidel_rb",
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    factors = {}
+    for name in ("jacobi", "gauss_seidel_rb"):
+        results = json.loads((sweep_dir / f"problem.n=31,solver.smoother={name}" / "results.json").read_text())
+        factors[name] = results["convergence_factor"]
+    assert factors["gauss_seidel_rb"] < factors["jacobi"]

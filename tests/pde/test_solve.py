@@ -1,0 +1,101 @@
+"""The shared multigrid cycle as a Poisson solver reaches the factors of docs/MGNET.md."""
+
+import pytest
+import torch
+
+from mgnet_cli.model import cycle as shared_cycle
+from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
+from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor, build_cycle, solve_poisson
+
+# docs/MGNET.md: asymptotic residual reduction per cycle, any n from 63 to 511
+MGNET_FACTORS = [(0.8, 1, 0.35), (0.8, 2, 0.17), (2 / 3, 1, 0.44), (2 / 3, 2, 0.21)]
+
+
+def factor(n: int, smoother: str = "jacobi", steps: int = 1, omega: float = 0.8,
+           cycle: str = "v") -> float:
+    options = MultigridOptions(cycle=cycle, smoother=smoother, pre_smooth=steps, post_smooth=steps,
+                               parameters=SmootherParameters(omega=omega))
+    result = solve_poisson(n, "random", options, tol=1e-10, max_cycles=60)
+    assert result.converged
+    return result.convergence_factor
+
+
+@pytest.mark.parametrize(("omega", "steps", "expected"), MGNET_FACTORS)
+def test_jacobi_reaches_the_mgnet_factor_at_two_sizes(omega, steps, expected):
+    small, large = factor(63, steps=steps, omega=omega), factor(255, steps=steps, omega=omega)
+    assert small == pytest.approx(expected, abs=0.03)
+    assert large == pytest.approx(expected, abs=0.03)
+    assert large - small < 0.02  # grid-independent: the point of multigrid
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_better_smoothers_beat_jacobi(steps):
+    jacobi = factor(127, "jacobi", steps)
+    gauss_seidel = factor(127, "gauss_seidel_rb", steps)
+    assert gauss_seidel < 0.12 if steps == 1 else gauss_seidel < 0.07
+    assert gauss_seidel < 0.6 * jacobi
+    if steps == 2:  # a degree-2 Chebyshev polynomial beats two Jacobi steps
+        assert factor(127, "chebyshev", steps) < jacobi - 0.015
+
+
+@pytest.mark.parametrize("smoother", sorted(SMOOTHERS))
+@pytest.mark.parametrize("cycle", ["v", "w", "backslash"])
+def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(smoother, cycle):
+    options = MultigridOptions(cycle=cycle, smoother=smoother, coarsest_n=3)
+    result = solve_poisson(31, "random", options, max_cycles=1)
+    assert result.cycles == 1
+    assert result.relative_residuals[1] < (0.5 if cycle == "backslash" else 0.2)
+
+
+def test_the_cycle_is_the_networks_class():
+    cycle, sizes = build_cycle(63, MultigridOptions(coarsest_n=7), torch.float64, "cpu")
+    assert type(cycle) is shared_cycle.MultigridCycle and sizes == [63, 31, 15, 7]
+    assert all(isinstance(level, shared_cycle.Level) for level in cycle.levels)
+
+
+def dense_laplacian(n: int) -> torch.Tensor:
+    """-Δ_h as an n^2 x n^2 matrix, built independently of the stencil code (a Kronecker sum)."""
+    h = 1.0 / (n + 1)
+    ones = torch.ones(n - 1, dtype=torch.float64)
+    second = (2 * torch.eye(n, dtype=torch.float64) - torch.diag(ones, 1) - torch.diag(ones, -1)) / h**2
+    identity = torch.eye(n, dtype=torch.float64)
+    return torch.kron(identity, second) + torch.kron(second, identity)
+
+
+def test_solution_agrees_with_a_direct_solve():
+    n = 31
+    result = solve_poisson(n, "random", MultigridOptions(coarsest_n=3), tol=1e-10, seed=5)
+    matrix, f = dense_laplacian(n), right_hand_side("random", n, seed=5).flatten()
+    exact = torch.linalg.solve(matrix, f)
+    u = result.solution.flatten()
+    assert result.converged
+    assert torch.linalg.vector_norm(f - matrix @ u) <= 1e-10 * torch.linalg.vector_norm(f)
+    assert torch.linalg.vector_norm(u - exact) <= 1e-9 * torch.linalg.vector_norm(exact)
+
+
+def test_sine_error_falls_as_h_squared():
+    errors = [solve_poisson(n, "sine", tol=1e-12).error_max for n in (31, 63, 127)]
+    assert errors[0] < 1e-3
+    for coarse, fine in zip(errors, errors[1:]):
+        assert coarse / fine == pytest.approx(4.0, abs=0.05)
+
+
+def test_float32_stops_at_its_round_off_floor_with_the_same_factor():
+    result = solve_poisson(127, "random", tol=1e-12, dtype=torch.float32)
+    assert result.status == "stagnated" and result.solution.dtype == torch.float32
+    assert 1e-8 < result.relative_residuals[-1] < 1e-4
+    assert result.convergence_factor == pytest.approx(0.35, abs=0.05)
+
+
+def test_asymptotic_factor_reads_the_second_half():
+    assert asymptotic_factor([1.0, 0.5, 0.1, 0.01, 0.001]) == pytest.approx(0.1)
+    assert asymptotic_factor([1.0]) == 0.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    on_gpu = solve_poisson(63, "sine", tol=1e-10, device="cuda")
+    on_cpu = solve_poisson(63, "sine", tol=1e-10)
+    assert on_gpu.solution.device.type == "cuda" and on_gpu.cycles == on_cpu.cycles
+    assert on_gpu.error_max == pytest.approx(on_cpu.error_max, rel=1e-6)
