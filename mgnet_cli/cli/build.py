@@ -10,6 +10,7 @@ from torch import nn
 from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
 from mgnet_cli.errors import ConfigError, MgnetError
+from mgnet_cli.model.mgnet import MgNet
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
@@ -25,6 +26,10 @@ def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:
         loader_cfg["root"] = Path(str(loader_cfg["root"])).expanduser()
     data = instantiate(loader_cfg)
     check_shape(cfg, data)
+    batch_size = OmegaConf.select(cfg, "trainer.batch_size")
+    if batch_size is not None and int(batch_size) > len(data.train):
+        raise ConfigError(f"trainer.batch_size={batch_size} is larger than the {len(data.train):,} "
+                          f"training images of {data.name}: use at most {len(data.train)}")
     val_size = int(cfg.dataset.get("val_size", 0))
     if isinstance(data, ImageData):
         data = split_validation(data, val_size, seed)
@@ -62,8 +67,12 @@ def instantiate(config: Any, **kwargs: Any) -> Any:
 
 
 def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Module:
-    """Instantiates ``cfg.model`` (MgNet reads ``cfg.smoother`` through its ``smoother`` key)."""
-    return instantiate(cfg.model, in_channels=in_channels, num_classes=num_classes)
+    """Instantiates ``cfg.model`` (MgNet reads ``cfg.smoother`` through its ``smoother`` key) and
+    checks that its levels fit the data set's images (``dataset.shape``)."""
+    model = instantiate(cfg.model, in_channels=in_channels, num_classes=num_classes)
+    if isinstance(model, MgNet):
+        model.resolutions(in_channels, data_shape(cfg)["image_size"])
+    return model
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:

@@ -75,6 +75,23 @@ class MgNet(nn.Module):
         self.cycle = MultigridCycle(levels, shape="backslash")
         self.head = nn.Linear(widths_u[-1], num_classes)  # the only layer with a bias
 
+    def resolutions(self, in_channels: int, image_size: int) -> list[int]:
+        """Pixels per side of each level for ``image_size`` inputs; a ConfigError when there are
+        more levels than the image can be halved into (a restriction of a 1x1 grid)."""
+        with torch.no_grad():
+            size = self.stem.eval()(torch.zeros(1, in_channels, image_size, image_size)).shape[-1]
+        self.stem.train()
+        sizes = [size]
+        for level in range(2, len(self.smoothing_steps) + 1):
+            if sizes[-1] == 1:
+                raise ConfigError(
+                    f"model.smoothing_steps has {len(self.smoothing_steps)} levels, but "
+                    f"{image_size}-px images reach 1x1 at level {level - 1}: use at most "
+                    f"{level - 1} levels"
+                )
+            sizes.append((sizes[-1] + 1) // 2)  # 3x3 stride-2 convolution, padding 1
+        return sizes
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images -> (B, num_classes) logits."""
         f = self.stem(images)

@@ -17,6 +17,9 @@ from tests.cli.test_train_cli import TINY, mgnet
     ([*TINY, "trainer.device=tpu"], "trainer.device='tpu'"),
     ([*TINY, "smoother=densenet", "smoother.b_per_step=false"], "smoother.b_per_step=false"),
     ([*TINY, "dataset.val_size=1000"], "dataset.val_size"),
+    ([*TINY, "trainer.batch_size=1000"], "trainer.batch_size=1000 is larger than the 64 training images"),
+    ([*TINY, "model.smoothing_steps=[1,1,1,1,1,1,1]"], "32-px images reach 1x1 at level 6"),
+    ([*TINY, "trainer.precision=fp8"], "trainer.precision='fp8'"),
 ])
 def test_bad_configuration_is_one_line(tmp_path, arguments, message):
     result = mgnet("train", *arguments, cwd=tmp_path, check=False)
