@@ -2,6 +2,7 @@
 
 import logging
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mgnet_cli.cli.build import build_data, build_model, flat_hyperparameters, plain
 from mgnet_cli.cli.resume import resume_config
 from mgnet_cli.train.checkpoint import load_checkpoint
+from mgnet_cli.train.distributed import check_batch_sizes, this_process
 from mgnet_cli.train.loop import TrainSettings, fit, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
@@ -41,27 +43,39 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
         compile=bool(trainer.get("compile", False)),
         tta=str(OmegaConf.select(cfg, "eval.tta", default="none")),
         skip_nonfinite=bool(trainer.get("skip_nonfinite", False)),
+        sync_bn=bool(trainer.get("sync_bn", False)),
     )
 
 
 def run(cfg: DictConfig) -> float:
-    """Trains one model; returns the best test accuracy (the value sweepers maximise)."""
+    """Trains one model; returns the best test accuracy (the value sweepers maximise).
+
+    Under torchrun every rank runs this with the same config and run folder (see ``mgnet_cli.cli``);
+    each trains on its part of every batch and only rank 0 writes.
+    """
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     checkpoint: dict[str, Any] | None = None
-    if cfg.get("resume"):
+    if cfg.get("resume"):  # every rank reads the checkpoint (a shared file system across nodes)
         checkpoint = load_checkpoint(checkpoint_path(Path(cfg.resume)))
         cfg = resume_config(checkpoint, cfg, HydraConfig.get().overrides.task)
     settings = trainer_settings(cfg)
+    world = this_process(settings.device)
+    settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
+    check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
     seed_everything(settings.seed, bool(cfg.trainer.deterministic))
     data, augmentation = build_data(cfg, settings.seed)
     model = build_model(cfg, data.in_channels, data.num_classes)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
     schedule = hydra.utils.instantiate(cfg.scheduler)
     batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
-                           augmentation, settings.seed, channels_last=settings.channels_last)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+                           augmentation, settings.seed, channels_last=settings.channels_last,
+                           shard=world.shard)
+    if world.is_main:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, resolve=False)}
-    results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint)
+    results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint, world)
+    if not world.is_main:
+        return results["best_test_acc"]
     record_hyperparameters(cfg, run_dir, results)
     log.info("best test accuracy %.2f%% (epoch %d), final %.2f%%; results in %s",
              100 * results["best_test_acc"], results["best_epoch"],

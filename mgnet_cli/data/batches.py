@@ -47,13 +47,42 @@ def crop_and_flip(
     return padded[batch_index, channel_index, rows[:, None, :, None], columns[:, None, None, :]]
 
 
+def shard_slice(size: int, shard: tuple[int, int]) -> slice:
+    """A rank's part of a batch of ``size`` images: ``shard = (rank, world size)``; the parts are
+    contiguous, in rank order, and differ in size by at most one (as ``Tensor.tensor_split``'s)."""
+    rank, world = shard
+    base, extra = divmod(size, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def batch_windows(count: int, batch_size: int, shard: tuple[int, int] = (0, 1), min_images: int = 2,
+                  drop_last: bool = False) -> Iterator[slice]:
+    """A rank's part of each global batch of an epoch of ``count`` images, as positions in the
+    epoch's order. The final partial batch is used unless ``drop_last``, when each rank's part of it
+    holds ``min_images`` (2 to train: BatchNorm cannot train on one; 0 to evaluate every image, a
+    rank whose part is empty skipping it)."""
+    full, rest = divmod(count, batch_size)
+    tail = not drop_last and rest > 0 and rest // shard[1] >= min_images
+    for start in range(0, (full + tail) * batch_size, batch_size):
+        part = shard_slice(min(batch_size, count - start), shard)
+        if part.stop > part.start:
+            yield slice(start + part.start, start + part.stop)
+
+
 class BatchLoader:
     """Batches of (images float32 normalised (B, C, H, W), labels int64 (B,)) on `device`.
 
     The uint8 images move to `device` once. Each epoch draws its order, crop offsets and flips from
     `generator` (a CPU torch.Generator; None uses torch's global generator) when iteration starts,
     so restoring `generator.get_state()` replays an epoch exactly. With drop_last False the final
-    partial batch is kept unless it would hold a single image, which BatchNorm cannot train on.
+    partial batch is kept unless it would hold a single image, which BatchNorm cannot train on
+    (`min_images=0`: keep every image, for evaluation).
+
+    `shard = (rank, world size)`: in data-parallel training `batch_size` is the global batch and this
+    rank yields its part of each one (`shard_slice`); every rank draws the same order and augmentation,
+    so the ranks' parts together are exactly the batches of a single process, for any world size.
+    A rank whose part of the final evaluation batch is empty skips it.
     """
 
     def __init__(
@@ -69,9 +98,13 @@ class BatchLoader:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
         channels_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
+        min_images: int = 2,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} is not allowed: use 1 or more")
+        if not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard={shard} is not (rank, world size) with 0 <= rank < world size")
         channels = data.images.shape[1]
         if len(mean) != channels or len(std) != channels:
             raise ValueError(f"mean and std need {channels} values each, got {len(mean)} and {len(std)}")
@@ -86,11 +119,12 @@ class BatchLoader:
         self.generator = generator
         self.drop_last = drop_last
         self.channels_last = channels_last
+        self.shard = shard
+        self.min_images = min_images
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        full, rest = divmod(len(self.labels), self.batch_size)
-        return full + (rest > 1 and not self.drop_last)
+        """Batches per epoch (this rank's)."""
+        return sum(1 for _ in self._windows())
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         count = len(self.labels)
@@ -100,14 +134,16 @@ class BatchLoader:
             order = torch.arange(count)
         order = order.to(self.device)
         offsets, flips = self._draw_augmentation(count)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start : start + self.batch_size]
+        for window in self._windows():
+            index = order[window]
             images = self.images[index]
             if self.augmentation is not None:
-                window = slice(start, start + len(index))
                 padding = self.augmentation.crop_padding
                 images = crop_and_flip(images, offsets[window], flips[window], padding)
             yield self._normalise(images), self.labels[index]
+
+    def _windows(self) -> Iterator[slice]:
+        return batch_windows(len(self.labels), self.batch_size, self.shard, self.min_images, self.drop_last)
 
     def _draw_augmentation(self, count: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Crop offsets (count, 2) and flips (count,) for one epoch, in epoch order."""

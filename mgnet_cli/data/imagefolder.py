@@ -8,6 +8,7 @@ the shorter side to ``resize`` and a centre crop. Workers return uint8 crops; th
 the device and normalised there.
 """
 
+import functools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -18,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from mgnet_cli.data.batches import Augmentation
+from mgnet_cli.data.batches import Augmentation, batch_windows
 from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.errors import ConfigError, DataError
 
@@ -97,6 +98,29 @@ class ImageFiles(Dataset):
         return self.transform(image), int(self.samples.labels[index])
 
 
+class RankBatches(Sampler[list[int]]):
+    """A DataLoader's batches of indices: this rank's part of each global batch of ``order``'s epoch
+    (the rules of ``batch_windows``), so the ranks' parts together are a single process's batches."""
+
+    def __init__(self, order: Sampler[int], batch_size: int, shard: tuple[int, int],
+                 min_images: int) -> None:
+        self.order, self.batch_size, self.shard, self.min_images = order, batch_size, shard, min_images
+
+    def __len__(self) -> int:
+        return sum(1 for _ in batch_windows(len(self.order), self.batch_size, self.shard, self.min_images))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch = list(self.order)  # a shuffling sampler draws the epoch's order from its generator here
+        for window in batch_windows(len(epoch), self.batch_size, self.shard, self.min_images):
+            yield epoch[window]
+
+
+def offset_worker_seed(rank: int, worker_id: int) -> None:
+    """A worker's random stream on rank > 0: every rank's worker i starts from the same seed (one
+    generator state on all ranks), so without this the ranks' augmentations would repeat each other."""
+    torch.manual_seed(hash((torch.initial_seed(), rank)) % 2**63)
+
+
 class DeviceBatches:
     """A DataLoader's uint8 batches moved to ``device`` and normalised there: float (B, 3, S, S)."""
 
@@ -158,16 +182,21 @@ class FolderData:
         return v2.Compose([*steps, v2.PILToTensor()])
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
-                augmentation: Augmentation | None, seed: int, channels_last: bool = False) -> Batches:
+                augmentation: Augmentation | None, seed: int, channels_last: bool = False,
+                shard: tuple[int, int] = (0, 1)) -> Batches:
         """Training and evaluation batches decoded by ``num_workers`` workers; ``generator`` draws
-        the training order and the workers' seeds (so the augmentation) of every epoch."""
+        the training order and the workers' seeds (so the augmentation) of every epoch.
+        ``shard = (rank, world size)``: this rank's part of every global batch (data-parallel runs)."""
         generator = torch.Generator().manual_seed(seed)
-        common = {"num_workers": self.num_workers, "pin_memory": device.type == "cuda"}
-        train = DataLoader(ImageFiles(self.train, self.transform(augmentation)), batch_size,
-                           shuffle=True, generator=generator,
-                           drop_last=len(self.train) % batch_size == 1,  # BatchNorm needs 2 images
-                           **common)
-        test = DataLoader(ImageFiles(self.test, self.transform(None)), eval_batch_size, **common)
+        common = {"num_workers": self.num_workers, "pin_memory": device.type == "cuda",
+                  "worker_init_fn": functools.partial(offset_worker_seed, shard[0]) if shard[0] else None}
+        train_files = ImageFiles(self.train, self.transform(augmentation))
+        train_order = RankBatches(RandomSampler(train_files, generator=generator), batch_size, shard,
+                                  min_images=2)  # BatchNorm needs 2 images
+        train = DataLoader(train_files, batch_sampler=train_order, generator=generator, **common)
+        test_files = ImageFiles(self.test, self.transform(None))
+        test_order = RankBatches(SequentialSampler(test_files), eval_batch_size, shard, min_images=0)
+        test = DataLoader(test_files, batch_sampler=test_order, **common)
         wrap = {"device": device, "mean": self.mean, "std": self.std, "channels_last": channels_last}
         return Batches(DeviceBatches(train, **wrap), {"test": DeviceBatches(test, **wrap)}, generator)
 

@@ -32,12 +32,18 @@ def in_memory_batches(
     augmentation: Augmentation | None,
     seed: int,
     channels_last: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> Batches:
-    """Batches for a data set held in memory: the uint8 images move to ``device`` once."""
+    """Batches for a data set held in memory: the uint8 images move to ``device`` once.
+
+    ``shard = (rank, world size)``: this rank's part of every global batch (data-parallel runs);
+    evaluation keeps every image, each evaluated by exactly one rank.
+    """
     generator = torch.Generator().manual_seed(seed)
-    common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": channels_last}
+    common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": channels_last,
+              "shard": shard}
     train = BatchLoader(data.train, batch_size, shuffle=True, augmentation=augmentation,
                         generator=generator, **common)
-    evaluations = {name: BatchLoader(split, eval_batch_size, shuffle=False, **common)
+    evaluations = {name: BatchLoader(split, eval_batch_size, shuffle=False, min_images=0, **common)
                    for name, split in (("test", data.test), ("val", data.val)) if split is not None}
     return Batches(train, evaluations, generator)

@@ -37,13 +37,13 @@ class ImageData:
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
                 augmentation: "Augmentation | None", seed: int,
-                channels_last: bool = False) -> "Batches":
-        """The run's batch sources (NHWC images if ``channels_last``); the data moves to ``device``
-        once (see data/pipeline.py)."""
+                channels_last: bool = False, shard: tuple[int, int] = (0, 1)) -> "Batches":
+        """The run's batch sources (NHWC images if ``channels_last``; this rank's part of each batch
+        with ``shard = (rank, world size)``); the data moves to ``device`` once (see data/pipeline.py)."""
         from mgnet_cli.data.pipeline import in_memory_batches
 
         return in_memory_batches(self, batch_size, eval_batch_size, device, augmentation, seed,
-                                 channels_last)
+                                 channels_last, shard)
 
     @property
     def num_classes(self) -> int:

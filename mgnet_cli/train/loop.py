@@ -4,7 +4,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from torch import nn
 from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
+from mgnet_cli.train.distributed import Distributed, StepAgreement, check_sync_bn, sync_batchnorm
 from mgnet_cli.train.guards import Interrupted, LossWatch, StopSignal
 from mgnet_cli.train.evaluation import predict
 from mgnet_cli.train.fast import (autocast, check_precision, grad_scaler, memory_format, prepare_model,
@@ -43,9 +44,11 @@ class TrainSettings:
     compile: bool = False  # torch.compile the model
     tta: str = "none"  # evaluation: none, or flip (average the logits of x and its mirror)
     skip_nonfinite: bool = False  # skip batches whose loss is NaN/inf (else the run stops)
+    sync_bn: bool = False  # data-parallel on CUDA: BatchNorm statistics over the global batch
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)
+        check_sync_bn(self.sync_bn, self.device)
         if self.tta not in ("none", "flip"):
             raise ConfigError(f"eval.tta={self.tta!r}: use none or flip")
 
@@ -74,10 +77,12 @@ def evaluate(
     tta: str = "none",
     precision: str = "fp32",
     channels_last: bool = False,
+    world: Distributed | None = None,
 ) -> dict[str, float]:
     """Mean cross-entropy, top-1 and top-5 accuracy (fractions) over ``batches``; one host sync.
 
-    ``tta="flip"`` averages the logits of each image and its mirror (twice the work).
+    ``tta="flip"`` averages the logits of each image and its mirror (twice the work). In a
+    data-parallel run each rank evaluates its part of the set and the sums are added over ``world``.
     """
     model.eval()
     totals: torch.Tensor | None = None  # [loss sum, top-1 hits, top-5 hits, count], on device
@@ -92,9 +97,12 @@ def evaluate(
             top[:, 0].sum(), top.any(dim=1).sum(), labels.new_full((), len(labels)),  # no host copy
         ]).double()
         totals = batch if totals is None else totals + batch
-    if totals is None:
+    if world is not None and world.active:  # sums over the ranks' parts (a part may be empty)
+        totals = world.sum(torch.zeros(4, dtype=torch.float64, device=world.device)
+                           if totals is None else totals)
+    loss, top1, top5, count = totals.tolist() if totals is not None else (0, 0, 0, 0)
+    if count == 0:
         raise ConfigError("evaluation saw no batch: the evaluation set is empty")
-    loss, top1, top5, count = totals.tolist()
     return {"loss": loss / count, "acc": top1 / count, "top5": top5 / count}
 
 
@@ -133,13 +141,16 @@ def train_epoch(
     skip_nonfinite: bool = False,
     check: Callable[[], None] = lambda: None,
     check_every: int = 50,
+    world: Distributed | None = None,
 ) -> EpochProgress:
     """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
 
     No host sync per step (fp16's GradScaler and ``skip_nonfinite`` excepted: both must know on the
     host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
-    ``check_every`` steps, one host sync) raises if one was seen.
+    ``check_every`` steps, one host sync) raises if one was seen. The totals are this rank's
+    (``world``: a data-parallel run, whose ranks skip a non-finite batch only all together).
     """
+    world = world or Distributed(device=device)
     model.train()
     done = done or EpochProgress()
     total = len(batches) if limit is None else min(limit, len(batches))
@@ -149,11 +160,13 @@ def train_epoch(
     step, count, skipped = done.step, done.count, done.skipped
     start = time.perf_counter()
     remaining = itertools.islice(iter(batches), done.step, total)  # a resumed epoch skips its start
-    for images, labels in progress(remaining, total - done.step, description):
+    for images, labels in progress(remaining, total - done.step, description, show=world.is_main):
         with autocast(device, precision):
             logits = model(memory_format(images, channels_last))
             loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
         finite = watch.observe(scheduler.last_epoch, loss)
+        if skip_nonfinite:
+            finite = world.all(finite)  # DDP: a rank that skips the backward would leave the others waiting
         optimizer.zero_grad(set_to_none=True)
         if skip_nonfinite and not bool(finite):
             skipped += 1
@@ -191,6 +204,7 @@ def fit(
     run_dir: Path,
     metadata: dict[str, Any] | None = None,
     resume: dict[str, Any] | None = None,
+    distributed: Distributed | None = None,
 ) -> dict[str, Any]:
     """Trains ``model`` for ``settings.epochs``; writes events, checkpoints and results.json.
 
@@ -199,13 +213,19 @@ def fit(
     training continues where it stopped (mid-epoch after a signal), as if never stopped.
     SIGINT/SIGTERM save ``last.pt`` at the next step boundary and raise ``Interrupted``; a
     non-finite loss raises ``NonFiniteLoss`` before anything of that epoch is saved.
+    ``distributed``: this process's rank in a data-parallel run (``batches`` hold its part of every
+    batch): the steps go through DistributedDataParallel, metrics are summed over the ranks, the
+    ranks stop together, and only rank 0 writes. Checkpoints hold the plain model, for any number
+    of ranks to resume.
     Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
     """
+    world = distributed or Distributed(device=settings.device)
     if settings.device.type == "cpu":
         if retain_freed_memory():
             log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
         # Denormal floats (|x| < 1e-38, common once a loss nears 0) run ~10x slower on x86 CPUs
         torch.set_flush_denormal(True)
+    model = sync_batchnorm(model, world, settings.sync_bn)
     forward = prepare_model(model, settings.device, settings.channels_last, settings.compile)
     scaler = grad_scaler(settings.device, settings.precision)
     fast = {"precision": settings.precision, "channels_last": settings.channels_last}
@@ -220,55 +240,88 @@ def fit(
         if scaler is not None and "grad_scaler" in resume:
             scaler.load_state_dict(resume["grad_scaler"])
         log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, settings.epochs)
-    log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps",
+    train_forward = world.data_parallel(model, settings.compile) if world.active else forward
+    log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps%s",
              f"{record.parameters:,}", settings.device, settings.precision,
              ", channels-last" if settings.channels_last else "",
-             ", compiled" if settings.compile else "", settings.epochs, steps)
+             ", compiled" if settings.compile else "", settings.epochs, steps,
+             f", data-parallel over {world.world_size} ranks" if world.active else "")
     start = time.perf_counter() - record.wall_time_s
     base_lr = optimizer.param_groups[0]["initial_lr"]
     watch = LossWatch(settings.device)
-
-    def check() -> None:  # a non-finite loss stops the run (unless such batches are skipped)
-        if not settings.skip_nonfinite:
-            watch.check(lambda step: base_lr * schedule(step / steps))
+    ranks = {"world_size": world.world_size} if world.active else {}
 
     def save(name: str, epoch: int, **extra: Any) -> None:
+        if not world.is_main:
+            return
         state = training_state(model, optimizer, scheduler, epoch, record, batches.generator)
         if scaler is not None:  # fp16's loss scale, so that a resume continues with it
             state["grad_scaler"] = scaler.state_dict()
         save_checkpoint(run_dir / name, state | (metadata or {}) | extra)
 
-    with Tracker(run_dir, purge_step=done + 1) as tracker, StopSignal() as stop:
+    with Tracker(run_dir if world.is_main else None, purge_step=done + 1) as tracker, \
+            StopSignal() as signal:
+        stop = StepAgreement(world, signal, watch) if world.active else signal
+
+        def check() -> None:  # a non-finite loss stops the run (unless such batches are skipped)
+            if world.active:  # and under DDP: whether a signal reached any rank
+                stop.agree()
+            if not settings.skip_nonfinite:
+                watch.check(lambda step: base_lr * schedule(step / steps))
+
         for epoch in range(done + 1, settings.epochs + 1):
             data_state = batches.generator.get_state()  # this epoch's order and augmentation
             lr = base_lr * schedule((epoch - 1) + partial.step / steps)
-            partial = train_epoch(forward, optimizer, scheduler, batches.train, settings.device,
+            partial = train_epoch(train_forward, optimizer, scheduler, batches.train, settings.device,
                                   f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
-                                  scaler=scaler, done=partial, stop=stop, watch=watch,
-                                  skip_nonfinite=settings.skip_nonfinite, check=check, **fast)
+                                  scaler=scaler, done=own_share(partial, world), stop=stop, watch=watch,
+                                  skip_nonfinite=settings.skip_nonfinite, check=check,
+                                  check_every=10 if world.active else 50, world=world, **fast)
             check()
+            partial = summed(partial, world)
             if partial.step < steps:  # stopped by a signal: keep the position within the epoch
                 stopped_in(save, run_dir, epoch, partial, data_state, stop.received, tracker)
             metrics = {"epoch": epoch, "lr": lr} | {f"train_{k}": v for k, v in partial.metrics().items()}
             if partial.skipped:
                 metrics["train_skipped_nonfinite"] = partial.skipped
+            world.broadcast_buffers(model)  # every rank evaluates (and rank 0 saves) one model
             for name, source in batches.evaluations.items():
-                scores = evaluate(forward, source, settings.limit_eval_batches, tta=settings.tta, **fast)
+                scores = evaluate(forward, source, settings.limit_eval_batches, tta=settings.tta,
+                                  world=world, **fast)
                 metrics |= {f"{name}_{key}": value for key, value in scores.items()}
             improved = record.add(metrics, wall_time_s=time.perf_counter() - start)
             partial = EpochProgress()
-            log_epoch(tracker, model, metrics)
-            if settings.checkpoints:
-                save("last.pt", epoch)
-                if improved:
-                    save("best.pt", epoch)
-            write_json_atomic(run_dir / "results.json", record.summary())
+            if world.is_main:
+                log_epoch(tracker, model, metrics)
+                if settings.checkpoints:
+                    save("last.pt", epoch)
+                    if improved:
+                        save("best.pt", epoch)
+                write_json_atomic(run_dir / "results.json", record.summary() | ranks)
             if stop():
                 stopped_in(save, run_dir, epoch + 1, partial, batches.generator.get_state(),
                            stop.received, tracker)
-    results = record.summary(status="completed")
-    write_json_atomic(run_dir / "results.json", results)
+    results = record.summary(status="completed") | ranks | world.sync_report(model)
+    if world.is_main:
+        write_json_atomic(run_dir / "results.json", results)
     return results
+
+
+def own_share(progress: EpochProgress, world: Distributed) -> EpochProgress:
+    """What a rank adds its totals to: rank 0 carries the (summed) totals of a resumed epoch, the
+    other ranks start from zero, so that the sum over the ranks counts every image once."""
+    return progress if world.is_main else EpochProgress(progress.step, seconds=progress.seconds,
+                                                         skipped=progress.skipped)
+
+
+def summed(progress: EpochProgress, world: Distributed) -> EpochProgress:
+    """The epoch's loss sum, hits and image count over all ranks (time and skips are agreed already)."""
+    if not world.active:
+        return progress
+    totals = torch.tensor([progress.loss_sum, progress.hits, progress.count], dtype=torch.float64,
+                          device=world.device)
+    loss_sum, hits, count = world.sum(totals).tolist()
+    return replace(progress, loss_sum=loss_sum, hits=round(hits), count=round(count))
 
 
 def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: EpochProgress,

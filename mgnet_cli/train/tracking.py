@@ -21,8 +21,13 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(items: Iterable[T], total: int, description: str, log_every_s: float = 30.0) -> Iterator[T]:
-    """A tqdm bar on a terminal; otherwise a log line every ``log_every_s`` seconds and at the end."""
+def progress(items: Iterable[T], total: int, description: str, log_every_s: float = 30.0,
+             show: bool = True) -> Iterator[T]:
+    """A tqdm bar on a terminal; otherwise a log line every ``log_every_s`` seconds and at the end.
+    ``show=False`` (the ranks > 0 of a data-parallel run) passes the items through silently."""
+    if not show:
+        yield from items
+        return
     if interactive():
         yield from tqdm(items, total=total, desc=description, leave=False, dynamic_ncols=True)
         return
@@ -36,18 +41,23 @@ def progress(items: Iterable[T], total: int, description: str, log_every_s: floa
 
 
 class Tracker:
-    """TensorBoard scalars for one run folder; use as a context manager so events are flushed."""
+    """TensorBoard scalars for one run folder; use as a context manager so events are flushed.
+    Without a folder (``None``: the ranks > 0 of a data-parallel run) it records nothing."""
 
-    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path | None, purge_step: int | None = None) -> None:
         # purge_step drops events a stopped run wrote after its last checkpoint (resume)
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+        self.writer = None if run_dir is None else SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        if self.writer is None:
+            return
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
     def learned_scalars(self, step: int, model: nn.Module) -> None:
         """Logs what modules report through a ``scalars()`` method (e.g. Chebyshev's k_i)."""
+        if self.writer is None:
+            return
         for name, module in model.named_modules():
             report = getattr(module, "scalars", None)
             if callable(report):
@@ -57,6 +67,8 @@ class Tracker:
     def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
         """The run's hyperparameters and final metrics for TensorBoard's HParams tab, written into
         this run's own folder (``SummaryWriter.add_hparams`` would make a sub-folder per call)."""
+        if self.writer is None:
+            return
         tagged = {f"hparams/{name}": value for name, value in metrics.items()}
         experiment, session_start, session_end = hparams_summary(params, tagged)
         for summary in (experiment, session_start, session_end):
@@ -65,10 +77,12 @@ class Tracker:
             self.writer.add_scalar(f"hparams/{name}", value, step)
 
     def flush(self) -> None:
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
     def __enter__(self) -> "Tracker":
         return self
