@@ -116,14 +116,15 @@ def test_the_generator_replays_an_epoch_decoded_in_a_worker(tree):
 def test_build_data_reads_the_yaml_and_passes_the_shape_check(compose_config, tree):
     cfg = compose_config("dataset=imagefolder", f"dataset.root={tree}", "dataset.num_classes=3",
                          "dataset.image_size=32", "dataset.resize=40", "trainer.num_workers=0",
-                         tiny=False)
+                         "trainer.batch_size=4", tiny=False)
     data, augmentation = build_data(cfg, seed=0)
     assert isinstance(data, FolderData) and data.num_workers == 0
     assert augmentation == Augmentation(crop_padding=0, flip=True)
     assert data.crop_scale == (0.08, 1.0) and data.mean == (0.485, 0.456, 0.406)
     with pytest.raises(ConfigError, match="val_size=10.*val/ folder"):
         build_data(compose_config("dataset=imagefolder", f"dataset.root={tree}",
-                                  "dataset.num_classes=3", "dataset.val_size=10", tiny=False), 0)
+                                  "dataset.num_classes=3", "dataset.val_size=10", "trainer.batch_size=4",
+                                  tiny=False), 0)
 
 
 def test_crop_padding_is_refused(tree):
