@@ -1,17 +1,23 @@
 """``mgnet solve``: check the config, solve Poisson by multigrid cycles, report and record the run.
 
-Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars.
+Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
+with ``solver.smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
+(curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``.
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.pde.learning import (LearningSettings, MakeOptimizer, kernel_table, learn_smoother,
+                                    load_learned, save_learned, with_kernels)
 from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
 from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
@@ -21,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 LARGEST_COARSEST_N = 31  # the coarsest grid is factorised densely: 961 unknowns at most
+LARGEST_TRAIN_N = 255  # learning unrolls cycles under autograd: small grids suffice (and are fast)
 
 
 def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
@@ -85,6 +92,71 @@ def multigrid_options(solver: DictConfig) -> MultigridOptions:
     )
 
 
+def learning_settings(node: DictConfig, coarsest_n: int) -> LearningSettings:
+    """``cfg.solver.learned``'s training keys, checked."""
+    if not isinstance(node.shared, bool):
+        raise ConfigError(f"solver.learned.shared={node.shared!r}: give true (one kernel for every "
+                          f"level) or false (one per grid size)")
+    if not isinstance(node.train_sizes, ListConfig) or len(node.train_sizes) == 0:
+        raise ConfigError(f"solver.learned.train_sizes={node.train_sizes!r}: give a list of grid "
+                          f"sizes, e.g. [31,63]")
+    sizes = sorted({_grid_size(n, "solver.learned.train_sizes", LARGEST_TRAIN_N) for n in node.train_sizes})
+    if sizes[0] <= coarsest_n:
+        raise ConfigError(f"solver.learned.train_sizes={sizes}: {sizes[0]} is not above "
+                          f"solver.coarsest_n={coarsest_n}, so no level of it is smoothed")
+    return LearningSettings(
+        shared=node.shared, train_sizes=tuple(sizes),
+        steps=_integer(node.steps, "solver.learned.steps", 1),
+        batch=_integer(node.batch, "solver.learned.batch", 1),
+        cycles=_integer(node.cycles, "solver.learned.cycles", 1),
+        seed=_integer(node.seed, "solver.learned.seed", 0),
+        measure_every=_integer(node.measure_every, "solver.learned.measure_every", 1),
+    )
+
+
+def _built(node: DictConfig, key: str, check: Callable[[Any], Any]) -> Any:
+    """``instantiate(node)``, tried once with ``check``; any failure is a ConfigError naming ``key``."""
+    try:
+        built = instantiate(node)
+        check(built)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{key} cannot be built: {first}") from error
+    return built
+
+
+def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Path,
+                     device: torch.device) -> tuple[MultigridOptions, dict[str, Any]]:
+    """Loads ``solver.learned.checkpoint`` or learns the kernels (saved in ``run_dir``); returns the
+    options that use them and a record for results.json."""
+    node = solver.learned
+    if node.checkpoint is not None:
+        path = Path(str(node.checkpoint)).expanduser()
+        kernels, state = load_learned(path)
+        record: dict[str, Any] = {"checkpoint": str(path), "learned_here": False,
+                                  "learned_for": state.get("cycle"), "settings": state.get("settings")}
+        log.info("learned smoother loaded from %s (learned for %s)", path, state.get("cycle"))
+    else:
+        settings = learning_settings(node, options.coarsest_n)
+        probe = [torch.zeros(1, requires_grad=True)]
+        make_optimizer: MakeOptimizer = _built(node.optimizer, "solver.learned.optimizer",
+                                               lambda make: make(probe))
+        schedule = _built(node.scheduler, "solver.learned.scheduler",
+                           lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+        result = learn_smoother(settings, options, make_optimizer, schedule, run_dir, device)
+        kernels, path = result.kernels, run_dir / "learned_smoother.pt"
+        save_learned(path, result, options)
+        log.info("learned in %.1f s (%d steps); saved as %s: reuse it with "
+                 "solver.learned.checkpoint=%s", result.time_s, settings.steps, path, path)
+        record = {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
+                  "factors": [{"step": step, "n": settings.measure_size, "factor": factor}
+                              for step, factor in result.factors],
+                  "final_loss": result.losses[-1]}
+    record["kernels"] = {label: kernel.detach().cpu().tolist() for label, kernel in kernels.labelled()}
+    log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, options.parameters.omega))
+    return with_kernels(options, kernels.to(device)), record
+
+
 def residual_table(result: SolveResult) -> str:
     """One line per cycle: residual norm, relative residual and the reduction of that cycle."""
     lines = [f"{'cycle':>5}  {'residual':>10}  {'relative':>10}  {'reduction':>9}"]
@@ -144,6 +216,11 @@ def run(cfg: DictConfig) -> float:
     max_cycles = _integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
     dtype = DTYPES[_choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
     device = _device(cfg.solver.device)
+    learned = None
+    if options.smoother == "learned":
+        options, learned = learned_smoother(cfg.solver, options, run_dir, device)
+    elif cfg.solver.learned.checkpoint is not None:
+        log.warning("solver.learned.checkpoint is unused: solver.smoother=%s", options.smoother)
 
     result = solve_poisson(n, rhs, options, tol, max_cycles, dtype, device, seed)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
@@ -161,6 +238,8 @@ def run(cfg: DictConfig) -> float:
 
     results = {"command": "solve", "config": OmegaConf.to_container(cfg, resolve=True),
                "device": str(device), "torch_version": torch.__version__, **result.summary()}
+    if learned is not None:
+        results["learned_smoother"] = learned
     write_json_atomic(run_dir / "results.json", results)
     plot_history(result, tol, title, run_dir / "residual_history.png")
     write_scalars(result, run_dir)

@@ -5,7 +5,8 @@ tensors shaped ``(batch, channels, n, n)`` like the network's. The three operato
 3x3 convolutions of docs/MGNET.md, given by their ``kernel``; ``forward`` computes the same numbers
 with shifted slices, because PyTorch's float64 CPU convolution is 4-17x slower than these few
 elementwise passes (docs/benchmarks.md). ``conv`` applies the convolution itself;
-tests/pde/test_poisson.py checks that the two agree.
+tests/pde/test_poisson.py checks that the two agree. All three are differentiable: the learned
+smoother (learned.py) is trained through them.
 """
 
 import math
@@ -107,6 +108,10 @@ class BilinearInterpolation(nn.Module):
         fine = coarse.new_empty((*coarse.shape[:-1], 2 * coarse.shape[-1] + 1))
         fine[..., 1::2] = coarse  # coarse point i is fine point 2i+1
         between = fine[..., 2:-1:2]
+        if torch.is_grad_enabled() and coarse.requires_grad:  # out= records no gradient
+            between.copy_(coarse[..., :-1]).add_(coarse[..., 1:]).mul_(0.5)
+            fine[..., 0], fine[..., -1] = coarse[..., 0] * 0.5, coarse[..., -1] * 0.5
+            return fine.movedim(-1, dim)
         torch.add(coarse[..., :-1], coarse[..., 1:], out=between).mul_(0.5)
         torch.mul(coarse[..., 0], 0.5, out=fine[..., 0])
         torch.mul(coarse[..., -1], 0.5, out=fine[..., -1])

@@ -4,6 +4,7 @@
 mgnet_cli/model/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
 diagonal ``A.diagonal``, so they serve any such stencil, not just the Laplacian. None changes the
 tensors it is given. ``DirectSolve`` fills the coarsest level's smoother slot with an exact solve.
+The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned.py.
 """
 
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from mgnet_cli.pde.learned import LearnedKernels, LearnedSmoother
 
 
 def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
@@ -129,15 +132,19 @@ class DirectSolve(nn.Module):
 
 @dataclass(frozen=True)
 class SmootherParameters:
-    """The smoothers' tunable constants: Jacobi's weight and the Chebyshev interval's ratio."""
+    """The smoothers' tunable constants: Jacobi's weight, the Chebyshev interval's ratio, and the
+    learned smoother's kernels (``None``: not learned yet, i.e. damped Jacobi with ``omega``)."""
 
     omega: float = 0.8
     chebyshev_ratio: float = 4.0
+    learned: LearnedKernels | None = None
 
 
 SMOOTHERS: dict[str, Callable[[int, SmootherParameters], nn.Module]] = {
     "jacobi": lambda steps, p: DampedJacobi(steps, p.omega),
     "gauss_seidel_rb": lambda steps, p: RedBlackGaussSeidel(steps),
     "chebyshev": lambda steps, p: ChebyshevPolynomial(steps, p.chebyshev_ratio),
+    "learned": lambda steps, p: LearnedSmoother(
+        steps, p.learned if p.learned is not None else LearnedKernels(omega=p.omega)),
 }
 """``solver.smoother`` name -> ``factory(steps, parameters)``."""

@@ -1,0 +1,113 @@
+"""The learned smoother: ``u <- u + K * (f - A u)`` with a 3x3 kernel ``K`` learned through the cycle.
+
+``K`` is stored in units of ``D^-1`` (``h^2 / 4`` for the 5-point Laplacian, whose stencil scales as
+``1 / h^2``), so one kernel means the same smoother on every level and every grid size, and
+``omega`` at the centre with zeros around is damped Jacobi, where training starts. One kernel
+serves every level (shared), or each grid size has its own; a grid size that was not trained uses
+the kernel of the nearest trained one (the finest for larger grids).
+
+The smoother is called like the classical ones, ``smoother(u, f, residual, A) -> u``, and runs in
+the same ``MultigridCycle``; the kernel is applied with shifted slices, like the fixed stencils,
+and is differentiable in both the kernel and the grid functions.
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+# (row, column) offsets of the 3x3 kernel's taps: weight [1 + di, 1 + dj] reads r[i + di, j + dj]
+_OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
+
+
+def _span(offset: int) -> tuple[slice, slice]:
+    """(destination, source) slices along one axis for a shift by ``offset``, zero outside."""
+    if offset < 0:
+        return slice(1, None), slice(None, -1)
+    if offset > 0:
+        return slice(None, -1), slice(1, None)
+    return slice(None), slice(None)
+
+
+def convolve(r: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``weights * r`` as ``F.conv2d`` computes it (cross-correlation, zero padding 1), any batch.
+
+    ``r``: (..., n, n); ``weights``: (3, 3). Nine multiply-adds over shifted slices.
+    """
+    out = r * weights[1, 1]
+    for di, dj in _OFFSETS:
+        (rows_to, rows_from), (cols_to, cols_from) = _span(di), _span(dj)
+        out[..., rows_to, cols_to].addcmul_(r[..., rows_from, cols_from], weights[1 + di, 1 + dj])
+    return out
+
+
+class LearnedKernels(nn.Module):
+    """The learned 3x3 kernels, in units of ``D^-1``: one shared (``sizes`` empty) or one per grid size."""
+
+    def __init__(self, sizes: Sequence[int] = (), omega: float = 0.8,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        jacobi = torch.zeros(3, 3, dtype=dtype)
+        jacobi[1, 1] = omega
+        self.sizes = sorted(set(sizes))  # interior points per side of each kernel's grid
+        self.kernels = nn.ParameterList(nn.Parameter(jacobi.clone())
+                                        for _ in (self.sizes or [None]))
+
+    @property
+    def shared(self) -> bool:
+        return not self.sizes
+
+    def kernel(self, size: int) -> torch.Tensor:
+        """The (3, 3) kernel of a grid with ``size`` interior points per side."""
+        if self.shared:
+            return self.kernels[0]
+        distance = [abs(math.log2((trained + 1) / (size + 1))) for trained in self.sizes]
+        return self.kernels[distance.index(min(distance))]
+
+    def labelled(self) -> list[tuple[str, torch.Tensor]]:
+        """(label, kernel) pairs: ``shared``, or ``n=63`` and so on, finest first."""
+        if self.shared:
+            return [("shared", self.kernels[0])]
+        return [(f"n={size}", kernel) for size, kernel in reversed(list(zip(self.sizes, self.kernels)))]
+
+    def state(self) -> dict[str, Any]:
+        """Plain data for a weights-only checkpoint."""
+        return {"sizes": list(self.sizes),
+                "kernels": [kernel.detach().cpu().clone() for kernel in self.kernels]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "LearnedKernels":
+        """The kernels ``state()`` wrote; ``ValueError`` when the data do not fit together."""
+        sizes, kernels = list(state["sizes"]), list(state["kernels"])
+        if len(kernels) != max(len(sizes), 1) or any(
+                not isinstance(kernel, torch.Tensor) or kernel.shape != (3, 3) for kernel in kernels):
+            raise ValueError(f"expected {max(len(sizes), 1)} kernels of shape (3, 3) for sizes {sizes}")
+        learned = cls(sizes, dtype=kernels[0].dtype)
+        with torch.no_grad():
+            for parameter, kernel in zip(learned.kernels, kernels):
+                parameter.copy_(kernel)
+        return learned
+
+
+class LearnedSmoother(nn.Module):
+    """``steps`` sweeps of ``u <- u + (K / D) * (f - A u)``, ``K`` the kernel of the level's grid size."""
+
+    def __init__(self, steps: int, kernels: LearnedKernels) -> None:
+        super().__init__()
+        self.steps = steps
+        self.kernels = kernels
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+                A: nn.Module) -> torch.Tensor:
+        if self.steps == 0:
+            return torch.zeros_like(f) if u is None else u
+        kernel = self.kernels.kernel(residual.shape[-1]).to(residual)
+        weights = kernel * (1.0 / A.diagonal)
+        for step in range(self.steps):
+            if step > 0:
+                residual = A.residual(u, f)
+            correction = convolve(residual, weights)  # a new tensor: u itself is never changed
+            u = correction if u is None else correction.add_(u)
+        return u

@@ -1,0 +1,83 @@
+"""``mgnet solve solver.smoother=learned``: learns a tiny smoother, saves it, reloads it."""
+
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mgnet_cli.cli.solve import learned_smoother, learning_settings, multigrid_options
+from mgnet_cli.errors import ConfigError, MgnetError
+from tests.cli.test_solve_cli import mgnet_solve
+
+TINY = ["solver.smoother=learned", "problem.n=63", "solver.device=cpu",
+        "solver.learned.train_sizes=[15]", "solver.learned.steps=10", "solver.learned.batch=4",
+        "solver.learned.cycles=3", "solver.learned.measure_every=5",
+        "solver.learned.optimizer.lr=0.05"]
+
+
+def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
+    first, second = tmp_path / "learn", tmp_path / "reload"
+    done = mgnet_solve(*TINY, f"hydra.run.dir={first}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    learned = json.loads((first / "results.json").read_text())
+    checkpoint = first / "learned_smoother.pt"
+    assert learned["status"] == "converged" and learned["learned_smoother"]["learned_here"]
+    assert learned["learned_smoother"]["checkpoint"] == str(checkpoint) and checkpoint.is_file()
+    assert learned["convergence_factor"] < 0.3  # damped Jacobi, where it starts: 0.35
+    assert "solver.learned.checkpoint=" in done.stderr + done.stdout  # says how to reuse it
+
+    events = EventAccumulator(str(first))
+    events.Reload()
+    assert [event.step for event in events.Scalars("learned/loss")] == list(range(1, 11))
+    factors = events.Scalars("learned/factor")  # measured on n = 31, never trained on
+    assert [event.step for event in factors] == [0, 5, 10]
+    assert factors[0].value == pytest.approx(0.35, abs=0.03) and factors[-1].value < 0.3
+    assert {"learned/lr", "learned/batch_factor", "residual/relative"} <= set(events.Tags()["scalars"])
+
+    done = mgnet_solve("solver.smoother=learned", "problem.n=63", "solver.device=cpu",
+                       f"solver.learned.checkpoint={checkpoint}", f"hydra.run.dir={second}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    reloaded = json.loads((second / "results.json").read_text())
+    assert not reloaded["learned_smoother"]["learned_here"]
+    assert reloaded["learned_smoother"]["kernels"] == learned["learned_smoother"]["kernels"]
+    assert reloaded["convergence_factor"] == pytest.approx(learned["convergence_factor"], rel=1e-12)
+    assert not (second / "learned_smoother.pt").exists()
+
+
+def test_a_bad_learned_value_exits_2_with_one_line(tmp_path):
+    done = mgnet_solve("solver.smoother=learned", "solver.learned.train_sizes=[100]",
+                       f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "solver.learned.train_sizes=100" in lines[0], done.stderr
+    assert not (tmp_path / "run" / "learned_smoother.pt").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("solver.learned.shared=maybe", "solver.learned.shared='maybe'"),
+    ("solver.learned.train_sizes=63", "solver.learned.train_sizes=63: give a list"),
+    ("solver.learned.train_sizes=[7,31]", "7 is not above solver.coarsest_n=7"),
+    ("solver.learned.train_sizes=[511]", "solver.learned.train_sizes=511 is not a grid size"),
+    ("solver.learned.steps=0", "solver.learned.steps=0"),
+    ("solver.learned.cycles=two", "solver.learned.cycles='two'"),
+    ("solver.learned.optimizer.lr=-1", "solver.learned.optimizer cannot be built"),
+    ("solver.learned.optimizer._target_=torch.optim.Nothing", "solver.learned.optimizer cannot be built"),
+    ("solver.learned.scheduler.epochs=many", "solver.learned.scheduler cannot be built"),
+])
+def test_bad_learned_values_name_the_key(compose_config, tmp_path, override, message):
+    cfg = compose_config("solver.smoother=learned", override, config_name="solve", tiny=False)
+    options = multigrid_options(cfg.solver)
+    with pytest.raises(ConfigError, match=message):
+        learned_smoother(cfg.solver, options, tmp_path, torch.device("cpu"))
+    assert not list(tmp_path.iterdir())  # refused before learning anything
+
+
+def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compose_config, tmp_path):
+    cfg = compose_config("solver.smoother=learned", config_name="solve", tiny=False)
+    settings = learning_settings(cfg.solver.learned, coarsest_n=7)
+    assert settings.train_sizes == (31, 63) and settings.shared and settings.measure_size == 127
+    cfg = compose_config("solver.smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
+                         config_name="solve", tiny=False)
+    with pytest.raises(MgnetError, match="no.pt does not exist"):
+        learned_smoother(cfg.solver, multigrid_options(cfg.solver), tmp_path, torch.device("cpu"))
