@@ -1,14 +1,15 @@
 """Measures MgNet training and evaluation speed against this machine's measured peak, in one run.
 
     .venv/bin/python scripts/bench.py model.channels=64 model.smoothing_steps=[2,2,2,2] \\
-        trainer.device=cpu trainer.channels_last=true              # the CPU figures of docs/benchmarks.md
-    .venv/bin/python scripts/bench.py trainer.device=cuda trainer.precision=bf16 \\
-        trainer.channels_last=true trainer.compile=true --markdown  # on a GPU
+        trainer.device=cpu trainer.channels_last=true --wait-idle 5 --markdown  # docs/benchmarks.md
+    .venv/bin/python scripts/bench.py model.channels=64 model.smoothing_steps=[2,2,2,2] \\
+        trainer.device=cuda trainer.precision=bf16 trainer.channels_last=true trainer.compile=true
 
 Overrides are those of ``mgnet train``. The data is synthetic and CIFAR-shaped (32x32x3, 10 classes,
 random crop + flip as for CIFAR) unless a ``dataset=`` override names another data set. Every
 figure is the best of ``--rounds`` rounds, and the rounds interleave all measurements, so the
-ratios compare work done under the same conditions (other processes only ever slow a round down):
+ratios compare work done under the same conditions (other processes only ever slow a round down;
+on a shared machine ``--wait-idle`` starts each round only after the others have been quiet):
 
 - GFLOPs per image: the forward pass and a training step (forward + backward), both counted by
   ``torch.utils.flop_counter`` (BatchNorm, ReLU and additions are not FLOPs there).
@@ -59,6 +60,24 @@ def compose_config(overrides: list[str], steps: int, eval_images: int) -> DictCo
                          "dataset.augmentation.flip=true"]
             cfg = compose("train", overrides=[*synthetic, *overrides])
     return cfg
+
+
+def wait_until_idle(quiet_s: float, give_up_s: float = 900.0) -> None:
+    """Waits until no other process has wanted a CPU for ``quiet_s`` seconds (Linux; shared hosts)."""
+    stat = Path("/proc/stat")
+    if quiet_s <= 0 or not stat.exists():
+        return
+    start = quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        running = next(int(line.split()[1]) for line in stat.read_text().splitlines()
+                       if line.startswith("procs_running"))
+        now = time.monotonic()
+        if running > 1:  # this reader counts itself
+            quiet_since = now
+        if now - start > give_up_s:
+            log.warning("the machine was not idle for %.0f s within %.0f s: measuring anyway", quiet_s, give_up_s)
+            return
+        time.sleep(0.2)
 
 
 def synchronize(device: torch.device) -> None:
@@ -182,9 +201,10 @@ class MatmulPeak:
         self.a @ self.b
 
 
-def best_times(bench: Bench, rounds: int, steps: int) -> dict[str, float]:
+def best_times(bench: Bench, rounds: int, steps: int, quiet_s: float) -> dict[str, float]:
     """Seconds per unit (training step, pipeline batch, conv step, matmul, evaluation image), the
-    best of ``rounds`` interleaved rounds after a warm-up round (compilation, autotuning)."""
+    best of ``rounds`` interleaved rounds after a warm-up round (compilation, autotuning); each
+    round starts once the machine has been idle for ``quiet_s`` seconds."""
     device, settings = bench.settings.device, bench.settings
     peaks = {f"conv_{'nhwc' if last else 'nchw'}": ConvPeak(bench.finest_width(), settings.batch_size,
                                                             device, settings.precision, last)
@@ -208,6 +228,7 @@ def best_times(bench: Bench, rounds: int, steps: int) -> dict[str, float]:
     log.info("warm-up round: %.1f s (compilation and autotuning included)", time.perf_counter() - start)
     best = {name: float("inf") for name in work}
     for index in range(rounds):
+        wait_until_idle(quiet_s)
         for name, (run, units) in work.items():
             best[name] = min(best[name], run() / units)
         log.info("round %d/%d: %.2f s per step (compute), %.2f s (epoch)", index + 1, rounds,
@@ -216,11 +237,11 @@ def best_times(bench: Bench, rounds: int, steps: int) -> dict[str, float]:
     return best
 
 
-def figures(bench: Bench, rounds: int) -> dict[str, float]:
+def figures(bench: Bench, rounds: int, quiet_s: float) -> dict[str, float]:
     """Everything the report shows, as numbers."""
     settings, steps = bench.settings, bench.steps
     train_flops = bench.training_flops()
-    t = best_times(bench, rounds, steps)
+    t = best_times(bench, rounds, steps, quiet_s)
     batch = settings.batch_size
     conv_peak = max(t["conv_nchw_flops"] / t["conv_nchw"], t["conv_nhwc_flops"] / t["conv_nhwc"])
     model_rate = train_flops * batch / t["compute"]
@@ -283,6 +304,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help="training batches per round (default 6 on CPU, 50 on CUDA)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown block")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                        help="before each round, wait until no other process has run for this long")
     parser.add_argument("--no-allocator-tuning", action="store_true",
                         help="leave glibc's malloc as it is (fit tunes it on CPU; this shows the cost)")
     args = parser.parse_args()
@@ -291,9 +314,10 @@ def main() -> None:
         torch.cuda.is_available() and not any(o == "trainer.device=cpu" for o in args.overrides))
     steps = args.steps or (50 if cuda else 6)
     cfg = compose_config(args.overrides, steps, eval_images=1024 if not cuda else 10240)
+    wait_until_idle(args.wait_idle)
     bench = Bench(cfg, steps, allocator_tuning=not args.no_allocator_tuning)  # a real data set: the first `steps` batches of an epoch
     log.info("%s, %d steps per round", machine(bench.settings.device), bench.steps)
-    print(report(figures(bench, args.rounds), bench, args.overrides, args.markdown))
+    print(report(figures(bench, args.rounds, args.wait_idle), bench, args.overrides, args.markdown))
 
 
 if __name__ == "__main__":
