@@ -13,10 +13,11 @@ on a shared machine ``--wait-idle`` starts each round only after the others have
 
 - GFLOPs per image: the forward pass and a training step (forward + backward), both counted by
   ``torch.utils.flop_counter`` (BatchNorm, ReLU and additions are not FLOPs there).
-- training images/s: SGD steps on batches already made (pure compute), through ``train_epoch``.
+- training images/s: SGD steps on batches already made (pure compute), through ``train_epoch``;
+  the best step (timed like the peaks, see ``best_times``) and the best run of ``--steps`` steps.
 - peak: forward + backward of one 3x3 convolution at the model's finest width, resolution and
   batch (the model's most common operation), in NCHW and NHWC, best taken; and a large matmul.
-- model FLOP utilisation (MFU): the training step's FLOP rate over the convolution peak.
+- model FLOP utilisation (MFU): the best training step's FLOP rate over the convolution peak.
 - evaluation images/s through ``evaluate`` (inference mode, eval batch size), without and with
   flip test-time augmentation.
 - data share: 1 - (pure compute time) / (epoch wall time) on the same number of batches, where
@@ -29,7 +30,7 @@ import itertools
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hydra.utils
@@ -137,6 +138,20 @@ class Bench:
             self.forward, self.optimizer, self.scheduler, batches, self.settings.device, "bench",
             limit, scaler=self.scaler, **self.fast))
 
+    def paired(self, chunk: int) -> tuple[float, float, float]:
+        """One pass over ``self.ready`` in chunks of ``chunk`` steps, each chunk followed by as many
+        steps on batches drawn from the live pipeline (its epoch set-up included), so that both see
+        the same conditions. Returns seconds: the best compute chunk per step, and the totals of
+        the compute steps and of the pipeline steps."""
+        live = iter(self.batches.train)
+        best, compute, epoch = float("inf"), 0.0, 0.0
+        for start in range(0, self.steps, chunk):
+            part = self.ready[start:start + chunk]
+            seconds = self.train(part)
+            best, compute = min(best, seconds / len(part)), compute + seconds
+            epoch += self.train(Drawn(live, len(part)))
+        return best, compute, epoch
+
     def evaluation(self, tta: str) -> float:
         test = self.batches.evaluations["test"]
         return timed(self.settings.device, lambda: evaluate(self.forward, test, tta=tta, **self.fast))
@@ -165,6 +180,19 @@ class Bench:
         convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d) and m.stride == (1, 1)
                  and m.kernel_size == (3, 3) and m.in_channels != self.in_channels]
         return convs[0].in_channels, convs[0].out_channels, self.image_size
+
+
+class Drawn:
+    """The next ``count`` batches of an iterator that lives on across calls (an epoch in parts)."""
+
+    def __init__(self, batches: Iterator, count: int) -> None:
+        self.batches, self.count = batches, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator:
+        return itertools.islice(self.batches, self.count)
 
 
 class ConvPeak:
@@ -201,60 +229,71 @@ class MatmulPeak:
         self.a @ self.b
 
 
-def best_times(bench: Bench, rounds: int, steps: int, quiet_s: float) -> dict[str, float]:
+def best_times(bench: Bench, rounds: int, quiet_s: float) -> dict[str, float]:
     """Seconds per unit (training step, pipeline batch, conv step, matmul, evaluation image), the
     best of ``rounds`` interleaved rounds after a warm-up round (compilation, autotuning); each
-    round starts once the machine has been idle for ``quiet_s`` seconds."""
-    device, settings = bench.settings.device, bench.settings
+    round starts once the machine has been idle for ``quiet_s`` seconds.
+
+    Training steps and the peaks are timed in chunks of about the same length (a second on a CPU)
+    and the best chunk is kept, so that neither is favoured by catching a shorter quiet moment.
+    The data share adds up all rounds: compute chunks and pipeline chunks alternate (``paired``).
+    """
+    device, settings, steps = bench.settings.device, bench.settings, bench.steps
     peaks = {f"conv_{'nhwc' if last else 'nchw'}": ConvPeak(bench.finest_width(), settings.batch_size,
                                                             device, settings.precision, last)
              for last in (False, True)}
     peaks["matmul"] = MatmulPeak(4096 if device.type == "cpu" else 8192, device, settings.precision)
-    eval_images = bench.eval_images
+    chunk, repeats = (1, 8) if device.type == "cpu" else (10, 50)
     work: dict[str, tuple[Callable[[], float], int]] = {  # name: (seconds of one run, units per run)
-        "compute": (lambda: bench.train(bench.ready), steps),
-        "epoch": (lambda: bench.train(bench.batches.train, steps), steps),
         "pipeline": (bench.pipeline, steps),
-        "eval": (lambda: bench.evaluation("none"), eval_images),
-        "eval_flip": (lambda: bench.evaluation("flip"), eval_images),
+        "eval": (lambda: bench.evaluation("none"), bench.eval_images),
+        "eval_flip": (lambda: bench.evaluation("flip"), bench.eval_images),
     }
-    repeats = 3 if device.type == "cpu" else 20
     for name, peak in peaks.items():
         work[name] = (lambda peak=peak: timed(device, lambda: [peak.step() for _ in range(repeats)]),
                       repeats)
     start = time.perf_counter()
+    bench.paired(chunk)
     for name, (run, _) in work.items():
         run()
     log.info("warm-up round: %.1f s (compilation and autotuning included)", time.perf_counter() - start)
-    best = {name: float("inf") for name in work}
+    best = {name: float("inf") for name in [*work, "step", "compute"]}
+    best |= {"compute_total": 0.0, "epoch_total": 0.0}
     for index in range(rounds):
         wait_until_idle(quiet_s)
+        step, compute, epoch = bench.paired(chunk)
+        best["step"], best["compute"] = min(best["step"], step), min(best["compute"], compute / steps)
+        best["compute_total"] += compute
+        best["epoch_total"] += epoch
         for name, (run, units) in work.items():
             best[name] = min(best[name], run() / units)
-        log.info("round %d/%d: %.2f s per step (compute), %.2f s (epoch)", index + 1, rounds,
-                 best["compute"], best["epoch"])
+        log.info("round %d/%d: best step %.3f s; %d steps %.2f s, with the pipeline %.2f s",
+                 index + 1, rounds, step, steps, compute, epoch)
     best |= {f"{name}_flops": peak.flops for name, peak in peaks.items()}
     return best
 
 
 def figures(bench: Bench, rounds: int, quiet_s: float) -> dict[str, float]:
     """Everything the report shows, as numbers."""
-    settings, steps = bench.settings, bench.steps
+    settings = bench.settings
     train_flops = bench.training_flops()
-    t = best_times(bench, rounds, steps, quiet_s)
+    t = best_times(bench, rounds, quiet_s)
     batch = settings.batch_size
     conv_peak = max(t["conv_nchw_flops"] / t["conv_nchw"], t["conv_nhwc_flops"] / t["conv_nhwc"])
-    model_rate = train_flops * batch / t["compute"]
+    model_rate = train_flops * batch / t["step"]
     return {
         "forward_gflops": bench.forward_flops / 1e9, "train_gflops": train_flops / 1e9,
-        "train_img_s": batch / t["compute"], "epoch_img_s": batch / t["epoch"],
+        "train_img_s": batch / t["step"], "rounds_img_s": batch / t["compute"],
+        "epoch_img_s": batch * bench.steps * rounds / t["epoch_total"],
         "model_gflop_s": model_rate / 1e9, "conv_peak_gflop_s": conv_peak / 1e9,
         "conv_nchw_gflop_s": t["conv_nchw_flops"] / t["conv_nchw"] / 1e9,
         "conv_nhwc_gflop_s": t["conv_nhwc_flops"] / t["conv_nhwc"] / 1e9,
         "matmul_gflop_s": t["matmul_flops"] / t["matmul"] / 1e9,
         "mfu_conv": model_rate / conv_peak, "mfu_matmul": model_rate / (t["matmul_flops"] / t["matmul"]),
+        "mfu_conv_rounds": train_flops * batch / t["compute"] / conv_peak,
         "eval_img_s": 1 / t["eval"], "eval_flip_img_s": 1 / t["eval_flip"],
-        "data_share": 1 - t["compute"] / t["epoch"], "pipeline_share": t["pipeline"] / t["epoch"],
+        "data_share": 1 - t["compute_total"] / t["epoch_total"],
+        "pipeline_share": t["pipeline"] * bench.steps * rounds / t["epoch_total"],
     }
 
 
@@ -273,18 +312,20 @@ def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bo
     rows = [
         ("forward GFLOPs per image", f"{f['forward_gflops']:.4f}"),
         ("training GFLOPs per image (fwd + bwd)", f"{f['train_gflops']:.4f}"),
-        ("training images/s (pure compute)", f"{f['train_img_s']:.1f}"),
-        ("training images/s (epoch, data pipeline included)", f"{f['epoch_img_s']:.1f}"),
-        ("model FLOP rate, GFLOP/s", f"{f['model_gflop_s']:.1f}"),
+        ("training images/s (best step)", f"{f['train_img_s']:.1f}"),
+        (f"training images/s (best round of {bench.steps} steps)", f"{f['rounds_img_s']:.1f}"),
+        ("training images/s with the data pipeline (all rounds)", f"{f['epoch_img_s']:.1f}"),
+        ("model FLOP rate (best step), GFLOP/s", f"{f['model_gflop_s']:.1f}"),
         ("peak: 3x3 conv fwd+bwd NCHW / NHWC, GFLOP/s",
          f"{f['conv_nchw_gflop_s']:.1f} / {f['conv_nhwc_gflop_s']:.1f}"),
         (f"peak: {matmul_dtype} matmul, GFLOP/s", f"{f['matmul_gflop_s']:.1f}"),
-        ("MFU against the conv peak", f"{f['mfu_conv']:.1%}"),
-        ("MFU against the matmul peak", f"{f['mfu_matmul']:.1%}"),
+        ("MFU against the conv peak (best step)", f"{f['mfu_conv']:.1%}"),
+        (f"MFU against the conv peak (best round of {bench.steps} steps)", f"{f['mfu_conv_rounds']:.1%}"),
+        ("MFU against the matmul peak (best step)", f"{f['mfu_matmul']:.1%}"),
         (f"evaluation images/s (batch {s.eval_batch_size})", f"{f['eval_img_s']:.1f}"),
         ("evaluation images/s, flip TTA", f"{f['eval_flip_img_s']:.1f}"),
-        ("data pipeline share of an epoch", f"{f['data_share']:.1%}"),
-        ("pipeline alone / epoch", f"{f['pipeline_share']:.1%}"),
+        ("data pipeline share of an epoch (1 - compute / epoch)", f"{f['data_share']:.1%}"),
+        ("drawing the batches alone / epoch", f"{f['pipeline_share']:.1%}"),
     ]
     head = (f"{machine(s.device)}; torch {torch.__version__}; {datetime.date.today()}; "
             f"{s.device.type}, {s.precision}, batch {s.batch_size}, "
