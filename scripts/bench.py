@@ -315,6 +315,7 @@ def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bo
         ("training images/s (best step)", f"{f['train_img_s']:.1f}"),
         (f"training images/s (best round of {bench.steps} steps)", f"{f['rounds_img_s']:.1f}"),
         ("training images/s with the data pipeline (all rounds)", f"{f['epoch_img_s']:.1f}"),
+        ("a 50,000-image epoch (CIFAR) at that rate, s", f"{50_000 / f['epoch_img_s']:.1f}"),
         ("model FLOP rate (best step), GFLOP/s", f"{f['model_gflop_s']:.1f}"),
         ("peak: 3x3 conv fwd+bwd NCHW / NHWC, GFLOP/s",
          f"{f['conv_nchw_gflop_s']:.1f} / {f['conv_nhwc_gflop_s']:.1f}"),

@@ -199,7 +199,8 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
             return task(cfg)
         except Interrupted as stop:  # a checkpoint is saved; the message says how to resume
             record_failure(stop, status="interrupted")
-            print(f"mgnet {config_name}: {stop}", file=sys.stderr)
+            if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line for the run
+                print(f"mgnet {config_name}: {stop}", file=sys.stderr)
             sys.exit(stop.exit_code)
         except Exception as error:
             record_failure(error)

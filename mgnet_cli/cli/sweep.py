@@ -5,11 +5,13 @@ written as soon as it ends, so a sweep killed half-way keeps every finished row;
 a row with its error and the others go on; the sweep exits with code 1 if any job failed.
 """
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mgnet_cli.train.checkpoint import write_atomic
+
+try:
+    import fcntl
+except ImportError:  # Windows: no POSIX locks; the jobs of a local sweep run one at a time anyway
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,29 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     write_atomic(path, lambda file: file.write(text.getvalue().encode()))
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive POSIX lock on the file ``path`` while the block runs: jobs of one sweep that end
+    at the same moment in other processes or on other nodes (SLURM arrays, one sweep per GPU into
+    one folder) take turns at ``summary.csv`` instead of overwriting each other's rows. NFS v4 and
+    Lustre honour these locks."""
+    with path.open("a") as handle:
+        if fcntl is not None:
+            fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def record_row(path: Path, row: dict[str, Any]) -> None:
+    """Adds (or replaces) one job's row of the summary at ``path``, under the sweep's lock."""
+    with locked(path.with_name(".summary.lock")):
+        rows = [old for old in read_rows(path) if str(old["job"]) != str(row["job"])]
+        write_rows(path, sorted([*rows, row], key=lambda r: int(r["job"])))
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -82,9 +112,7 @@ class SweepRecorder(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        path = Path(config.hydra.sweep.dir) / "summary.csv"
-        rows = [row for row in read_rows(path) if str(row["job"]) != str(config.hydra.job.num)]
-        write_rows(path, sorted([*rows, job_row(config, job_return)], key=lambda r: int(r["job"])))
+        record_row(Path(config.hydra.sweep.dir) / "summary.csv", job_row(config, job_return))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         path = Path(config.hydra.sweep.dir) / "summary.csv"

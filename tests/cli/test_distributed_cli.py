@@ -4,12 +4,15 @@ folder written by rank 0, with the same weights on both ranks; resumes change th
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from tests.cli.test_reliability import LONG, wait_for
 from tests.cli.test_train_cli import TINY, mgnet
 
 BIN = Path(sys.executable).parent
@@ -90,3 +93,19 @@ def test_what_torchrun_cannot_run_is_one_line(tmp_path, arguments, message):
                             text=True, env=os.environ | {"WORLD_SIZE": "2", "RANK": "0"}, timeout=120)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_signal_to_torchrun_stops_every_rank_with_one_resume_line(tmp_path):
+    """SIGTERM to torchrun reaches both ranks; they stop at the same step, rank 0 saves last.pt
+    mid-epoch, and the user reads one "Resume with" line, not one per rank."""
+    run = tmp_path / "run"
+    command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(BIN / "mgnet"), "train",
+               *LONG, "dataset.num_train=4096", f"hydra.run.dir={run}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(run / "results.json", process)  # the end of epoch 1: stop inside epoch 2
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert stderr.count(f"Resume with: mgnet train resume={run}") == 1, stderr
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and 0 < state["epoch_progress"]["step"] <= 256

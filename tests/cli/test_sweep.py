@@ -2,6 +2,7 @@
 
 import csv
 import json
+import multiprocessing
 
 import pytest
 import yaml
@@ -9,6 +10,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from mgnet_cli.cli.sweep import COLUMNS, read_rows, record_row
 from tests.cli.test_train_cli import TINY, mgnet
 
 
@@ -69,3 +71,23 @@ def test_optuna_search_maximises_the_returned_accuracy(tmp_path):
     assert len(rows) == 2 and all(row["status"] == "completed" for row in rows)
     assert best["best_value"] == max(float(row["best_test_acc"]) for row in rows)
     assert set(best["best_params"]) == {"optimizer.lr", "optimizer.weight_decay", "smoother"}
+
+
+def record_jobs(path, first: int, count: int, start) -> None:
+    start.wait()
+    for job in range(first, first + count):
+        record_row(path, dict.fromkeys(COLUMNS, "") | {"job": job, "status": "completed"})
+
+
+def test_jobs_ending_together_in_other_processes_keep_every_row(tmp_path):
+    """SLURM array jobs (or one sweep per GPU into one folder) end at the same moment and each adds
+    its row: 6 processes x 8 rows, all started at once, leave all 48 rows."""
+    path, context = tmp_path / "summary.csv", multiprocessing.get_context("fork")
+    start = context.Barrier(6)
+    workers = [context.Process(target=record_jobs, args=(path, 8 * i, 8, start)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    assert [int(row["job"]) for row in read_rows(path)] == list(range(48))

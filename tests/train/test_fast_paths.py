@@ -18,7 +18,8 @@ from mgnet_cli.train.loop import evaluate, fit, train_epoch
 from mgnet_cli.train.schedules import Constant
 
 CPU = torch.device("cpu")
-SMALL = ["model.smoothing_steps=[2,1]", "trainer.batch_size=16", "dataset.augmentation.crop_padding=2",
+SMALL = ["trainer.channels_last=false",  # the plain path; a test's overrides come after and win
+         "model.smoothing_steps=[2,1]", "trainer.batch_size=16", "dataset.augmentation.crop_padding=2",
          "dataset.augmentation.flip=true"]
 # Losses: fp32 paths differ only in summation order (oneDNN's NHWC kernels, the NHWC BatchNorm);
 # bf16 keeps 8 bits of mantissa. Weights after two steps: a ReLU whose input sits within float
@@ -59,8 +60,10 @@ def test_settings_read_the_switches(compose_config):
                                                "trainer.compile=true", "eval.tta=flip"))
     assert (settings.precision, settings.channels_last, settings.compile, settings.tta) == (
         "bf16", True, True, "flip")
-    plain = trainer_settings(compose_config())
-    assert (plain.precision, plain.channels_last, plain.compile, plain.tta) == ("fp32", False, False, "none")
+    default = trainer_settings(compose_config())  # channels-last is on by default: it pays everywhere
+    assert (default.precision, default.channels_last, default.compile, default.tta) == ("fp32", True, False, "none")
+    plain = trainer_settings(compose_config(*SMALL))
+    assert plain.channels_last is False
 
 
 @pytest.mark.parametrize("override, message", [

@@ -1,0 +1,62 @@
+"""The measurement scripts under scripts/ run end to end and count what they claim to count."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from tests.cli.test_train_cli import TINY
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def script(name: str, *args: str, cwd: Path) -> str:
+    result = subprocess.run([sys.executable, str(SCRIPTS / name), *args], cwd=cwd, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_counts_a_convolution_as_its_multiply_adds():
+    bench = load("bench")
+    conv = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False))
+    assert bench.image_flops(conv, 3, 32) == 2 * 3 * 16 * 9 * 32 * 32
+
+
+def test_bench_prints_every_figure(tmp_path):
+    out = script("bench.py", "model.channels=8", "model.smoothing_steps=[1,1]", "trainer.batch_size=16",
+                 "trainer.device=cpu", "--steps", "2", "--rounds", "1", "--markdown", cwd=tmp_path)
+    rows = dict(line.strip("|").split("|")[:2] for line in out.splitlines() if line.startswith("| ")
+                and "---" not in line and "measure" not in line)
+    rows = {name.strip(): value.strip() for name, value in rows.items()}
+    assert len(rows) == 16, rows
+    forward, training = float(rows["forward GFLOPs per image"]), float(rows["training GFLOPs per image (fwd + bwd)"])
+    assert 0 < forward and 2.5 * forward < training < 3.5 * forward  # backward ~ twice the forward
+    assert float(rows["training images/s (best step)"]) > 0
+    assert 0 < float(rows["MFU against the conv peak (best step)"].rstrip("%")) < 200
+    assert float(rows["evaluation images/s, flip TTA"]) < float(rows["evaluation images/s (batch 512)"])
+
+
+def test_compare_fast_trains_both_paths_from_the_same_start(tmp_path):
+    """channels-last fp32 computes what NCHW does: the two runs' losses agree to float tolerance."""
+    out = script("compare_fast.py", "--output", str(tmp_path / "runs"), "--fast", "trainer.channels_last=true",
+                 "--", *TINY, "trainer.epochs=2", cwd=tmp_path)
+    epochs = [line for line in out.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert len(epochs) == 2, out
+    for line in epochs:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for pair in cells[1:3]:  # train loss, test loss: plain / fast
+            plain, fast = (float(value) for value in pair.split(" / "))
+            assert fast == pytest.approx(plain, abs=2e-3)
+    assert (tmp_path / "runs" / "plain" / "results.json").is_file()
+    assert (tmp_path / "runs" / "fast" / "results.json").is_file()
