@@ -350,7 +350,7 @@ def main() -> None:
                         help="before each round, wait until no other process has run for this long")
     parser.add_argument("--no-allocator-tuning", action="store_true",
                         help="leave glibc's malloc as it is (fit tunes it on CPU; this shows the cost)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides and flags in any order
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cuda = any(o.startswith("trainer.device=cuda") for o in args.overrides) or (
         torch.cuda.is_available() and not any(o == "trainer.device=cpu" for o in args.overrides))

@@ -10,6 +10,8 @@
 #      (the plain path), then bf16 + channels-last + compile at batch 128 and at batch 512;
 #   2. scripts/compare_fast.py on the real CIFAR-10 subset: the plain path against the fast one,
 #      same seed, a few epochs, learning curves side by side.
+# A dry run on a CPU: MGNET_CHECK_DEVICE=cpu MGNET_CHECK_MODEL="model.channels=8 model.smoothing_steps=[1,1]"
+# MGNET_CHECK_BENCH="--steps 2 --rounds 1" MGNET_CHECK_EPOCHS=1 (with the project's venv first on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +33,7 @@ run() {
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1 || true
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')" | tee -a "$out/gpu.txt"
-    local bench="python3 scripts/bench.py trainer.device=$device ${MGNET_CHECK_MODEL:-} --rounds 3 --markdown"
+    local bench="python3 scripts/bench.py trainer.device=$device ${MGNET_CHECK_MODEL:-} --rounds 3 --markdown ${MGNET_CHECK_BENCH:-}"
     {
         $bench trainer.batch_size=128
         echo
