@@ -73,7 +73,8 @@ def retain_freed_memory() -> bool:
 
     PyTorch's CPU allocator is plain malloc; glibc serves blocks of 32 MiB or more (one 64-channel
     32x32 activation of a 128-image batch is exactly that) with a fresh mmap each time, so every
-    activation costs page faults and zeroing: measured here, +70 % on a training step. Called by
+    activation costs page faults and zeroing: 102 against 132 training images/s on the 2-core
+    CPU of docs/benchmarks.md (``scripts/bench.py --no-allocator-tuning`` shows it). Called by
     ``fit`` on CPU devices; a process-wide allocator setting, like the thread count. True if set.
     """
     if not sys.platform.startswith("linux"):

@@ -142,8 +142,16 @@ def slow(request):
         pytest.skip("Inductor compiles for a minute on 2 cores: run with -m slow")
 
 
+def test_traced_training_steps_match_the_plain_path(compose_config, monkeypatch):
+    """The compiled path's graphs (Dynamo's capture, AOTAutograd's forward and backward), run
+    without Inductor's code generation: quick enough for every test run. Inductor itself: below."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    test_compiled_training_steps_match_the_plain_path(compose_config, None)
+
+
 @pytest.mark.slow
 def test_compiled_training_steps_match_the_plain_path(compose_config, slow):
+    torch._dynamo.reset()
     _, batches, reference = setup(compose_config)
     plain = train_steps(reference, batches)
     _, batches, model = setup(compose_config, "trainer.channels_last=true")
