@@ -6,9 +6,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from mgnet_cli.errors import ConfigError
 
-# Overrides a resumed run accepts: they change how long, where and how it runs, not what it learns.
+# Overrides a resumed run accepts: they change how long, where and how fast it runs, not what it
+# learns (the speed switches compute the same function to float tolerance, so a run started on a
+# CPU can go on on a GPU in bf16; bit-for-bit resumes need them unchanged).
 MAY_CHANGE = ("resume", "trainer.epochs", "trainer.device", "trainer.checkpoints",
-              "trainer.eval_batch_size", "trainer.limit_eval_batches", "dataset.root",
+              "trainer.eval_batch_size", "trainer.limit_eval_batches", "trainer.precision",
+              "trainer.channels_last", "trainer.compile", "trainer.num_workers", "dataset.root",
               "dataset.download", "hydra.")
 
 

@@ -38,6 +38,18 @@ def test_resume_refuses_an_architecture_change(tmp_path):
     assert result.returncode == 2 and "model.channels=16 would change the run" in result.stderr
 
 
+def test_resume_may_switch_the_speed_settings(tmp_path):
+    """A run started plain goes on with bf16 and channels-last (as when it moves to a GPU)."""
+    run = tmp_path / "run"
+    mgnet("train", *TINY, "trainer.channels_last=false", f"hydra.run.dir={run}", cwd=tmp_path)
+    mgnet("train", f"resume={run}", "trainer.epochs=2", "trainer.precision=bf16",
+          "trainer.channels_last=true", cwd=tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    assert results["status"] == "completed" and [h["epoch"] for h in results["history"]] == [1, 2]
+    trainer = torch.load(run / "last.pt", weights_only=True)["config"]["trainer"]
+    assert (trainer["precision"], trainer["channels_last"]) == ("bf16", True)
+
+
 def test_resume_of_a_missing_run_says_so(tmp_path):
     result = mgnet("train", f"resume={tmp_path / 'nowhere'}", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr
