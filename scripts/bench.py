@@ -45,7 +45,7 @@ from mgnet_cli.cli import config_dir, register_resolvers
 from mgnet_cli.cli.build import build_data, build_model
 from mgnet_cli.cli.train import seed_everything, trainer_settings
 from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
-from mgnet_cli.train.loop import evaluate, train_epoch
+from mgnet_cli.train.epoch import evaluate, train_epoch
 
 log = logging.getLogger("bench")
 

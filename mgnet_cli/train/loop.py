@@ -1,28 +1,25 @@
-"""The training loop: epochs of train steps, each followed by evaluation, checkpoints and results."""
+"""The training loop: epochs of train steps (epoch.py), each followed by evaluation, checkpoints and results."""
 
-import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
 from mgnet_cli.train.distributed import Distributed, StepAgreement, check_sync_bn, sync_batchnorm
+from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
+from mgnet_cli.train.fast import check_precision, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.guards import Interrupted, LossWatch, StopSignal
-from mgnet_cli.train.evaluation import predict
-from mgnet_cli.train.fast import (autocast, check_precision, grad_scaler, memory_format, prepare_model,
-                                  retain_freed_memory)
 from mgnet_cli.train.results import RunRecord
 from mgnet_cli.train.state import restore_training, training_state
-from mgnet_cli.train.tracking import Tracker, progress
+from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -66,129 +63,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"trainer.device={name!r}: mgnet runs on auto, cpu, cuda or cuda:N")
     return device
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    batches: Iterable,
-    limit: int | None = None,
-    *,
-    tta: str = "none",
-    precision: str = "fp32",
-    channels_last: bool = False,
-    world: Distributed | None = None,
-) -> dict[str, float]:
-    """Mean cross-entropy, top-1 and top-5 accuracy (fractions) over ``batches``; one host sync.
-
-    ``tta="flip"`` averages the logits of each image and its mirror (twice the work). In a
-    data-parallel run each rank evaluates its part of the set and the sums are added over ``world``.
-    """
-    model.eval()
-    totals: torch.Tensor | None = None  # [loss sum, top-1 hits, top-5 hits, count], on device
-    for index, (images, labels) in enumerate(batches):
-        if limit is not None and index >= limit:
-            break
-        with autocast(images.device, precision):
-            logits = predict(model, memory_format(images, channels_last), tta).float()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
-        batch = torch.stack([
-            F.cross_entropy(logits, labels, reduction="sum"),
-            top[:, 0].sum(), top.any(dim=1).sum(), labels.new_full((), len(labels)),  # no host copy
-        ]).double()
-        totals = batch if totals is None else totals + batch
-    if world is not None and world.active:  # sums over the ranks' parts (a part may be empty)
-        totals = world.sum(torch.zeros(4, dtype=torch.float64, device=world.device)
-                           if totals is None else totals)
-    loss, top1, top5, count = totals.tolist() if totals is not None else (0, 0, 0, 0)
-    if count == 0:
-        raise ConfigError("evaluation saw no batch: the evaluation set is empty")
-    return {"loss": loss / count, "acc": top1 / count, "top5": top5 / count}
-
-
-@dataclass
-class EpochProgress:
-    """A training epoch's running totals; an epoch stopped by a signal resumes from them."""
-
-    step: int = 0  # batches done in this epoch
-    loss_sum: float = 0.0
-    hits: int = 0
-    count: int = 0
-    seconds: float = 0.0
-    skipped: int = 0  # batches skipped for a non-finite loss (trainer.skip_nonfinite)
-
-    def metrics(self) -> dict[str, float]:
-        count = max(self.count, 1)
-        return {"loss": self.loss_sum / count, "acc": self.hits / count,
-                "throughput": self.count / max(self.seconds, 1e-9)}
-
-
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    batches: Iterable,
-    device: torch.device,
-    description: str,
-    limit: int | None = None,
-    *,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    scaler: torch.amp.GradScaler | None = None,
-    done: EpochProgress | None = None,
-    stop: Callable[[], bool] = lambda: False,
-    watch: LossWatch | None = None,
-    skip_nonfinite: bool = False,
-    check: Callable[[], None] = lambda: None,
-    check_every: int = 50,
-    world: Distributed | None = None,
-) -> EpochProgress:
-    """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
-
-    No host sync per step (fp16's GradScaler and ``skip_nonfinite`` excepted: both must know on the
-    host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
-    ``check_every`` steps, one host sync) raises if one was seen. The totals are this rank's
-    (``world``: a data-parallel run, whose ranks skip a non-finite batch only all together).
-    """
-    world = world or Distributed(device=device)
-    model.train()
-    done = done or EpochProgress()
-    total = len(batches) if limit is None else min(limit, len(batches))
-    watch = watch or LossWatch(device)
-    loss_sum = torch.tensor(done.loss_sum, dtype=torch.float64, device=device)
-    hits = torch.tensor(done.hits, dtype=torch.int64, device=device)
-    step, count, skipped = done.step, done.count, done.skipped
-    start = time.perf_counter()
-    remaining = itertools.islice(iter(batches), done.step, total)  # a resumed epoch skips its start
-    for images, labels in progress(remaining, total - done.step, description, show=world.is_main):
-        with autocast(device, precision):
-            logits = model(memory_format(images, channels_last))
-            loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
-        finite = watch.observe(scheduler.last_epoch, loss)
-        if skip_nonfinite:
-            finite = world.all(finite)  # DDP: a rank that skips the backward would leave the others waiting
-        optimizer.zero_grad(set_to_none=True)
-        if skip_nonfinite and not bool(finite):
-            skipped += 1
-        elif scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        scheduler.step()
-        if not skip_nonfinite or bool(finite):
-            loss_sum += loss.detach() * len(labels)
-            hits += (logits.detach().argmax(dim=1) == labels).sum()
-            count += len(labels)
-        step += 1
-        if step % check_every == 0:
-            check()
-        if stop():
-            break
-    return EpochProgress(step, loss_sum.item(), int(hits.item()), count,  # waits for the device
-                         done.seconds + time.perf_counter() - start, skipped)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -305,23 +179,6 @@ def fit(
     if world.is_main:
         write_json_atomic(run_dir / "results.json", results)
     return results
-
-
-def own_share(progress: EpochProgress, world: Distributed) -> EpochProgress:
-    """What a rank adds its totals to: rank 0 carries the (summed) totals of a resumed epoch, the
-    other ranks start from zero, so that the sum over the ranks counts every image once."""
-    return progress if world.is_main else EpochProgress(progress.step, seconds=progress.seconds,
-                                                         skipped=progress.skipped)
-
-
-def summed(progress: EpochProgress, world: Distributed) -> EpochProgress:
-    """The epoch's loss sum, hits and image count over all ranks (time and skips are agreed already)."""
-    if not world.active:
-        return progress
-    totals = torch.tensor([progress.loss_sum, progress.hits, progress.count], dtype=torch.float64,
-                          device=world.device)
-    loss_sum, hits, count = world.sum(totals).tolist()
-    return replace(progress, loss_sum=loss_sum, hits=round(hits), count=round(count))
 
 
 def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: EpochProgress,

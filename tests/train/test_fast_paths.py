@@ -14,7 +14,8 @@ from mgnet_cli.cli.train import trainer_settings
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.fast import prepare_model
-from mgnet_cli.train.loop import evaluate, fit, train_epoch
+from mgnet_cli.train.epoch import evaluate, train_epoch
+from mgnet_cli.train.loop import fit
 from mgnet_cli.train.schedules import Constant
 
 CPU = torch.device("cpu")
