@@ -6,123 +6,23 @@ with ``solver.smoother=learned`` and no ``solver.learned.checkpoint`` it first l
 """
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.errors import ConfigError
-from mgnet_cli.pde.learning import (LearningSettings, MakeOptimizer, kernel_table, learn_smoother,
-                                    load_learned, save_learned, with_kernels)
-from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
-from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
+from mgnet_cli.cli.solve_options import (DTYPES, built, choice, grid_size, integer, learning_settings,
+                                         multigrid_options, number)
+from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
+                                    with_kernels)
+from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
 from mgnet_cli.train.checkpoint import write_json_atomic
+from mgnet_cli.train.loop import resolve_device
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
-LARGEST_COARSEST_N = 31  # the coarsest grid is factorised densely: 961 unknowns at most
-LARGEST_TRAIN_N = 255  # learning unrolls cycles under autograd: small grids suffice (and are fast)
-
-
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
-    if str(value) not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed: use one of {', '.join(allowed)}")
-    return str(value)
-
-
-def _integer(value: Any, key: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key}={value!r}: give an integer >= {minimum}")
-    return value
-
-
-def _number(value: Any, key: str, low: float, high: float, rule: str) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value <= high:
-        raise ConfigError(f"{key}={value!r}: give a number {rule}")
-    return float(value)
-
-
-def _grid_size(value: Any, key: str, largest: int | None = None) -> int:
-    n = _integer(value, key, 1)
-    sizes = [2**level - 1 for level in range(1, 13)]
-    if largest is not None:
-        sizes = [size for size in sizes if size <= largest]
-    if not is_grid_size(n) or (largest is not None and n > largest):
-        raise ConfigError(f"{key}={value!r} is not a grid size: give 2^L - 1 interior points "
-                          f"({', '.join(map(str, sizes))}{'' if largest else ', ...'})")
-    return n
-
-
-def _device(value: Any) -> torch.device:
-    name = str(value)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not (name == "cpu" or name == "cuda" or name.startswith("cuda:")):
-        raise ConfigError(f"solver.device={name!r}: use auto, cpu, cuda or cuda:N")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"solver.device={name} but this machine has no CUDA device: use auto or cpu")
-    return torch.device(name)
-
-
-def multigrid_options(solver: DictConfig) -> MultigridOptions:
-    """The cycle's shape, smoother and coarsest grid from ``cfg.solver``, checked."""
-    cycle = _choice(solver.cycle, "solver.cycle", ("v", "w", "backslash"))
-    pre = _integer(solver.pre_smooth, "solver.pre_smooth", 0)
-    post = _integer(solver.post_smooth, "solver.post_smooth", 0)
-    if pre == 0 and (cycle == "backslash" or post == 0):
-        raise ConfigError(f"solver.pre_smooth={pre}, solver.post_smooth={post} with "
-                          f"solver.cycle={cycle} never smooths: give the cycle a smoothing step")
-    if cycle == "backslash" and post > 0:
-        log.info("the backslash cycle smooths on the way down only: solver.post_smooth is unused")
-    parameters = SmootherParameters(
-        omega=_number(solver.omega, "solver.omega", 0.0, 1.0, "in (0, 1]"),
-        chebyshev_ratio=_number(solver.chebyshev_ratio, "solver.chebyshev_ratio", 1.0,
-                                float("inf"), "> 1"),
-    )
-    return MultigridOptions(
-        cycle=cycle, smoother=_choice(solver.smoother, "solver.smoother", tuple(SMOOTHERS)),
-        pre_smooth=pre, post_smooth=post, parameters=parameters,
-        coarsest_n=_grid_size(solver.coarsest_n, "solver.coarsest_n", LARGEST_COARSEST_N),
-    )
-
-
-def learning_settings(node: DictConfig, coarsest_n: int) -> LearningSettings:
-    """``cfg.solver.learned``'s training keys, checked."""
-    if not isinstance(node.shared, bool):
-        raise ConfigError(f"solver.learned.shared={node.shared!r}: give true (one kernel for every "
-                          f"level) or false (one per grid size)")
-    if not isinstance(node.train_sizes, ListConfig) or len(node.train_sizes) == 0:
-        raise ConfigError(f"solver.learned.train_sizes={node.train_sizes!r}: give a list of grid "
-                          f"sizes, e.g. [31,63]")
-    sizes = sorted({_grid_size(n, "solver.learned.train_sizes", LARGEST_TRAIN_N) for n in node.train_sizes})
-    if sizes[0] <= coarsest_n:
-        raise ConfigError(f"solver.learned.train_sizes={sizes}: {sizes[0]} is not above "
-                          f"solver.coarsest_n={coarsest_n}, so no level of it is smoothed")
-    return LearningSettings(
-        shared=node.shared, train_sizes=tuple(sizes),
-        steps=_integer(node.steps, "solver.learned.steps", 1),
-        batch=_integer(node.batch, "solver.learned.batch", 1),
-        cycles=_integer(node.cycles, "solver.learned.cycles", 1),
-        seed=_integer(node.seed, "solver.learned.seed", 0),
-        measure_every=_integer(node.measure_every, "solver.learned.measure_every", 1),
-    )
-
-
-def _built(node: DictConfig, key: str, check: Callable[[Any], Any]) -> Any:
-    """``instantiate(node)``, tried once with ``check``; any failure is a ConfigError naming ``key``."""
-    try:
-        built = instantiate(node)
-        check(built)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"{key} cannot be built: {first}") from error
-    return built
 
 
 def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Path,
@@ -139,9 +39,9 @@ def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Pat
     else:
         settings = learning_settings(node, options.coarsest_n)
         probe = [torch.zeros(1, requires_grad=True)]
-        make_optimizer: MakeOptimizer = _built(node.optimizer, "solver.learned.optimizer",
+        make_optimizer: MakeOptimizer = built(node.optimizer, "solver.learned.optimizer",
                                                lambda make: make(probe))
-        schedule = _built(node.scheduler, "solver.learned.scheduler",
+        schedule = built(node.scheduler, "solver.learned.scheduler",
                            lambda rule: [float(rule(step)) for step in (0, settings.steps)])
         result = learn_smoother(settings, options, make_optimizer, schedule, run_dir, device)
         kernels, path = result.kernels, run_dir / "learned_smoother.pt"
@@ -208,14 +108,14 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
 def run(cfg: DictConfig) -> float:
     """Solves one Poisson problem; returns the convergence factor (the value sweeps minimise)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    n = _grid_size(cfg.problem.n, "problem.n")
-    rhs = _choice(cfg.problem.rhs, "problem.rhs", RIGHT_HAND_SIDES)
-    seed = _integer(cfg.problem.seed, "problem.seed", 0)
+    n = grid_size(cfg.problem.n, "problem.n")
+    rhs = choice(cfg.problem.rhs, "problem.rhs", RIGHT_HAND_SIDES)
+    seed = integer(cfg.problem.seed, "problem.seed", 0)
     options = multigrid_options(cfg.solver)
-    tol = _number(cfg.solver.tol, "solver.tol", 0.0, 1.0, "in (0, 1]")
-    max_cycles = _integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
-    dtype = DTYPES[_choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
-    device = _device(cfg.solver.device)
+    tol = number(cfg.solver.tol, "solver.tol", 0.0, 1.0, "in (0, 1]")
+    max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
+    dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
+    device = resolve_device(str(cfg.solver.device), "solver.device")
     learned = None
     if options.smoother == "learned":
         options, learned = learned_smoother(cfg.solver, options, run_dir, device)

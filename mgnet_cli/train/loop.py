@@ -50,18 +50,18 @@ class TrainSettings:
             raise ConfigError(f"eval.tta={self.tta!r}: use none or flip")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = CUDA when present, else CPU; a CUDA request without CUDA is a ConfigError."""
+def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
+    """``auto`` = CUDA when present, else CPU; a CUDA request without CUDA is a ConfigError naming ``key``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"trainer.device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{key}={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name} but this machine has no CUDA device: use trainer.device=auto or cpu")
+        raise ConfigError(f"{key}={name} but this machine has no CUDA device: use {key}=auto or cpu")
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"trainer.device={name!r}: mgnet runs on auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"{key}={name!r}: mgnet runs on auto, cpu, cuda or cuda:N")
     return device
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mgnet_cli.cli.solve import learned_smoother, learning_settings, multigrid_options
+from mgnet_cli.cli.solve import learned_smoother
+from mgnet_cli.cli.solve_options import learning_settings, multigrid_options
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.cli.test_solve_cli import mgnet_solve
 

@@ -1,0 +1,105 @@
+"""``mgnet solve``'s config, checked: every bad value is a ConfigError naming its key and what to give."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig
+
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.pde.learning import LearningSettings
+from mgnet_cli.pde.poisson import is_grid_size
+from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
+from mgnet_cli.pde.solve import MultigridOptions
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+LARGEST_COARSEST_N = 31  # the coarsest grid is factorised densely: 961 unknowns at most
+LARGEST_TRAIN_N = 255  # learning unrolls cycles under autograd: small grids suffice (and are fast)
+
+
+def choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    if str(value) not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed: use one of {', '.join(allowed)}")
+    return str(value)
+
+
+def integer(value: Any, key: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{key}={value!r}: give an integer >= {minimum}")
+    return value
+
+
+def number(value: Any, key: str, low: float, high: float, rule: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value <= high:
+        raise ConfigError(f"{key}={value!r}: give a number {rule}")
+    return float(value)
+
+
+def grid_size(value: Any, key: str, largest: int | None = None) -> int:
+    n = integer(value, key, 1)
+    sizes = [2**level - 1 for level in range(1, 13)]
+    if largest is not None:
+        sizes = [size for size in sizes if size <= largest]
+    if not is_grid_size(n) or (largest is not None and n > largest):
+        raise ConfigError(f"{key}={value!r} is not a grid size: give 2^L - 1 interior points "
+                          f"({', '.join(map(str, sizes))}{'' if largest else ', ...'})")
+    return n
+
+
+def multigrid_options(solver: DictConfig) -> MultigridOptions:
+    """The cycle's shape, smoother and coarsest grid from ``cfg.solver``, checked."""
+    cycle = choice(solver.cycle, "solver.cycle", ("v", "w", "backslash"))
+    pre = integer(solver.pre_smooth, "solver.pre_smooth", 0)
+    post = integer(solver.post_smooth, "solver.post_smooth", 0)
+    if pre == 0 and (cycle == "backslash" or post == 0):
+        raise ConfigError(f"solver.pre_smooth={pre}, solver.post_smooth={post} with "
+                          f"solver.cycle={cycle} never smooths: give the cycle a smoothing step")
+    if cycle == "backslash" and post > 0:
+        log.info("the backslash cycle smooths on the way down only: solver.post_smooth is unused")
+    parameters = SmootherParameters(
+        omega=number(solver.omega, "solver.omega", 0.0, 1.0, "in (0, 1]"),
+        chebyshev_ratio=number(solver.chebyshev_ratio, "solver.chebyshev_ratio", 1.0,
+                                float("inf"), "> 1"),
+    )
+    return MultigridOptions(
+        cycle=cycle, smoother=choice(solver.smoother, "solver.smoother", tuple(SMOOTHERS)),
+        pre_smooth=pre, post_smooth=post, parameters=parameters,
+        coarsest_n=grid_size(solver.coarsest_n, "solver.coarsest_n", LARGEST_COARSEST_N),
+    )
+
+
+def learning_settings(node: DictConfig, coarsest_n: int) -> LearningSettings:
+    """``cfg.solver.learned``'s training keys, checked."""
+    if not isinstance(node.shared, bool):
+        raise ConfigError(f"solver.learned.shared={node.shared!r}: give true (one kernel for every "
+                          f"level) or false (one per grid size)")
+    if not isinstance(node.train_sizes, ListConfig) or len(node.train_sizes) == 0:
+        raise ConfigError(f"solver.learned.train_sizes={node.train_sizes!r}: give a list of grid "
+                          f"sizes, e.g. [31,63]")
+    sizes = sorted({grid_size(n, "solver.learned.train_sizes", LARGEST_TRAIN_N) for n in node.train_sizes})
+    if sizes[0] <= coarsest_n:
+        raise ConfigError(f"solver.learned.train_sizes={sizes}: {sizes[0]} is not above "
+                          f"solver.coarsest_n={coarsest_n}, so no level of it is smoothed")
+    return LearningSettings(
+        shared=node.shared, train_sizes=tuple(sizes),
+        steps=integer(node.steps, "solver.learned.steps", 1),
+        batch=integer(node.batch, "solver.learned.batch", 1),
+        cycles=integer(node.cycles, "solver.learned.cycles", 1),
+        seed=integer(node.seed, "solver.learned.seed", 0),
+        measure_every=integer(node.measure_every, "solver.learned.measure_every", 1),
+    )
+
+
+def built(node: DictConfig, key: str, check: Callable[[Any], Any]) -> Any:
+    """``instantiate(node)``, tried once with ``check``; any failure is a ConfigError naming ``key``."""
+    try:
+        built = instantiate(node)
+        check(built)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{key} cannot be built: {first}") from error
+    return built
