@@ -85,8 +85,25 @@ def record_failure(error: BaseException, status: str = "failed") -> None:
     write_json_atomic(path, results | {"status": status, "error": message})
 
 
+def version() -> str:
+    """mgnet's version and what it runs on: what a bug report needs."""
+    import platform
+
+    import torch
+
+    from mgnet_cli import __version__
+
+    if torch.cuda.is_available():
+        devices = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        accelerator = f"CUDA {torch.version.cuda}: {devices}"
+    else:
+        accelerator = "no CUDA device (trains on the CPU)"
+    return (f"mgnet {__version__} (Python {platform.python_version()}, torch {torch.__version__}, "
+            f"{accelerator}, {torch.get_num_threads()} CPU threads)")
+
+
 def usage() -> str:
-    lines = ["usage: mgnet <command> [key=value ...] [-m] [--help]", "", "commands:"]
+    lines = ["usage: mgnet <command> [key=value ...] [-m] [--help | --version]", "", "commands:"]
     lines += [f"  {name:<8} {help_text}" for name, help_text in COMMANDS.items()]
     lines += ["", "`mgnet <command> --help` lists its config groups and options."]
     return "\n".join(lines)
@@ -97,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
+        return
+    if argv[0] in ("-V", "--version"):
+        print(version())
         return
     name = argv[0]
     if name not in COMMANDS:

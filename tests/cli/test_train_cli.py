@@ -31,6 +31,14 @@ def test_help_lists_the_commands(tmp_path):
     assert "chebyshev" in hydra_help and "densenet" in hydra_help
 
 
+def test_version_names_mgnet_torch_and_the_device(tmp_path):
+    import mgnet_cli
+
+    out = mgnet("--version", cwd=tmp_path).stdout.strip()
+    assert out.startswith(f"mgnet {mgnet_cli.__version__} (") and f"torch {torch.__version__}" in out
+    assert ("CUDA" in out) and len(out.splitlines()) == 1
+
+
 def test_unknown_command_is_one_line(tmp_path):
     result = mgnet("fly", cwd=tmp_path, check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
