@@ -93,92 +93,133 @@ def fit(
     of ranks to resume.
     Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
     """
-    world = distributed or Distributed(device=settings.device)
-    if settings.device.type == "cpu":
-        if retain_freed_memory():
-            log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
-        # Denormal floats (|x| < 1e-38, common once a loss nears 0) run ~10x slower on x86 CPUs
-        torch.set_flush_denormal(True)
-    model = sync_batchnorm(model, world, settings.sync_bn)
-    forward = prepare_model(model, settings.device, settings.channels_last, settings.compile)
-    scaler = grad_scaler(settings.device, settings.precision)
-    fast = {"precision": settings.precision, "channels_last": settings.channels_last}
-    steps = len(batches.train) if settings.limit_train_batches is None else min(
-        settings.limit_train_batches, len(batches.train))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step / steps))
-    record = RunRecord(count_parameters(model), "val" if "val" in batches.evaluations else "test")
-    done, partial = 0, EpochProgress()
-    if resume is not None:
-        done, record = restore_training(resume, model, optimizer, scheduler, batches.generator)
-        partial = EpochProgress(**resume.get("epoch_progress", {}))
-        if scaler is not None and "grad_scaler" in resume:
-            scaler.load_state_dict(resume["grad_scaler"])
-        log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, settings.epochs)
-    train_forward = world.data_parallel(model, settings.compile) if world.active else forward
-    log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps%s",
-             f"{record.parameters:,}", settings.device, settings.precision,
-             ", channels-last" if settings.channels_last else "",
-             ", compiled" if settings.compile else "", settings.epochs, steps,
-             f", data-parallel over {world.world_size} ranks" if world.active else "")
-    start = time.perf_counter() - record.wall_time_s
-    base_lr = optimizer.param_groups[0]["initial_lr"]
-    watch = LossWatch(settings.device)
-    ranks = {"world_size": world.world_size} if world.active else {}
-
-    def save(name: str, epoch: int, **extra: Any) -> None:
-        if not world.is_main:
-            return
-        state = training_state(model, optimizer, scheduler, epoch, record, batches.generator)
-        if scaler is not None:  # fp16's loss scale, so that a resume continues with it
-            state["grad_scaler"] = scaler.state_dict()
-        save_checkpoint(run_dir / name, state | (metadata or {}) | extra)
-
-    with Tracker(run_dir if world.is_main else None, purge_step=done + 1) as tracker, \
+    run = Run(model, optimizer, schedule, batches, settings, run_dir, metadata or {},
+              distributed or Distributed(device=settings.device))
+    done, partial = run.restore(resume) if resume is not None else (0, EpochProgress())
+    run.start()
+    with Tracker(run_dir if run.world.is_main else None, purge_step=done + 1) as tracker, \
             StopSignal() as signal:
-        stop = StepAgreement(world, signal, watch) if world.active else signal
-
-        def check() -> None:  # a non-finite loss stops the run (unless such batches are skipped)
-            if world.active:  # and under DDP: whether a signal reached any rank
-                stop.agree()
-            if not settings.skip_nonfinite:
-                watch.check(lambda step: base_lr * schedule(step / steps))
-
+        run.stop = StepAgreement(run.world, signal, run.watch) if run.world.active else signal
         for epoch in range(done + 1, settings.epochs + 1):
             data_state = batches.generator.get_state()  # this epoch's order and augmentation
-            lr = base_lr * schedule((epoch - 1) + partial.step / steps)
-            partial = train_epoch(train_forward, optimizer, scheduler, batches.train, settings.device,
-                                  f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
-                                  scaler=scaler, done=own_share(partial, world), stop=stop, watch=watch,
-                                  skip_nonfinite=settings.skip_nonfinite, check=check,
-                                  check_every=10 if world.active else 50, world=world, **fast)
-            check()
-            partial = summed(partial, world)
-            if partial.step < steps:  # stopped by a signal: keep the position within the epoch
-                stopped_in(save, run_dir, epoch, partial, data_state, stop.received, tracker)
-            metrics = {"epoch": epoch, "lr": lr} | {f"train_{k}": v for k, v in partial.metrics().items()}
-            if partial.skipped:
-                metrics["train_skipped_nonfinite"] = partial.skipped
-            world.broadcast_buffers(model)  # every rank evaluates (and rank 0 saves) one model
-            for name, source in batches.evaluations.items():
-                scores = evaluate(forward, source, settings.limit_eval_batches, tta=settings.tta,
-                                  world=world, **fast)
-                metrics |= {f"{name}_{key}": value for key, value in scores.items()}
-            improved = record.add(metrics, wall_time_s=time.perf_counter() - start)
-            partial = EpochProgress()
-            if world.is_main:
-                log_epoch(tracker, model, metrics)
-                if settings.checkpoints:
-                    save("last.pt", epoch)
-                    if improved:
-                        save("best.pt", epoch)
-                write_json_atomic(run_dir / "results.json", record.summary() | ranks)
-            if stop():
-                stopped_in(save, run_dir, epoch + 1, partial, batches.generator.get_state(),
-                           stop.received, tracker)
-    results = record.summary(status="completed") | ranks | world.sync_report(model)
-    if world.is_main:
-        write_json_atomic(run_dir / "results.json", results)
-    return results
+            metrics, partial = run.train(epoch, partial)
+            if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
+                stopped_in(run.save, run_dir, epoch, partial, data_state, run.stop.received, tracker)
+            run.end_epoch(metrics | run.evaluate(), tracker)
+            partial = EpochProgress()  # the next epoch starts at its first step
+            if run.stop():
+                stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
+                           run.stop.received, tracker)
+    return run.finish()
+
+
+class Run:
+    """What ``fit`` holds for the length of a run; its methods are the parts of an epoch."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 schedule: Callable[[float], float], batches: Batches, settings: TrainSettings,
+                 run_dir: Path, metadata: dict[str, Any], world: Distributed) -> None:
+        if settings.device.type == "cpu":
+            if retain_freed_memory():
+                log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
+            # Denormal floats (|x| < 1e-38, common once a loss nears 0) run ~10x slower on x86 CPUs
+            torch.set_flush_denormal(True)
+        self.model = sync_batchnorm(model, world, settings.sync_bn)
+        self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)
+        self.optimizer, self.schedule, self.batches, self.settings = optimizer, schedule, batches, settings
+        self.run_dir, self.metadata, self.world = run_dir, metadata, world
+        self.scaler = grad_scaler(settings.device, settings.precision)
+        self.fast = {"precision": settings.precision, "channels_last": settings.channels_last}
+        self.steps = len(batches.train) if settings.limit_train_batches is None else min(
+            settings.limit_train_batches, len(batches.train))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step / self.steps))
+        self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
+        self.watch = LossWatch(settings.device)
+        self.ranks = {"world_size": world.world_size} if world.active else {}
+        self.stop: Callable[[], bool] = lambda: False
+
+    def restore(self, resume: dict[str, Any]) -> tuple[int, EpochProgress]:
+        """Continues from a checkpoint of this run: (epochs done, the stopped epoch's progress)."""
+        done, self.record = restore_training(resume, self.model, self.optimizer, self.scheduler,
+                                             self.batches.generator)
+        partial = EpochProgress(**resume.get("epoch_progress", {}))
+        if self.scaler is not None and "grad_scaler" in resume:
+            self.scaler.load_state_dict(resume["grad_scaler"])
+        log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.settings.epochs)
+        return done, partial
+
+    def start(self) -> None:
+        """Wraps the model for data-parallel steps (after any restore) and says what will run."""
+        settings, world = self.settings, self.world
+        self.train_forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
+        log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps%s",
+                 f"{self.record.parameters:,}", settings.device, settings.precision,
+                 ", channels-last" if settings.channels_last else "",
+                 ", compiled" if settings.compile else "", settings.epochs, self.steps,
+                 f", data-parallel over {world.world_size} ranks" if world.active else "")
+        self.started = time.perf_counter() - self.record.wall_time_s
+        self.base_lr = self.optimizer.param_groups[0]["initial_lr"]
+
+    def check(self) -> None:
+        """A non-finite loss stops the run (unless such batches are skipped); under DDP the ranks
+        also agree whether a signal reached any of them."""
+        if self.world.active:
+            self.stop.agree()
+        if not self.settings.skip_nonfinite:
+            self.watch.check(lambda step: self.base_lr * self.schedule(step / self.steps))
+
+    def train(self, epoch: int, partial: EpochProgress) -> tuple[dict[str, float], EpochProgress]:
+        """The epoch's steps (from ``partial.step`` on): its training metrics and totals over the ranks."""
+        settings, world = self.settings, self.world
+        lr = self.base_lr * self.schedule((epoch - 1) + partial.step / self.steps)
+        partial = train_epoch(self.train_forward, self.optimizer, self.scheduler, self.batches.train,
+                              settings.device, f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
+                              scaler=self.scaler, done=own_share(partial, world), stop=self.stop,
+                              watch=self.watch, skip_nonfinite=settings.skip_nonfinite, check=self.check,
+                              check_every=10 if world.active else 50, world=world, **self.fast)
+        self.check()
+        partial = summed(partial, world)
+        metrics = {"epoch": epoch, "lr": lr} | {f"train_{k}": v for k, v in partial.metrics().items()}
+        if partial.skipped:
+            metrics["train_skipped_nonfinite"] = partial.skipped
+        return metrics, partial
+
+    def evaluate(self) -> dict[str, float]:
+        """Every evaluation split's loss and accuracies, one model on every rank."""
+        self.world.broadcast_buffers(self.model)  # every rank evaluates (and rank 0 saves) one model
+        metrics: dict[str, float] = {}
+        for name, source in self.batches.evaluations.items():
+            scores = evaluate(self.forward, source, self.settings.limit_eval_batches, tta=self.settings.tta,
+                              world=self.world, **self.fast)
+            metrics |= {f"{name}_{key}": value for key, value in scores.items()}
+        return metrics
+
+    def end_epoch(self, metrics: dict[str, float], tracker: Tracker) -> None:
+        """Records the epoch; rank 0 logs it and writes last.pt, best.pt and results.json."""
+        improved = self.record.add(metrics, wall_time_s=time.perf_counter() - self.started)
+        if not self.world.is_main:
+            return
+        log_epoch(tracker, self.model, metrics)
+        if self.settings.checkpoints:
+            self.save("last.pt", int(metrics["epoch"]))
+            if improved:
+                self.save("best.pt", int(metrics["epoch"]))
+        write_json_atomic(self.run_dir / "results.json", self.record.summary() | self.ranks)
+
+    def save(self, name: str, epoch: int, **extra: Any) -> None:
+        if not self.world.is_main:
+            return
+        state = training_state(self.model, self.optimizer, self.scheduler, epoch, self.record,
+                               self.batches.generator)
+        if self.scaler is not None:  # fp16's loss scale, so that a resume continues with it
+            state["grad_scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.run_dir / name, state | self.metadata | extra)
+
+    def finish(self) -> dict[str, Any]:
+        results = self.record.summary(status="completed") | self.ranks | self.world.sync_report(self.model)
+        if self.world.is_main:
+            write_json_atomic(self.run_dir / "results.json", results)
+        return results
 
 
 def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: EpochProgress,
