@@ -67,6 +67,12 @@ def test_settings_read_the_switches(compose_config):
     assert plain.channels_last is False
 
 
+def test_the_fast_trainer_preset_turns_every_switch_on(compose_config):
+    fast = trainer_settings(compose_config("trainer=fast", tiny=False))
+    assert (fast.precision, fast.channels_last, fast.compile, fast.epochs, fast.batch_size) == (
+        "bf16", True, True, 300, 128)
+
+
 @pytest.mark.parametrize("override, message", [
     ("trainer.precision=fp16", "fp16 runs on CUDA only"),
     ("trainer.precision=fp8", "use fp32, bf16 or fp16"),
