@@ -63,6 +63,8 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool, c
         model.to(memory_format=torch.channels_last)
     if not compile:
         return model
+    if device.type == "cpu":  # Inductor's C++ build looks for a CUDA runtime it does not need here
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     # Static shapes: a run sees at most four batch shapes (full and last, train and eval); each
     # compiles once, where a dynamic-shape graph would give up the fixed-size kernels.
     return torch.compile(model, dynamic=False)
