@@ -199,7 +199,8 @@ class Run:
         improved = self.record.add(metrics, wall_time_s=time.perf_counter() - self.started)
         if not self.world.is_main:
             return
-        log_epoch(tracker, self.model, metrics)
+        epoch = int(metrics["epoch"])  # the time left, at the mean epoch time so far (evaluation included)
+        log_epoch(tracker, self.model, metrics, (self.settings.epochs - epoch) * self.record.wall_time_s / epoch)
         if self.settings.checkpoints:
             self.save("last.pt", int(metrics["epoch"]))
             if improved:
@@ -232,8 +233,18 @@ def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: Ep
         f"{run_dir / 'last.pt'}. Resume with: mgnet train resume={run_dir}", signal_number)
 
 
-def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float]) -> None:
-    """One log line and the epoch's TensorBoard scalars (``train/loss``, ``test/acc``, ...)."""
+def duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.4 h``: a time to read at a glance."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float], left_s: float = 0.0) -> None:
+    """One log line (with the time left, ``left_s``) and the epoch's TensorBoard scalars
+    (``train/loss``, ``test/acc``, ...)."""
     epoch = int(metrics["epoch"])
     scalars = {"lr": metrics["lr"], "throughput": metrics["train_throughput"]}
     for key, value in metrics.items():
@@ -245,5 +256,6 @@ def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float]) -> 
     tracker.flush()
     held_out = "".join(f"  {split} loss {metrics[split + '_loss']:.4f} acc {metrics[split + '_acc']:.2%}"
                        for split in ("val", "test") if f"{split}_acc" in metrics)
-    log.info("epoch %d  lr %.4g  train loss %.4f acc %.2f%%%s  %.0f img/s", epoch, metrics["lr"],
-             metrics["train_loss"], 100 * metrics["train_acc"], held_out, metrics["train_throughput"])
+    left = f", about {duration(left_s)} left" if left_s > 0 else ""
+    log.info("epoch %d  lr %.4g  train loss %.4f acc %.2f%%%s  %.0f img/s%s", epoch, metrics["lr"],
+             metrics["train_loss"], 100 * metrics["train_acc"], held_out, metrics["train_throughput"], left)

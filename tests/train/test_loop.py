@@ -10,7 +10,7 @@ from mgnet_cli.cli.train import trainer_settings
 from mgnet_cli.data.pipeline import in_memory_batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
-from mgnet_cli.train.loop import fit, resolve_device
+from mgnet_cli.train.loop import duration, fit, resolve_device
 from mgnet_cli.train.schedules import Constant, StepDecay, WarmupCosine
 import hydra.utils
 
@@ -25,6 +25,14 @@ def train(cfg, run_dir):
     batches = in_memory_batches(data, settings.batch_size, settings.eval_batch_size, settings.device,
                                 augmentation, settings.seed)
     return model, fit(model, optimizer, schedule, batches, settings, run_dir, {"config": {"seed": 0}})
+
+
+def test_epoch_lines_say_how_long_is_left(compose_config, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="mgnet_cli.train.loop"):
+        train(compose_config("trainer.epochs=3"), tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(lines) == 3 and all("left" in line for line in lines[:2]) and "left" not in lines[2]
+    assert [duration(s) for s in (45, 12 * 60, 3.4 * 3600)] == ["45 s", "12 min", "3.4 h"]
 
 
 def test_fit_learns_the_synthetic_data(compose_config, tmp_path):
