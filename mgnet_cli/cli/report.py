@@ -4,6 +4,7 @@ import argparse
 import csv
 import io
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -25,14 +26,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| group | runs | seeds | best test acc (%) | final test acc (%) | parameters | epochs | wall time (s) |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| group | runs | seeds | best test acc (%) | final test acc (%) | parameters | epochs "
+             "| wall time (s) | train img/s |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
+        speed = row["train_images_per_s_mean"]
         lines.append(
             f"| {row['group']} | {row['runs']} | {row['seeds']} "
             f"| {100 * row['best_test_acc_mean']:.2f} ± {100 * row['best_test_acc_std']:.2f} "
             f"| {100 * row['final_test_acc_mean']:.2f} ± {100 * row['final_test_acc_std']:.2f} "
-            f"| {row['parameters']:,} | {row['epochs']} | {row['wall_time_s_mean']:.1f} |")
+            f"| {row['parameters']:,} | {row['epochs']} | {row['wall_time_s_mean']:.1f} "
+            f"| {'—' if math.isnan(speed) else f'{speed:.0f}'} |")
     return "\n".join(lines)
 
 

@@ -22,7 +22,10 @@ class Group:
         return [float(run.results[key]) for run in self.runs if key in run.results]
 
     def mean_std(self, key: str) -> tuple[float, float]:
+        """Mean and standard deviation over the runs that report ``key`` (NaN where none does)."""
         values = self.values(key)
+        if not values:
+            return float("nan"), float("nan")
         return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
@@ -65,5 +68,6 @@ def summary_rows(groups: list[Group]) -> list[dict[str, float | int | str]]:
             "parameters": int(group.mean_std("parameters")[0]),
             "epochs": int(group.mean_std("epochs")[0]),
             "wall_time_s_mean": group.mean_std("wall_time_s")[0],
+            "train_images_per_s_mean": group.mean_std("train_images_per_s")[0],  # the last epoch's
         })
     return rows

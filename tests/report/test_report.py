@@ -13,7 +13,7 @@ from mgnet_cli.report.table import group_runs, varying_keys
 
 
 def make_run(folder: Path, overrides: list[str], accuracies: list[float] | None, parameters: int = 1000,
-             status: str = "completed") -> None:
+             status: str = "completed", speed: float | None = None) -> None:
     """A run folder as `mgnet train` leaves it: .hydra/overrides.yaml and results.json."""
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -24,14 +24,15 @@ def make_run(folder: Path, overrides: list[str], accuracies: list[float] | None,
         "status": status, "best_test_acc": max(accuracies), "final_test_acc": accuracies[-1],
         "parameters": parameters, "epochs": len(accuracies), "wall_time_s": 10.0, "history": history,
         **({"error": "loss is nan"} if status == "failed" else {}),
+        **({"train_images_per_s": speed} if speed is not None else {}),
     }))
 
 
 @pytest.fixture
 def sweep(tmp_path) -> Path:
     root = tmp_path / "sweep"
-    make_run(root / "0", ["smoother=resnet", "seed=0"], [0.5, 0.7], 100)
-    make_run(root / "1", ["smoother=resnet", "seed=1"], [0.6, 0.5], 100)
+    make_run(root / "0", ["smoother=resnet", "seed=0"], [0.5, 0.7], 100, speed=1000.0)
+    make_run(root / "1", ["smoother=resnet", "seed=1"], [0.6, 0.5], 100, speed=1200.0)
     make_run(root / "2", ["smoother=chebyshev", "seed=0"], [0.4, 0.8], 102)
     make_run(root / "3", ["smoother=chebyshev", "seed=1"], [0.1], 102, status="failed")
     make_run(root / "4", ["smoother=densenet", "seed=0"], None)  # killed before results.json
@@ -55,7 +56,8 @@ def test_groups_by_the_overrides_that_differ_and_averages_over_seeds(sweep):
 def test_report_files_list_missing_and_failed_runs(sweep, tmp_path):
     output = tmp_path / "report"
     markdown = write_report(find_runs([sweep]), output)
-    assert "| smoother=resnet | 2 | 0 1 | 65.00 ± 7.07 | 60.00 ± 14.14 | 100 | 2 |" in markdown
+    assert "| smoother=resnet | 2 | 0 1 | 65.00 ± 7.07 | 60.00 ± 14.14 | 100 | 2 | 10.0 | 1100 |" in markdown
+    assert "| smoother=chebyshev | 1 | 0 | 80.00 ± 0.00 | 80.00 ± 0.00 | 102 | 2 | 10.0 | — |" in markdown
     assert "failed: " in markdown and "loss is nan" in markdown and "missing: " in markdown
     with (output / "report.csv").open() as file:
         rows = {row["group"]: row for row in csv.DictReader(file)}
