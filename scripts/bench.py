@@ -328,7 +328,8 @@ def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bo
         ("data pipeline share of an epoch (1 - compute / epoch)", f"{f['data_share']:.1%}"),
         ("drawing the batches alone / epoch", f"{f['pipeline_share']:.1%}"),
     ]
-    head = (f"{machine(s.device)}; torch {torch.__version__}; {datetime.date.today()}; "
+    head = (f"{machine(s.device)}; Python {platform.python_version()}, torch {torch.__version__}; "
+            f"{datetime.date.today()}; "
             f"{s.device.type}, {s.precision}, batch {s.batch_size}, "
             f"channels_last={s.channels_last}, compile={s.compile}")
     command = "scripts/bench.py " + " ".join(overrides)
