@@ -29,6 +29,7 @@ import datetime
 import itertools
 import logging
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ import hydra.utils
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -44,6 +46,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgnet_cli.cli import config_dir, register_resolvers
 from mgnet_cli.cli.build import build_data, build_model
 from mgnet_cli.cli.train import seed_everything, trainer_settings
+from mgnet_cli.cli.validate import explain
+from mgnet_cli.errors import MgnetError
 from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.epoch import evaluate, train_epoch
 
@@ -356,9 +360,13 @@ def main() -> None:
     cuda = any(o.startswith("trainer.device=cuda") for o in args.overrides) or (
         torch.cuda.is_available() and not any(o == "trainer.device=cpu" for o in args.overrides))
     steps = args.steps or (50 if cuda else 6)
-    cfg = compose_config(args.overrides, steps, eval_images=1024 if not cuda else 10240)
-    wait_until_idle(args.wait_idle)
-    bench = Bench(cfg, steps, allocator_tuning=not args.no_allocator_tuning)  # a real data set: the first `steps` batches of an epoch
+    try:  # a bad override or data set is one line, as with mgnet train
+        cfg = compose_config(args.overrides, steps, eval_images=1024 if not cuda else 10240)
+        wait_until_idle(args.wait_idle)
+        bench = Bench(cfg, steps, allocator_tuning=not args.no_allocator_tuning)  # a real data set: its first `steps` batches
+    except (HydraException, MgnetError) as error:
+        print(f"bench.py: error: {explain(error, 'train')}", file=sys.stderr)
+        sys.exit(2)
     log.info("%s, %d steps per round", machine(bench.settings.device), bench.steps)
     print(report(figures(bench, args.rounds, args.wait_idle), bench, args.overrides, args.markdown))
 

@@ -27,8 +27,11 @@ def train(name: str, overrides: list[str], output: Path) -> dict:
     run_dir = output / name
     command = [sys.executable, "-m", "mgnet_cli", "train", *overrides, f"hydra.run.dir={run_dir}"]
     print(f"{name}: mgnet train {' '.join(overrides)}", flush=True)
-    subprocess.run(command, check=True, env=os.environ | {"PYTHONUNBUFFERED": "1"},
-                   stdout=subprocess.DEVNULL)
+    result = subprocess.run(command, env=os.environ | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:  # mgnet's own one-line error (or the end of a traceback)
+        print(f"compare_fast.py: the {name} run failed: {result.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+        sys.exit(2)
     return json.loads((run_dir / "results.json").read_text())
 
 
