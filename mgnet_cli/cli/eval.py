@@ -11,7 +11,7 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.report.plots import confusion_heatmap
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights, write_json_atomic
 from mgnet_cli.train.evaluation import Evaluation, evaluate_split
-from mgnet_cli.train.loop import resolve_device
+from mgnet_cli.train.settings import resolve_device
 
 log = logging.getLogger(__name__)
 

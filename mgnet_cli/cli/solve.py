@@ -20,7 +20,7 @@ from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother,
 from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
 from mgnet_cli.train.checkpoint import write_json_atomic
-from mgnet_cli.train.loop import resolve_device
+from mgnet_cli.train.settings import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from mgnet_cli.cli.build import build_data, build_model, flat_hyperparameters, p
 from mgnet_cli.cli.resume import resume_config
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.distributed import check_batch_sizes, this_process
-from mgnet_cli.train.loop import TrainSettings, fit, resolve_device
+from mgnet_cli.train.loop import fit
+from mgnet_cli.train.settings import TrainSettings, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,58 +10,17 @@ import torch
 from torch import nn
 
 from mgnet_cli.data.pipeline import Batches
-from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
-from mgnet_cli.train.distributed import Distributed, StepAgreement, check_sync_bn, sync_batchnorm
+from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
 from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
-from mgnet_cli.train.fast import check_precision, grad_scaler, prepare_model, retain_freed_memory
+from mgnet_cli.train.fast import grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.guards import Interrupted, LossWatch, StopSignal
 from mgnet_cli.train.results import RunRecord
+from mgnet_cli.train.settings import TrainSettings
 from mgnet_cli.train.state import restore_training, training_state
 from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to train: the ``trainer`` config group, as plain values."""
-
-    epochs: int
-    batch_size: int
-    eval_batch_size: int = 512
-    device: torch.device = torch.device("cpu")
-    limit_train_batches: int | None = None  # per epoch; None = the whole training set
-    limit_eval_batches: int | None = None
-    checkpoints: bool = True
-    seed: int = 0
-    precision: str = "fp32"  # fp32, or bf16/fp16 autocast (see train/fast.py)
-    channels_last: bool = False  # NHWC model and batches
-    compile: bool = False  # torch.compile the model
-    tta: str = "none"  # evaluation: none, or flip (average the logits of x and its mirror)
-    skip_nonfinite: bool = False  # skip batches whose loss is NaN/inf (else the run stops)
-    sync_bn: bool = False  # data-parallel on CUDA: BatchNorm statistics over the global batch
-
-    def __post_init__(self) -> None:
-        check_precision(self.precision, self.device)
-        check_sync_bn(self.sync_bn, self.device)
-        if self.tta not in ("none", "flip"):
-            raise ConfigError(f"eval.tta={self.tta!r}: use none or flip")
-
-
-def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
-    """``auto`` = CUDA when present, else CPU; a CUDA request without CUDA is a ConfigError naming ``key``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"{key}={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{key}={name} but this machine has no CUDA device: use {key}=auto or cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"{key}={name!r}: mgnet runs on auto, cpu, cuda or cuda:N")
-    return device
 
 
 def count_parameters(model: nn.Module) -> int:

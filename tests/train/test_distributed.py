@@ -26,7 +26,7 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, sync_batchnorm
 from mgnet_cli.train.guards import LossWatch, StopSignal
 from mgnet_cli.train.epoch import EpochProgress, evaluate, summed, train_epoch
-from mgnet_cli.train.loop import TrainSettings
+from mgnet_cli.train.settings import TrainSettings
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}

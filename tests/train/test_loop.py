@@ -10,7 +10,8 @@ from mgnet_cli.cli.train import trainer_settings
 from mgnet_cli.data.pipeline import in_memory_batches
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
-from mgnet_cli.train.loop import duration, fit, resolve_device
+from mgnet_cli.train.loop import duration, fit
+from mgnet_cli.train.settings import resolve_device
 from mgnet_cli.train.schedules import Constant, StepDecay, WarmupCosine
 import hydra.utils
 
