@@ -136,11 +136,11 @@ class Bench:
         self.eval_images = sum(len(labels) for _, labels in self.batches.evaluations["test"])
         self.fast = {"precision": settings.precision, "channels_last": settings.channels_last}
 
-    def train(self, batches: object, limit: int | None = None) -> float:
+    def train(self, batches: object) -> float:
         """Seconds for ``train_epoch`` over ``batches``."""
         return timed(self.settings.device, lambda: train_epoch(
             self.forward, self.optimizer, self.scheduler, batches, self.settings.device, "bench",
-            limit, scaler=self.scaler, **self.fast))
+            scaler=self.scaler, **self.fast))
 
     def paired(self, chunk: int) -> tuple[float, float, float]:
         """One pass over ``self.ready`` in chunks of ``chunk`` steps, each chunk followed by as many
@@ -219,15 +219,20 @@ class ConvPeak:
         self.x.grad = self.conv.weight.grad = None
 
 
+def matmul_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The peak matmul's dtype: bf16 on CUDA (what tensor cores are rated in), and on a CPU when the
+    run is bf16; fp32 otherwise."""
+    return torch.bfloat16 if device.type == "cuda" or precision == "bf16" else torch.float32
+
+
 class MatmulPeak:
-    """A square matmul of ``size`` (bf16 on CUDA, the dtype tensor cores are rated in; fp32 on CPU
-    unless the run is bf16)."""
+    """A square matmul of ``size`` in ``matmul_dtype``."""
 
     def __init__(self, size: int, device: torch.device, precision: str) -> None:
-        dtype = torch.bfloat16 if device.type == "cuda" or precision == "bf16" else torch.float32
+        dtype = matmul_dtype(device, precision)
         self.a = torch.randn(size, size, device=device, dtype=dtype)
         self.b = torch.randn(size, size, device=device, dtype=dtype)
-        self.flops, self.dtype = 2 * size**3, dtype
+        self.flops = 2 * size**3
 
     def step(self) -> None:
         self.a @ self.b
@@ -312,7 +317,7 @@ def machine(device: torch.device) -> str:
 
 def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bool) -> str:
     s = bench.settings
-    matmul_dtype = "bf16" if s.device.type == "cuda" or s.precision == "bf16" else "fp32"
+    matmul = "bf16" if matmul_dtype(s.device, s.precision) == torch.bfloat16 else "fp32"
     rows = [
         ("forward GFLOPs per image", f"{f['forward_gflops']:.4f}"),
         ("training GFLOPs per image (fwd + bwd)", f"{f['train_gflops']:.4f}"),
@@ -323,7 +328,7 @@ def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bo
         ("model FLOP rate (best step), GFLOP/s", f"{f['model_gflop_s']:.1f}"),
         ("peak: 3x3 conv fwd+bwd NCHW / NHWC, GFLOP/s",
          f"{f['conv_nchw_gflop_s']:.1f} / {f['conv_nhwc_gflop_s']:.1f}"),
-        (f"peak: {matmul_dtype} matmul, GFLOP/s", f"{f['matmul_gflop_s']:.1f}"),
+        (f"peak: {matmul} matmul, GFLOP/s", f"{f['matmul_gflop_s']:.1f}"),
         ("MFU against the conv peak (best step)", f"{f['mfu_conv']:.1%}"),
         (f"MFU against the conv peak (best round of {bench.steps} steps)", f"{f['mfu_conv_rounds']:.1%}"),
         ("MFU against the matmul peak (best step)", f"{f['mfu_matmul']:.1%}"),

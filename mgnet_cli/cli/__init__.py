@@ -77,7 +77,7 @@ def record_failure(error: BaseException, status: str = "failed") -> None:
 
     if not HydraConfig.initialized():
         return
-    if HydraConfig.get().job.name != "train" or int(os.environ.get("RANK", "0")) > 0:
+    if HydraConfig.get().job.name != "train" or launched_rank() > 0:
         return  # only training runs keep a results.json, written by rank 0 under torchrun
     path = Path(HydraConfig.get().runtime.output_dir) / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
 def launched_world_size() -> int:
     """How many processes torchrun started (1 without torchrun); read before importing torch."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched_rank() -> int:
+    """This process's rank in a torchrun (0 without torchrun)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def refuse_outside_training(name: str, argv: list[str]) -> None:
@@ -219,7 +224,7 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
             return task(cfg)
         except Interrupted as stop:  # a checkpoint is saved; the message says how to resume
             record_failure(stop, status="interrupted")
-            if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line for the run
+            if launched_rank() == 0:  # under torchrun, one line for the run
                 print(f"mgnet {config_name}: {stop}", file=sys.stderr)
             sys.exit(stop.exit_code)
         except Exception as error:

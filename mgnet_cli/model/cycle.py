@@ -16,6 +16,12 @@ from torch import nn
 CycleShape = Literal["backslash", "v", "w"]
 
 
+def zero_if_none(u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
+    """``u``, or a real zero grid function shaped like ``f`` where ``u`` is ``None``: what a
+    smoother with no steps to take returns."""
+    return torch.zeros_like(f) if u is None else u
+
+
 class Smoother(Protocol):
     """Runs its smoothing steps on one level: ``u <- update(u, f, A)``, given ``residual = f - A u``."""
 
@@ -51,8 +57,12 @@ class Level(nn.Module):
         self.post_smoother = post_smoother
 
     def residual(self, u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
-        """``f - A u``, free when u is zero."""
-        return f if u is None else f - self.A(u)
+        """``f - A u``, free when u is zero; an operator with a fused ``residual(u, f)`` (the
+        solver's stencils) forms it in one pass."""
+        if u is None:
+            return f
+        fused = getattr(self.A, "residual", None)
+        return f - self.A(u) if fused is None else fused(u, f)
 
 
 class MultigridCycle(nn.Module):

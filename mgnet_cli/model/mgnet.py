@@ -78,9 +78,10 @@ class MgNet(nn.Module):
     def resolutions(self, in_channels: int, image_size: int) -> list[int]:
         """Pixels per side of each level for ``image_size`` inputs; a ConfigError when there are
         more levels than the image can be halved into (a restriction of a 1x1 grid)."""
+        training = self.stem.training
         with torch.no_grad():
             size = self.stem.eval()(torch.zeros(1, in_channels, image_size, image_size)).shape[-1]
-        self.stem.train()
+        self.stem.train(training)
         sizes = [size]
         for level in range(2, len(self.smoothing_steps) + 1):
             if sizes[-1] == 1:

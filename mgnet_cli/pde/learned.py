@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mgnet_cli.model.cycle import zero_if_none
+
 # (row, column) offsets of the 3x3 kernel's taps: weight [1 + di, 1 + dj] reads r[i + di, j + dj]
 _OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
 
@@ -102,7 +104,7 @@ class LearnedSmoother(nn.Module):
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
-            return torch.zeros_like(f) if u is None else u
+            return zero_if_none(u, f)
         kernel = self.kernels.kernel(residual.shape[-1]).to(residual)
         weights = kernel * (1.0 / A.diagonal)
         for step in range(self.steps):

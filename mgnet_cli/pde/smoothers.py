@@ -13,17 +13,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mgnet_cli.model.cycle import zero_if_none
 from mgnet_cli.pde.learned import LearnedKernels, LearnedSmoother
 
 
 def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
     """``u + weight * correction`` in one pass, with ``None`` standing for zero; ``u`` is not changed."""
     return correction * weight if u is None else u.add(correction, alpha=weight)
-
-
-def _nothing_to_do(u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
-    """Zero smoothing steps: ``u`` unchanged (a real zero tensor when ``u`` is ``None``)."""
-    return torch.zeros_like(f) if u is None else u
 
 
 class DampedJacobi(nn.Module):
@@ -37,7 +33,7 @@ class DampedJacobi(nn.Module):
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
-            return _nothing_to_do(u, f)
+            return zero_if_none(u, f)
         weight = self.omega / A.diagonal
         u = _add(u, residual, weight)  # a new tensor: later steps may update it in place
         for _ in range(1, self.steps):
@@ -67,7 +63,7 @@ class RedBlackGaussSeidel(nn.Module):
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
-            return _nothing_to_do(u, f)
+            return zero_if_none(u, f)
         weight = 1.0 / A.diagonal
         u = torch.zeros_like(f) if u is None else u.clone()  # the sweeps update it in place
         for step in range(self.steps):
@@ -95,7 +91,7 @@ class ChebyshevPolynomial(nn.Module):
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
-            return _nothing_to_do(u, f)
+            return zero_if_none(u, f)
         centre, half_width = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
         sigma = centre / half_width
         rho = 1.0 / sigma

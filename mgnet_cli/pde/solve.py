@@ -75,13 +75,6 @@ class SolveResult:
         }
 
 
-class StencilLevel(Level):
-    """A level whose operator forms ``f - A u`` in one fused pass (``Laplacian.residual``)."""
-
-    def residual(self, u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
-        return f if u is None else self.A.residual(u, f)
-
-
 def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
                 device: torch.device | str) -> tuple[MultigridCycle, list[int]]:
     """The multigrid cycle for an ``n x n`` grid and its level sizes, finest first."""
@@ -91,7 +84,7 @@ def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
     make = SMOOTHERS[options.smoother]
     levels = []
     for size in sizes[:-1]:
-        levels.append(StencilLevel(
+        levels.append(Level(
             A=Laplacian(1.0 / (size + 1)),
             smoother=make(options.pre_smooth, options.parameters),
             restrict_residual=FullWeighting(),
@@ -100,7 +93,7 @@ def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
             post_smoother=make(options.post_smooth, options.parameters),
         ))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
-    levels.append(StencilLevel(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
+    levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
     return MultigridCycle(levels, shape=options.cycle), sizes
 
 

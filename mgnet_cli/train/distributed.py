@@ -41,14 +41,11 @@ def process_group() -> Iterator[None]:
     dist.init_process_group(backend)  # env://: torchrun's MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
     try:
         yield
-    except BaseException as stop:
-        if not (isinstance(stop, SystemExit) and stop.code in (0, None)):
-            dist.destroy_process_group()  # stopped together, or a rank failed: no barrier to hang on
-            raise
-    # A finished run: no rank tears the group down (its sockets and worker threads) while another
-    # still has its last collective in flight; seen once as a SIGABRT at exit without this.
-    dist.barrier()
-    dist.destroy_process_group()
+        # Finished (not stopped or failed, where a barrier could hang): no rank tears the group down
+        # while another still has its last collective in flight; seen once as a SIGABRT at exit.
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def broadcast_object(value: object) -> object:

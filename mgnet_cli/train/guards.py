@@ -2,6 +2,7 @@
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import torch
@@ -68,7 +69,7 @@ class LossWatch:
                                      torch.full_like(self.first_bad, step), self.first_bad)
         return finite
 
-    def check(self, lr_at: "callable") -> None:
+    def check(self, lr_at: Callable[[int], float]) -> None:
         """Raises NonFiniteLoss naming the step, the last finite loss and the learning rate."""
         step = int(self.first_bad)
         if step >= 0:

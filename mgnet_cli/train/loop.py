@@ -54,10 +54,9 @@ def fit(
     run = Run(model, optimizer, schedule, batches, settings, run_dir, metadata or {},
               distributed or Distributed(device=settings.device))
     done, partial = run.restore(resume) if resume is not None else (0, EpochProgress())
-    run.start()
     with Tracker(run_dir if run.world.is_main else None, purge_step=done + 1) as tracker, \
             StopSignal() as signal:
-        run.stop = StepAgreement(run.world, signal, run.watch) if run.world.active else signal
+        run.start(signal)
         for epoch in range(done + 1, settings.epochs + 1):
             data_state = batches.generator.get_state()  # this epoch's order and augmentation
             metrics, partial = run.train(epoch, partial)
@@ -94,7 +93,6 @@ class Run:
         self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
         self.watch = LossWatch(settings.device)
         self.ranks = {"world_size": world.world_size} if world.active else {}
-        self.stop: Callable[[], bool] = lambda: False
 
     def restore(self, resume: dict[str, Any]) -> tuple[int, EpochProgress]:
         """Continues from a checkpoint of this run: (epochs done, the stopped epoch's progress)."""
@@ -106,9 +104,11 @@ class Run:
         log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.settings.epochs)
         return done, partial
 
-    def start(self) -> None:
-        """Wraps the model for data-parallel steps (after any restore) and says what will run."""
+    def start(self, signal: StopSignal) -> None:
+        """Wraps the model for data-parallel steps (after any restore), listens for ``signal``
+        (agreed across the ranks every few steps under DDP) and says what will run."""
         settings, world = self.settings, self.world
+        self.stop = StepAgreement(world, signal, self.watch) if world.active else signal
         self.train_forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
         log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps%s",
                  f"{self.record.parameters:,}", settings.device, settings.precision,
