@@ -43,7 +43,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mgnet_cli.cli import config_dir, register_resolvers
+from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.build import build_data, build_model
 from mgnet_cli.cli.train import seed_everything, trainer_settings
 from mgnet_cli.cli.validate import explain
@@ -56,7 +56,7 @@ log = logging.getLogger("bench")
 
 def compose_config(overrides: list[str], steps: int, eval_images: int) -> DictConfig:
     """``mgnet train``'s config; synthetic CIFAR-shaped data of ``steps`` full batches by default."""
-    register_resolvers()
+    register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
         if not any(o.split("=", 1)[0].lstrip("+~") == "dataset" for o in overrides):

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from mgnet_cli.cli import config_dir, register_resolvers
+from mgnet_cli.cli import config_dir, register_configs
 
 CONFIGS = config_dir()
 TINY = [  # a model and data set that train a step in well under a second on a CPU
@@ -27,7 +27,7 @@ def compose_config() -> Callable[..., DictConfig]:
     """``compose_config(*overrides, config_name="train", tiny=True)`` -> the composed config."""
 
     def _compose(*overrides: str, config_name: str = "train", tiny: bool = True) -> DictConfig:
-        register_resolvers()
+        register_configs()
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
             return compose(config_name, overrides=[*(TINY if tiny else []), *overrides])
 

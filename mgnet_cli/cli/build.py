@@ -75,9 +75,9 @@ def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Modul
     return model
 
 
-def plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain data (for checkpoints and results)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+def plain(cfg: DictConfig, resolve: bool = True) -> dict[str, Any]:
+    """The config as plain data, choices as strings (for checkpoints and results)."""
+    return OmegaConf.to_container(cfg, resolve=resolve, throw_on_missing=False, enum_to_str=True)
 
 
 def flat_hyperparameters(cfg: DictConfig, choices: dict[str, str]) -> dict[str, int | float | str | bool]:

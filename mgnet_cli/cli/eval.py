@@ -4,10 +4,13 @@ confusion matrix on one split, printed and saved as JSON and a PNG heat map."""
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from mgnet_cli import schema
 from mgnet_cli.cli.build import build_data, build_model
+from mgnet_cli.cli.resume import saved_config
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.commands import EvalConfig
 from mgnet_cli.report.plots import confusion_heatmap
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights, write_json_atomic
 from mgnet_cli.train.evaluation import Evaluation, evaluate_split
@@ -17,33 +20,32 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> float:
-    path = Path(str(cfg.checkpoint)).expanduser()
+    options: EvalConfig = schema.check(cfg, "eval")
+    split, tta = options.split.value, options.tta.value
+    path = Path(options.checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() else path
-    if cfg.split not in ("train", "val", "test"):
-        raise ConfigError(f"split={cfg.split!r}: use test, val or train")
-    if cfg.tta not in ("none", "flip"):
-        raise ConfigError(f"tta={cfg.tta!r}: use none or flip")
-    device = resolve_device(str(cfg.device))
+    device = resolve_device(options.device, "device")
     checkpoint = load_checkpoint(path)
-    run_cfg = OmegaConf.create(checkpoint["config"])
-    if cfg.dataset_root:
-        run_cfg.dataset.root = str(cfg.dataset_root)
-    data, _ = build_data(run_cfg, int(run_cfg.seed))
+    run_cfg = saved_config(checkpoint, path)  # rebuilt on the schemas: the file picks no code
+    if options.dataset_root:
+        run_cfg.dataset.root = options.dataset_root
+    seed = schema.check(run_cfg, "train").seed
+    data, _ = build_data(run_cfg, seed)
     model = build_model(run_cfg, data.in_channels, data.num_classes)
     load_weights(model, checkpoint["model"], path)
     model.to(device)
-    batches = data.batches(int(cfg.batch_size), int(cfg.batch_size), device, None, int(run_cfg.seed))
-    source = batches.train if cfg.split == "train" else batches.evaluations.get(cfg.split)
+    batches = data.batches(options.batch_size, options.batch_size, device, None, seed)
+    source = batches.train if split == "train" else batches.evaluations.get(split)
     if source is None:
-        raise ConfigError(f"split={cfg.split}: this run held out no validation set (dataset.val_size=0)")
-    result = evaluate_split(model, source, data.num_classes, str(cfg.tta))
-    out = Path(str(cfg.output_dir)) if cfg.output_dir else path.parent / "eval"
+        raise ConfigError(f"split={split}: this run held out no validation set (dataset.val_size=0)")
+    result = evaluate_split(model, source, data.num_classes, tta)
+    out = Path(options.output_dir).expanduser() if options.output_dir else path.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{path.stem}_{cfg.split}" + ("_tta-flip" if cfg.tta == "flip" else "")
-    write_json_atomic(out / f"{stem}.json", as_json(result, data.classes, path, str(cfg.split), str(cfg.tta)))
+    stem = f"{path.stem}_{split}" + ("_tta-flip" if tta == "flip" else "")
+    write_json_atomic(out / f"{stem}.json", as_json(result, data.classes, path, split, tta))
     confusion_heatmap(result.confusion.numpy(), data.classes,
-                      f"{path.name} on {data.name} {cfg.split}: top-1 {result.top1:.2%}", out / f"{stem}_confusion.png")
-    print(format_evaluation(result, data.classes, f"{path} on {data.name} {cfg.split} ({result.count:,} images)"))
+                      f"{path.name} on {data.name} {split}: top-1 {result.top1:.2%}", out / f"{stem}_confusion.png")
+    print(format_evaluation(result, data.classes, f"{path} on {data.name} {split} ({result.count:,} images)"))
     print(f"saved {out / (stem + '.json')} and {out / (stem + '_confusion.png')}")
     return result.top1
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from mgnet_cli import schema
 from mgnet_cli.cli.build import build_model, data_shape
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.commands import InfoFormat
 from mgnet_cli.model.summary import summary
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,11 @@ def format_table(name: str, facts: dict[str, Any], shape: dict[str, int]) -> str
 
 
 def run(cfg: DictConfig) -> None:
+    checked = schema.check(cfg, "info")
     shape = data_shape(cfg)
     model = build_model(cfg, shape["channels"], shape["num_classes"])
     facts = summary(model, shape["channels"], shape["image_size"])
-    output_format = cfg.info.format
-    if output_format == "json":
+    if checked.info.format == InfoFormat.json:
         print(json.dumps({"model": type(model).__name__, "data": shape, **facts}, indent=2))
-    elif output_format == "table":
-        print(format_table(type(model).__name__, facts, shape))
     else:
-        raise ConfigError(f"info.format={output_format!r}: use table or json")
+        print(format_table(type(model).__name__, facts, shape))

@@ -12,9 +12,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from mgnet_cli import schema
 from mgnet_cli.cli.build import build_data, build_model, flat_hyperparameters, plain
 from mgnet_cli.cli.resume import resume_config
-from mgnet_cli.train.checkpoint import load_checkpoint
+from mgnet_cli.cli.torchrun import launched_rank
+from mgnet_cli.schema.train import TrainConfig, TrainerConfig
+from mgnet_cli.storage import RunLock
+from mgnet_cli.train.checkpoint import load_checkpoint, write_text_atomic
 from mgnet_cli.train.distributed import check_batch_sizes, this_process
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.settings import TrainSettings, resolve_device
@@ -32,19 +36,16 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def trainer_settings(cfg: DictConfig) -> TrainSettings:
-    trainer = cfg.trainer
+def trainer_settings(checked: TrainConfig) -> TrainSettings:
+    """The checked config (``mgnet_cli.schema.check``) as the loop's settings."""
+    trainer: TrainerConfig = checked.trainer
     return TrainSettings(
-        epochs=int(trainer.epochs), batch_size=int(trainer.batch_size),
-        eval_batch_size=int(trainer.eval_batch_size), device=resolve_device(str(trainer.device)),
-        limit_train_batches=trainer.limit_train_batches, limit_eval_batches=trainer.limit_eval_batches,
-        checkpoints=bool(trainer.checkpoints), seed=int(cfg.seed),
-        precision=str(trainer.get("precision", "fp32")),  # absent from older runs' configs
-        channels_last=bool(trainer.get("channels_last", False)),
-        compile=bool(trainer.get("compile", False)),
-        tta=str(OmegaConf.select(cfg, "eval.tta", default="none")),
-        skip_nonfinite=bool(trainer.get("skip_nonfinite", False)),
-        sync_bn=bool(trainer.get("sync_bn", False)),
+        epochs=trainer.epochs, batch_size=trainer.batch_size, eval_batch_size=trainer.eval_batch_size,
+        device=resolve_device(trainer.device), limit_train_batches=trainer.limit_train_batches,
+        limit_eval_batches=trainer.limit_eval_batches, checkpoints=trainer.checkpoints,
+        seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
+        compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
+        sync_bn=trainer.sync_bn,
     )
 
 
@@ -55,15 +56,25 @@ def run(cfg: DictConfig) -> float:
     each trains on its part of every batch and only rank 0 writes.
     """
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if launched_rank() > 0:  # rank 0 holds the folder's lock for the run
+        return train(cfg, run_dir)
+    with RunLock(run_dir):
+        return train(cfg, run_dir)
+
+
+def train(cfg: DictConfig, run_dir: Path) -> float:
+    """Resume or build, fit, record (``run``'s body, with the run folder locked)."""
     checkpoint: dict[str, Any] | None = None
     if cfg.get("resume"):  # every rank reads the checkpoint (a shared file system across nodes)
-        checkpoint = load_checkpoint(checkpoint_path(Path(cfg.resume)))
-        cfg = resume_config(checkpoint, cfg, HydraConfig.get().overrides.task)
-    settings = trainer_settings(cfg)
+        path = checkpoint_path(Path(cfg.resume))
+        checkpoint = load_checkpoint(path)
+        cfg = resume_config(checkpoint, path, HydraConfig.get().overrides.task)
+    checked = schema.check(cfg, "train")
+    settings = trainer_settings(checked)
     world = this_process(settings.device)
     settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
     check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
-    seed_everything(settings.seed, bool(cfg.trainer.deterministic))
+    seed_everything(settings.seed, checked.trainer.deterministic)
     data, augmentation = build_data(cfg, settings.seed)
     model = build_model(cfg, data.in_channels, data.num_classes)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
@@ -72,8 +83,9 @@ def run(cfg: DictConfig) -> float:
                            augmentation, settings.seed, channels_last=settings.channels_last,
                            shard=world.shard)
     if world.is_main:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    metadata = {"config": plain(cfg), "config_source": OmegaConf.to_container(cfg, resolve=False)}
+        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    metadata = {"config": plain(cfg), "config_source": plain(cfg, resolve=False),
+                "choices": dict(HydraConfig.get().runtime.choices)}
     results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint, world)
     if not world.is_main:
         return results["best_test_acc"]

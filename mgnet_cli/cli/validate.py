@@ -39,6 +39,12 @@ def sample_jobs(overrides: list[str]) -> list[list[str]]:
 
 def explain(error: Exception, command: str) -> str:
     """One line (plus a hint line) for a Hydra composition or override-parsing error."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mgnet_cli.schema import type_error
+
+    if isinstance(error.__cause__, OmegaConfBaseException):  # a value the schema's type refuses
+        return type_error(error.__cause__)
     text = str(error)
     missing = re.search(r"Could not find '([^']+)/([^']+)'.*?Available options in '[^']+':\n"
                         r"((?:\t[^\n]*\n?)*)", text, re.S)
@@ -63,24 +69,83 @@ def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None
         return  # help and inspection flags: Hydra answers them itself
     from hydra import compose, initialize_config_dir
 
+    from omegaconf import OmegaConf
+
+    from mgnet_cli import schema
+
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            for overrides in sample_jobs(overrides_of(argv)):
-                compose(config_name, overrides=overrides)
-    except Exception as error:  # Hydra's composition and parser errors
+        jobs = sample_jobs(overrides_of(argv))
+    except Exception as error:  # Hydra's override parser
         raise ConfigError(explain(error, config_name)) from error
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        for overrides in jobs:
+            check_job(config_name, overrides)
+
+
+def check_job(config_name: str, overrides: list[str]) -> None:
+    """Composes one job (inside an initialised Hydra) and runs its schema's rules."""
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    from mgnet_cli import schema
+
+    try:
+        cfg = compose(config_name, overrides=overrides)
+    except Exception as error:  # Hydra's composition errors
+        raise ConfigError(explain(error, config_name)) from error
+    if config_name in schema.COMMANDS:  # the range rules, and keys added with +
+        schema.check(schema.typed(OmegaConf.to_container(cfg), config_name), config_name)
 
 
 def check_writable(argv: list[str], default: str = "outputs") -> None:
-    """The folder a run would be written to must be writable before anything starts."""
-    target = default
-    for arg in overrides_of(argv):
-        key, _, value = arg.partition("=")
-        if key in ("hydra.run.dir", "hydra.sweep.dir") and value:
-            target = value
+    """The folder a run would be written to must be writable (and not in use) before anything starts."""
+    from mgnet_cli.storage import check_unlocked
+
+    target = override_value(argv, "hydra.run.dir") or override_value(argv, "hydra.sweep.dir") or default
     folder = Path(target).expanduser().absolute()
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write the run folder {Path(target).expanduser().absolute()}: "
                           f"{folder} is not a writable folder\n  run from a writable folder or set hydra.run.dir=...")
+    if folder == Path(target).expanduser().absolute():
+        check_unlocked(folder)  # a second writer into a run folder in use
+    resume = override_value(argv, "resume")
+    if resume not in (None, "null", "None") and Path(resume).expanduser().exists():
+        run = Path(resume).expanduser()
+        run = run if run.is_dir() else run.parent
+        if not os.access(run, os.W_OK | os.X_OK):
+            raise ConfigError(f"resume={resume}: {run} is not writable (a read-only mount?): copy "
+                              "the run folder somewhere writable and resume that")
+
+
+def override_value(argv: list[str], key: str) -> str | None:
+    """The last value the command line gives ``key`` (Hydra's quotes removed)."""
+    values = [arg.partition("=")[2] for arg in overrides_of(argv) if arg.partition("=")[0] == key]
+    if not values:
+        return None
+    value = values[-1]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+    return value
+
+
+def check_resume(argv: list[str]) -> None:
+    """``resume=``: the run or checkpoint exists, is not being written, is a training checkpoint
+    with a config the schemas accept, and the other overrides may change on a resume."""
+    from mgnet_cli.cli.resume import refused_overrides, resume_config
+    from mgnet_cli.cli.train import checkpoint_path
+    from mgnet_cli.storage import check_unlocked
+    from mgnet_cli.train.checkpoint import load_checkpoint
+
+    value = override_value(argv, "resume")
+    if value in (None, "null", "None"):
+        return
+    target = Path(value).expanduser()
+    if not target.exists():
+        raise ConfigError(f"resume={value}: {target} does not exist (give a run folder or a checkpoint)")
+    overrides = [arg for arg in overrides_of(argv) if not arg.startswith("resume=")]
+    refused_overrides(overrides)
+    check_unlocked(target if target.is_dir() else target.parent)
+    path = checkpoint_path(target)
+    resume_config(load_checkpoint(path), path, overrides)

@@ -1,43 +1,18 @@
-"""Checkpoints and result files, written atomically (temporary file, fsync, rename).
+"""Checkpoints, written atomically (``mgnet_cli.storage``) and read back as untrusted data.
 
-A crash or ``kill -9`` at any moment leaves either the previous complete file or the new one.
 Checkpoints hold only plain data (tensors, numbers, strings, lists, dicts), so they load with
 ``torch.load(weights_only=True)`` and never run code.
 """
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mgnet_cli.errors import MgnetError
+from mgnet_cli.storage import write_atomic, write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
 
 FORMAT_VERSION = 1
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Calls ``write(file)`` on a temporary file beside ``path``, then renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes files private; results are for sharing
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Writes ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    write_atomic(Path(path), lambda file: file.write(text.encode()))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -59,6 +34,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         ) from error
     if not isinstance(state, dict) or "format_version" not in state:
         raise MgnetError(f"{path} is not an mgnet checkpoint (no format_version)")
+    version = state["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise MgnetError(f"{path} is not an mgnet checkpoint (format_version {version!r} is not "
+                         "a positive integer)")
     if state["format_version"] > FORMAT_VERSION:
         raise MgnetError(
             f"{path} has checkpoint format {state['format_version']}, newer than this mgnet "
@@ -84,3 +63,23 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
         raise MgnetError(f"{source} holds weights of another architecture than the model built "
                          f"from its config: {details}")
     model.load_state_dict(weights)
+
+
+def check_training_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """A loaded checkpoint must be a training run's: its config a dict, its weights a dict of
+    tensors, its epoch an integer; a learned-smoother file (``mgnet solve``) says what it is."""
+    if state.get("kind") is not None:
+        raise MgnetError(f"{path} is a {state['kind']} file, not a training checkpoint; "
+                         "mgnet solve reads it with solver.learned.checkpoint=...")
+    problems = []
+    if not isinstance(state.get("config"), dict):
+        problems.append("no config")
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in weights.items()):
+        problems.append("no model weights (a dict of tensors)")
+    epoch = state.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        problems.append(f"epoch {epoch!r} is not a count")
+    if problems:
+        raise MgnetError(f"{path} is not a training checkpoint of mgnet: {', '.join(problems)}")

@@ -1,8 +1,12 @@
 """What stops a run cleanly: Ctrl-C / SIGTERM at a step boundary, and a loss that is not finite."""
 
+import re
+import shlex
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import torch
@@ -19,27 +23,55 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signal_number
 
 
+PLAIN_PATH = re.compile(r"[\w./~+:@%-]+", re.ASCII)  # needs no quotes for Hydra or a shell
+SHELL_SPECIAL = re.compile(r'["$`\\!]')  # special inside a shell's double quotes
+
+
+def resume_command(run_dir: Path) -> str:
+    """``mgnet train resume=<run_dir>`` as a line to paste into a shell: quoted for Hydra (sweep
+    folders hold ``=`` and ``,``) and for the shell (spaces, quotes, non-ASCII)."""
+    path = str(run_dir)
+    if PLAIN_PATH.fullmatch(path):
+        return f"mgnet train resume={path}"
+    quoted = "resume='" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"  # Hydra's quoting
+    if not SHELL_SPECIAL.search(quoted):
+        return f'mgnet train "{quoted}"'
+    return "mgnet train " + shlex.quote(quoted)
+
+
 class NonFiniteLoss(MgnetError):
     """The training loss became NaN or infinite."""
 
 
 class StopSignal:
-    """Turns the first SIGINT/SIGTERM into a request to stop at the next step boundary; a second
-    SIGINT interrupts at once. Restores the previous handlers on exit (main thread only)."""
+    """Turns the first SIGINT, SIGTERM or SIGHUP (a dropped ssh session) into a request to stop at
+    the next step boundary; a second SIGINT interrupts at once, except while a checkpoint is being
+    written (``saving``), which always completes. Restores the previous handlers on exit (main
+    thread only)."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self._saving = False
 
     def __call__(self) -> bool:
         return self.received is not None
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
-        if self.received is not None and number == signal.SIGINT:
+        if self.received is not None and number == signal.SIGINT and not self._saving:
             raise KeyboardInterrupt
-        self.received = number
+        self.received = self.received or number
+
+    @contextmanager
+    def saving(self) -> Iterator[None]:
+        """While inside, a second Ctrl-C waits for the checkpoint instead of interrupting it."""
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
 
     def __enter__(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():

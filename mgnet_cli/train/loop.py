@@ -14,7 +14,7 @@ from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
 from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
 from mgnet_cli.train.fast import grad_scaler, prepare_model, retain_freed_memory
-from mgnet_cli.train.guards import Interrupted, LossWatch, StopSignal
+from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
 from mgnet_cli.train.results import RunRecord
 from mgnet_cli.train.settings import TrainSettings
 from mgnet_cli.train.state import restore_training, training_state
@@ -57,16 +57,23 @@ def fit(
     with Tracker(run_dir if run.world.is_main else None, purge_step=done + 1) as tracker, \
             StopSignal() as signal:
         run.start(signal)
-        for epoch in range(done + 1, settings.epochs + 1):
-            data_state = batches.generator.get_state()  # this epoch's order and augmentation
-            metrics, partial = run.train(epoch, partial)
-            if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
-                stopped_in(run.save, run_dir, epoch, partial, data_state, run.stop.received, tracker)
-            run.end_epoch(metrics | run.evaluate(), tracker)
-            partial = EpochProgress()  # the next epoch starts at its first step
-            if run.stop():
-                stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
-                           run.stop.received, tracker)
+        try:
+            for epoch in range(done + 1, settings.epochs + 1):
+                data_state = batches.generator.get_state()  # this epoch's order and augmentation
+                metrics, partial = run.train(epoch, partial)
+                if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
+                    stopped_in(run.save, run_dir, epoch, partial, data_state, run.stop.received, tracker)
+                run.end_epoch(metrics | run.evaluate(), tracker)
+                partial = EpochProgress()  # the next epoch starts at its first step
+                if run.stop() and epoch < settings.epochs:  # a signal after the last epoch: done
+                    stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
+                               run.stop.received, tracker)
+        except Interrupted as stop:
+            run.mark("interrupted", stop)
+            raise
+        except BaseException as error:  # a failure, or a second Ctrl-C: never left "running"
+            run.mark("failed" if isinstance(error, Exception) else "interrupted", error)
+            raise
     return run.finish()
 
 
@@ -108,6 +115,7 @@ class Run:
         """Wraps the model for data-parallel steps (after any restore), listens for ``signal``
         (agreed across the ranks every few steps under DDP) and says what will run."""
         settings, world = self.settings, self.world
+        self.signal = signal
         self.stop = StepAgreement(world, signal, self.watch) if world.active else signal
         self.train_forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
         log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps%s",
@@ -137,6 +145,10 @@ class Run:
                               check_every=10 if world.active else 50, world=world, **self.fast)
         self.check()
         partial = summed(partial, world)
+        if partial.skipped and partial.count == 0:  # nothing of this epoch was learned from
+            raise NonFiniteLoss(f"every batch of epoch {epoch} had a NaN or infinite loss and was "
+                                "skipped (trainer.skip_nonfinite=true): the run learns nothing; "
+                                "lower optimizer.lr")
         metrics = {"epoch": epoch, "lr": lr} | {f"train_{k}": v for k, v in partial.metrics().items()}
         if partial.skipped:
             metrics["train_skipped_nonfinite"] = partial.skipped
@@ -172,7 +184,20 @@ class Run:
                                self.batches.generator)
         if self.scaler is not None:  # fp16's loss scale, so that a resume continues with it
             state["grad_scaler"] = self.scaler.state_dict()
-        save_checkpoint(self.run_dir / name, state | self.metadata | extra)
+        with self.signal.saving():  # a second Ctrl-C waits for the file to be complete
+            save_checkpoint(self.run_dir / name, state | self.metadata | extra)
+
+    def mark(self, status: str, error: BaseException) -> None:
+        """results.json says how the run ended (``failed``, ``interrupted``), with the error; a
+        folder that cannot be written (full disk) is logged, never hides the first error."""
+        if not self.world.is_main:
+            return
+        message = str(error).strip() or type(error).__name__
+        try:
+            write_json_atomic(self.run_dir / "results.json",
+                              self.record.summary(status=status) | self.ranks | {"error": message})
+        except OSError as write_error:
+            log.error("could not mark %s as %s: %s", self.run_dir / "results.json", status, write_error)
 
     def finish(self) -> dict[str, Any]:
         results = self.record.summary(status="completed") | self.ranks | self.world.sync_report(self.model)
@@ -188,7 +213,7 @@ def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: Ep
     tracker.flush()
     raise Interrupted(
         f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
-        f"{run_dir / 'last.pt'}. Resume with: mgnet train resume={run_dir}", signal_number)
+        f"{run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", signal_number)
 
 
 def duration(seconds: float) -> str:

@@ -11,15 +11,15 @@ from tests.cli.test_train_cli import TINY, mgnet
     (["trainer.epoch=3"], "trainer.epoch: no such key"),
     (["model.smoothing_steps=[1,2"], "cannot parse the command line"),
     (["hydra.run.dir=/etc/hostname/run"], "cannot write the run folder"),
-    ([*TINY, "model.channels=abc"], "model.channels='abc'"),
-    ([*TINY, "model.channels=[4,8,16]"], "model.channels=[4, 8, 16] has 3 entries"),
+    ([*TINY, "model.channels=abc"], "model.channels=abc: give one integer"),
+    ([*TINY, "model.channels=[4,8,16]"], "model.channels=[4, 8, 16]: give one integer, or a list of 2"),
     ([*TINY, "model.channels=0"], "model.channels=0"),
-    ([*TINY, "trainer.device=tpu"], "trainer.device='tpu'"),
+    ([*TINY, "trainer.device=tpu"], "trainer.device=tpu: use auto, cpu, cuda or cuda:N"),
     ([*TINY, "smoother=densenet", "smoother.b_per_step=false"], "smoother.b_per_step=false"),
     ([*TINY, "dataset.val_size=1000"], "dataset.val_size"),
     ([*TINY, "trainer.batch_size=1000"], "trainer.batch_size=1000 is larger than the 64 training images"),
     ([*TINY, "model.smoothing_steps=[1,1,1,1,1,1,1]"], "32-px images reach 1x1 at level 6"),
-    ([*TINY, "trainer.precision=fp8"], "trainer.precision='fp8'"),
+    ([*TINY, "trainer.precision=fp8"], "trainer.precision=fp8: use one of fp32, bf16, fp16"),
 ])
 def test_bad_configuration_is_one_line(tmp_path, arguments, message):
     result = mgnet("train", *arguments, cwd=tmp_path, check=False)

@@ -1,0 +1,103 @@
+"""Running a command as a Hydra app: bad input costs one line and exit code 2, before or after
+Hydra starts; a command refused before training leaves nothing behind."""
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mgnet_cli.cli import config_dir
+from mgnet_cli.cli.torchrun import launched_rank
+
+log = logging.getLogger(__name__)
+
+
+def in_sweep() -> bool:
+    """True inside a job of ``-m`` (multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def preflight(name: str, argv: list[str]) -> None:
+    """Bad overrides, an unwritable or busy run folder, a resume that would be refused: one line
+    and exit code 2, before Hydra runs (so nothing is written)."""
+    from mgnet_cli.cli.validate import check_overrides, check_resume, check_writable
+    from mgnet_cli.errors import MgnetError
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return  # let Hydra show its full report
+    try:
+        check_overrides(config_dir(), name, argv)
+        if name == "train":
+            check_writable(argv)
+            check_resume(argv)
+    except MgnetError as error:
+        fail(name, error)
+    except KeyboardInterrupt:
+        stopped_early(name)
+
+
+def fail(name: str, error: BaseException) -> None:
+    print(f"mgnet {name}: error: {str(error).strip() or type(error).__name__}", file=sys.stderr)
+    sys.exit(2)
+
+
+def stopped_early(name: str) -> None:
+    print(f"mgnet {name}: interrupted before it started; nothing was written", file=sys.stderr)
+    sys.exit(130)
+
+
+def remove_new_run_folder(run_dir: Path, created: bool) -> None:
+    """A new run refused before training leaves no folder (Hydra made it for its log and record)."""
+    if created and run_dir.is_dir() and not any(
+            (run_dir / name).exists() for name in ("results.json", "last.pt", "best.pt")):
+        logging.shutdown()  # the log file is in there
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
+    """Wraps ``task(cfg)`` as a Hydra app whose user errors print one line and exit with code 2."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    from mgnet_cli.errors import MgnetError
+    from mgnet_cli.train.guards import Interrupted, resume_command
+
+    def guarded(cfg: DictConfig):
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        new = config_name == "train" and not cfg.get("resume") and not in_sweep() and \
+            not (run_dir / "results.json").exists()
+        try:
+            return task(cfg)
+        except Interrupted as stop:  # a checkpoint is saved; the message says how to resume
+            if launched_rank() == 0:  # under torchrun, one line for the run
+                print(f"mgnet {config_name}: {stop}", file=sys.stderr)
+            sys.exit(stop.exit_code)
+        except KeyboardInterrupt:  # a second Ctrl-C (training) or one outside training
+            if (run_dir / "last.pt").is_file():
+                print(f"mgnet {config_name}: interrupted; the last complete checkpoint is "
+                      f"{run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", file=sys.stderr)
+            else:
+                remove_new_run_folder(run_dir, new)
+                print(f"mgnet {config_name}: interrupted", file=sys.stderr)
+            sys.exit(130)
+        except Exception as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if in_sweep():  # recorded (results.json, summary.csv); the other jobs still run
+                log.error("job failed: %s", error, exc_info=not isinstance(error, MgnetError))
+                return float("nan")
+            if not isinstance(error, MgnetError):
+                raise
+            log.debug("user error", exc_info=True)
+            remove_new_run_folder(run_dir, new)
+            fail(config_name, error)
+
+    guarded.__name__ = config_name  # Hydra names the job after the task function
+    return hydra.main(config_path=str(config_dir()), config_name=config_name,
+                      version_base="1.3")(guarded)

@@ -1,0 +1,164 @@
+"""The schema of every config: types, choices and defaults in dataclasses, ranges in ``__post_init__``.
+
+Registered in Hydra's ConfigStore as ``schema/<group>/<name>``, which each YAML option extends, so
+composing checks types and choices. ``typed`` rebuilds any config (composed, or read from a
+checkpoint) on these schemas, each group's chosen by its ``_target_`` among the ones listed here;
+``check`` runs their range rules. Both raise ``ConfigError`` naming the key: nothing from a file
+picks code that a schema does not list.
+"""
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema import commands, data, model, rules, train
+
+GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: /schema/<group>/<name>
+    "trainer": {"trainer": train.TrainerConfig},
+    "optimizer": {"sgd": train.SGDConfig, "adamw": train.AdamWConfig},
+    "scheduler": {"step": train.StepDecayConfig, "cosine": train.WarmupCosineConfig,
+                  "constant": train.ConstantConfig},
+    "dataset": {"files": data.FileDatasetConfig, "cifar100": data.Cifar100Config,
+                "synthetic": data.SyntheticConfig, "imagefolder": data.ImageFolderConfig},
+    "model": {"mgnet": model.MgNetConfig, "resnet": model.ResNetConfig},
+    "smoother": {"resnet": model.ResNetSmootherConfig, "densenet": model.DenseNetSmootherConfig,
+                 "chebyshev": model.ChebyshevSmootherConfig},
+}
+COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalConfig,
+                             "info": commands.InfoConfig}
+TRAIN_GROUPS = ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer")
+INFO_GROUPS = ("dataset", "model", "smoother")
+
+
+def register() -> None:
+    """Stores every schema in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, schemas in GROUPS.items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
+    for name, schema in COMMANDS.items():
+        store.store(group="schema", name=name, node=schema)
+
+
+def schema_for(group: str, node: Any, where: str) -> type:
+    """The group's schema whose ``TARGETS`` hold ``node._target_`` (trainer: its one schema)."""
+    schemas = list(GROUPS[group].values())
+    if len(schemas) == 1 and not hasattr(schemas[0], "TARGETS"):
+        return schemas[0]
+    if not isinstance(node, dict | DictConfig):
+        raise ConfigError(f"{where}{group}={rules.shown(node)}: not a config node")
+    target = node.get("_target_")
+    for schema in schemas:
+        if target in schema.TARGETS:
+            return schema
+    allowed = [t for schema in schemas for t in schema.TARGETS]
+    raise ConfigError(f"{where}{group}._target_={rules.shown(target)}: not code mgnet calls; "
+                      f"use one of {', '.join(allowed)}")
+
+
+def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
+    """``config`` (plain data, interpolations allowed) rebuilt on the schemas of ``command``:
+    unknown keys, wrong types and unlisted ``_target_`` raise ConfigError (prefixed ``source``)."""
+    where = f"{source}: " if source else ""
+    groups = groups_of(command)
+    top = {key: value for key, value in config.items() if key not in groups}
+    root = merged(OmegaConf.structured(COMMANDS[command]), top, where)
+    for group in groups:
+        if group not in config:
+            raise ConfigError(f"{where}the config has no {group} group")
+        node = dict(config[group]) if isinstance(config[group], dict) else config[group]
+        if group == "model" and isinstance(node, dict) and isinstance(node.get("smoother"), dict):
+            schema_for("smoother", node["smoother"], f"{where}model.")  # a resolved copy: checked, then
+            node["smoother"] = "${smoother}"  # the smoother group is the one the model reads
+        schema = schema_for(group, node, where)
+        with_flag = OmegaConf.structured(schema)
+        OmegaConf.set_struct(root, False)
+        root[group] = merged(with_flag, node, where, prefix=f"{group}.")
+        OmegaConf.set_struct(root, True)
+    return root
+
+
+def groups_of(command: str) -> tuple[str, ...]:
+    return {"train": TRAIN_GROUPS, "info": INFO_GROUPS}.get(command, ())
+
+
+def merged(schema: DictConfig, values: Any, where: str, prefix: str = "") -> DictConfig:
+    """``values`` merged onto the structured ``schema``, an error as one line naming the key."""
+    try:
+        return OmegaConf.merge(schema, values)
+    except OmegaConfBaseException as error:
+        raise ConfigError(where + type_error(error, prefix, from_file=bool(where))) from None
+
+
+def type_error(error: OmegaConfBaseException, prefix: str = "", from_file: bool = False) -> str:
+    """``<key>=<value>: <what the schema allows>`` for an OmegaConf validation or key error."""
+    key = f"{prefix}{error.full_key}" if getattr(error, "full_key", None) else prefix.rstrip(".")
+    object_type = getattr(error, "object_type", None)
+    if isinstance(error, KeyError | AttributeError):
+        if from_file:
+            return f"{key}: a key this mgnet does not write (the file is from elsewhere, or altered)"
+        return f"{key}: no such key (`--cfg job` prints every key there is)"
+    expected = expected_type(object_type, str(error.full_key).rsplit(".", 1)[-1])
+    return f"{key}={rules.shown(error.value)}: {expected}"
+
+
+def expected_type(owner: type | None, name: str) -> str:
+    """What a field of ``owner`` takes, in words."""
+    if owner is None or not is_dataclass(owner):
+        return "wrong type"
+    for field in fields(owner):
+        if field.name == name:
+            kind = field.type
+            text = getattr(kind, "__name__", str(kind))
+            if isinstance(kind, type) and issubclass(kind, rules.Enum):
+                return "use one of " + ", ".join(member.value for member in kind)
+            return {"int": "give an integer", "float": "give a number", "bool": "give true or false",
+                    "str": "give a string"}.get(text, f"give a value of type {text}".replace("typing.", ""))
+    return "wrong type"
+
+
+def check(cfg: DictConfig, command: str) -> Any:
+    """Runs every range rule of ``cfg`` (typed by ``typed`` or composed by Hydra) and returns the
+    schema objects (``checked.trainer`` a ``TrainerConfig``, ...); a broken rule is a ConfigError."""
+    resolved = resolved_config(cfg)
+    checked = {}
+    for group in groups_of(command):
+        schema = schema_for(group, resolved[group], "")
+        checked[group] = checked_object(schema, resolved[group], f"{group}.")
+    top = {key: value for key, value in resolved.items() if key not in checked}
+    result = checked_object(COMMANDS[command], top, "")
+    for group, value in checked.items():
+        setattr(result, group, value)
+    return result
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(type_error(error)) from None
+
+
+def checked_object(schema: type, values: dict[str, Any], prefix: str) -> Any:
+    """``values`` as an instance of ``schema``, an error naming its path: the schema's own fields
+    first (nested schemas at their defaults: a nested value may derive from them), then each
+    nested schema, then the whole."""
+    nested = [field for field in fields(schema)
+              if is_dataclass(field.type) and isinstance(values.get(field.name), dict)]
+    own = {key: value for key, value in values.items() if key not in {f.name for f in nested}}
+    built(schema, own, prefix)
+    for field in nested:
+        checked_object(field.type, values[field.name], f"{prefix}{field.name}.")
+    return built(schema, values, prefix)
+
+
+def built(schema: type, values: dict[str, Any], prefix: str) -> Any:
+    try:
+        return OmegaConf.to_object(merged(OmegaConf.structured(schema), values, "", prefix))
+    except rules.Invalid as invalid:
+        raise ConfigError(f"{prefix}{invalid}") from None

@@ -1,0 +1,55 @@
+"""Schemas of the keys of ``mgnet eval`` and ``mgnet info`` (``configs/eval.yaml``, ``info.yaml``)."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.train import TTA
+
+
+class Split(str, Enum):
+    """What ``mgnet eval`` scores: the test set, the held-out validation set or the training set."""
+    test = "test"
+    val = "val"
+    train = "train"
+
+
+class InfoFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@dataclass
+class EvalConfig:
+    """``mgnet eval checkpoint=<path>``'s keys."""
+    checkpoint: str = MISSING
+    split: Split = Split.test
+    device: str = "auto"
+    batch_size: int = 512
+    tta: TTA = TTA.none
+    dataset_root: str | None = None
+    output_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        rules.text(self, "checkpoint")
+        rules.device(self, "device")
+        rules.count(self, "batch_size", maximum=2**20)
+        rules.text(self, "dataset_root", optional=True)
+        rules.text(self, "output_dir", optional=True)
+
+
+@dataclass
+class InfoOptions:
+    format: InfoFormat = InfoFormat.table
+
+
+@dataclass
+class InfoConfig:
+    """``mgnet info``'s own keys (the groups are train's)."""
+    info: InfoOptions = field(default_factory=InfoOptions)
+    dataset: Any = None  # the groups: each has its own schema (mgnet_cli.schema.GROUPS)
+    model: Any = None
+    smoother: Any = None

@@ -1,0 +1,143 @@
+"""Schemas of the dataset group: one per loader, with the shape ``mgnet info`` reads unloaded."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
+
+from mgnet_cli.schema import rules
+
+
+class Labels(str, Enum):
+    """CIFAR-100's labels: 100 fine classes or 20 coarse superclasses."""
+    fine = "fine"
+    coarse = "coarse"
+
+
+# --- dataset ------------------------------------------------------------------------------------
+@dataclass
+class AugmentationConfig:
+    crop_padding: int = 0
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        rules.count(self, "crop_padding", minimum=0, maximum=64)
+
+
+@dataclass
+class ShapeConfig:
+    """What a data set's images are, known without loading it (``mgnet info``)."""
+    channels: int = 3
+    image_size: int = 32
+    num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        rules.count(self, "channels", maximum=64)
+        rules.count(self, "image_size", maximum=8192)
+        rules.count(self, "num_classes", minimum=2, maximum=100_000)
+
+
+@dataclass
+class CifarShapeConfig(ShapeConfig):
+    """CIFAR-100's shape: its class count follows ``dataset.labels``."""
+    classes_per_labels: dict[str, int] = field(default_factory=lambda: {"fine": 100, "coarse": 20})
+
+    def __post_init__(self) -> None:
+        if self.classes_per_labels != {"fine": 100, "coarse": 20}:
+            raise rules.Invalid("classes_per_labels", self.classes_per_labels,
+                                "CIFAR-100 has {fine: 100, coarse: 20}: leave it as it is")
+        super().__post_init__()
+
+
+@dataclass
+class FileDatasetConfig:
+    """A data set in its standard files under ``root`` (CIFAR-10, MNIST, Fashion-MNIST)."""
+    _target_: str = MISSING
+    root: str = "data"
+    download: bool = True
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
+    val_size: int = 0
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.cifar.load_cifar10", "mgnet_cli.data.mnist.load_mnist",
+                                          "mgnet_cli.data.mnist.load_fashion_mnist")
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.text(self, "root")
+        rules.count(self, "val_size", minimum=0, maximum=10**8)
+
+
+@dataclass
+class Cifar100Config(FileDatasetConfig):
+    _target_: str = "mgnet_cli.data.cifar.load_cifar100"
+    labels: Labels = Labels.fine
+    shape: CifarShapeConfig = field(default_factory=CifarShapeConfig)
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.cifar.load_cifar100",)
+
+
+@dataclass
+class SyntheticConfig:
+    """Generated images (``configs/dataset/synthetic.yaml``)."""
+    _target_: str = "mgnet_cli.data.synthetic.load_synthetic"
+    num_train: int = 512
+    num_test: int = 256
+    num_classes: int = 10
+    image_size: int = 32
+    channels: int = 3
+    seed: int = 0
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
+    val_size: int = 0
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.synthetic.load_synthetic",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.count(self, "num_train", maximum=10**6)
+        rules.count(self, "num_test", maximum=10**6)
+        rules.count(self, "num_classes", minimum=2, maximum=1000)
+        rules.count(self, "image_size", minimum=4, maximum=512)
+        rules.count(self, "channels", maximum=16)
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.count(self, "val_size", minimum=0, maximum=self.num_train - 1)
+
+
+@dataclass
+class ImageFolderConfig:
+    """``root/train/<class>/`` and ``root/val/<class>/`` images (``configs/dataset/imagefolder.yaml``)."""
+    _target_: str = "mgnet_cli.data.imagefolder.load_imagefolder"
+    root: str = "data/imagenet"
+    num_classes: int = 1000
+    image_size: int = 224
+    resize: int = 256
+    crop_scale: list[float] | None = field(default_factory=lambda: [0.08, 1.0])
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    num_workers: int = 4
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
+    val_size: int = 0
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.imagefolder.load_imagefolder",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.text(self, "root")
+        rules.count(self, "num_classes", minimum=2, maximum=100_000)
+        rules.count(self, "image_size", minimum=8, maximum=4096)
+        rules.count(self, "resize", minimum=self.image_size, maximum=8192)
+        scale = self.crop_scale
+        if scale is not None and not (len(scale) == 2 and all(map(rules.is_number, scale))
+                                      and 0 < scale[0] <= scale[1] <= 1):
+            raise rules.Invalid("crop_scale", list(scale), "give [low, high] with 0 < low <= high <= 1, or null")
+        for key in ("mean", "std"):  # per channel: RGB images
+            values = getattr(self, key)
+            if len(values) != 3 or not all(map(rules.is_number, values)) or (
+                    key == "std" and min(values) <= 0):
+                raise rules.Invalid(key, list(values), "give 3 finite numbers (one per channel)"
+                                    + (", each > 0" if key == "std" else ""))
+        rules.count(self, "num_workers", minimum=0, maximum=1024)
+        rules.count(self, "val_size", minimum=0, maximum=0)
+
+

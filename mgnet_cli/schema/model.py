@@ -1,0 +1,116 @@
+"""Schemas of the model and smoother groups (MgNet, the ResNet baselines, the smoothers)."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
+
+from mgnet_cli.schema import rules
+
+
+# --- model --------------------------------------------------------------------------------------
+@dataclass
+class StemConfig:
+    """Image -> first grid's data (``mgnet_cli/model/stems.py``)."""
+    _target_: str = "mgnet_cli.model.stems.cifar_stem"
+    _partial_: bool = True
+    norm_activation: bool = True
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.stems.cifar_stem", "mgnet_cli.model.stems.imagenet_stem",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (the channels are passed in)")
+
+
+@dataclass
+class MgNetConfig:
+    """MgNet (``configs/model/mgnet.yaml``); its smoother is the ``smoother`` group."""
+    _target_: str = "mgnet_cli.model.mgnet.MgNet"
+    smoothing_steps: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    channels: Any = 256  # an int, or one per level
+    channels_f: Any = None  # null (= channels), an int, or one per level
+    smoother: Any = "${smoother}"
+    stem: StemConfig = field(default_factory=StemConfig)
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.mgnet.MgNet",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        levels = len(rules.integers(self, "smoothing_steps", maximum=1000))
+        rules.per_level(self, "channels", levels)
+        if self.channels_f is not None:
+            rules.per_level(self, "channels_f", levels)
+
+
+@dataclass
+class BlockConfig:
+    _target_: str = "mgnet_cli.model.baselines.BasicBlock"
+    _partial_: bool = True
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.baselines.BasicBlock", "mgnet_cli.model.baselines.PreActBlock",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (the channels are passed in)")
+
+
+@dataclass
+class ResNetConfig:
+    """The ResNet baselines (``configs/model/resnet18.yaml``, ``preact_resnet18.yaml``)."""
+    _target_: str = "mgnet_cli.model.baselines.ResNet"
+    block: BlockConfig = field(default_factory=BlockConfig)
+    layers: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    final_norm_activation: bool = False
+    stem: StemConfig = field(default_factory=StemConfig)
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.baselines.ResNet",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        stages = len(rules.integers(self, "layers", maximum=1000))
+        rules.integers(self, "widths", length=stages)
+
+
+# --- smoother -----------------------------------------------------------------------------------
+@dataclass
+class ResNetSmootherConfig:
+    """u <- u + sigma(B * sigma(f - A u)) (``configs/smoother/resnet.yaml``)."""
+    _target_: str = "mgnet_cli.model.smoothers.resnet.ResNetSmoother"
+    _partial_: bool = True
+    b_per_step: bool = False
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.smoothers.resnet.ResNetSmoother",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (each level passes its widths and steps)")
+
+
+@dataclass
+class DenseNetSmootherConfig:
+    """Multi-step residual correction (``configs/smoother/densenet.yaml``): one B per step."""
+    _target_: str = "mgnet_cli.model.smoothers.densenet.DenseNetSmoother"
+    _partial_: bool = True
+    b_per_step: bool = True
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.smoothers.densenet.DenseNetSmoother",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (each level passes its widths and steps)")
+        rules.is_true(self, "b_per_step", "densenet needs true: B^i reads i residuals, so steps "
+                                          "cannot share it")
+
+
+@dataclass
+class ChebyshevSmootherConfig:
+    """Two-step (LM-ResNet) smoother with a learned k per step (``configs/smoother/chebyshev.yaml``)."""
+    _target_: str = "mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother"
+    _partial_: bool = True
+    b_per_step: bool = False
+    k_init: float = 0.0
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (each level passes its widths and steps)")
+        rules.number(self, "k_init", -1.0, 1.0, low_open=True, high_open=True)
+
+

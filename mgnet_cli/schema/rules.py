@@ -1,0 +1,128 @@
+"""The range rules a schema's ``__post_init__`` states, each raising ``Invalid`` with what is allowed.
+
+``Invalid`` carries the field's name inside its dataclass; the checker that walks a config adds the
+path (``trainer.`` + ``epochs``) and turns it into the one-line ``<key>=<value>: <rule>`` error.
+"""
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Any
+
+LARGEST_COUNT = 10**9  # epochs, batches, steps: anything larger is a typo, not a plan
+
+
+class Invalid(ValueError):
+    """A value outside its range: ``field`` (dotted within its dataclass), ``value`` and ``rule``."""
+
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        super().__init__(f"{field}={shown(value)}: {rule}")
+        self.field, self.value, self.rule = field, value, rule
+
+
+def shown(value: Any) -> str:
+    """A value as the user typed it: ``bf16``, ``[1, 2]``, ``null``."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value) if not value or " " in value else value
+    return str(value)
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def count(owner: object, field: str, minimum: int = 1, maximum: int = LARGEST_COUNT) -> None:
+    """An integer in ``[minimum, maximum]``."""
+    value = getattr(owner, field)
+    if not is_integer(value) or not minimum <= value <= maximum:
+        raise Invalid(field, value, f"give an integer from {minimum} to {maximum:,}")
+
+
+def optional_count(owner: object, field: str, minimum: int = 1) -> None:
+    """``null`` or an integer >= ``minimum``."""
+    if getattr(owner, field) is not None:
+        count(owner, field, minimum)
+
+
+def number(owner: object, field: str, low: float, high: float, *, low_open: bool = False,
+           high_open: bool = False) -> None:
+    """A finite number in the interval ``low .. high``, each end open or closed."""
+    value = getattr(owner, field)
+    above = is_number(value) and (value > low if low_open else value >= low)
+    below = is_number(value) and (value < high if high_open else value <= high)
+    if not (above and below):
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        high_text = "inf" if math.isinf(high) else f"{high:g}"
+        raise Invalid(field, value, f"give a finite number in {left}{low:g}, {high_text}{right}")
+
+
+def positive(owner: object, field: str) -> None:
+    number(owner, field, 0.0, math.inf, low_open=True, high_open=True)
+
+
+def integers(owner: object, field: str, *, minimum: int = 1, length: int | None = None,
+             maximum: int = 2**16) -> list[int]:
+    """A non-empty list of integers in ``[minimum, maximum]`` (of ``length`` entries if given)."""
+    value = getattr(owner, field)
+    entries = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
+    wrong_length = entries is not None and length is not None and len(entries) != length
+    if (not entries or wrong_length
+            or any(not is_integer(entry) or not minimum <= entry <= maximum for entry in entries)):
+        size = f"{length} " if length is not None else "a non-empty list of "
+        raise Invalid(field, value, f"give {size}integers from {minimum} to {maximum:,}, e.g. [2,2,2,2]")
+    return entries
+
+
+def per_level(owner: object, field: str, levels: int) -> None:
+    """An integer (every level) or a list of one integer per level, each from 1 to 65,536."""
+    value = getattr(owner, field)
+    if is_integer(value):
+        if not 1 <= value <= 2**16:
+            raise Invalid(field, value, "give a width from 1 to 65,536 (or one per level)")
+        return
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != levels:
+        raise Invalid(field, value, f"give one integer, or a list of {levels} (one per level of "
+                                    "model.smoothing_steps)")
+    integers(owner, field, length=levels)
+
+
+def one_of(owner: object, field: str, allowed: Iterable[str]) -> None:
+    """A string among ``allowed`` (a ``_target_``: the code a config may name)."""
+    value = getattr(owner, field)
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise Invalid(field, value, f"use one of {', '.join(allowed)}")
+
+
+def is_true(owner: object, field: str, why: str) -> None:
+    if getattr(owner, field) is not True:
+        raise Invalid(field, getattr(owner, field), why)
+
+
+DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+
+
+def device(owner: object, field: str) -> None:
+    value = getattr(owner, field)
+    if not isinstance(value, str) or not DEVICE.fullmatch(value):
+        raise Invalid(field, value, "use auto, cpu, cuda or cuda:N")
+
+
+def text(owner: object, field: str, optional: bool = False) -> None:
+    """A non-empty string (a path), or null when ``optional``."""
+    value = getattr(owner, field)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise Invalid(field, value, "give a path" + (" or null" if optional else ""))

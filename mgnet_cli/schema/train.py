@@ -1,0 +1,158 @@
+"""Schemas of the trainer, optimizer and scheduler groups and of ``train.yaml``'s own keys."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
+
+from mgnet_cli.schema import rules
+
+
+class Precision(str, Enum):
+    """Training arithmetic: fp32, or bf16/fp16 autocast with BatchNorm in fp32 (train/fast.py)."""
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class TTA(str, Enum):
+    """Test-time augmentation of evaluation: none, or flip (mean of the logits of x and its mirror)."""
+    none = "none"
+    flip = "flip"
+
+
+# --- trainer ------------------------------------------------------------------------------------
+@dataclass
+class TrainerConfig:
+    """How a run trains (``configs/trainer/``)."""
+    epochs: int = 300
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    device: str = "auto"
+    limit_train_batches: int | None = None
+    limit_eval_batches: int | None = None
+    deterministic: bool = False
+    precision: Precision = Precision.fp32
+    compile: bool = False
+    channels_last: bool = True
+    num_workers: int = 4
+    skip_nonfinite: bool = False
+    checkpoints: bool = True
+    sync_bn: bool = False
+
+    def __post_init__(self) -> None:
+        rules.count(self, "epochs", maximum=100_000)
+        rules.count(self, "batch_size", maximum=2**20)
+        rules.count(self, "eval_batch_size", maximum=2**20)
+        rules.device(self, "device")
+        rules.optional_count(self, "limit_train_batches")
+        rules.optional_count(self, "limit_eval_batches")
+        rules.count(self, "num_workers", minimum=0, maximum=1024)
+
+
+# --- optimizer ----------------------------------------------------------------------------------
+@dataclass
+class SGDConfig:
+    """SGD with momentum (``configs/optimizer/sgd.yaml``), the authors' optimizer."""
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.SGD",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (the parameters are passed in)")
+        rules.positive(self, "lr")
+        rules.number(self, "momentum", 0.0, 1.0, high_open=True)
+        rules.number(self, "weight_decay", 0.0, 1.0)
+        if self.nesterov and self.momentum == 0:
+            raise rules.Invalid("nesterov", True, "needs optimizer.momentum > 0")
+
+
+@dataclass
+class AdamWConfig:
+    """AdamW (``configs/optimizer/adamw.yaml``)."""
+    _target_: str = "torch.optim.AdamW"
+    _partial_: bool = True
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.05
+    TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.AdamW",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (the parameters are passed in)")
+        rules.positive(self, "lr")
+        if len(self.betas) != 2 or not all(rules.is_number(b) and 0 <= b < 1 for b in self.betas):
+            raise rules.Invalid("betas", list(self.betas), "give two numbers in [0, 1), e.g. [0.9,0.999]")
+        rules.number(self, "weight_decay", 0.0, 10.0)
+
+
+# --- scheduler ----------------------------------------------------------------------------------
+@dataclass
+class StepDecayConfig:
+    """lr x gamma every step_epochs epochs (``configs/scheduler/step.yaml``)."""
+    _target_: str = "mgnet_cli.train.schedules.StepDecay"
+    step_epochs: int = 50
+    gamma: float = 0.1
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.StepDecay",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.count(self, "step_epochs", maximum=100_000)
+        rules.number(self, "gamma", 0.0, 1.0, low_open=True)
+
+
+@dataclass
+class WarmupCosineConfig:
+    """Linear warm-up, then cosine decay (``configs/scheduler/cosine.yaml``)."""
+    _target_: str = "mgnet_cli.train.schedules.WarmupCosine"
+    epochs: int = MISSING  # ${trainer.epochs}
+    warmup_epochs: float = 5.0
+    final_fraction: float = 0.0
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.WarmupCosine",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.count(self, "epochs", maximum=100_000)
+        rules.number(self, "warmup_epochs", 0.0, self.epochs if rules.is_integer(self.epochs) else 0,
+                     high_open=True)
+        rules.number(self, "final_fraction", 0.0, 1.0)
+
+
+@dataclass
+class ConstantConfig:
+    """No schedule (``configs/scheduler/constant.yaml``)."""
+    _target_: str = "mgnet_cli.train.schedules.Constant"
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.Constant",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+
+
+# --- the commands' own keys ---------------------------------------------------------------------
+@dataclass
+class EvalTTAConfig:
+    tta: TTA = TTA.none
+
+
+@dataclass
+class TrainConfig:
+    """``configs/train.yaml``'s own keys (the groups have their schemas above)."""
+    seed: int = 0
+    eval: EvalTTAConfig = field(default_factory=EvalTTAConfig)
+    resume: str | None = None
+    dataset: Any = None  # the groups: each has its own schema (mgnet_cli.schema.GROUPS)
+    model: Any = None
+    smoother: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    trainer: Any = None
+
+    def __post_init__(self) -> None:
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.text(self, "resume", optional=True)

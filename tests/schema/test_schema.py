@@ -1,0 +1,163 @@
+"""Every key of every schema: a wrong type and an out-of-range value are each refused in one line.
+
+The cases are generated from the dataclasses in ``mgnet_cli.schema`` (and the YAML options that
+extend them), so a key added to a schema is covered the day it is added.
+"""
+
+import re
+import typing
+from dataclasses import MISSING, fields, is_dataclass
+from enum import Enum
+from types import NoneType, UnionType
+
+import pytest
+
+from mgnet_cli import schema
+from mgnet_cli.cli import config_dir, register_configs
+from mgnet_cli.cli.validate import check_job
+from mgnet_cli.errors import ConfigError
+
+CONFIGS = config_dir()
+EXTENDS = re.compile(r"^\s*- /schema/(\w+)/(\w+)@_here_", re.M)
+HUGE = 2**64
+NO_RANGE = {  # fields whose every well-typed value is allowed (booleans, choices, free paths)
+    "download", "deterministic", "compile", "channels_last", "skip_nonfinite", "checkpoints",
+    "sync_bn", "flip", "nesterov", "final_norm_activation", "norm_activation", "b_per_step",
+    "smoother",
+}
+
+
+def options_extending() -> dict[tuple[str, str], str]:
+    """(group, schema name) -> the first YAML option of the group that extends it."""
+    found: dict[tuple[str, str], str] = {}
+    for path in sorted(CONFIGS.glob("*/*.yaml")):
+        for group, name in EXTENDS.findall(path.read_text()):
+            found.setdefault((group, name), path.stem)
+    return found
+
+
+def test_every_option_extends_a_schema_and_every_schema_is_used():
+    used = options_extending()
+    for group in schema.GROUPS:
+        for path in (CONFIGS / group).glob("*.yaml"):
+            text = path.read_text()
+            assert EXTENDS.search(text) or re.search(r"^\s*- default$", text, re.M), \
+                f"{path} extends no schema"
+        for name in schema.GROUPS[group]:
+            assert (group, name) in used, f"schema/{group}/{name} is extended by no YAML option"
+
+
+def leaves(owner: type, prefix: str = ""):
+    """(dotted key, field type) for every field of ``owner``, nested schemas flattened."""
+    for field in fields(owner):
+        kind = field.type
+        if is_dataclass(kind):
+            yield from leaves(kind, f"{prefix}{field.name}.")
+        elif field.name not in ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer") \
+                or prefix:
+            yield f"{prefix}{field.name}", kind
+
+
+def inner(kind):
+    """``int | None`` -> ``int``."""
+    if isinstance(kind, UnionType) or typing.get_origin(kind) is typing.Union:
+        return next(arg for arg in typing.get_args(kind) if arg is not NoneType)
+    return kind
+
+
+def wrong_type(kind) -> str:
+    kind = inner(kind)
+    if kind is str:
+        return "{a:1}"
+    if typing.get_origin(kind) is dict:
+        return "abc"
+    return "nonsense"  # int, float, bool, Enum, lists, Any (a width): a word is none of them
+
+
+def out_of_range(key: str, kind) -> list[str]:
+    """Values of the right type that the range rules must refuse (none for NO_RANGE fields)."""
+    name = key.rsplit(".", 1)[-1]
+    kind = inner(kind)
+    if name == "_target_":
+        return ["os.system"]
+    if name == "_partial_":
+        return ["false"]
+    if name in NO_RANGE or kind is bool or (isinstance(kind, type) and issubclass(kind, Enum)):
+        return []
+    if kind is int or name in ("channels", "channels_f"):
+        return ["-1", str(HUGE)]
+    if kind is float:
+        return ["-1e30", "nan"]
+    if typing.get_origin(kind) is list:
+        return ["[]"]
+    if typing.get_origin(kind) is dict:
+        return ["{fine:0,coarse:0}"]
+    if kind is str:
+        return ["tpu"] if name == "device" else ["''"]
+    raise AssertionError(f"{key}: no out-of-range value known for {kind}; add one to this test")
+
+
+def cases():
+    """(command, selecting overrides, key, value, what) for every field of every schema."""
+    extended = options_extending()
+    for group, schemas in schema.GROUPS.items():
+        for name, owner in schemas.items():
+            select = [] if group == "trainer" else [f"{group}={extended[(group, name)]}"]
+            if group == "dataset" and name == "imagefolder":
+                select.append("dataset.root=/nonexistent")
+            for key, kind in leaves(owner):
+                values = [("type", wrong_type(kind))] + [("range", v) for v in out_of_range(key, kind)]
+                for what, value in values:
+                    yield "train", select, f"{group}.{key}", value, what
+    for command, owner in schema.COMMANDS.items():
+        select = ["checkpoint=some.pt"] if command == "eval" else []
+        for key, kind in leaves(owner):
+            values = [("type", wrong_type(kind))] + [("range", v) for v in out_of_range(key, kind)]
+            for what, value in values:
+                yield command, select, key, value, what
+
+
+CASES = list(cases())
+
+
+@pytest.fixture(scope="module")
+def hydra_initialised():
+    """One Hydra initialisation for the module (``check_overrides`` makes one per command line)."""
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        yield
+
+
+@pytest.mark.parametrize("command, select, key, value, what", CASES,
+                         ids=[f"{c[0]}-{c[2]}={c[3]}-{c[4]}" for c in CASES])
+def test_every_key_refuses_bad_values_in_one_line(hydra_initialised, command, select, key, value, what):
+    with pytest.raises(ConfigError) as refused:
+        check_job(command, [*select, f"{key}={value}"])
+    message = str(refused.value)
+    assert "\n" not in message.strip(), message
+    assert message.startswith(key), f"{key}={value} ({what}) refused, but the message names another key: {message}"
+
+
+def test_the_cases_cover_every_schema_field():
+    covered = {(case[0], case[2]) for case in CASES}
+    for group, schemas in schema.GROUPS.items():
+        for owner in schemas.values():
+            for key, _ in leaves(owner):
+                assert ("train", f"{group}.{key}") in covered
+    assert len(CASES) > 150
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "info"])
+def test_the_shipped_defaults_pass_their_schema(hydra_initialised, command):
+    check_job(command, ["checkpoint=some.pt"] if command == "eval" else [])
+
+
+def test_rules_name_the_interval_and_the_choices(hydra_initialised):
+    with pytest.raises(ConfigError, match=r"^optimizer.momentum=1.0: give a finite number in \[0, 1\)$"):
+        check_job("train", ["optimizer.momentum=1.0"])
+    with pytest.raises(ConfigError, match=r"^trainer.precision=fp8: use one of fp32, bf16, fp16$"):
+        check_job("train", ["trainer.precision=fp8"])
+    with pytest.raises(ConfigError, match=r"^scheduler.warmup_epochs=5.0: give a finite number in \[0, 3\)$"):
+        check_job("train", ["scheduler=cosine", "trainer.epochs=3"])
