@@ -36,11 +36,14 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except OSError as error:
+    except Exception as error:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {error.strerror or error}; the previous version, "
-                         "if any, is intact") from error
+        cause = error if isinstance(error, OSError) else error.__context__  # torch.save wraps it
+        if isinstance(cause, OSError):
+            raise WriteError(f"cannot write {path}: {cause.strerror or cause}; the previous "
+                             "version, if any, is intact") from error
+        raise
     except BaseException:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from tests.cli.test_train_cli import TINY
+from tests.helpers import TINY
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

@@ -85,8 +85,16 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``mgnet`` console script."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Entry point of the ``mgnet`` console script: a Ctrl-C outside training is one line."""
+    try:
+        command(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        print(f"mgnet {(argv or sys.argv[1:] or ['?'])[0]}: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def command(argv: list[str]) -> None:
+    """Runs ``mgnet <argv>``."""
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return

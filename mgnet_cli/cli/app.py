@@ -52,11 +52,18 @@ def stopped_early(name: str) -> None:
 
 
 def remove_new_run_folder(run_dir: Path, created: bool) -> None:
-    """A new run refused before training leaves no folder (Hydra made it for its log and record)."""
-    if created and run_dir.is_dir() and not any(
+    """A new run refused before training leaves no folder (Hydra made it for its log and record),
+    nor the parents it made that are now empty (``outputs/<date>/``)."""
+    if not created or not run_dir.is_dir() or any(
             (run_dir / name).exists() for name in ("results.json", "last.pt", "best.pt")):
-        logging.shutdown()  # the log file is in there
-        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    logging.shutdown()  # the log file is in there
+    shutil.rmtree(run_dir, ignore_errors=True)
+    here = Path.cwd().resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == here or here not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:

@@ -36,8 +36,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def trainer_settings(checked: TrainConfig) -> TrainSettings:
-    """The checked config (``mgnet_cli.schema.check``) as the loop's settings."""
+def trainer_settings(cfg: DictConfig) -> TrainSettings:
+    """The config, checked by its schema (``mgnet_cli.schema``), as the loop's settings."""
+    checked: TrainConfig = schema.check(cfg, "train")
     trainer: TrainerConfig = checked.trainer
     return TrainSettings(
         epochs=trainer.epochs, batch_size=trainer.batch_size, eval_batch_size=trainer.eval_batch_size,
@@ -45,7 +46,7 @@ def trainer_settings(checked: TrainConfig) -> TrainSettings:
         limit_eval_batches=trainer.limit_eval_batches, checkpoints=trainer.checkpoints,
         seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
         compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
-        sync_bn=trainer.sync_bn,
+        sync_bn=trainer.sync_bn, deterministic=trainer.deterministic,
     )
 
 
@@ -69,12 +70,11 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         path = checkpoint_path(Path(cfg.resume))
         checkpoint = load_checkpoint(path)
         cfg = resume_config(checkpoint, path, HydraConfig.get().overrides.task)
-    checked = schema.check(cfg, "train")
-    settings = trainer_settings(checked)
+    settings = trainer_settings(cfg)
     world = this_process(settings.device)
     settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
     check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
-    seed_everything(settings.seed, checked.trainer.deterministic)
+    seed_everything(settings.seed, settings.deterministic)
     data, augmentation = build_data(cfg, settings.seed)
     model = build_model(cfg, data.in_channels, data.num_classes)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())

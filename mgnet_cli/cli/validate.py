@@ -22,14 +22,23 @@ def overrides_of(argv: list[str]) -> list[str]:
     return [arg for arg in argv if not arg.startswith("-")]
 
 
+ALL_JOBS_UP_TO = 256  # a sweep this small has every job checked before the first one starts
+
+
 def sample_jobs(overrides: list[str]) -> list[list[str]]:
-    """Jobs that together use every value of every sweep (``a=1,2 b=3,4`` -> a=1 b=3, a=2 b=3,
-    a=1 b=4): composing them finds any bad option without composing the whole product."""
+    """The jobs of a sweep to check before it starts: all of them when there are at most
+    ALL_JOBS_UP_TO, else jobs that together use every value of every sweep (``a=1,2 b=3,4`` ->
+    a=1 b=3, a=2 b=3, a=1 b=4), which finds any bad option without composing the whole product."""
+    import itertools
+    import math
+
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
               if o.is_sweep_override() else [o.input_line] for o in parsed]
+    if math.prod(len(choices) for choices in values) <= ALL_JOBS_UP_TO:
+        return [list(job) for job in itertools.product(*values)]
     first = [choices[0] for choices in values]
     jobs = [first]
     for index, choices in enumerate(values):
@@ -77,9 +86,16 @@ def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None
         jobs = sample_jobs(overrides_of(argv))
     except Exception as error:  # Hydra's override parser
         raise ConfigError(explain(error, config_name)) from error
+    swept = [index for index in range(len(jobs[0])) if len({job[index] for job in jobs}) > 1]
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         for overrides in jobs:
-            check_job(config_name, overrides)
+            try:
+                check_job(config_name, overrides)
+            except ConfigError as error:
+                if not swept:
+                    raise
+                job = " ".join(overrides[index] for index in swept)
+                raise ConfigError(f"{error} (in the job {job}; no job was started)") from None
 
 
 def check_job(config_name: str, overrides: list[str]) -> None:

@@ -30,7 +30,6 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
 COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalConfig,
                              "info": commands.InfoConfig}
 TRAIN_GROUPS = ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer")
-INFO_GROUPS = ("dataset", "model", "smoother")
 
 
 def register() -> None:
@@ -84,7 +83,7 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
 
 
 def groups_of(command: str) -> tuple[str, ...]:
-    return {"train": TRAIN_GROUPS, "info": INFO_GROUPS}.get(command, ())
+    return TRAIN_GROUPS if command in ("train", "info") else ()
 
 
 def merged(schema: DictConfig, values: Any, where: str, prefix: str = "") -> DictConfig:

@@ -2,12 +2,11 @@
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 from omegaconf import MISSING
 
 from mgnet_cli.schema import rules
-from mgnet_cli.schema.train import TTA
+from mgnet_cli.schema.train import TTA, TrainConfig
 
 
 class Split(str, Enum):
@@ -47,9 +46,6 @@ class InfoOptions:
 
 
 @dataclass
-class InfoConfig:
-    """``mgnet info``'s own keys (the groups are train's)."""
+class InfoConfig(TrainConfig):
+    """``mgnet info``: train's keys and groups (it takes the same overrides), and its format."""
     info: InfoOptions = field(default_factory=InfoOptions)
-    dataset: Any = None  # the groups: each has its own schema (mgnet_cli.schema.GROUPS)
-    model: Any = None
-    smoother: Any = None

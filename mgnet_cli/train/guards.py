@@ -33,7 +33,8 @@ def resume_command(run_dir: Path) -> str:
     path = str(run_dir)
     if PLAIN_PATH.fullmatch(path):
         return f"mgnet train resume={path}"
-    quoted = "resume='" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"  # Hydra's quoting
+    mark = '"' if "'" in path and '"' not in path else "'"  # Hydra's quotes, escaped inside
+    quoted = f"resume={mark}" + path.replace("\\", "\\\\").replace(mark, "\\" + mark) + mark
     if not SHELL_SPECIAL.search(quoted):
         return f'mgnet train "{quoted}"'
     return "mgnet train " + shlex.quote(quoted)

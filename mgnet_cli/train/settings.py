@@ -27,6 +27,7 @@ class TrainSettings:
     tta: str = "none"  # evaluation: none, or flip (average the logits of x and its mirror)
     skip_nonfinite: bool = False  # skip batches whose loss is NaN/inf (else the run stops)
     sync_bn: bool = False  # data-parallel on CUDA: BatchNorm statistics over the global batch
+    deterministic: bool = False  # deterministic kernels (bitwise-repeatable runs and resumes)
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)

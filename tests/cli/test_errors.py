@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.cli.test_train_cli import TINY, mgnet
+from tests.helpers import TINY, mgnet
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from tests.cli.test_train_cli import TINY, mgnet
+from tests.helpers import TINY, mgnet
 
 
 def test_eval_rebuilds_the_model_and_saves_json_and_png(tmp_path):

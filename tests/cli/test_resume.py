@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from tests.cli.test_train_cli import TINY, mgnet
+from tests.helpers import TINY, mgnet
 
 DETERMINISTIC = [*TINY, "trainer.deterministic=true", "trainer.limit_train_batches=3",
                  "dataset.augmentation.crop_padding=2", "dataset.augmentation.flip=true",

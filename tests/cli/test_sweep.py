@@ -11,28 +11,38 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mgnet_cli.cli.sweep import COLUMNS, read_rows, record_row
-from tests.cli.test_train_cli import TINY, mgnet
+from tests.helpers import TINY, mgnet, one_line_error
 
 
 def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
+    """A job that fails while training (lr 1e12: the loss becomes NaN) is recorded; the rest run."""
     sweep = tmp_path / "sweep"
-    result = mgnet("train", "-m", *TINY, "smoother=resnet,densenet", "smoother.b_per_step=false",
-                   "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+    result = mgnet("train", "-m", *TINY, "trainer.limit_train_batches=null", "optimizer.lr=0.1,1e12", "seed=0,1",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     assert result.returncode == 1  # a job failed: the sweep says so, after running the rest
     with (sweep / "summary.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert [row["status"] for row in rows] == ["completed", "completed", "failed", "failed"]
-    assert all("b_per_step" in row["error"] for row in rows[2:])
+    assert all("NaN or infinite" in row["error"] for row in rows[2:])
     assert all(0 <= float(row["best_test_acc"]) <= 1 for row in rows[:2])
     folders = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert any("smoother=densenet" in name and "seed=1" in name for name in folders)
+    assert any("optimizer.lr=1e12" in name and "seed=1" in name for name in folders)
     failed = json.loads((sweep / folders[-1] / "results.json").read_text())
-    assert failed["status"] == "failed" and "b_per_step" in failed["error"]
+    assert failed["status"] == "failed" and "NaN or infinite" in failed["error"]
 
     report = mgnet("report", str(sweep), cwd=tmp_path).stdout
-    assert "| smoother=resnet | 2 | 0 1 |" in report  # seeds pooled into one row
+    assert "| optimizer.lr=0.1 | 2 | 0 1 |" in report  # seeds pooled into one row
     assert report.count("failed: ") == 2 and (sweep / "report.md").is_file()
     assert (sweep / "accuracy_vs_parameters.png").is_file()
+
+
+def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = mgnet("train", "-m", *TINY, "smoother=resnet,densenet", "smoother.b_per_step=false",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+    line = one_line_error(result, "train")
+    assert "smoother.b_per_step=false: densenet needs true" in line and "in the job smoother=densenet" in line
+    assert not sweep.exists()
 
 
 def test_jobs_in_one_process_do_not_leak_state(tmp_path):

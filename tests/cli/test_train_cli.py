@@ -9,17 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "trainer=smoke",
-        "model.channels=8", "model.smoothing_steps=[1,1]", "trainer.device=cpu"]
-
-
-def mgnet(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Runs the installed console script (the one pip made beside this Python)."""
-    script = Path(sys.executable).parent / "mgnet"
-    result = subprocess.run([str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"mgnet {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
+from tests.helpers import TINY, mgnet
 
 
 def test_help_lists_the_commands(tmp_path):
