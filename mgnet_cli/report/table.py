@@ -54,8 +54,9 @@ class Group:
             return np.arange(cycles), np.exp(np.log(values).mean(axis=0))
 
 
-def rounded(value: str, digits: int) -> str:
-    """An override value as a label shows it: a float to ``digits`` significant digits."""
+def rounded(value: str, digits: int | None) -> str:
+    """An override value as a label shows it: a float to ``digits`` significant digits (None:
+    the shortest text that reads back as the same float)."""
     try:
         int(value)
         return value
@@ -65,13 +66,15 @@ def rounded(value: str, digits: int) -> str:
         number = float(value)
     except ValueError:
         return value
-    return f"{number:.{digits}g}" if math.isfinite(number) else value
+    if not math.isfinite(number):
+        return value
+    return repr(number) if digits is None else f"{number:.{digits}g}"
 
 
 def shown_values(values: set[str]) -> dict[str, str]:
-    """Each value -> its label: floats to the fewest digits (6 to 17) that keep them apart, so
-    ``0.30000000000000004`` reads 0.3."""
-    for digits in range(6, 18):
+    """Each value -> its label: floats to the fewest digits (6 or more) that keep them apart, so
+    ``0.30000000000000004`` reads 0.3 unless 0.3 is a value too."""
+    for digits in (*range(6, 16), None):
         shown = {value: rounded(value, digits) for value in values}
         if len(set(shown.values())) == len(values):
             return shown
