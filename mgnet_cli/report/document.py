@@ -50,7 +50,7 @@ def solve_table(rows: list[dict]) -> str:
     for row in rows:
         factor = cell(row["convergence_factor_mean"], ".3f")
         if factor != "—":
-            factor += f" ± {row['convergence_factor_std']:.3f}"
+            factor += f" ± {cell(row['convergence_factor_std'], '.3f')}"
         lines.append(
             f"| {escaped(row['group'])} | {row['runs']} | {row['seeds']} | {cell(row['n'], '.0f')} "
             f"| {row['status']} | {factor} | {cell(row['cycles_mean'], 'g')} "

@@ -24,11 +24,15 @@ class Group:
         return [float(run.results[key]) for run in self.runs if run.results.get(key) is not None]
 
     def mean_std(self, key: str) -> tuple[float, float]:
-        """Mean and standard deviation over the runs that report ``key`` (NaN where none does)."""
+        """Mean and standard deviation over the runs that report ``key`` (NaN where none does;
+        the deviation is NaN where a value is not finite, as a diverged solve's factor)."""
         values = self.values(key)
         if not values:
             return float("nan"), float("nan")
-        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+        if len(values) == 1:
+            return values[0], 0.0
+        spread = statistics.stdev(values) if all(map(math.isfinite, values)) else float("nan")
+        return statistics.fmean(values), spread
 
     def seeds(self) -> str:
         key = SEED_KEYS[self.runs[0].command]
