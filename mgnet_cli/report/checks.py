@@ -61,7 +61,8 @@ def history(value: Any) -> str:
         if not isinstance(epoch, dict):
             return f"not an array of epoch objects (item {index} is {json_kind(epoch)})"
         if finite(epoch.get("test_acc")):
-            return f"not an array of epoch objects (item {index} has test_acc {describe(epoch.get('test_acc'))})"
+            accuracy = describe(epoch.get("test_acc"))
+            return f"not an array of epoch objects (item {index} has test_acc {accuracy})"
     return ""
 
 

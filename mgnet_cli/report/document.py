@@ -70,7 +70,8 @@ class Writer:
     """Writes the files of one report into ``output`` and remembers which it wrote."""
 
     def __init__(self, output: Path) -> None:
-        self.output, self.written = output, []
+        self.output = output
+        self.written: list[Path] = []
 
     def text(self, name: str, content: str) -> None:
         write_atomic(self.output / name, lambda file: file.write(content.encode()))

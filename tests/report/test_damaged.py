@@ -150,8 +150,10 @@ BAD_COMMAND_LINES = {  # arguments (folders made below tmp_path) -> what the one
     "missing folder": (["nowhere"], "nowhere does not exist"),
     "a file as folder": (["file.txt"], "file.txt is a file, not a run or sweep folder"),
     "no runs at all": (["empty"], "no runs (folders with results.json or .hydra/) under empty"),
-    "output is a file": (["run", "--output", "file.txt"], "cannot write the report into file.txt: it is a file"),
-    "output under a file": (["run", "--output", "file.txt/report"], "cannot write the report into file.txt/report"),
+    "output is a file": (["run", "--output", "file.txt"],
+                         "cannot write the report into file.txt: it is a file"),
+    "output under a file": (["run", "--output", "file.txt/report"],
+                            "cannot write the report into file.txt/report"),
     "no folder": ([], "the following arguments are required: folders"),
     "unknown option": (["run", "--colour"], "unrecognized arguments: --colour"),
 }
