@@ -19,6 +19,7 @@ PROGRAM = "mgnet report"
 
 
 def fail(message: str) -> NoReturn:
+    """README's one line for bad input, and exit code 2."""
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
     sys.exit(2)
 

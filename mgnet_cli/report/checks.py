@@ -42,6 +42,7 @@ def count(value: Any) -> str:
 
 
 def text(value: Any) -> str:
+    """A JSON string."""
     return "" if isinstance(value, str) else "not a string"
 
 

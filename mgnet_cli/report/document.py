@@ -26,6 +26,7 @@ def cell(value: float, spec: str) -> str:
 
 
 def escaped(label: str) -> str:
+    """A label fit for a Markdown table cell."""
     return label.replace("|", "\\|")
 
 
@@ -91,6 +92,7 @@ class Writer:
 
 
 def training_part(groups: list[Group], files: Writer) -> str:
+    """The training table, its CSV and its two plots; returns the Markdown section."""
     rows = summary_rows(groups)
     files.table("report.csv", rows)
     curves = files.plot("accuracy_curves.png", lambda path: accuracy_curves(
@@ -102,6 +104,7 @@ def training_part(groups: list[Group], files: Writer) -> str:
 
 
 def solve_part(groups: list[Group], files: Writer) -> str:
+    """The solve table, its CSV and (where a run recorded one) the residual plot; returns the section."""
     rows = solve_rows(groups)
     files.table("report_solve.csv", rows)
     part = f"## Solve runs\n\nMean over seeds (± std of the convergence factor).\n\n{solve_table(rows)}\n"

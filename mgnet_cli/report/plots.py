@@ -49,6 +49,7 @@ def style(index: int) -> dict[str, Any]:
 
 
 def wrap(label: str, width: int = 48) -> str:
+    """A legend label over lines of at most ``width`` characters."""
     return "\n".join(textwrap.wrap(label, width, break_on_hyphens=False)) or label
 
 
