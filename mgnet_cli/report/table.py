@@ -1,5 +1,6 @@
 """Grouping runs by the overrides that differ between them, and summarising each group."""
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -7,33 +8,81 @@ import numpy as np
 
 from mgnet_cli.report.runs import Run
 
-NOT_A_DIFFERENCE = ("seed", "resume", "dataset.root", "dataset.download", "trainer.device",
-                    "hydra.")  # replicas and places, not experimental conditions
+NOT_A_DIFFERENCE = ("seed", "problem.seed", "resume", "dataset.root", "dataset.download",
+                    "trainer.device", "solver.device", "hydra.")  # replicas and places, not conditions
+SEED_KEYS = {"train": "seed", "solve": "problem.seed"}
 
 
 @dataclass(frozen=True)
 class Group:
-    """Completed runs that share every varying override but the seed."""
+    """Completed runs of one command that share every varying override but the seed."""
 
     label: str
     runs: tuple[Run, ...]
 
     def values(self, key: str) -> list[float]:
-        return [float(run.results[key]) for run in self.runs if key in run.results]
+        return [float(run.results[key]) for run in self.runs if run.results.get(key) is not None]
 
     def mean_std(self, key: str) -> tuple[float, float]:
-        """Mean and standard deviation over the runs that report ``key`` (NaN where none does)."""
+        """Mean and standard deviation over the runs that report ``key`` (NaN where none does;
+        the deviation is NaN where a value is not finite, as a diverged solve's factor)."""
         values = self.values(key)
         if not values:
             return float("nan"), float("nan")
-        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+        if len(values) == 1:
+            return values[0], 0.0
+        spread = statistics.stdev(values) if all(map(math.isfinite, values)) else float("nan")
+        return statistics.fmean(values), spread
+
+    def seeds(self) -> str:
+        key = SEED_KEYS[self.runs[0].command]
+        return " ".join(sorted({run.overrides.get(key, "0") for run in self.runs}))
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean test accuracy per epoch over the runs (epochs all runs reached)."""
         histories = [run.results.get("history", []) for run in self.runs]
         epochs = min(len(history) for history in histories)
         accuracy = np.array([[h[i]["test_acc"] for i in range(epochs)] for h in histories])
-        return np.arange(1, epochs + 1), accuracy.mean(axis=0)
+        return np.arange(1, epochs + 1), accuracy.reshape(len(histories), epochs).mean(axis=0)
+
+    def residual_curve(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Geometric mean relative residual per cycle over the runs (cycles all runs reached);
+        None when no run recorded its history."""
+        histories = [run.results["relative_residuals"] for run in self.runs
+                     if run.results.get("relative_residuals")]
+        if not histories:
+            return None
+        cycles = min(len(history) for history in histories)
+        values = np.array([history[:cycles] for history in histories], dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.arange(cycles), np.exp(np.log(values).mean(axis=0))
+
+
+def rounded(value: str, digits: int | None) -> str:
+    """An override value as a label shows it: a float to ``digits`` significant digits (None:
+    the shortest text that reads back as the same float)."""
+    try:
+        int(value)
+        return value
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(number):
+        return value
+    return repr(number) if digits is None else f"{number:.{digits}g}"
+
+
+def shown_values(values: set[str]) -> dict[str, str]:
+    """Each value -> its label: floats to the fewest digits (6 or more) that keep them apart, so
+    ``0.30000000000000004`` reads 0.3 unless 0.3 is a value too."""
+    for digits in (*range(6, 16), None):
+        shown = {value: rounded(value, digits) for value in values}
+        if len(set(shown.values())) == len(values):
+            return shown
+    return {value: value for value in values}
 
 
 def varying_keys(runs: list[Run]) -> list[str]:
@@ -43,31 +92,54 @@ def varying_keys(runs: list[Run]) -> list[str]:
             and len({run.overrides.get(key, "(default)") for run in runs}) > 1]
 
 
-def group_runs(runs: list[Run]) -> list[Group]:
-    """Completed runs grouped by the values of the overrides that vary over all ``runs``."""
-    keys = varying_keys(runs)
+def group_runs(runs: list[Run], command: str = "train") -> list[Group]:
+    """The completed runs of ``command`` grouped by the overrides that vary between its runs
+    (failed ones too); when none varies, the one group is labelled with the overrides they share."""
+    runs = [run for run in runs if run.command == command]
+    completed = [run for run in runs if run.completed]
+    keys = varying_keys(runs) or sorted({key for run in completed for key in run.overrides
+                                         if not key.startswith(NOT_A_DIFFERENCE)})
+    shown = {key: shown_values({run.overrides[key] for run in runs if key in run.overrides})
+             for key in keys}
     groups: dict[str, list[Run]] = {}
-    for run in (run for run in runs if run.completed):
-        label = ", ".join(f"{key}={run.overrides[key]}" for key in keys if key in run.overrides)
-        label = label or ("defaults" if keys else "all runs")
-        groups.setdefault(label, []).append(run)
+    for run in completed:
+        label = ", ".join(f"{key}={shown[key][run.overrides[key]]}" for key in keys if key in run.overrides)
+        groups.setdefault(label or "defaults", []).append(run)
     return [Group(label, tuple(members)) for label, members in groups.items()]
 
 
 def summary_rows(groups: list[Group]) -> list[dict[str, float | int | str]]:
-    """One row per group: mean and std over seeds of the accuracies, size, length and time."""
+    """One row per training group: mean and std over seeds of the accuracies, size, length, time."""
     rows = []
     for group in groups:
         best, best_std = group.mean_std("best_test_acc")
         final, final_std = group.mean_std("final_test_acc")
         rows.append({
-            "group": group.label, "runs": len(group.runs),
-            "seeds": " ".join(sorted({run.overrides.get("seed", "0") for run in group.runs})),
+            "group": group.label, "runs": len(group.runs), "seeds": group.seeds(),
             "best_test_acc_mean": best, "best_test_acc_std": best_std,
             "final_test_acc_mean": final, "final_test_acc_std": final_std,
             "parameters": int(group.mean_std("parameters")[0]),
             "epochs": int(group.mean_std("epochs")[0]),
             "wall_time_s_mean": group.mean_std("wall_time_s")[0],
             "train_images_per_s_mean": group.mean_std("train_images_per_s")[0],  # the last epoch's
+        })
+    return rows
+
+
+def solve_rows(groups: list[Group]) -> list[dict[str, float | int | str]]:
+    """One row per solve group: what the runs recorded, mean (and std of the factor) over seeds;
+    NaN where no run of the group recorded a key."""
+    rows = []
+    for group in groups:
+        factor, factor_std = group.mean_std("convergence_factor")
+        rows.append({
+            "group": group.label, "runs": len(group.runs), "seeds": group.seeds(),
+            "status": " ".join(sorted({run.status for run in group.runs})),
+            "n": group.mean_std("n")[0],
+            "convergence_factor_mean": factor, "convergence_factor_std": factor_std,
+            "cycles_mean": group.mean_std("cycles")[0],
+            "final_relative_residual_mean": group.mean_std("final_relative_residual")[0],
+            "setup_time_s_mean": group.mean_std("setup_time_s")[0],
+            "solve_time_s_mean": group.mean_std("solve_time_s")[0],
         })
     return rows

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mgnet_cli.cli.report import write_report
+from mgnet_cli.report.document import write_report
 from mgnet_cli.report.runs import find_runs
 from mgnet_cli.report.table import group_runs, varying_keys
 
@@ -40,7 +40,7 @@ def sweep(tmp_path) -> Path:
 
 
 def test_groups_by_the_overrides_that_differ_and_averages_over_seeds(sweep):
-    runs = find_runs([sweep])
+    runs = find_runs([sweep]).runs
     assert len(runs) == 5 and [run.status for run in runs].count("completed") == 3
     assert varying_keys(runs) == ["smoother"]
     groups = {group.label: group for group in group_runs(runs)}
@@ -55,13 +55,14 @@ def test_groups_by_the_overrides_that_differ_and_averages_over_seeds(sweep):
 
 def test_report_files_list_missing_and_failed_runs(sweep, tmp_path):
     output = tmp_path / "report"
-    markdown = write_report(find_runs([sweep]), output)
+    markdown, written = write_report(find_runs([sweep]), output)
     assert "| smoother=resnet | 2 | 0 1 | 65.00 ± 7.07 | 60.00 ± 14.14 | 100 | 2 | 10.0 | 1100 |" in markdown
     assert "| smoother=chebyshev | 1 | 0 | 80.00 ± 0.00 | 80.00 ± 0.00 | 102 | 2 | 10.0 | — |" in markdown
     assert "failed: " in markdown and "loss is nan" in markdown and "missing: " in markdown
     with (output / "report.csv").open() as file:
         rows = {row["group"]: row for row in csv.DictReader(file)}
     assert float(rows["smoother=chebyshev"]["final_test_acc_mean"]) == pytest.approx(0.8)
+    assert sorted(path.name for path in written) == sorted(path.name for path in output.iterdir())
     for plot in ("accuracy_curves.png", "accuracy_vs_parameters.png"):
         assert (output / plot).read_bytes()[:4] == b"\x89PNG" and (output / plot).stat().st_size > 10_000
 
@@ -69,6 +70,6 @@ def test_report_files_list_missing_and_failed_runs(sweep, tmp_path):
 def test_single_runs_and_sweeps_mix(sweep, tmp_path):
     single = tmp_path / "single"
     make_run(single, ["model.channels=16"], [0.3])
-    runs = find_runs([sweep, single])
+    runs = find_runs([sweep, single]).runs
     labels = {group.label for group in group_runs(runs)}
     assert "model.channels=16" in labels and len(labels) == 3
