@@ -14,7 +14,7 @@ from mgnet_cli.report.plots import (accuracy_curves, accuracy_vs_parameters, dra
                                     residual_histories)
 from mgnet_cli.report.runs import Survey
 from mgnet_cli.report.table import Group, group_runs, solve_rows, summary_rows
-from mgnet_cli.train.checkpoint import write_atomic
+from mgnet_cli.storage import write_atomic
 
 PROTOCOL = ("Mean ± std over seeds. Best = the best epoch's test accuracy (the paper's protocol); "
             "final = the last epoch's.")

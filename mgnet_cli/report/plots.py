@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mgnet_cli.train.checkpoint import write_atomic
+from mgnet_cli.storage import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
