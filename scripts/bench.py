@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import hydra.utils
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
@@ -44,8 +43,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.build import build_data, build_model
-from mgnet_cli.cli.train import seed_everything, trainer_settings
+from mgnet_cli.cli.build import build_training
 from mgnet_cli.cli.validate import explain
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
@@ -117,20 +115,17 @@ class Bench:
     """One model, its optimizer and its batches, set up exactly as ``fit`` sets them up."""
 
     def __init__(self, cfg: DictConfig, steps: int, allocator_tuning: bool = True) -> None:
-        self.settings = settings = trainer_settings(cfg)
-        seed_everything(settings.seed, bool(cfg.trainer.deterministic))
-        data, augmentation = build_data(cfg, settings.seed)
-        self.model = build_model(cfg, data.in_channels, data.num_classes)
+        training = build_training(cfg)
+        self.settings = settings = training.settings
+        data, self.model, self.batches = training.data, training.model, training.batches
         self.in_channels, self.image_size = data.in_channels, data.image_size
         self.forward_flops = image_flops(self.model, data.in_channels, data.image_size)
         if settings.device.type == "cpu" and allocator_tuning:  # as fit does
             retain_freed_memory()
         self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)
-        self.optimizer = hydra.utils.instantiate(cfg.optimizer)(self.model.parameters())
+        self.optimizer = training.optimizer
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
         self.scaler = grad_scaler(settings.device, settings.precision)
-        self.batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
-                                    augmentation, settings.seed, channels_last=settings.channels_last)
         self.steps = min(steps, len(self.batches.train))
         self.ready = list(itertools.islice(self.batches.train, self.steps))  # the pure-compute batches
         self.eval_images = sum(len(labels) for _, labels in self.batches.evaluations["test"])

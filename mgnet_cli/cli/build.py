@@ -1,11 +1,22 @@
-"""Config -> objects: the data set, the model and the optimizer pieces named by the config groups."""
+"""Config -> objects: the one wiring of a training run (``build_training``) and its pieces."""
 
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import hydra.utils
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from mgnet_cli import schema
+from mgnet_cli.data.pipeline import Batches
+from mgnet_cli.schema.train import TrainConfig, TrainerConfig
+from mgnet_cli.train.distributed import Distributed
+from mgnet_cli.train.settings import TrainSettings, resolve_device
 
 from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
@@ -13,6 +24,59 @@ from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.model.mgnet import MgNet
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
+
+
+@dataclass
+class Training:
+    """Everything ``fit`` takes, built from one config."""
+
+    settings: TrainSettings
+    data: Any  # ImageData, or FolderData for image folders
+    augmentation: Augmentation
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Callable[[float], float]
+    batches: Batches
+
+
+def build_training(cfg: DictConfig, world: Distributed | None = None) -> Training:
+    """The config checked, seeded (deterministic kernels if asked), then its data, model, optimizer,
+    schedule and batches: the set-up ``mgnet train``, the benchmarks and the tests share.
+    ``world``: this process's rank under torchrun (its device and its part of every batch)."""
+    settings = trainer_settings(cfg)
+    if world is not None:
+        settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
+    seed_everything(settings.seed, settings.deterministic)
+    data, augmentation = build_data(cfg, settings.seed)
+    model = build_model(cfg, data.in_channels, data.num_classes)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device, augmentation,
+                           settings.seed, channels_last=settings.channels_last,
+                           shard=world.shard if world is not None else (0, 1))
+    return Training(settings, data, augmentation, model, optimizer, instantiate(cfg.scheduler), batches)
+
+
+def trainer_settings(cfg: DictConfig) -> TrainSettings:
+    """The config, checked by its schema (``mgnet_cli.schema``), as the loop's settings."""
+    checked: TrainConfig = schema.check(cfg, "train")
+    trainer: TrainerConfig = checked.trainer
+    return TrainSettings(
+        epochs=trainer.epochs, batch_size=trainer.batch_size, eval_batch_size=trainer.eval_batch_size,
+        device=resolve_device(trainer.device), limit_train_batches=trainer.limit_train_batches,
+        limit_eval_batches=trainer.limit_eval_batches, checkpoints=trainer.checkpoints,
+        seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
+        compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
+        sync_bn=trainer.sync_bn, deterministic=trainer.deterministic,
+    )
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seeds Python, NumPy and torch (all devices): each sweep job starts from its own seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:

@@ -1,57 +1,27 @@
 """``mgnet train``: compose the config, build data, model and optimizer, and fit (or resume)."""
 
 import logging
-import random
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import hydra.utils
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli import schema
-from mgnet_cli.cli.build import build_data, build_model, flat_hyperparameters, plain
+from mgnet_cli.cli.build import build_training, flat_hyperparameters, plain, trainer_settings
 from mgnet_cli.cli.resume import resume_config
 from mgnet_cli.cli.torchrun import launched_rank
-from mgnet_cli.schema.train import TrainConfig, TrainerConfig
 from mgnet_cli.storage import RunLock
 from mgnet_cli.train.checkpoint import load_checkpoint, write_text_atomic
 from mgnet_cli.train.distributed import check_batch_sizes, this_process
 from mgnet_cli.train.loop import fit
-from mgnet_cli.train.settings import TrainSettings, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seeds Python, NumPy and torch (all devices): each sweep job starts from its own seed."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic
-
-
-def trainer_settings(cfg: DictConfig) -> TrainSettings:
-    """The config, checked by its schema (``mgnet_cli.schema``), as the loop's settings."""
-    checked: TrainConfig = schema.check(cfg, "train")
-    trainer: TrainerConfig = checked.trainer
-    return TrainSettings(
-        epochs=trainer.epochs, batch_size=trainer.batch_size, eval_batch_size=trainer.eval_batch_size,
-        device=resolve_device(trainer.device), limit_train_batches=trainer.limit_train_batches,
-        limit_eval_batches=trainer.limit_eval_batches, checkpoints=trainer.checkpoints,
-        seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
-        compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
-        sync_bn=trainer.sync_bn, deterministic=trainer.deterministic,
-    )
-
-
 def run(cfg: DictConfig) -> float:
-    """Trains one model; returns the best test accuracy (the value sweepers maximise).
+    """Trains one model; returns what sweepers maximise: the best validation accuracy when the run
+    holds out a validation split (``dataset.val_size > 0``), else the best test accuracy.
 
     Under torchrun every rank runs this with the same config and run folder (see ``mgnet_cli.cli``);
     each trains on its part of every batch and only rank 0 writes.
@@ -72,28 +42,22 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         cfg = resume_config(checkpoint, path, HydraConfig.get().overrides.task)
     settings = trainer_settings(cfg)
     world = this_process(settings.device)
-    settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
     check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
-    seed_everything(settings.seed, settings.deterministic)
-    data, augmentation = build_data(cfg, settings.seed)
-    model = build_model(cfg, data.in_channels, data.num_classes)
-    optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
-    schedule = hydra.utils.instantiate(cfg.scheduler)
-    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
-                           augmentation, settings.seed, channels_last=settings.channels_last,
-                           shard=world.shard)
+    training = build_training(cfg, world)
     if world.is_main:
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": plain(cfg, resolve=False),
                 "choices": dict(HydraConfig.get().runtime.choices)}
-    results = fit(model, optimizer, schedule, batches, settings, run_dir, metadata, checkpoint, world)
+    results = fit(training.model, training.optimizer, training.schedule, training.batches,
+                  training.settings, run_dir, metadata, checkpoint, world)
+    objective = results.get("best_val_acc", results["best_test_acc"])  # never select on test if we can
     if not world.is_main:
-        return results["best_test_acc"]
+        return objective
     record_hyperparameters(cfg, run_dir, results)
     log.info("best test accuracy %.2f%% (epoch %d), final %.2f%%; results in %s",
              100 * results["best_test_acc"], results["best_epoch"],
              100 * results["final_test_acc"], run_dir / "results.json")
-    return results["best_test_acc"]
+    return objective
 
 
 def record_hyperparameters(cfg: DictConfig, run_dir: Path, results: dict[str, Any]) -> None:

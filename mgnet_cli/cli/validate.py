@@ -76,11 +76,7 @@ def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None
     """Composes the config (of sample jobs of a sweep); raises ConfigError with ``explain``'s message."""
     if any(arg.split("=")[0] in HYDRA_FLAGS and arg not in ("-m", "--multirun") for arg in argv):
         return  # help and inspection flags: Hydra answers them itself
-    from hydra import compose, initialize_config_dir
-
-    from omegaconf import OmegaConf
-
-    from mgnet_cli import schema
+    from hydra import initialize_config_dir
 
     try:
         jobs = sample_jobs(overrides_of(argv))

@@ -128,6 +128,7 @@ def _require_folder(
         locate=locate,
         download=download,
         fetch=fetch,
+        root=folder.parent,
     )
 
 

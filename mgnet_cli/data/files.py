@@ -18,11 +18,13 @@ def require_files(
     locate: Callable[[], Path | None],
     download: bool,
     fetch: Callable[[], object],
+    root: Path,
 ) -> Path:
     """Return the folder that holds the data set's files, downloading them first if allowed.
 
     `locate` returns the folder, or None while files are missing; `fetch` downloads them and is
-    called only when `download` is true. Otherwise a DataError of three lines: what is missing
+    called only when `download` is true; a failed one leaves no empty folder it made under or
+    above `root`. Otherwise a DataError of three lines: what is missing
     and where (and why no download helped), the files expected, and `how_to` (one line).
     """
     folder = locate()
@@ -32,10 +34,12 @@ def require_files(
         problem = "download is off"
     else:
         log.info("%s not found in %s; downloading it through torchvision", dataset, where)
+        before = folders_at(Path(root))
         try:
             fetch()
         except Exception as error:  # no network, bad archive, full disk...: all end the same way
             problem = f"download failed: {_first_line(error)}"
+            remove_new_empty_folders(Path(root), before)
         else:
             folder = locate()
             if folder is not None:
@@ -46,6 +50,21 @@ def require_files(
         f"  expected files: {expected}\n"
         f"  to fix: {how_to}"
     )
+
+
+def folders_at(root: Path) -> set[Path]:
+    """``root``, the folders above it and the folders below it that exist now."""
+    existing = {folder for folder in (root, *root.parents) if folder.is_dir()}
+    return existing | ({path for path in root.rglob("*") if path.is_dir()} if root.is_dir() else set())
+
+
+def remove_new_empty_folders(root: Path, before: set[Path]) -> None:
+    """A failed download leaves no empty folder it made (``data/``, ``data/MNIST/raw``, ...)."""
+    made = [path for path in root.rglob("*") if path.is_dir() and path not in before] if root.is_dir() else []
+    made += [folder for folder in (root, *root.parents) if folder.is_dir() and folder not in before]
+    for folder in sorted(made, key=lambda path: len(path.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _first_line(error: BaseException) -> str:

@@ -136,10 +136,20 @@ class DeviceBatches:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels in self.loader:
-            images = images.to(self.device, non_blocking=True).float()  # (B, 3, S, S)
-            images = images.sub_(self.mean).div_(self.std).contiguous(memory_format=self.memory_format)
-            yield images, labels.to(self.device, non_blocking=True)
+        try:
+            for images, labels in self.loader:
+                images = images.to(self.device, non_blocking=True).float()  # (B, 3, S, S)
+                images = images.sub_(self.mean).div_(self.std).contiguous(memory_format=self.memory_format)
+                yield images, labels.to(self.device, non_blocking=True)
+        except DataError as error:  # from a worker, torch wraps the message in its traceback
+            raise DataError(worker_message(str(error))) from None
+
+
+def worker_message(text: str) -> str:
+    """A DataError's own message out of the traceback text a DataLoader worker sends back."""
+    prefix = f"{DataError.__module__}.{DataError.__qualname__}: "
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return lines[-1][len(prefix):] if lines else text
 
 
 @dataclass(frozen=True)

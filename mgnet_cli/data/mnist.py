@@ -104,6 +104,7 @@ def _load(
         locate=locate,
         download=download,
         fetch=fetch,
+        root=root,
     )
     train, test = _image_set(folder, "train"), _image_set(folder, "test")
     log.info("%s from %s: %d train and %d test images", name, folder, len(train), len(test))

@@ -1,10 +1,7 @@
 """Schemas of the model and smoother groups (MgNet, the ResNet baselines, the smoothers)."""
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, ClassVar
-
-from omegaconf import MISSING
 
 from mgnet_cli.schema import rules
 

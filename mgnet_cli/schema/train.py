@@ -99,12 +99,14 @@ class StepDecayConfig:
     _target_: str = "mgnet_cli.train.schedules.StepDecay"
     step_epochs: int = 50
     gamma: float = 0.1
+    counted_from: int = 1  # 1: epochs numbered from 1, as the authors' code (first decay at epoch 50)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.StepDecay",)
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
         rules.count(self, "step_epochs", maximum=100_000)
         rules.number(self, "gamma", 0.0, 1.0, low_open=True)
+        rules.count(self, "counted_from", minimum=0, maximum=1)
 
 
 @dataclass

@@ -137,7 +137,6 @@ class Run:
     def train(self, epoch: int, partial: EpochProgress) -> tuple[dict[str, float], EpochProgress]:
         """The epoch's steps (from ``partial.step`` on): its training metrics and totals over the ranks."""
         settings, world = self.settings, self.world
-        lr = self.base_lr * self.schedule((epoch - 1) + partial.step / self.steps)
         partial = train_epoch(self.train_forward, self.optimizer, self.scheduler, self.batches.train,
                               settings.device, f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
                               scaler=self.scaler, done=own_share(partial, world), stop=self.stop,
@@ -149,6 +148,7 @@ class Run:
             raise NonFiniteLoss(f"every batch of epoch {epoch} had a NaN or infinite loss and was "
                                 "skipped (trainer.skip_nonfinite=true): the run learns nothing; "
                                 "lower optimizer.lr")
+        lr = self.base_lr * self.schedule((epoch - 1) + (partial.step - 1) / self.steps)  # its last step's
         metrics = {"epoch": epoch, "lr": lr} | {f"train_{k}": v for k, v in partial.metrics().items()}
         if partial.skipped:
             metrics["train_skipped_nonfinite"] = partial.skipped
@@ -216,6 +216,17 @@ def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: Ep
         f"{run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", signal_number)
 
 
+def warn_unstable_chebyshev(model: nn.Module) -> None:
+    """A Chebyshev ``k_i`` outside (-1, 1) makes the two-step recurrence unstable: say so."""
+    for name, module in model.named_modules():
+        report = getattr(module, "scalars", None)
+        if callable(report):
+            loose = {key: value for key, value in report().items() if key.startswith("k_") and abs(value) >= 1}
+            if loose:
+                log.warning("%s: Chebyshev %s left (-1, 1), where the two-step recurrence is stable",
+                            name, ", ".join(f"{key} = {value:.3f}" for key, value in loose.items()))
+
+
 def duration(seconds: float) -> str:
     """``45 s``, ``12 min``, ``3.4 h``: a time to read at a glance."""
     if seconds < 90:
@@ -237,8 +248,9 @@ def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float], lef
     tracker.scalars(epoch, scalars)
     tracker.learned_scalars(epoch, model)
     tracker.flush()
+    warn_unstable_chebyshev(model)
     held_out = "".join(f"  {split} loss {metrics[split + '_loss']:.4f} acc {metrics[split + '_acc']:.2%}"
                        for split in ("val", "test") if f"{split}_acc" in metrics)
     left = f", about {duration(left_s)} left" if left_s > 0 else ""
-    log.info("epoch %d  lr %.4g  train loss %.4f acc %.2f%%%s  %.0f img/s%s", epoch, metrics["lr"],
+    log.info("epoch %d  lr %.4g (last step)  train loss %.4f acc %.2f%%%s  %.0f img/s%s", epoch, metrics["lr"],
              metrics["train_loss"], 100 * metrics["train_acc"], held_out, metrics["train_throughput"], left)

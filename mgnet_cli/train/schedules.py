@@ -6,13 +6,20 @@ from dataclasses import dataclass
 
 @dataclass
 class StepDecay:
-    """The authors' schedule: multiply the learning rate by ``gamma`` every ``step_epochs`` epochs."""
+    """Multiply the learning rate by ``gamma`` every ``step_epochs`` epochs.
+
+    ``counted_from=1`` is the authors' code: ``lr = 0.1 * 0.1 ** (epoch // 50)`` with epochs
+    numbered from 1, so the first decay starts epoch 50 (after 49 epochs at 0.1), the next epoch
+    100, ...; ``counted_from=0`` decays after 50, 100, ... full epochs.
+    """
 
     step_epochs: int = 50
     gamma: float = 0.1
+    counted_from: int = 1
 
     def __call__(self, epoch: float) -> float:
-        return self.gamma ** math.floor(epoch / self.step_epochs + 1e-9)
+        """``epoch``: epochs done so far (fractional, 0 at the first step)."""
+        return self.gamma ** math.floor((epoch + self.counted_from) / self.step_epochs + 1e-9)
 
 
 @dataclass

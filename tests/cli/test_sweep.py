@@ -83,6 +83,17 @@ def test_optuna_search_maximises_the_returned_accuracy(tmp_path):
     assert set(best["best_params"]) == {"optimizer.lr", "optimizer.weight_decay", "smoother"}
 
 
+def test_optuna_selects_on_the_validation_split_when_there_is_one(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    sweep = tmp_path / "search"
+    mgnet("train", "-m", "search=optuna", *TINY, "dataset.val_size=16", "hydra.sweeper.n_trials=2",
+          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    runs = [json.loads(path.read_text()) for path in sweep.glob("*/results.json")]
+    assert len(runs) == 2
+    assert best["best_value"] == max(run["best_val_acc"] for run in runs)
+
+
 def record_jobs(path, first: int, count: int, start) -> None:
     start.wait()
     for job in range(first, first + count):

@@ -206,3 +206,19 @@ def test_real_cifar10_subset(shared_data: Path) -> None:
     # the subset's pixel statistics are close to the full data set's normalisation constants
     measured = (data.train.images.float() / 255).mean(dim=(0, 2, 3))
     assert np.allclose(measured.numpy(), CIFAR10_MEAN, atol=0.02)
+
+
+def test_a_failed_download_leaves_no_empty_folder(tmp_path):
+    """torchvision makes its folders before it fails (here: no network); the empty ones go."""
+    from mgnet_cli.data.files import require_files
+
+    root = tmp_path / "data"
+
+    def fetch_without_network():
+        (root / "cifar-10-batches-py").mkdir(parents=True)
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    with pytest.raises(DataError, match="download failed: OSError"):
+        require_files("CIFAR-10", str(root / "cifar-10-batches-py"), "data_batch_1", "download it",
+                      locate=lambda: None, download=True, fetch=fetch_without_network, root=root)
+    assert not root.exists() and tmp_path.is_dir()

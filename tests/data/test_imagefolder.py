@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from mgnet_cli.cli.build import build_data, build_model
-from mgnet_cli.cli.train import trainer_settings
+from mgnet_cli.cli.build import trainer_settings
 from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.imagefolder import FolderData, load_imagefolder
 from mgnet_cli.errors import ConfigError, DataError
@@ -161,11 +161,13 @@ def test_a_wrong_layout_names_the_folder_and_the_expected_one(tree, breakage, me
     assert 1 <= len(lines) <= 3 and f"expected layout: {tree}/train/<class>/*.jpg" in lines[-1]
 
 
-def test_an_undecodable_file_is_named(tree):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_undecodable_file_is_named_in_one_line(tree, workers):
     (tree / "val" / "dog" / "0.JPEG").write_bytes(b"not a jpeg")
-    data = load_imagefolder(tree, num_classes=3, **SMALL)
-    with pytest.raises(DataError, match=r"dog/0\.JPEG: cannot decode"):
+    data = load_imagefolder(tree, num_classes=3, **(SMALL | {"num_workers": workers}))
+    with pytest.raises(DataError, match=r"dog/0\.JPEG: cannot decode") as error:
         list(data.batches(4, 4, torch.device("cpu"), None, seed=0).evaluations["test"])
+    assert "\n" not in str(error.value) and "Traceback" not in str(error.value)
 
 
 def test_an_mgnet_with_the_imagenet_stem_trains_from_the_folders(compose_config, tree, tmp_path):

@@ -6,7 +6,7 @@ extend them), so a key added to a schema is covered the day it is added.
 
 import re
 import typing
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from enum import Enum
 from types import NoneType, UnionType
 

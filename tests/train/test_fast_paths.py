@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.cli.build import build_data, build_model
-from mgnet_cli.cli.train import trainer_settings
+from mgnet_cli.cli.build import build_data, build_model, build_training
+from mgnet_cli.cli.build import trainer_settings
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.fast import prepare_model
@@ -31,14 +31,8 @@ TOLERANCE = {"fp32": {"rtol": 1e-3, "atol": 1e-3}, "bf16": {"rtol": 2e-2, "atol"
 
 def setup(compose_config, *overrides):
     """(settings, batches, model) of the tiny config; the model's weights are the same every call."""
-    cfg = compose_config(*SMALL, *overrides)
-    settings = trainer_settings(cfg)
-    data, augmentation = build_data(cfg, settings.seed)
-    torch.manual_seed(0)
-    model = build_model(cfg, data.in_channels, data.num_classes)
-    batches = data.batches(settings.batch_size, settings.eval_batch_size, CPU, augmentation,
-                           settings.seed, channels_last=settings.channels_last)
-    return settings, batches, model
+    t = build_training(compose_config(*SMALL, *overrides))
+    return t.settings, t.batches, t.model
 
 
 def train_steps(model, batches, steps=2, **fast):

@@ -1,31 +1,22 @@
 """The training loop trains: loss falls, accuracy rises, results and checkpoints say so."""
 
 import json
+import math
 
 import pytest
 import torch
 
-from mgnet_cli.cli.build import build_data, build_model
-from mgnet_cli.cli.train import trainer_settings
-from mgnet_cli.data.pipeline import in_memory_batches
+from mgnet_cli.cli.build import build_model, build_training
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import duration, fit
 from mgnet_cli.train.settings import resolve_device
 from mgnet_cli.train.schedules import Constant, StepDecay, WarmupCosine
-import hydra.utils
 
 
 def train(cfg, run_dir):
-    settings = trainer_settings(cfg)
-    torch.manual_seed(settings.seed)
-    data, augmentation = build_data(cfg, settings.seed)
-    model = build_model(cfg, data.in_channels, data.num_classes)
-    optimizer = hydra.utils.instantiate(cfg.optimizer)(model.parameters())
-    schedule = hydra.utils.instantiate(cfg.scheduler)
-    batches = in_memory_batches(data, settings.batch_size, settings.eval_batch_size, settings.device,
-                                augmentation, settings.seed)
-    return model, fit(model, optimizer, schedule, batches, settings, run_dir, {"config": {"seed": 0}})
+    t = build_training(cfg)
+    return t.model, fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, run_dir, {"config": {"seed": 0}})
 
 
 def test_epoch_lines_say_how_long_is_left(compose_config, tmp_path, caplog):
@@ -75,7 +66,11 @@ def test_validation_split_picks_the_best_epoch(compose_config, tmp_path):
 
 
 def test_schedules():
-    step = StepDecay(step_epochs=50, gamma=0.1)
+    authors = StepDecay(step_epochs=50, gamma=0.1)  # lr = 0.1 * 0.1 ** (epoch // 50), epochs from 1
+    for done in range(300):  # every step of epoch done + 1 has the authors' lr for that epoch
+        assert authors(done + 0.5) == pytest.approx(0.1 ** ((done + 1) // 50))
+    assert [authors(e) for e in (0, 48.99, 49, 99, 149)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
+    step = StepDecay(step_epochs=50, gamma=0.1, counted_from=0)
     assert [step(e) for e in (0, 49.99, 50, 100, 150)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
     cosine = WarmupCosine(epochs=10, warmup_epochs=2, final_fraction=0.0)
     assert cosine(0) < 0.01 and cosine(1) == pytest.approx(0.5, abs=0.01)
@@ -91,3 +86,28 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_the_logged_lr_is_the_one_the_epoch_ended_with(compose_config, tmp_path):
+    """Warm-up over half of a 2-epoch run: epoch 1 ends at the peak, epoch 2 at the final rate."""
+    _, results = train(compose_config("scheduler=cosine", "scheduler.warmup_epochs=1.5", "trainer.epochs=2",
+                                   "trainer.limit_train_batches=4", "optimizer.lr=0.1",
+                                   "scheduler.final_fraction=0.1"), tmp_path)
+    lrs = [epoch["lr"] for epoch in results["history"]]
+    steps = 4
+    assert lrs[0] == pytest.approx(0.1 * ((steps - 1) / steps + 1e-3) / (1.5 + 1e-3))
+    cosine = 0.5 * (1 + math.cos(math.pi * ((1 + (steps - 1) / steps) - 1.5) / 0.5))
+    assert lrs[1] == pytest.approx(0.1 * (0.1 + 0.9 * cosine))
+
+
+def test_a_chebyshev_k_outside_the_stable_range_is_logged(caplog):
+    from mgnet_cli.model.smoothers.chebyshev import ChebyshevSmoother
+    from mgnet_cli.train.loop import warn_unstable_chebyshev
+
+    smoother = ChebyshevSmoother(channels_u=4, channels_f=4, steps=3, k_init=0.5)
+    warn_unstable_chebyshev(smoother)
+    assert not caplog.records
+    with torch.no_grad():
+        smoother.k[1] = -1.2
+    warn_unstable_chebyshev(smoother)
+    assert "k_3 = -1.200 left (-1, 1)" in caplog.text
