@@ -50,6 +50,19 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
+def link_atomic(source: Path, path: Path) -> None:
+    """``path`` becomes the same file as ``source`` (a hard link, renamed into place: no copy, no
+    half file); where the file system has no hard links, an atomic copy."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda file: file.write(Path(source).read_bytes()))
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Writes ``text`` (UTF-8), atomically."""
     write_atomic(Path(path), lambda file: file.write(text.encode()))

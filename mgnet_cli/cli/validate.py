@@ -46,6 +46,12 @@ def sample_jobs(overrides: list[str]) -> list[list[str]]:
     return jobs
 
 
+EXTRAS = {  # Hydra plugins that come with an extra of mgnet (pyproject.toml)
+    ("hydra/sweeper", "optuna"): "optuna",
+    ("hydra/launcher", "submitit"): "slurm",
+}
+
+
 def explain(error: Exception, command: str) -> str:
     """One line (plus a hint line) for a Hydra composition or override-parsing error."""
     from omegaconf.errors import OmegaConfBaseException
@@ -59,6 +65,10 @@ def explain(error: Exception, command: str) -> str:
                         r"((?:\t[^\n]*\n?)*)", text, re.S)
     if missing:
         group, option, available = missing.groups()
+        extra = EXTRAS.get((group, option.split("_")[0]))
+        if extra:
+            return (f"{group}={option} needs an extra that is not installed\n"
+                    f"  pip install \"mgnet[{extra}]\" (or, in a checkout, pip install -e \".[{extra}]\")")
         options = ", ".join(line.strip() for line in available.splitlines() if line.strip())
         return f"{group}={option}: no such option\n  choose one of: {options}"
     unknown = re.search(r"Could not override '([^']+)'", text)

@@ -7,6 +7,7 @@ from torch import nn
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.model.smoothers.resnet import ResNetSmoother
 from mgnet_cli.model.stems import cifar_stem
 from mgnet_cli.model.transfer import conv3x3, conv_bn_relu
 
@@ -37,16 +38,17 @@ class MgNet(nn.Module):
 
     ``channels``/``channels_f`` are the widths of ``u`` and ``f`` (an int for every level or a list);
     ``channels_f`` defaults to ``channels``. ``smoother`` builds each level's smoother; ``stem``
-    builds theta (the CIFAR stem by default: level 1 at the image's resolution).
+    builds theta (the CIFAR stem by default: level 1 at the image's resolution). The defaults are
+    the paper's MgNet[2,2,2,2]-256 with one B per level on CIFAR-10 (8,278,794 parameters).
     """
 
     def __init__(
         self,
-        in_channels: int,
-        num_classes: int,
-        smoothing_steps: Sequence[int],
-        channels: int | Sequence[int],
-        smoother: SmootherFactory,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        smoothing_steps: Sequence[int] = (2, 2, 2, 2),
+        channels: int | Sequence[int] = 256,
+        smoother: SmootherFactory = ResNetSmoother,
         channels_f: int | Sequence[int] | None = None,
         stem: StemFactory = cifar_stem,
     ) -> None:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.data.pipeline import Batches
+from mgnet_cli.storage import link_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
 from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
@@ -173,8 +174,8 @@ class Run:
         log_epoch(tracker, self.model, metrics, (self.settings.epochs - epoch) * self.record.wall_time_s / epoch)
         if self.settings.checkpoints:
             self.save("last.pt", int(metrics["epoch"]))
-            if improved:
-                self.save("best.pt", int(metrics["epoch"]))
+            if improved:  # the same checkpoint: best.pt links to it (last.pt is replaced, not rewritten)
+                link_atomic(self.run_dir / "last.pt", self.run_dir / "best.pt")
         write_json_atomic(self.run_dir / "results.json", self.record.summary() | self.ranks)
 
     def save(self, name: str, epoch: int, **extra: Any) -> None:
