@@ -6,6 +6,7 @@ config into typed arguments for the library below it.
 
 import importlib
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -84,6 +85,29 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+COMPLETION_FLAGS = ("-sc", "--shell-completion")
+
+
+def complete(line: str) -> None:
+    """Shell completion (the script ``mgnet <command> --shell-completion install=bash`` prints):
+    the commands after ``mgnet``, then the command's own groups and keys, from Hydra."""
+    words = line.split()
+    if len(words) < 2 or (len(words) == 2 and not line.endswith(" ")):
+        typed = words[1] if len(words) == 2 else ""
+        print(" ".join(name for name in COMMANDS if name.startswith(typed)))
+        return
+    name = words[1]
+    module = importlib.import_module(f"mgnet_cli.cli.{name}") if name in COMMANDS else None
+    if module is None or not hasattr(module, "run"):
+        return  # report parses its own arguments: the shell completes its paths
+    from mgnet_cli.cli.app import hydra_app
+
+    os.environ["COMP_LINE"] = "mgnet " + line.split(None, 2)[2] if len(line.split(None, 2)) > 2 else "mgnet "
+    sys.argv = ["mgnet", "-sc", "query=bash"]
+    register_configs()
+    hydra_app(module.run, config_name=name)()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``mgnet`` console script: a Ctrl-C outside training is one line."""
     try:
@@ -101,6 +125,9 @@ def command(argv: list[str]) -> None:
     if argv[0] in ("-V", "--version"):
         print(version())
         return
+    if argv[0] in COMPLETION_FLAGS:  # the shell asks what may follow COMP_LINE
+        complete(os.environ.get("COMP_LINE", "mgnet "))
+        return
     name = argv[0]
     if name not in COMMANDS:
         print(f"mgnet: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
@@ -115,7 +142,8 @@ def command(argv: list[str]) -> None:
     if hasattr(module, "main"):
         module.main(argv[1:])
         return
-    sys.argv = [f"mgnet {name}", *argv[1:]]
+    completing = any(arg.split("=")[0] in COMPLETION_FLAGS for arg in argv[1:])
+    sys.argv = ["mgnet" if completing else f"mgnet {name}", *argv[1:]]  # completion is for `mgnet`
     register_configs()
     preflight(name, argv[1:])
     if launched_world_size() <= 1:

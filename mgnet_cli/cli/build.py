@@ -66,7 +66,8 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
         limit_eval_batches=trainer.limit_eval_batches, checkpoints=trainer.checkpoints,
         seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
         compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
-        sync_bn=trainer.sync_bn, deterministic=trainer.deterministic,
+        sync_bn=trainer.sync_bn, deterministic=trainer.deterministic, threads=trainer.threads,
+        log_every_n_steps=trainer.log_every_n_steps,
     )
 
 

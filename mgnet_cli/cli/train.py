@@ -35,6 +35,8 @@ def run(cfg: DictConfig) -> float:
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Resume or build, fit, record (``run``'s body, with the run folder locked)."""
+    if launched_rank() == 0:
+        log.info("run folder %s", run_dir)
     checkpoint: dict[str, Any] | None = None
     if cfg.get("resume"):  # every rank reads the checkpoint (a shared file system across nodes)
         path = checkpoint_path(Path(cfg.resume))

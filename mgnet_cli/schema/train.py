@@ -40,6 +40,8 @@ class TrainerConfig:
     skip_nonfinite: bool = False
     checkpoints: bool = True
     sync_bn: bool = False
+    threads: int | None = None  # CPU threads; null: the cores the machine's load leaves free
+    log_every_n_steps: int = 50
 
     def __post_init__(self) -> None:
         rules.count(self, "epochs", maximum=100_000)
@@ -49,6 +51,8 @@ class TrainerConfig:
         rules.optional_count(self, "limit_train_batches")
         rules.optional_count(self, "limit_eval_batches")
         rules.count(self, "num_workers", minimum=0, maximum=1024)
+        rules.optional_count(self, "threads")
+        rules.count(self, "log_every_n_steps", maximum=10**6)
 
 
 # --- optimizer ----------------------------------------------------------------------------------

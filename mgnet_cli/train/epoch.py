@@ -91,12 +91,16 @@ def train_epoch(
     check: Callable[[], None] = lambda: None,
     check_every: int = 50,
     world: Distributed | None = None,
+    log_every: int = 50,
+    report: Callable[[int, float], None] = lambda step, loss: None,
 ) -> EpochProgress:
     """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
 
     No host sync per step (fp16's GradScaler and ``skip_nonfinite`` excepted: both must know on the
     host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
-    ``check_every`` steps, one host sync) raises if one was seen. The totals are this rank's
+    ``check_every`` steps, one host sync) raises if one was seen. Every ``log_every`` steps the
+    running loss (one host sync) goes to the progress bar or log and to ``report(global step, loss)``.
+    The totals are this rank's
     (``world``: a data-parallel run, whose ranks skip a non-finite batch only all together).
     """
     world = world or Distributed(device=device)
@@ -109,7 +113,8 @@ def train_epoch(
     step, count, skipped = done.step, done.count, done.skipped
     start = time.perf_counter()
     remaining = itertools.islice(iter(batches), done.step, total)  # a resumed epoch skips its start
-    for images, labels in progress(remaining, total - done.step, description, show=world.is_main):
+    bar = progress(remaining, total - done.step, description, log_every, show=world.is_main)
+    for images, labels in bar:
         with autocast(device, precision):
             logits = model(memory_format(images, channels_last))
             loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
@@ -134,6 +139,10 @@ def train_epoch(
         step += 1
         if step % check_every == 0:
             check()
+        if step % log_every == 0 and count:
+            running = float(loss_sum / count)
+            bar.note(f"loss {running:.4f}")
+            report(scheduler.last_epoch, running)
         if stop():
             break
     return EpochProgress(step, loss_sum.item(), int(hits.item()), count,  # waits for the device

@@ -17,7 +17,7 @@ from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, tr
 from mgnet_cli.train.fast import grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
 from mgnet_cli.train.results import RunRecord
-from mgnet_cli.train.settings import TrainSettings
+from mgnet_cli.train.settings import TrainSettings, choose_threads
 from mgnet_cli.train.state import restore_training, training_state
 from mgnet_cli.train.tracking import Tracker
 
@@ -57,7 +57,7 @@ def fit(
     done, partial = run.restore(resume) if resume is not None else (0, EpochProgress())
     with Tracker(run_dir if run.world.is_main else None, purge_step=done + 1) as tracker, \
             StopSignal() as signal:
-        run.start(signal)
+        run.start(signal, tracker)
         try:
             for epoch in range(done + 1, settings.epochs + 1):
                 data_state = batches.generator.get_state()  # this epoch's order and augmentation
@@ -84,7 +84,11 @@ class Run:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                  schedule: Callable[[float], float], batches: Batches, settings: TrainSettings,
                  run_dir: Path, metadata: dict[str, Any], world: Distributed) -> None:
+        self.threads = ""
         if settings.device.type == "cpu":
+            threads, why = choose_threads(settings.threads)
+            torch.set_num_threads(threads)
+            self.threads = f", {threads} thread{'s' if threads > 1 else ''}: {why}"
             if retain_freed_memory():
                 log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
             # Denormal floats (|x| < 1e-38, common once a loss nears 0) run ~10x slower on x86 CPUs
@@ -112,20 +116,28 @@ class Run:
         log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.settings.epochs)
         return done, partial
 
-    def start(self, signal: StopSignal) -> None:
+    def start(self, signal: StopSignal, tracker: Tracker) -> None:
         """Wraps the model for data-parallel steps (after any restore), listens for ``signal``
         (agreed across the ranks every few steps under DDP) and says what will run."""
         settings, world = self.settings, self.world
-        self.signal = signal
+        self.signal, self.tracker = signal, tracker
         self.stop = StepAgreement(world, signal, self.watch) if world.active else signal
         self.train_forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
-        log.info("training %s parameters on %s (%s%s%s), %d epochs of %d steps%s",
+        log.info("training %s parameters on %s (%s%s%s%s), %d epochs of %d steps%s",
                  f"{self.record.parameters:,}", settings.device, settings.precision,
                  ", channels-last" if settings.channels_last else "",
-                 ", compiled" if settings.compile else "", settings.epochs, self.steps,
+                 ", compiled" if settings.compile else "", self.threads, settings.epochs, self.steps,
                  f", data-parallel over {world.world_size} ranks" if world.active else "")
+        if settings.compile:
+            log.info("torch.compile compiles the model during the first steps (tens of seconds); "
+                     "the time left is estimated from the epochs after the first")
         self.started = time.perf_counter() - self.record.wall_time_s
         self.base_lr = self.optimizer.param_groups[0]["initial_lr"]
+
+    def report(self, step: int, running_loss: float) -> None:
+        """The running training loss as a step-level TensorBoard scalar."""
+        if self.world.is_main:
+            self.tracker.step_scalar("train/running_loss", running_loss, step)
 
     def check(self) -> None:
         """A non-finite loss stops the run (unless such batches are skipped); under DDP the ranks
@@ -142,7 +154,8 @@ class Run:
                               settings.device, f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
                               scaler=self.scaler, done=own_share(partial, world), stop=self.stop,
                               watch=self.watch, skip_nonfinite=settings.skip_nonfinite, check=self.check,
-                              check_every=10 if world.active else 50, world=world, **self.fast)
+                              check_every=10 if world.active else 50, world=world,
+                              log_every=settings.log_every_n_steps, report=self.report, **self.fast)
         self.check()
         partial = summed(partial, world)
         if partial.skipped and partial.count == 0:  # nothing of this epoch was learned from
@@ -170,13 +183,22 @@ class Run:
         improved = self.record.add(metrics, wall_time_s=time.perf_counter() - self.started)
         if not self.world.is_main:
             return
-        epoch = int(metrics["epoch"])  # the time left, at the mean epoch time so far (evaluation included)
-        log_epoch(tracker, self.model, metrics, (self.settings.epochs - epoch) * self.record.wall_time_s / epoch)
+        log_epoch(tracker, self.model, metrics, self.time_left(int(metrics["epoch"])))
         if self.settings.checkpoints:
             self.save("last.pt", int(metrics["epoch"]))
             if improved:  # the same checkpoint: best.pt links to it (last.pt is replaced, not rewritten)
                 link_atomic(self.run_dir / "last.pt", self.run_dir / "best.pt")
         write_json_atomic(self.run_dir / "results.json", self.record.summary() | self.ranks)
+
+    def time_left(self, epoch: int) -> float:
+        """Seconds left at the mean epoch time so far (evaluation included); a compiled run's first
+        epoch (compilation) does not count, and gives no estimate itself (0)."""
+        history = self.record.history
+        seconds = [later["wall_time_s"] - earlier["wall_time_s"] for earlier, later in zip(history, history[1:])
+                   if "wall_time_s" in earlier and "wall_time_s" in later]
+        if not self.settings.compile:
+            return (self.settings.epochs - epoch) * self.record.wall_time_s / epoch
+        return (self.settings.epochs - epoch) * sum(seconds) / len(seconds) if seconds else 0.0
 
     def save(self, name: str, epoch: int, **extra: Any) -> None:
         if not self.world.is_main:

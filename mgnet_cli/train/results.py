@@ -22,7 +22,7 @@ class RunRecord:
         """Records an epoch; True when it is the best so far on the selection split."""
         key = f"{self.selection}_acc"
         best_before = max((epoch[key] for epoch in self.history), default=float("-inf"))
-        self.history.append(dict(metrics))
+        self.history.append(dict(metrics) | {"wall_time_s": round(wall_time_s, 3)})  # at its end
         self.wall_time_s = wall_time_s
         return metrics[key] > best_before
 

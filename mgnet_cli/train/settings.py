@@ -1,5 +1,6 @@
 """How a run trains, as plain values: the ``trainer`` config group checked, and the device chosen."""
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -28,12 +29,29 @@ class TrainSettings:
     skip_nonfinite: bool = False  # skip batches whose loss is NaN/inf (else the run stops)
     sync_bn: bool = False  # data-parallel on CUDA: BatchNorm statistics over the global batch
     deterministic: bool = False  # deterministic kernels (bitwise-repeatable runs and resumes)
+    threads: int | None = None  # CPU threads; None: choose_threads' choice
+    log_every_n_steps: int = 50  # running loss to the bar/log and TensorBoard every this many steps
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)
         check_sync_bn(self.sync_bn, self.device)
         if self.tta not in ("none", "flip"):
             raise ConfigError(f"eval.tta={self.tta!r}: use none or flip")
+
+
+def choose_threads(requested: int | None) -> tuple[int, str]:
+    """CPU threads for torch and why: ``requested``, or the cores this process may use that the
+    machine's load (1-minute average) leaves free, at least one. Threads beyond the free cores wait
+    on each other (a loaded 2-core machine ran 10x slower with 2 threads than with 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    free = max(1, min(cores, round(cores - load)))
+    if requested is None:
+        return free, f"{free} of {cores} cores free at load {load:.1f}"
+    note = f"{requested} requested" + (f"; the load {load:.1f} leaves about {free} of {cores} cores "
+                                       "free: threads beyond them wait on each other"
+                                       if requested > free else "")
+    return requested, note
 
 
 def resolve_device(name: str, key: str = "trainer.device") -> torch.device:

@@ -21,23 +21,43 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(items: Iterable[T], total: int, description: str, log_every_s: float = 30.0,
-             show: bool = True) -> Iterator[T]:
-    """A tqdm bar on a terminal; otherwise a log line every ``log_every_s`` seconds and at the end.
+class Progress:
+    """A tqdm bar on a terminal; otherwise a log line every ``log_every_n`` items and at the end.
+    ``note(text)`` shows ``text`` (the running loss) on the bar or in the next log line.
     ``show=False`` (the ranks > 0 of a data-parallel run) passes the items through silently."""
-    if not show:
-        yield from items
-        return
-    if interactive():
-        yield from tqdm(items, total=total, desc=description, leave=False, dynamic_ncols=True)
-        return
-    start = last = time.perf_counter()
-    for index, item in enumerate(items, 1):
-        yield item
-        now = time.perf_counter()
-        if now - last >= log_every_s:
-            last = now
-            log.info("%s: %d/%d batches (%.0f s)", description, index, total, now - start)
+
+    def __init__(self, items: Iterable[T], total: int, description: str, log_every_n: int = 50,
+                 show: bool = True) -> None:
+        self.items, self.total, self.description = items, total, description
+        self.log_every_n, self.show = log_every_n, show
+        self.bar: tqdm | None = None
+        self.text = ""
+
+    def note(self, text: str) -> None:
+        self.text = text
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+
+    def __iter__(self) -> Iterator[T]:
+        if not self.show:
+            yield from self.items
+            return
+        if interactive():
+            with tqdm(self.items, total=self.total, desc=self.description, leave=False,
+                      dynamic_ncols=True) as self.bar:
+                yield from self.bar
+            return
+        start = time.perf_counter()
+        for index, item in enumerate(self.items, 1):
+            yield item
+            if index % self.log_every_n == 0 and index < self.total:
+                log.info("%s: %d/%d batches%s (%.0f s)", self.description, index, self.total,
+                         f", {self.text}" if self.text else "", time.perf_counter() - start)
+
+
+def progress(items: Iterable[T], total: int, description: str, log_every_n: int = 50,
+             show: bool = True) -> Progress:
+    return Progress(items, total, description, log_every_n, show)
 
 
 class Tracker:
@@ -53,6 +73,11 @@ class Tracker:
             return
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
+
+    def step_scalar(self, name: str, value: float, step: int) -> None:
+        """A scalar at optimizer step ``step`` (``train/running_loss`` every log_every_n_steps)."""
+        if self.writer is not None:
+            self.writer.add_scalar(name, value, step)
 
     def learned_scalars(self, step: int, model: nn.Module) -> None:
         """Logs what modules report through a ``scalars()`` method (e.g. Chebyshev's k_i)."""

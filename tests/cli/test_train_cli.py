@@ -1,14 +1,17 @@
 """The ``mgnet`` command end to end, in a subprocess, in a temporary folder."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import TINY, mgnet
+from tests.helpers import BIN, TINY, mgnet
 
 
 def test_help_lists_the_commands(tmp_path):
@@ -88,3 +91,51 @@ def test_bad_value_is_one_line_exit_2(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("mgnet train: error: smoother.b_per_step=false")
+
+
+def test_a_run_says_where_it_goes_first_and_logs_the_running_loss(tmp_path):
+    run = tmp_path / "run"
+    result = mgnet("train", *TINY, "trainer.limit_train_batches=4", "trainer.log_every_n_steps=2",
+                   "trainer.threads=1", f"hydra.run.dir={run}", cwd=tmp_path)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("[")]
+    assert f"run folder {run}" in lines[0]
+    assert any("epoch 1/1: 2/4 batches, loss " in line for line in lines)
+    assert any("1 thread: 1 requested" in line for line in lines)
+    log_text = (run / "train.log").read_text()
+    assert "\x1b[" not in log_text and f"run folder {run}" in log_text.splitlines()[0]
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert [event.step for event in events.Scalars("train/running_loss")] == [2, 4]
+
+
+def test_threads_beyond_the_free_cores_are_named():
+    from mgnet_cli.train.settings import choose_threads
+
+    chosen, why = choose_threads(None)
+    assert chosen >= 1 and "cores free at load" in why
+    many, why = choose_threads(4096)
+    assert many == 4096 and "threads beyond them wait on each other" in why
+
+
+def test_smoke_is_a_tiny_model_and_best_pt_is_last_pt(tmp_path):
+    run = tmp_path / "run"
+    mgnet("train", "dataset=synthetic", "trainer=smoke", "trainer.device=cpu", f"hydra.run.dir={run}", cwd=tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    assert results["parameters"] < 100_000  # the paper's model has 8,278,794
+    assert (run / "best.pt").stat().st_ino == (run / "last.pt").stat().st_ino  # one file, two names
+    assert mgnet("info", "model=resnet18", "trainer=smoke", cwd=tmp_path).stdout.count("parameters: 701,466")
+
+
+@pytest.mark.parametrize("line, word, expected", [
+    ("mgnet ev", 1, "eval"),
+    ("mgnet train dataset=c", 2, "dataset=cifar10 dataset=cifar100"),
+    ("mgnet eval spl", 2, "split="),
+])
+def test_bash_completion_works_for_every_subcommand(tmp_path, line, word, expected):
+    script = BIN / "mgnet"
+    body = (f'eval "$({script} train --shell-completion install=bash)"; COMP_LINE="{line}"; '
+            f'COMP_WORDS=({line}); COMP_CWORD={word}; COMP_POINT=${{#COMP_LINE}}; '
+            'hydra_bash_completion; echo "${COMPREPLY[@]}"')
+    result = subprocess.run(["bash", "-c", body], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert result.stdout.strip() == expected, result.stderr
