@@ -44,7 +44,8 @@ def test_bench_prints_every_figure(tmp_path):
     forward, training = float(rows["forward GFLOPs per image"]), float(rows["training GFLOPs per image (fwd + bwd)"])
     assert 0 < forward and 2.5 * forward < training < 3.5 * forward  # backward ~ twice the forward
     assert float(rows["training images/s (best step)"]) > 0
-    assert 0 < float(rows["MFU against the conv peak (best step)"].rstrip("%")) < 200
+    assert 0 < float(rows["MFU against the conv peak (best step)"].rstrip("%"))  # a ratio of two timings:
+    # on a machine loaded by others it is not bounded (the FLOP count itself is tested exactly below)
     assert float(rows["evaluation images/s, flip TTA"]) < float(rows["evaluation images/s (batch 512)"])
 
 
@@ -64,10 +65,10 @@ def test_compare_fast_trains_both_paths_from_the_same_start(tmp_path):
 
 
 @pytest.mark.parametrize("name, args, message", [
-    ("bench.py", ["model.chanels=64"], "bench.py: error: model.chanels: no such key in the config"),
-    ("bench.py", ["trainer.precision=fp8", "trainer.device=cpu"], "use fp32, bf16 or fp16"),
+    ("bench.py", ["model.chanels=64"], "bench.py: error: model.chanels: no such key"),
+    ("bench.py", ["trainer.precision=fp8", "trainer.device=cpu"], "trainer.precision=fp8: use one of fp32, bf16, fp16"),
     ("compare_fast.py", ["--fast", "trainer.precision=fp8", "--", *TINY],
-     "compare_fast.py: the fast run failed: mgnet train: error: trainer.precision='fp8'"),
+     "compare_fast.py: the fast run failed: mgnet train: error: trainer.precision=fp8: use one of"),
 ])  # fmt: skip
 def test_scripts_say_what_is_wrong_in_a_line(tmp_path, name, args, message):
     result = script(name, *args, cwd=tmp_path, check=False)

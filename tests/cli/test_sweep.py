@@ -26,7 +26,7 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
     assert all("NaN or infinite" in row["error"] for row in rows[2:])
     assert all(0 <= float(row["best_test_acc"]) <= 1 for row in rows[:2])
     folders = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert any("optimizer.lr=1e12" in name and "seed=1" in name for name in folders)
+    assert any("optimizer.lr=1000000000000.0" in name and "seed=1" in name for name in folders)
     failed = json.loads((sweep / folders[-1] / "results.json").read_text())
     assert failed["status"] == "failed" and "NaN or infinite" in failed["error"]
 
