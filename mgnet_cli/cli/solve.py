@@ -1,4 +1,4 @@
-"""``mgnet solve``: check the config, solve Poisson by multigrid cycles, report and record the run.
+"""``mgnet solve``: check the config, solve the problem by multigrid cycles, report and record the run.
 
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
 with ``solver.smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
@@ -13,11 +13,14 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.solve_options import (DTYPES, built, choice, grid_size, integer, learning_settings,
-                                         multigrid_options, number)
+from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, learning_settings,
+                                         multigrid_options, number, problem_settings)
+from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
-from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
+from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
 from mgnet_cli.train.checkpoint import write_json_atomic
 from mgnet_cli.train.settings import resolve_device
@@ -105,13 +108,26 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
         writer.close()
 
 
+def solve_problem(problem: Problem, rhs: str, seed: int, options: MultigridOptions, tol: float,
+                  max_cycles: int, dtype: torch.dtype, device: torch.device) -> SolveResult:
+    """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels."""
+    if problem.kind == "poisson":
+        return solve_poisson(problem.n, rhs, options, tol, max_cycles, dtype, device, seed)
+    rule = PROLONGATIONS[options.prolongation]
+    f = right_hand_side(rhs, problem.n, dtype, device, seed)
+    return solve_stencil(problem.stencil(dtype, device), f, options, rule, tol, max_cycles)
+
+
 def run(cfg: DictConfig) -> float:
-    """Solves one Poisson problem; returns the convergence factor (the value sweeps minimise)."""
+    """Solves one problem; returns the convergence factor (the value sweeps minimise)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    n = grid_size(cfg.problem.n, "problem.n")
-    rhs = choice(cfg.problem.rhs, "problem.rhs", RIGHT_HAND_SIDES)
-    seed = integer(cfg.problem.seed, "problem.seed", 0)
+    problem = problem_settings(cfg.problem)
+    n, rhs, seed = problem.n, str(cfg.problem.rhs), int(cfg.problem.seed)
     options = multigrid_options(cfg.solver)
+    if problem.kind == "poisson" and options.prolongation != "bilinear":
+        raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
+                          f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
+                          f"problem=diffusion problem.coefficient=constant")
     tol = number(cfg.solver.tol, "solver.tol", 0.0, 1.0, "in (0, 1]")
     max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
     dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
@@ -122,10 +138,11 @@ def run(cfg: DictConfig) -> float:
     elif cfg.solver.learned.checkpoint is not None:
         log.warning("solver.learned.checkpoint is unused: solver.smoother=%s", options.smoother)
 
-    result = solve_poisson(n, rhs, options, tol, max_cycles, dtype, device, seed)
+    result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
-    title = f"n={n} {rhs}, {shape} {options.smoother}"
+    coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
+    title = f"n={n} {problem.label()} {rhs}, {shape} {options.smoother}{coarsening}"
     log.info("%s on %s, %s; levels %s\n%s", title, device, cfg.solver.dtype, result.levels,
              residual_table(result))
     log.info("%s after %d cycles (relative residual %.2e); convergence factor %.3f per cycle; "
@@ -137,7 +154,9 @@ def run(cfg: DictConfig) -> float:
                  result.error_max, result.error_l2)
 
     results = {"command": "solve", "config": OmegaConf.to_container(cfg, resolve=True),
-               "device": str(device), "torch_version": torch.__version__, **result.summary()}
+               "device": str(device), "torch_version": torch.__version__, "problem": problem.label(),
+               "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
+               **result.summary()}
     if learned is not None:
         results["learned_smoother"] = learned
     write_json_atomic(run_dir / "results.json", results)

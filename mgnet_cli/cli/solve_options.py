@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,7 +11,8 @@ from omegaconf import DictConfig, ListConfig
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learning import LearningSettings
-from mgnet_cli.pde.poisson import is_grid_size
+from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
+from mgnet_cli.pde.problems import COEFFICIENTS, PROBLEMS, Problem, read_field
 from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
 from mgnet_cli.pde.solve import MultigridOptions
 
@@ -50,6 +52,39 @@ def grid_size(value: Any, key: str, largest: int | None = None) -> int:
     return n
 
 
+PROLONGATION_CHOICES = ("bilinear", "black_box", "learned")
+
+
+def problem_settings(node: DictConfig) -> Problem:
+    """``cfg.problem`` checked: the kind's own keys, the coefficient field's file readable."""
+    kind = choice(node.kind, "problem.kind", PROBLEMS)
+    n = grid_size(node.n, "problem.n")
+    choice(node.rhs, "problem.rhs", RIGHT_HAND_SIDES)
+    integer(node.seed, "problem.seed", 0)
+    if kind == "diffusion":
+        coefficient = choice(node.coefficient, "problem.coefficient", COEFFICIENTS)
+        file = None
+        if coefficient == "file":
+            if node.file is None:
+                raise ConfigError("problem.file=None: problem.coefficient=file needs a .npy file of "
+                                  f"({n}, {n}) positive numbers")
+            file = Path(str(node.file)).expanduser()
+            try:
+                read_field(file, n)
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"problem.file={str(node.file)!r}: {error}") from error
+        return Problem(kind=kind, n=n, coefficient=coefficient, file=file,
+                       sigma=number(node.sigma, "problem.sigma", 0.0, 10.0, "in (0, 10]"),
+                       contrast=number(node.contrast, "problem.contrast", 0.0, 1e12, "in (0, 1e12]"),
+                       block=integer(node.block, "problem.block", 1),
+                       field_seed=integer(node.field_seed, "problem.field_seed", 0))
+    if kind == "anisotropic":
+        return Problem(kind=kind, n=n,
+                       epsilon=number(node.epsilon, "problem.epsilon", 0.0, 1.0, "in (0, 1]"),
+                       theta=number(node.theta, "problem.theta", -10.0, 10.0, "in (-10, 10] (radians)"))
+    return Problem(kind=kind, n=n)
+
+
 def multigrid_options(solver: DictConfig) -> MultigridOptions:
     """The cycle's shape, smoother and coarsest grid from ``cfg.solver``, checked."""
     cycle = choice(solver.cycle, "solver.cycle", ("v", "w", "backslash"))
@@ -69,6 +104,7 @@ def multigrid_options(solver: DictConfig) -> MultigridOptions:
         cycle=cycle, smoother=choice(solver.smoother, "solver.smoother", tuple(SMOOTHERS)),
         pre_smooth=pre, post_smooth=post, parameters=parameters,
         coarsest_n=grid_size(solver.coarsest_n, "solver.coarsest_n", LARGEST_COARSEST_N),
+        prolongation=choice(solver.prolongation, "solver.prolongation", PROLONGATION_CHOICES),
     )
 
 

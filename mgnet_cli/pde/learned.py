@@ -106,10 +106,13 @@ class LearnedSmoother(nn.Module):
         if self.steps == 0:
             return zero_if_none(u, f)
         kernel = self.kernels.kernel(residual.shape[-1]).to(residual)
-        weights = kernel * (1.0 / A.diagonal)
+        inverse = 1.0 / A.diagonal  # a number (the Laplacian) or one per point (a variable stencil)
+        per_point = isinstance(inverse, torch.Tensor)
+        weights = kernel if per_point else kernel * inverse
         for step in range(self.steps):
             if step > 0:
                 residual = A.residual(u, f)
-            correction = convolve(residual, weights)  # a new tensor: u itself is never changed
+            # K * (D^-1 r), a new tensor: u itself is never changed
+            correction = convolve(residual * inverse if per_point else residual, weights)
             u = correction if u is None else correction.add_(u)
         return u

@@ -15,11 +15,26 @@ from torch import nn
 
 from mgnet_cli.model.cycle import zero_if_none
 from mgnet_cli.pde.learned import LearnedKernels, LearnedSmoother
+from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 
 
-def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+Weight = float | torch.Tensor  # a number, or one per grid point (D^-1 of a variable stencil)
+
+
+def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: Weight = 1.0) -> torch.Tensor:
     """``u + weight * correction`` in one pass, with ``None`` standing for zero; ``u`` is not changed."""
-    return correction * weight if u is None else u.add(correction, alpha=weight)
+    if u is None:
+        return correction * weight
+    if isinstance(weight, torch.Tensor):
+        return torch.addcmul(u, correction, weight)
+    return u.add(correction, alpha=weight)
+
+
+def _add_(u: torch.Tensor, correction: torch.Tensor, weight: Weight) -> torch.Tensor:
+    """``u += weight * correction`` in place."""
+    if isinstance(weight, torch.Tensor):
+        return u.addcmul_(correction, weight)
+    return u.add_(correction, alpha=weight)
 
 
 class DampedJacobi(nn.Module):
@@ -37,16 +52,22 @@ class DampedJacobi(nn.Module):
         weight = self.omega / A.diagonal
         u = _add(u, residual, weight)  # a new tensor: later steps may update it in place
         for _ in range(1, self.steps):
-            u.add_(A.residual(u, f), alpha=weight)
+            u = _add(u, A.residual(u, f), weight) if torch.is_grad_enabled() else \
+                _add_(u, A.residual(u, f), weight)
         return u
 
 
-def _update_colour(u: torch.Tensor, residual: torch.Tensor, weight: float, colour: int) -> None:
-    """``u += weight * residual`` in place on the points with ``(i + j) % 2 == colour``."""
+def _update_colour(u: torch.Tensor, residual: torch.Tensor, weight: Weight, colour: int) -> torch.Tensor:
+    """``u += weight * residual`` on the points with ``(i + j) % 2 == colour``: in place, or into a
+    copy when autograd records (the learned prolongation trains through this smoother)."""
+    if torch.is_grad_enabled():
+        u = u.clone()
     for row_start in (0, 1):
         col_start = (row_start + colour) % 2
-        u[..., row_start::2, col_start::2].add_(residual[..., row_start::2, col_start::2],
-                                                alpha=weight)
+        points = (..., slice(row_start, None, 2), slice(col_start, None, 2))
+        local = weight[points[1:]] if isinstance(weight, torch.Tensor) else weight
+        _add_(u[points], residual[points], local)
+    return u
 
 
 class RedBlackGaussSeidel(nn.Module):
@@ -69,8 +90,8 @@ class RedBlackGaussSeidel(nn.Module):
         for step in range(self.steps):
             if step > 0:
                 residual = A.residual(u, f)
-            _update_colour(u, residual, weight, colour=0)  # red, from the given residual
-            _update_colour(u, A.residual(u, f), weight, colour=1)  # black, seeing the new red values
+            u = _update_colour(u, residual, weight, colour=0)  # red, from the given residual
+            u = _update_colour(u, A.residual(u, f), weight, colour=1)  # black, seeing the new red values
         return u
 
 
@@ -101,8 +122,8 @@ class ChebyshevPolynomial(nn.Module):
             residual = A.residual(direction, residual)  # r - A d
             rho_next = 1.0 / (2.0 * sigma - rho)
             direction = direction * (rho_next * rho)
-            direction.add_(residual, alpha=2.0 * rho_next / (half_width * A.diagonal))
-            u.add_(direction)
+            _add_(direction, residual, 2.0 * rho_next / (half_width * A.diagonal))
+            u = u + direction if torch.is_grad_enabled() else u.add_(direction)
             rho = rho_next
         return u
 
@@ -140,6 +161,7 @@ SMOOTHERS: dict[str, Callable[[int, SmootherParameters], nn.Module]] = {
     "jacobi": lambda steps, p: DampedJacobi(steps, p.omega),
     "gauss_seidel_rb": lambda steps, p: RedBlackGaussSeidel(steps),
     "chebyshev": lambda steps, p: ChebyshevPolynomial(steps, p.chebyshev_ratio),
+    "line_gauss_seidel": lambda steps, p: ZebraLineGaussSeidel(steps),
     "learned": lambda steps, p: LearnedSmoother(
         steps, p.learned if p.learned is not None else LearnedKernels(omega=p.omega)),
 }

@@ -46,13 +46,48 @@ def test_solve_writes_results_plot_and_tensorboard(tmp_path):
     ("problem.n=100", "problem.n=100"),
     ("solver.smoother=sor", "solver.smoother='sor'"),
     ("solver.coarsest_n=63", "solver.coarsest_n=63"),
+    ("problem=diffusion problem.coefficient=marble", "problem.coefficient='marble'"),
+    ("problem=diffusion problem.sigma=-1", "problem.sigma=-1"),
+    ("problem=diffusion problem.contrast=0", "problem.contrast=0"),
+    ("problem=diffusion problem.block=0", "problem.block=0"),
+    ("problem=diffusion problem.field_seed=-2", "problem.field_seed=-2"),
+    ("problem=diffusion problem.coefficient=file problem.file=missing.npy", "problem.file='missing.npy'"),
+    ("problem=anisotropic problem.epsilon=2", "problem.epsilon=2"),
+    ("problem=anisotropic problem.theta=north", "problem.theta='north'"),
+    ("problem=diffusion solver.prolongation=cubic", "solver.prolongation='cubic'"),
+    ("solver.prolongation=black_box", "solver.prolongation=black_box: problem=poisson"),
 ])
 def test_bad_values_exit_2_with_one_line(tmp_path, override, message):
-    done = mgnet_solve(override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    done = mgnet_solve(*override.split(), f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_coefficient_field_file_of_the_wrong_shape_exits_2(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "k.npy", np.ones((8, 8)))
+    done = mgnet_solve("problem=diffusion", "problem.n=15", "problem.coefficient=file",
+                       f"problem.file={tmp_path / 'k.npy'}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "(15, 15)" in lines[0], done.stderr
+
+
+def test_diffusion_from_a_file_with_black_box_galerkin(tmp_path):
+    import numpy as np
+
+    field = np.exp(np.random.default_rng(0).standard_normal((63, 63)))
+    np.save(tmp_path / "k.npy", field)
+    run_dir = tmp_path / "run"
+    done = mgnet_solve("problem=diffusion", "problem.n=63", "problem.coefficient=file",
+                       f"problem.file={tmp_path / 'k.npy'}", "solver.prolongation=black_box",
+                       "solver.smoother=gauss_seidel_rb", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "converged" and results["prolongation"] == "black_box"
+    assert results["problem"].startswith("diffusion file") and results["convergence_factor"] < 0.3
 
 
 def test_sweep_over_smoothers(tmp_path):
@@ -65,3 +100,7 @@ def test_sweep_over_smoothers(tmp_path):
         results = json.loads((sweep_dir / f"problem.n=31,solver.smoother={name}" / "results.json").read_text())
         factors[name] = results["convergence_factor"]
     assert factors["gauss_seidel_rb"] < factors["jacobi"]
+    summary = (sweep_dir / "summary.csv").read_text().splitlines()
+    assert summary[0] == ("job,overrides,status,convergence_factor,cycles,final_relative_residual,"
+                          "setup_time_s,solve_time_s,error,folder")
+    assert len(summary) == 3 and all(",completed," in row for row in summary[1:])
