@@ -2,7 +2,8 @@
 
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
 with ``solver.smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
-(curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``.
+(curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
+``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``).
 """
 
 import logging
@@ -14,11 +15,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, learning_settings,
-                                         multigrid_options, number, problem_settings)
+                                         multigrid_options, number, problem_settings,
+                                         prolongation_settings)
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
-from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, ProlongationRule, solve_stencil
+from mgnet_cli.pde.learned_prolongation import LearnedProlongation
+from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
@@ -58,6 +62,31 @@ def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Pat
     record["kernels"] = {label: kernel.detach().cpu().tolist() for label, kernel in kernels.labelled()}
     log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, options.parameters.omega))
     return with_kernels(options, kernels.to(device)), record
+
+
+def learned_prolongation(node: DictConfig, options: MultigridOptions,
+                         run_dir: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
+    """Loads ``solver.learned_prolongation.checkpoint`` or learns the network (saved in ``run_dir``)."""
+    if node.checkpoint is not None:
+        path = Path(str(node.checkpoint)).expanduser()
+        model, state = load_prolongation(path)
+        log.info("learned prolongation loaded from %s (learned for %s)", path, state.get("cycle"))
+        return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
+                       "settings": state.get("settings")}
+    settings = prolongation_settings(node, options.coarsest_n)
+    probe = [torch.zeros(1, requires_grad=True)]
+    key = "solver.learned_prolongation"
+    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
+    schedule = built(node.scheduler, f"{key}.scheduler",
+                     lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+    result = learn_prolongation(settings, options, make_optimizer, schedule, run_dir)
+    path = run_dir / "learned_prolongation.pt"
+    save_prolongation(path, result, options)
+    log.info("learned in %.1f s (%d steps); saved as %s: reuse it with "
+             "solver.learned_prolongation.checkpoint=%s", result.time_s, settings.steps, path, path)
+    return result.model, {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
+                          "factors": [{"step": step, "factor": factor} for step, factor in result.factors],
+                          "final_loss": result.losses[-1]}
 
 
 def residual_table(result: SolveResult) -> str:
@@ -109,11 +138,12 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
 
 
 def solve_problem(problem: Problem, rhs: str, seed: int, options: MultigridOptions, tol: float,
-                  max_cycles: int, dtype: torch.dtype, device: torch.device) -> SolveResult:
+                  max_cycles: int, dtype: torch.dtype, device: torch.device,
+                  learned: ProlongationRule | None = None) -> SolveResult:
     """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels."""
     if problem.kind == "poisson":
         return solve_poisson(problem.n, rhs, options, tol, max_cycles, dtype, device, seed)
-    rule = PROLONGATIONS[options.prolongation]
+    rule = learned.to(device) if learned is not None else PROLONGATIONS[options.prolongation]
     f = right_hand_side(rhs, problem.n, dtype, device, seed)
     return solve_stencil(problem.stencil(dtype, device), f, options, rule, tol, max_cycles)
 
@@ -138,7 +168,13 @@ def run(cfg: DictConfig) -> float:
     elif cfg.solver.learned.checkpoint is not None:
         log.warning("solver.learned.checkpoint is unused: solver.smoother=%s", options.smoother)
 
-    result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device)
+    rule, learned_p = None, None
+    if options.prolongation == "learned":
+        rule, learned_p = learned_prolongation(cfg.solver.learned_prolongation, options, run_dir)
+    elif cfg.solver.learned_prolongation.checkpoint is not None:
+        log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s",
+                    options.prolongation)
+    result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
@@ -159,6 +195,8 @@ def run(cfg: DictConfig) -> float:
                **result.summary()}
     if learned is not None:
         results["learned_smoother"] = learned
+    if learned_p is not None:
+        results["learned_prolongation"] = learned_p
     write_json_atomic(run_dir / "results.json", results)
     plot_history(result, tol, title, run_dir / "residual_history.png")
     write_scalars(result, run_dir)

@@ -10,7 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.pde.learned_prolongation import BASES
 from mgnet_cli.pde.learning import LearningSettings
+from mgnet_cli.pde.prolongation_learning import ProlongationSettings
 from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
 from mgnet_cli.pde.problems import COEFFICIENTS, PROBLEMS, Problem, read_field
 from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
@@ -128,6 +130,23 @@ def learning_settings(node: DictConfig, coarsest_n: int) -> LearningSettings:
         seed=integer(node.seed, "solver.learned.seed", 0),
         measure_every=integer(node.measure_every, "solver.learned.measure_every", 1),
     )
+
+
+def prolongation_settings(node: DictConfig, coarsest_n: int) -> ProlongationSettings:
+    """``cfg.solver.learned_prolongation``'s training keys, checked."""
+    key = "solver.learned_prolongation"
+    if not isinstance(node.train_sizes, ListConfig) or len(node.train_sizes) == 0:
+        raise ConfigError(f"{key}.train_sizes={node.train_sizes!r}: give a list of grid sizes, e.g. [31,63]")
+    sizes = sorted({grid_size(n, f"{key}.train_sizes", LARGEST_TRAIN_N) for n in node.train_sizes})
+    if sizes[0] <= coarsest_n:
+        raise ConfigError(f"{key}.train_sizes={sizes}: {sizes[0]} is not above "
+                          f"solver.coarsest_n={coarsest_n}, so no level of it is coarsened")
+    return ProlongationSettings(
+        train_sizes=tuple(sizes), steps=integer(node.steps, f"{key}.steps", 1),
+        batch=integer(node.batch, f"{key}.batch", 1), cycles=integer(node.cycles, f"{key}.cycles", 1),
+        seed=integer(node.seed, f"{key}.seed", 0),
+        measure_every=integer(node.measure_every, f"{key}.measure_every", 1),
+        hidden=integer(node.hidden, f"{key}.hidden", 1), base=choice(node.base, f"{key}.base", BASES))
 
 
 def built(node: DictConfig, key: str, check: Callable[[Any], Any]) -> Any:
