@@ -14,7 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, learning_settings,
+from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_learned, learning_settings,
                                          multigrid_options, number, problem_settings,
                                          prolongation_settings)
 from mgnet_cli.errors import ConfigError
@@ -25,7 +25,8 @@ from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
-from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
+from mgnet_cli.pde.learned import START_OMEGA
+from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
 from mgnet_cli.train.checkpoint import write_json_atomic
 from mgnet_cli.train.settings import resolve_device
 
@@ -60,7 +61,7 @@ def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Pat
                               for step, factor in result.factors],
                   "final_loss": result.losses[-1]}
     record["kernels"] = {label: kernel.detach().cpu().tolist() for label, kernel in kernels.labelled()}
-    log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, options.parameters.omega))
+    log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, START_OMEGA))
     return with_kernels(options, kernels.to(device)), record
 
 
@@ -163,10 +164,11 @@ def run(cfg: DictConfig) -> float:
     dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
     device = resolve_device(str(cfg.solver.device), "solver.device")
     learned = None
-    if options.smoother == "learned":
+    smoother = HydraConfig.get().runtime.choices.get("solver/smoother", smoother_name(options.smoother))
+    if is_learned(cfg.solver.smoother):
         options, learned = learned_smoother(cfg.solver, options, run_dir, device)
     elif cfg.solver.learned.checkpoint is not None:
-        log.warning("solver.learned.checkpoint is unused: solver.smoother=%s", options.smoother)
+        log.warning("solver.learned.checkpoint is unused: solver/smoother=%s", smoother)
 
     rule, learned_p = None, None
     if options.prolongation == "learned":
@@ -178,7 +180,7 @@ def run(cfg: DictConfig) -> float:
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
-    title = f"n={n} {problem.label()} {rhs}, {shape} {options.smoother}{coarsening}"
+    title = f"n={n} {problem.label()} {rhs}, {shape} {smoother}{coarsening}"
     log.info("%s on %s, %s; levels %s\n%s", title, device, cfg.solver.dtype, result.levels,
              residual_table(result))
     log.info("%s after %d cycles (relative residual %.2e); convergence factor %.3f per cycle; "
@@ -191,6 +193,7 @@ def run(cfg: DictConfig) -> float:
 
     results = {"command": "solve", "config": OmegaConf.to_container(cfg, resolve=True),
                "device": str(device), "torch_version": torch.__version__, "problem": problem.label(),
+               "smoother": smoother,
                "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
                **result.summary()}
     if learned is not None:

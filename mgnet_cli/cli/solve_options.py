@@ -15,7 +15,7 @@ from mgnet_cli.pde.learning import LearningSettings
 from mgnet_cli.pde.prolongation_learning import ProlongationSettings
 from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
 from mgnet_cli.pde.problems import COEFFICIENTS, PROBLEMS, Problem, read_field
-from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
+from mgnet_cli.pde.smoothers import SmootherFactory
 from mgnet_cli.pde.solve import MultigridOptions
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,32 @@ def problem_settings(node: DictConfig) -> Problem:
     return Problem(kind=kind, n=n)
 
 
+def is_learned(node: DictConfig) -> bool:
+    """True for ``solver/smoother=learned``: its kernels are learned or loaded, not configured."""
+    return str(node.get("_target_", "")).endswith(".LearnedSmoother")
+
+
+def smoother_factory(node: DictConfig) -> SmootherFactory:
+    """``solver.smoother`` (a node of configs/solver/smoother/) built as ``steps -> smoother``,
+    tried once; a bad setting is one line naming its key. Only mgnet's classes are built."""
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"solver.smoother={node!r}: choose the smoother with solver/smoother={node} "
+                          f"(a config group: configs/solver/smoother/)")
+    target = str(node.get("_target_", ""))
+    if not target.startswith("mgnet_cli.pde."):
+        raise ConfigError(f"solver.smoother._target_={target!r}: choose a smoother with "
+                          f"solver/smoother=NAME (configs/solver/smoother/)")
+    try:
+        factory = instantiate(node)
+        factory(1)
+    except ValueError as error:  # the class names the setting: "omega=2: give a number in (0, 1]"
+        raise ConfigError(f"solver.smoother.{str(error).splitlines()[0]}") from error
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"solver.smoother cannot be built: {first}") from error
+    return factory
+
+
 def multigrid_options(solver: DictConfig) -> MultigridOptions:
     """The cycle's shape, smoother and coarsest grid from ``cfg.solver``, checked."""
     cycle = choice(solver.cycle, "solver.cycle", ("v", "w", "backslash"))
@@ -97,14 +123,9 @@ def multigrid_options(solver: DictConfig) -> MultigridOptions:
                           f"solver.cycle={cycle} never smooths: give the cycle a smoothing step")
     if cycle == "backslash" and post > 0:
         log.info("the backslash cycle smooths on the way down only: solver.post_smooth is unused")
-    parameters = SmootherParameters(
-        omega=number(solver.omega, "solver.omega", 0.0, 1.0, "in (0, 1]"),
-        chebyshev_ratio=number(solver.chebyshev_ratio, "solver.chebyshev_ratio", 1.0,
-                                float("inf"), "> 1"),
-    )
     return MultigridOptions(
-        cycle=cycle, smoother=choice(solver.smoother, "solver.smoother", tuple(SMOOTHERS)),
-        pre_smooth=pre, post_smooth=post, parameters=parameters,
+        cycle=cycle, smoother=smoother_factory(solver.smoother),
+        pre_smooth=pre, post_smooth=post,
         coarsest_n=grid_size(solver.coarsest_n, "solver.coarsest_n", LARGEST_COARSEST_N),
         prolongation=choice(solver.prolongation, "solver.prolongation", PROLONGATION_CHOICES),
     )

@@ -14,7 +14,7 @@ import torch
 from mgnet_cli.model.cycle import Level, MultigridCycle
 from mgnet_cli.pde.galerkin import bilinear_weights, black_box_weights, coarse_operator
 from mgnet_cli.pde.poisson import coarse_size
-from mgnet_cli.pde.smoothers import SMOOTHERS, DirectSolve
+from mgnet_cli.pde.smoothers import DirectSolve
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_system
 from mgnet_cli.pde.stencils import StencilOperator
 
@@ -33,14 +33,14 @@ PROLONGATIONS: dict[str, ProlongationRule] = {"bilinear": bilinear_rule, "black_
 def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridOptions,
                          rule: ProlongationRule) -> tuple[MultigridCycle, list[int]]:
     """The cycle on the fine ``stencil`` (3, 3, n, n) with Galerkin coarse levels, and the sizes."""
-    make = SMOOTHERS[options.smoother]
+    make = options.smoother
     A = StencilOperator(stencil)
     levels, sizes = [], [A.n]
     while A.n > options.coarsest_n:
         coarse, P, R = coarse_operator(A, rule(A.stencil))
-        levels.append(Level(A=A, smoother=make(options.pre_smooth, options.parameters),
+        levels.append(Level(A=A, smoother=make(options.pre_smooth),
                             restrict_residual=R, restrict_u=None, prolong=P,
-                            post_smoother=make(options.post_smooth, options.parameters)))
+                            post_smoother=make(options.post_smooth)))
         A = coarse
         sizes.append(A.n)
     levels.append(Level(A=A, smoother=DirectSolve(A, A.n, stencil.dtype, stencil.device)))

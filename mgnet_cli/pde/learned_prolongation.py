@@ -14,11 +14,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from mgnet_cli.pde.galerkin import Prolongation, fine_slice
 from mgnet_cli.pde.hierarchy import PROLONGATIONS
 
 CHECKPOINT_KIND = "learned_prolongation"
 BASES: tuple[str, ...] = ("black_box", "bilinear")
 _NEIGHBOURS = [index for index in range(9) if index != 4]  # the 3x3 taps but the centre
+
+
+def keeps_constants(correction: torch.Tensor) -> torch.Tensor:
+    """``correction`` (3, 3, m, m) less, at every fine point, the mean of what it adds there over
+    the coarse points that reach it: the corrections to each fine point then sum to zero, so a
+    base rule that interpolates constants exactly (Black Box and bilinear, inside the grid) still
+    does, and the coarse levels keep the smooth error the smoother cannot reach."""
+    ones = torch.ones_like(correction)
+    added, reach = Prolongation(correction)(ones[1, 1]), Prolongation(ones)(ones[1, 1])
+    mean = added / reach.clamp(min=1.0)
+    m = correction.shape[-1]
+    shifted = [[mean[fine_slice(a, m), fine_slice(b, m)] for b in (-1, 0, 1)] for a in (-1, 0, 1)]
+    return correction - torch.stack([torch.stack(row) for row in shifted])
 
 
 class LearnedProlongation(nn.Module):
@@ -44,8 +58,8 @@ class LearnedProlongation(nn.Module):
         base = PROLONGATIONS[self.base](stencil)
         m = base.shape[-1]
         zero = correction.new_zeros(1, m, m)
-        full = torch.cat((correction[:4], zero, correction[4:])).view(3, 3, m, m)
-        return base + full.to(base.dtype)
+        full = torch.cat((correction[:4], zero, correction[4:])).view(3, 3, m, m).to(base.dtype)
+        return base + keeps_constants(full)
 
     def state(self) -> dict[str, Any]:
         """Plain data for a weights-only checkpoint."""

@@ -84,6 +84,8 @@ class ZebraLineGaussSeidel(nn.Module):
 
     def __init__(self, steps: int) -> None:
         super().__init__()
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps={steps!r}: give an integer >= 0")
         self.steps = steps
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,

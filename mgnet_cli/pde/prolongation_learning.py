@@ -1,7 +1,7 @@
 """Training the learned prolongation through unrolled Galerkin V cycles on random coefficient fields.
 
-Every step draws ``batch`` random fields per training grid, half lognormal (``sigma`` uniform in
-[0.5, 2]) and half jumps (1 or ``10^U(1, 3)`` per box), builds each one's hierarchy with the
+Every step draws ``batch`` random fields per training grid, lognormal (``sigma`` uniform in
+[0.5, 2]) and jumps (1 or ``10^U(1, 3)`` per box) in turn, builds each one's hierarchy with the
 network (``A_c = R A P`` is differentiable), runs ``cycles`` cycles from a random error (``f = 0``)
 and minimises the mean ``log(||r_k|| / ||r_0||) / k``. Every ``measure_every`` steps the factor is
 measured on fixed held-out fields of the next finer grid, never trained on. The fields of the
@@ -25,7 +25,7 @@ from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learning import one_cpu_thread
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import coefficient_field, diffusion_stencil
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridOptions, smoother_name
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from mgnet_cli.train.tracking import Tracker, progress
 
@@ -46,6 +46,7 @@ class ProlongationSettings:
     measure_every: int = 25
     hidden: int = 32
     base: str = "black_box"
+    fields: tuple[str, ...] = ("lognormal", "jumps")  # the kinds of training field, taken in turn
 
 
 @dataclass
@@ -116,8 +117,9 @@ def learn_prolongation(settings: ProlongationSettings, options: MultigridOptions
         tracker = None if run_dir is None else stack.enter_context(Tracker(run_dir))
         stack.enter_context(one_cpu_thread(torch.device("cpu")))
         for step in progress(range(1, settings.steps + 1), settings.steps, "learning the prolongation"):
-            losses = [unrolled_loss(random_stencil(n, generator, jumps=index % 2 == 1), model, options,
-                                    settings.cycles, generator)
+            kinds = settings.fields
+            losses = [unrolled_loss(random_stencil(n, generator, kinds[index % len(kinds)] == "jumps"),
+                                    model, options, settings.cycles, generator)
                       for n in settings.train_sizes for index in range(settings.batch)]
             loss = torch.stack(losses).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -145,7 +147,7 @@ def save_prolongation(path: Path, result: ProlongationResult, options: Multigrid
     save_checkpoint(path, {
         **result.model.state(),
         "settings": {**asdict(result.settings), "train_sizes": list(result.settings.train_sizes)},
-        "cycle": {"shape": options.cycle, "smoother": options.smoother, "pre_smooth": options.pre_smooth,
+        "cycle": {"shape": options.cycle, "smoother": smoother_name(options.smoother), "pre_smooth": options.pre_smooth,
                   "post_smooth": options.post_smooth, "coarsest_n": options.coarsest_n},
         "losses": result.losses, "factors": [list(pair) for pair in result.factors], "time_s": result.time_s,
     })

@@ -4,18 +4,27 @@
 mgnet_cli/model/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
 diagonal ``A.diagonal``, so they serve any such stencil, not just the Laplacian. None changes the
 tensors it is given. ``DirectSolve`` fills the coarsest level's smoother slot with an exact solve.
-The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned.py.
+The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned.py, the
+line smoother in lines.py. The registry is ``configs/solver/smoother/``: a new smoother is one
+class and one YAML there.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mgnet_cli.model.cycle import zero_if_none
-from mgnet_cli.pde.learned import LearnedKernels, LearnedSmoother
-from mgnet_cli.pde.lines import ZebraLineGaussSeidel
+
+SmootherFactory = Callable[[int], nn.Module]
+"""``steps -> smoother``: a class of this module (or ``functools.partial`` of one with its settings),
+as ``configs/solver/smoother/*.yaml`` build them with ``_partial_: true``."""
+
+
+def check_steps(steps: int) -> int:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps={steps!r}: give an integer >= 0")
+    return steps
 
 
 Weight = float | torch.Tensor  # a number, or one per grid point (D^-1 of a variable stencil)
@@ -42,8 +51,10 @@ class DampedJacobi(nn.Module):
 
     def __init__(self, steps: int, omega: float = 0.8) -> None:
         super().__init__()
-        self.steps = steps
-        self.omega = omega
+        if not isinstance(omega, (int, float)) or isinstance(omega, bool) or not 0 < omega <= 1:
+            raise ValueError(f"omega={omega!r}: give a number in (0, 1]")
+        self.steps = check_steps(steps)
+        self.omega = float(omega)
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -79,7 +90,7 @@ class RedBlackGaussSeidel(nn.Module):
 
     def __init__(self, steps: int) -> None:
         super().__init__()
-        self.steps = steps
+        self.steps = check_steps(steps)
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -106,7 +117,9 @@ class ChebyshevPolynomial(nn.Module):
 
     def __init__(self, steps: int, ratio: float = 4.0, lambda_max: float = 2.0) -> None:
         super().__init__()
-        self.steps = steps
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not ratio > 1:
+            raise ValueError(f"ratio={ratio!r}: give a number > 1")
+        self.steps = check_steps(steps)
         self.lower, self.upper = lambda_max / ratio, lambda_max
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
@@ -145,24 +158,3 @@ class DirectSolve(nn.Module):
                 A: nn.Module) -> torch.Tensor:
         flat = residual.reshape(-1, self.inverse.shape[0])
         return _add(u, (flat @ self.inverse).view_as(residual))  # the inverse is symmetric
-
-
-@dataclass(frozen=True)
-class SmootherParameters:
-    """The smoothers' tunable constants: Jacobi's weight, the Chebyshev interval's ratio, and the
-    learned smoother's kernels (``None``: not learned yet, i.e. damped Jacobi with ``omega``)."""
-
-    omega: float = 0.8
-    chebyshev_ratio: float = 4.0
-    learned: LearnedKernels | None = None
-
-
-SMOOTHERS: dict[str, Callable[[int, SmootherParameters], nn.Module]] = {
-    "jacobi": lambda steps, p: DampedJacobi(steps, p.omega),
-    "gauss_seidel_rb": lambda steps, p: RedBlackGaussSeidel(steps),
-    "chebyshev": lambda steps, p: ChebyshevPolynomial(steps, p.chebyshev_ratio),
-    "line_gauss_seidel": lambda steps, p: ZebraLineGaussSeidel(steps),
-    "learned": lambda steps, p: LearnedSmoother(
-        steps, p.learned if p.learned is not None else LearnedKernels(omega=p.omega)),
-}
-"""``solver.smoother`` name -> ``factory(steps, parameters)``."""

@@ -17,7 +17,7 @@ import torch
 from mgnet_cli.model.cycle import CycleShape, Level, MultigridCycle
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
-from mgnet_cli.pde.smoothers import SMOOTHERS, DirectSolve, SmootherParameters
+from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,16 @@ class MultigridOptions:
     """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening."""
 
     cycle: CycleShape = "v"
-    smoother: str = "jacobi"
+    smoother: SmootherFactory = DampedJacobi  # steps -> smoother (configs/solver/smoother/)
     pre_smooth: int = 1
     post_smooth: int = 1
-    parameters: SmootherParameters = field(default_factory=SmootherParameters)
     coarsest_n: int = 7  # solved exactly; 7 x 7 = 49 unknowns
     prolongation: str = "bilinear"  # Galerkin coarsening (pde/hierarchy.py): bilinear, black_box, learned
+
+
+def smoother_name(factory: SmootherFactory) -> str:
+    """The smoother's class name (``functools.partial`` unwrapped), for logs and records."""
+    return getattr(getattr(factory, "func", factory), "__name__", type(factory).__name__)
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,16 @@ def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
     sizes = [n]
     while sizes[-1] > options.coarsest_n:
         sizes.append(coarse_size(sizes[-1]))
-    make = SMOOTHERS[options.smoother]
+    make = options.smoother
     levels = []
     for size in sizes[:-1]:
         levels.append(Level(
             A=Laplacian(1.0 / (size + 1)),
-            smoother=make(options.pre_smooth, options.parameters),
+            smoother=make(options.pre_smooth),
             restrict_residual=FullWeighting(),
             restrict_u=None,  # Pi = 0: the coarse unknown is the correction
             prolong=BilinearInterpolation(),
-            post_smoother=make(options.post_smooth, options.parameters),
+            post_smoother=make(options.post_smooth),
         ))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
     levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))

@@ -10,9 +10,10 @@ from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import coefficient_field, diffusion_stencil
 from mgnet_cli.pde.prolongation_learning import (ProlongationSettings, learn_prolongation,
                                                  load_prolongation, save_prolongation)
+from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions
 
-OPTIONS = MultigridOptions(smoother="gauss_seidel_rb", coarsest_n=3)
+OPTIONS = MultigridOptions(smoother=RedBlackGaussSeidel, coarsest_n=3)
 
 
 def factor(rule, n: int, seed: int = 77, kind: str = "lognormal", max_cycles: int = 60) -> float:
@@ -25,13 +26,13 @@ def factor(rule, n: int, seed: int = 77, kind: str = "lognormal", max_cycles: in
 @pytest.fixture(scope="module")
 def learned() -> LearnedProlongation:
     settings = ProlongationSettings(train_sizes=(15,), steps=30, batch=2, cycles=2, measure_every=100,
-                                    base="bilinear")
-    result = learn_prolongation(settings, OPTIONS, lambda p: torch.optim.Adam(p, lr=3e-3), lambda step: 1.0)
+                                    base="bilinear", fields=("lognormal",))
+    result = learn_prolongation(settings, OPTIONS, lambda p: torch.optim.Adam(p, lr=1e-2), lambda step: 1.0)
     return result.model
 
 
 def test_a_few_steps_lower_the_factor_below_bilinear_on_a_held_out_field(learned):
-    assert factor(learned, 15) < factor(PROLONGATIONS["bilinear"], 15) - 0.01
+    assert factor(learned, 31) < factor(PROLONGATIONS["bilinear"], 31) - 0.02  # 0.36 against 0.40
 
 
 def test_the_learned_parts_do_not_diverge_on_a_grid_16_times_larger(learned):
@@ -51,7 +52,7 @@ def test_a_saved_solver_reloads_to_the_same_factor(learned, tmp_path):
     path = tmp_path / "learned_prolongation.pt"
     save_prolongation(path, ProlongationResult(learned, ProlongationSettings()), OPTIONS)
     reloaded, state = load_prolongation(path)
-    assert state["cycle"]["smoother"] == "gauss_seidel_rb"
+    assert state["cycle"]["smoother"] == "RedBlackGaussSeidel"
     assert factor(reloaded, 63) == factor(learned, 63)
 
 
