@@ -148,15 +148,15 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
     if path is not None:
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = ProlongationSettings(train_sizes=(31, 63), steps=steps, batch=2, cycles=2)
+    settings = ProlongationSettings(train_sizes=(31,), steps=steps, batch=4, cycles=2)  # solve.yaml's
     options = MultigridOptions(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=3e-4), schedule)
+    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=1e-3), schedule)
     if save is not None:
         from mgnet_cli.pde.prolongation_learning import save_prolongation
 
         save_prolongation(save, result, options)
-    return result.model, (f"learned prolongation: trained here, {steps} steps at n = 31 and 63, "
+    return result.model, (f"learned prolongation: trained here, {steps} steps at n = 31, "
                           f"{result.time_s:.0f} s (not in the times below)")
 
 
