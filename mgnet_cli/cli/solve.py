@@ -1,7 +1,7 @@
 """``mgnet solve``: check the config, solve the problem by multigrid cycles, report and record the run.
 
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
-with ``solver.smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
+with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
 (curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
 ``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``).
 """
@@ -20,7 +20,7 @@ from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_lear
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
-from mgnet_cli.pde.hierarchy import PROLONGATIONS, ProlongationRule, solve_stencil
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
 from mgnet_cli.pde.poisson import right_hand_side
@@ -138,9 +138,28 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
         writer.close()
 
 
+def learned_parts(solver: DictConfig, smoother: str, options: MultigridOptions, run_dir: Path,
+                  device: torch.device) -> tuple[MultigridOptions, LearnedProlongation | None, dict[str, Any]]:
+    """The learned smoother and prolongation where chosen (learned or loaded): the options that use
+    the smoother, the prolongation rule, and their records for results.json."""
+    records: dict[str, Any] = {}
+    if is_learned(solver.smoother):
+        options, records["learned_smoother"] = learned_smoother(solver, options, run_dir, device)
+    elif solver.learned.checkpoint is not None:
+        log.warning("solver.learned.checkpoint is unused: solver/smoother=%s", smoother)
+    rule = None
+    if options.prolongation == "learned":
+        rule, records["learned_prolongation"] = learned_prolongation(solver.learned_prolongation, options,
+                                                                     run_dir)
+    elif solver.learned_prolongation.checkpoint is not None:
+        log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s",
+                    options.prolongation)
+    return options, rule, records
+
+
 def solve_problem(problem: Problem, rhs: str, seed: int, options: MultigridOptions, tol: float,
                   max_cycles: int, dtype: torch.dtype, device: torch.device,
-                  learned: ProlongationRule | None = None) -> SolveResult:
+                  learned: LearnedProlongation | None = None) -> SolveResult:
     """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels."""
     if problem.kind == "poisson":
         return solve_poisson(problem.n, rhs, options, tol, max_cycles, dtype, device, seed)
@@ -163,19 +182,8 @@ def run(cfg: DictConfig) -> float:
     max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
     dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
     device = resolve_device(str(cfg.solver.device), "solver.device")
-    learned = None
     smoother = HydraConfig.get().runtime.choices.get("solver/smoother", smoother_name(options.smoother))
-    if is_learned(cfg.solver.smoother):
-        options, learned = learned_smoother(cfg.solver, options, run_dir, device)
-    elif cfg.solver.learned.checkpoint is not None:
-        log.warning("solver.learned.checkpoint is unused: solver/smoother=%s", smoother)
-
-    rule, learned_p = None, None
-    if options.prolongation == "learned":
-        rule, learned_p = learned_prolongation(cfg.solver.learned_prolongation, options, run_dir)
-    elif cfg.solver.learned_prolongation.checkpoint is not None:
-        log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s",
-                    options.prolongation)
+    options, rule, records = learned_parts(cfg.solver, smoother, options, run_dir, device)
     result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
@@ -195,11 +203,7 @@ def run(cfg: DictConfig) -> float:
                "device": str(device), "torch_version": torch.__version__, "problem": problem.label(),
                "smoother": smoother,
                "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
-               **result.summary()}
-    if learned is not None:
-        results["learned_smoother"] = learned
-    if learned_p is not None:
-        results["learned_prolongation"] = learned_p
+               **result.summary(), **records}
     write_json_atomic(run_dir / "results.json", results)
     plot_history(result, tol, title, run_dir / "residual_history.png")
     write_scalars(result, run_dir)

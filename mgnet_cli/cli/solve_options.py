@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learned_prolongation import BASES
@@ -60,6 +61,14 @@ PROLONGATION_CHOICES = ("bilinear", "black_box", "learned")
 def problem_settings(node: DictConfig) -> Problem:
     """``cfg.problem`` checked: the kind's own keys, the coefficient field's file readable."""
     kind = choice(node.kind, "problem.kind", PROBLEMS)
+    try:
+        return _problem(node, kind)
+    except (ConfigAttributeError, ConfigKeyError) as error:
+        raise ConfigError(f"problem.kind={kind}: choose the problem with problem={kind} "
+                          f"(configs/problem/), not by its kind") from error
+
+
+def _problem(node: DictConfig, kind: str) -> Problem:
     n = grid_size(node.n, "problem.n")
     choice(node.rhs, "problem.rhs", RIGHT_HAND_SIDES)
     integer(node.seed, "problem.seed", 0)
