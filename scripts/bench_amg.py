@@ -210,9 +210,10 @@ def plot_prolongations(rule: Callable, n: int, path: Path) -> None:
     for axes, (title, image) in zip(panels, [("Black Box", box), ("learned", learned),
                                              ("learned − Black Box", learned - box)]):
         shown = axes.imshow(image.numpy(), cmap="coolwarm" if "−" in title else "viridis")
-        axes.set(title=f"{title}: weight to the east fine point", xticks=[], yticks=[])
+        axes.set(title=title, xticks=[], yticks=[])
         figure.colorbar(shown, ax=axes, shrink=0.8)
-    figure.suptitle(f"prolongation weights on a jumps field (1 / 10³ per box), n = {n}")
+    figure.suptitle(f"weight of each coarse point for the fine point east of it, jumps field "
+                    f"(1 / 10³ per box), n = {n}")
     figure.savefig(path, dpi=110)
 
 
