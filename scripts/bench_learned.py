@@ -25,12 +25,13 @@ import bench_solve  # scripts/ is on sys.path when this file is run
 from mgnet_cli.pde import learned as learned_module
 from mgnet_cli.pde.learning import kernel_table, load_learned, with_kernels
 from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, build_cycle, iterate, solve_poisson
 
 log = logging.getLogger("bench_learned")
 
-SMOOTHERS = [("damped Jacobi ω = 4/5", "jacobi"), ("red-black Gauss–Seidel", "gauss_seidel_rb"),
-             ("Chebyshev, degree = steps", "chebyshev"), ("learned 3×3 kernel", "learned")]
+SMOOTHERS = [("damped Jacobi ω = 4/5", DampedJacobi), ("red-black Gauss–Seidel", RedBlackGaussSeidel),
+             ("Chebyshev, degree = steps", ChebyshevPolynomial), ("learned 3×3 kernel", None)]
 
 
 def with_steps(options: MultigridOptions, steps: int) -> MultigridOptions:
@@ -139,7 +140,7 @@ def main() -> None:
              "| idle starts |", header, args.time_n)
     log.info("|%s", " --- |" * (5 + 2 * len(args.sizes)))
     for label, name in SMOOTHERS:
-        options = with_kernels(base, kernels) if name == "learned" else replace(base, smoother=name)
+        options = with_kernels(base, kernels) if name is None else replace(base, smoother=name)
         factors = [factor(n, with_steps(options, s)) for s in (1, 2) for n in args.sizes]
         ops = [count_operations(args.time_n, with_steps(options, s)) for s in (1, 2)]
         times = [time_to_tolerance(args.time_n, with_steps(options, s), args.repeats, args.wait_idle)

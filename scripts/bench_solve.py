@@ -19,7 +19,9 @@ import time
 import torch
 
 from mgnet_cli.pde.poisson import BilinearInterpolation, FullWeighting, Laplacian
-from mgnet_cli.pde.smoothers import SmootherParameters
+from functools import partial
+
+from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
 
 log = logging.getLogger("bench_solve")
@@ -31,8 +33,9 @@ FACTORS = [("jacobi", 0.8), ("jacobi", 2 / 3), ("gauss_seidel_rb", 0.8), ("cheby
 
 
 def options(smoother: str, cycle: str, pre: int, post: int, omega: float) -> MultigridOptions:
-    return MultigridOptions(cycle=cycle, smoother=smoother, pre_smooth=pre, post_smooth=post,  # type: ignore[arg-type]
-                            parameters=SmootherParameters(omega=omega))
+    factory = {"jacobi": partial(DampedJacobi, omega=omega), "gauss_seidel_rb": RedBlackGaussSeidel,
+               "chebyshev": ChebyshevPolynomial}[smoother]
+    return MultigridOptions(cycle=cycle, smoother=factory, pre_smooth=pre, post_smooth=post)  # type: ignore[arg-type]
 
 
 def busy_fraction(interval_s: float = 0.25) -> float:

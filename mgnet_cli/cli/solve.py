@@ -1,8 +1,9 @@
-"""``mgnet solve``: check the config, solve Poisson by multigrid cycles, report and record the run.
+"""``mgnet solve``: check the config, solve the problem by multigrid cycles, report and record the run.
 
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
-with ``solver.smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
-(curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``.
+with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
+(curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
+``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``).
 """
 
 import logging
@@ -13,12 +14,19 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.solve_options import (DTYPES, built, choice, grid_size, integer, learning_settings,
-                                         multigrid_options, number)
+from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_learned, learning_settings,
+                                         multigrid_options, number, problem_settings,
+                                         prolongation_settings)
+from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
-from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES
-from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
+from mgnet_cli.pde.learned_prolongation import LearnedProlongation
+from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
+from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.learned import START_OMEGA
+from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
 from mgnet_cli.train.checkpoint import write_json_atomic
 from mgnet_cli.train.settings import resolve_device
 
@@ -53,8 +61,33 @@ def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Pat
                               for step, factor in result.factors],
                   "final_loss": result.losses[-1]}
     record["kernels"] = {label: kernel.detach().cpu().tolist() for label, kernel in kernels.labelled()}
-    log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, options.parameters.omega))
+    log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, START_OMEGA))
     return with_kernels(options, kernels.to(device)), record
+
+
+def learned_prolongation(node: DictConfig, options: MultigridOptions,
+                         run_dir: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
+    """Loads ``solver.learned_prolongation.checkpoint`` or learns the network (saved in ``run_dir``)."""
+    if node.checkpoint is not None:
+        path = Path(str(node.checkpoint)).expanduser()
+        model, state = load_prolongation(path)
+        log.info("learned prolongation loaded from %s (learned for %s)", path, state.get("cycle"))
+        return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
+                       "settings": state.get("settings")}
+    settings = prolongation_settings(node, options.coarsest_n)
+    probe = [torch.zeros(1, requires_grad=True)]
+    key = "solver.learned_prolongation"
+    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
+    schedule = built(node.scheduler, f"{key}.scheduler",
+                     lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+    result = learn_prolongation(settings, options, make_optimizer, schedule, run_dir)
+    path = run_dir / "learned_prolongation.pt"
+    save_prolongation(path, result, options)
+    log.info("learned in %.1f s (%d steps); saved as %s: reuse it with "
+             "solver.learned_prolongation.checkpoint=%s", result.time_s, settings.steps, path, path)
+    return result.model, {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
+                          "factors": [{"step": step, "factor": factor} for step, factor in result.factors],
+                          "final_loss": result.losses[-1]}
 
 
 def residual_table(result: SolveResult) -> str:
@@ -105,27 +138,57 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
         writer.close()
 
 
+def learned_parts(solver: DictConfig, smoother: str, options: MultigridOptions, run_dir: Path,
+                  device: torch.device) -> tuple[MultigridOptions, LearnedProlongation | None, dict[str, Any]]:
+    """The learned smoother and prolongation where chosen (learned or loaded): the options that use
+    the smoother, the prolongation rule, and their records for results.json."""
+    records: dict[str, Any] = {}
+    if is_learned(solver.smoother):
+        options, records["learned_smoother"] = learned_smoother(solver, options, run_dir, device)
+    elif solver.learned.checkpoint is not None:
+        log.warning("solver.learned.checkpoint is unused: solver/smoother=%s", smoother)
+    rule = None
+    if options.prolongation == "learned":
+        rule, records["learned_prolongation"] = learned_prolongation(solver.learned_prolongation, options,
+                                                                     run_dir)
+    elif solver.learned_prolongation.checkpoint is not None:
+        log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s",
+                    options.prolongation)
+    return options, rule, records
+
+
+def solve_problem(problem: Problem, rhs: str, seed: int, options: MultigridOptions, tol: float,
+                  max_cycles: int, dtype: torch.dtype, device: torch.device,
+                  learned: LearnedProlongation | None = None) -> SolveResult:
+    """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels."""
+    if problem.kind == "poisson":
+        return solve_poisson(problem.n, rhs, options, tol, max_cycles, dtype, device, seed)
+    rule = learned.to(device) if learned is not None else PROLONGATIONS[options.prolongation]
+    f = right_hand_side(rhs, problem.n, dtype, device, seed)
+    return solve_stencil(problem.stencil(dtype, device), f, options, rule, tol, max_cycles)
+
+
 def run(cfg: DictConfig) -> float:
-    """Solves one Poisson problem; returns the convergence factor (the value sweeps minimise)."""
+    """Solves one problem; returns the convergence factor (the value sweeps minimise)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    n = grid_size(cfg.problem.n, "problem.n")
-    rhs = choice(cfg.problem.rhs, "problem.rhs", RIGHT_HAND_SIDES)
-    seed = integer(cfg.problem.seed, "problem.seed", 0)
+    problem = problem_settings(cfg.problem)
+    n, rhs, seed = problem.n, str(cfg.problem.rhs), int(cfg.problem.seed)
     options = multigrid_options(cfg.solver)
+    if problem.kind == "poisson" and options.prolongation != "bilinear":
+        raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
+                          f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
+                          f"problem=diffusion problem.coefficient=constant")
     tol = number(cfg.solver.tol, "solver.tol", 0.0, 1.0, "in (0, 1]")
     max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
     dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
     device = resolve_device(str(cfg.solver.device), "solver.device")
-    learned = None
-    if options.smoother == "learned":
-        options, learned = learned_smoother(cfg.solver, options, run_dir, device)
-    elif cfg.solver.learned.checkpoint is not None:
-        log.warning("solver.learned.checkpoint is unused: solver.smoother=%s", options.smoother)
-
-    result = solve_poisson(n, rhs, options, tol, max_cycles, dtype, device, seed)
+    smoother = HydraConfig.get().runtime.choices.get("solver/smoother", smoother_name(options.smoother))
+    options, rule, records = learned_parts(cfg.solver, smoother, options, run_dir, device)
+    result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
-    title = f"n={n} {rhs}, {shape} {options.smoother}"
+    coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
+    title = f"n={n} {problem.label()} {rhs}, {shape} {smoother}{coarsening}"
     log.info("%s on %s, %s; levels %s\n%s", title, device, cfg.solver.dtype, result.levels,
              residual_table(result))
     log.info("%s after %d cycles (relative residual %.2e); convergence factor %.3f per cycle; "
@@ -137,9 +200,10 @@ def run(cfg: DictConfig) -> float:
                  result.error_max, result.error_l2)
 
     results = {"command": "solve", "config": OmegaConf.to_container(cfg, resolve=True),
-               "device": str(device), "torch_version": torch.__version__, **result.summary()}
-    if learned is not None:
-        results["learned_smoother"] = learned
+               "device": str(device), "torch_version": torch.__version__, "problem": problem.label(),
+               "smoother": smoother,
+               "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
+               **result.summary(), **records}
     write_json_atomic(run_dir / "results.json", results)
     plot_history(result, tol, title, run_dir / "residual_history.png")
     write_scalars(result, run_dir)

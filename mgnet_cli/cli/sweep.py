@@ -30,8 +30,9 @@ except ImportError:  # Windows: no POSIX locks; the jobs of a local sweep run on
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("job", "overrides", "status", "best_test_acc", "final_test_acc", "parameters",
-           "epochs", "wall_time_s", "error", "folder")
+METRICS = ("best_test_acc", "final_test_acc", "parameters", "epochs", "wall_time_s")  # training's
+COLUMNS = ("job", "overrides", "status", *METRICS, "error", "folder")
+COMPLETED = ("completed",)  # the results.json statuses of a finished job (training's)
 
 
 def reset_process_state() -> None:
@@ -46,12 +47,13 @@ def reset_process_state() -> None:
     torch.seed()
 
 
-def job_row(config: DictConfig, job_return: JobReturn) -> dict[str, Any]:
+def job_row(config: DictConfig, job_return: JobReturn, metrics: tuple[str, ...] = METRICS,
+            completed: tuple[str, ...] = COMPLETED) -> dict[str, Any]:
     """The summary row of a finished job, from its results.json (and the failure, if any)."""
     folder = Path(config.hydra.runtime.output_dir)
     results_file = folder / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    failed = job_return.status == JobStatus.FAILED or results.get("status") != "completed"
+    failed = job_return.status == JobStatus.FAILED or results.get("status") not in completed
     error = results.get("error", "")
     if job_return.status == JobStatus.FAILED:
         error = str(job_return._return_value)
@@ -59,15 +61,15 @@ def job_row(config: DictConfig, job_return: JobReturn) -> dict[str, Any]:
         "job": config.hydra.job.num,
         "overrides": " ".join(config.hydra.overrides.task),
         "status": "failed" if failed else "completed",
-        **{key: results.get(key, "") for key in COLUMNS[3:8]},
+        **{key: results.get(key, "") for key in metrics},
         "error": error.splitlines()[0] if error else ("" if not failed else "no results.json"),
         "folder": str(folder),
     }
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> None:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer = csv.DictWriter(text, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, lambda file: file.write(text.getvalue().encode()))
@@ -93,7 +95,7 @@ def record_row(path: Path, row: dict[str, Any]) -> None:
     """Adds (or replaces) one job's row of the summary at ``path``, under the sweep's lock."""
     with locked(path.with_name(".summary.lock")):
         rows = [old for old in read_rows(path) if str(old["job"]) != str(row["job"])]
-        write_rows(path, sorted([*rows, row], key=lambda r: int(r["job"])))
+        write_rows(path, sorted([*rows, row], key=lambda r: int(r["job"])), tuple(row))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -104,7 +106,13 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 class SweepRecorder(Callback):
-    """Isolates the jobs of a sweep and records each in ``<sweep dir>/summary.csv``."""
+    """Isolates the jobs of a sweep and records each in ``<sweep dir>/summary.csv``: the ``metrics``
+    of its results.json; a job is completed when its status is one of ``completed`` (training's
+    columns and status by default; configs/solve.yaml names solve's)."""
+
+    def __init__(self, metrics: list[str] | None = None, completed: list[str] | None = None) -> None:
+        self.metrics = tuple(metrics) if metrics is not None else METRICS
+        self.completed = tuple(completed) if completed is not None else COMPLETED
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         reset_process_state()
@@ -112,15 +120,17 @@ class SweepRecorder(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        record_row(Path(config.hydra.sweep.dir) / "summary.csv", job_row(config, job_return))
+        record_row(Path(config.hydra.sweep.dir) / "summary.csv",
+                   job_row(config, job_return, self.metrics, self.completed))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         path = Path(config.hydra.sweep.dir) / "summary.csv"
         rows = read_rows(path)
         failed = [row for row in rows if row["status"] != "completed"]
         for row in rows:
-            log.info("job %s [%s] %s best %s final %s %s", row["job"], row["overrides"], row["status"],
-                     row["best_test_acc"], row["final_test_acc"], row["error"])
+            figures = " ".join(f"{key} {row.get(key, '')}" for key in self.metrics[:2])
+            log.info("job %s [%s] %s %s %s", row["job"], row["overrides"], row["status"], figures,
+                     row["error"])
         log.info("sweep summary: %s (%d jobs, %d failed)", path, len(rows), len(failed))
         if failed:
             raise SystemExit(1)

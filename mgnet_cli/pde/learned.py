@@ -20,6 +20,8 @@ from torch import nn
 
 from mgnet_cli.model.cycle import zero_if_none
 
+START_OMEGA = 0.8  # training starts from damped Jacobi with this weight
+
 # (row, column) offsets of the 3x3 kernel's taps: weight [1 + di, 1 + dj] reads r[i + di, j + dj]
 _OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
 
@@ -96,20 +98,23 @@ class LearnedKernels(nn.Module):
 class LearnedSmoother(nn.Module):
     """``steps`` sweeps of ``u <- u + (K / D) * (f - A u)``, ``K`` the kernel of the level's grid size."""
 
-    def __init__(self, steps: int, kernels: LearnedKernels) -> None:
+    def __init__(self, steps: int, kernels: LearnedKernels | None = None) -> None:
         super().__init__()
         self.steps = steps
-        self.kernels = kernels
+        self.kernels = kernels if kernels is not None else LearnedKernels()  # damped Jacobi, untrained
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
             return zero_if_none(u, f)
         kernel = self.kernels.kernel(residual.shape[-1]).to(residual)
-        weights = kernel * (1.0 / A.diagonal)
+        inverse = 1.0 / A.diagonal  # a number (the Laplacian) or one per point (a variable stencil)
+        per_point = isinstance(inverse, torch.Tensor)
+        weights = kernel if per_point else kernel * inverse
         for step in range(self.steps):
             if step > 0:
                 residual = A.residual(u, f)
-            correction = convolve(residual, weights)  # a new tensor: u itself is never changed
+            # K * (D^-1 r), a new tensor: u itself is never changed
+            correction = convolve(residual * inverse if per_point else residual, weights)
             u = correction if u is None else correction.add_(u)
         return u

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.model.cycle import MultigridCycle
-from mgnet_cli.pde.learned import LearnedKernels
+from mgnet_cli.pde.learned import START_OMEGA, LearnedKernels, LearnedSmoother
 from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.solve import MultigridOptions, build_cycle, solve_poisson
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
@@ -65,7 +66,7 @@ class LearningResult:
 
 def with_kernels(options: MultigridOptions, kernels: LearnedKernels) -> MultigridOptions:
     """``options`` with the learned smoother and these kernels."""
-    return replace(options, smoother="learned", parameters=replace(options.parameters, learned=kernels))
+    return replace(options, smoother=partial(LearnedSmoother, kernels=kernels))
 
 
 def smoothed_sizes(train_sizes: Iterable[int], coarsest_n: int) -> list[int]:
@@ -125,7 +126,7 @@ def learn_smoother(settings: LearningSettings, options: MultigridOptions, make_o
     """Trains kernels for ``options``' cycle; TensorBoard scalars go to ``run_dir`` when given."""
     device = torch.device(device)
     sizes = [] if settings.shared else smoothed_sizes(settings.train_sizes, options.coarsest_n)
-    kernels = LearnedKernels(sizes, omega=options.parameters.omega).to(device)
+    kernels = LearnedKernels(sizes, omega=START_OMEGA).to(device)
     options = with_kernels(options, kernels)
     cycles = {n: build_cycle(n, options, torch.float64, device)[0] for n in settings.train_sizes}
     optimizer = make_optimizer(kernels.parameters())
@@ -177,7 +178,7 @@ def save_learned(path: Path, result: LearningResult, options: MultigridOptions) 
         "settings": {**asdict(result.settings), "train_sizes": list(result.settings.train_sizes)},
         "cycle": {"shape": options.cycle, "pre_smooth": options.pre_smooth,
                   "post_smooth": options.post_smooth, "coarsest_n": options.coarsest_n,
-                  "omega": options.parameters.omega},
+                  "omega": START_OMEGA},
         "losses": result.losses, "factors": [list(pair) for pair in result.factors],
         "time_s": result.time_s,
     })

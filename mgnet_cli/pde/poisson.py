@@ -48,6 +48,7 @@ class Laplacian(nn.Module):
         super().__init__()
         self.h = h
         self.diagonal = 4.0 / h**2  # D, the constant diagonal the smoothers divide by
+        self.cache: dict[str, object] = {}  # what smoothers factorise once (line solves)
 
     def kernel(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The stencil as a (1, 1, 3, 3) conv weight (padding 1 = zero boundary)."""

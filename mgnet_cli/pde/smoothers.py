@@ -4,22 +4,46 @@
 mgnet_cli/model/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
 diagonal ``A.diagonal``, so they serve any such stencil, not just the Laplacian. None changes the
 tensors it is given. ``DirectSolve`` fills the coarsest level's smoother slot with an exact solve.
-The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned.py.
+The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned.py, the
+line smoother in lines.py. The registry is ``configs/solver/smoother/``: a new smoother is one
+class and one YAML there.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mgnet_cli.model.cycle import zero_if_none
-from mgnet_cli.pde.learned import LearnedKernels, LearnedSmoother
+
+SmootherFactory = Callable[[int], nn.Module]
+"""``steps -> smoother``: a class of this module (or ``functools.partial`` of one with its settings),
+as ``configs/solver/smoother/*.yaml`` build them with ``_partial_: true``."""
 
 
-def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+def check_steps(steps: int) -> int:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps={steps!r}: give an integer >= 0")
+    return steps
+
+
+Weight = float | torch.Tensor  # a number, or one per grid point (D^-1 of a variable stencil)
+
+
+def _add(u: torch.Tensor | None, correction: torch.Tensor, weight: Weight = 1.0) -> torch.Tensor:
     """``u + weight * correction`` in one pass, with ``None`` standing for zero; ``u`` is not changed."""
-    return correction * weight if u is None else u.add(correction, alpha=weight)
+    if u is None:
+        return correction * weight
+    if isinstance(weight, torch.Tensor):
+        return torch.addcmul(u, correction, weight)
+    return u.add(correction, alpha=weight)
+
+
+def _add_(u: torch.Tensor, correction: torch.Tensor, weight: Weight) -> torch.Tensor:
+    """``u += weight * correction`` in place."""
+    if isinstance(weight, torch.Tensor):
+        return u.addcmul_(correction, weight)
+    return u.add_(correction, alpha=weight)
 
 
 class DampedJacobi(nn.Module):
@@ -27,8 +51,10 @@ class DampedJacobi(nn.Module):
 
     def __init__(self, steps: int, omega: float = 0.8) -> None:
         super().__init__()
-        self.steps = steps
-        self.omega = omega
+        if not isinstance(omega, (int, float)) or isinstance(omega, bool) or not 0 < omega <= 1:
+            raise ValueError(f"omega={omega!r}: give a number in (0, 1]")
+        self.steps = check_steps(steps)
+        self.omega = float(omega)
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -37,16 +63,22 @@ class DampedJacobi(nn.Module):
         weight = self.omega / A.diagonal
         u = _add(u, residual, weight)  # a new tensor: later steps may update it in place
         for _ in range(1, self.steps):
-            u.add_(A.residual(u, f), alpha=weight)
+            u = _add(u, A.residual(u, f), weight) if torch.is_grad_enabled() else \
+                _add_(u, A.residual(u, f), weight)
         return u
 
 
-def _update_colour(u: torch.Tensor, residual: torch.Tensor, weight: float, colour: int) -> None:
-    """``u += weight * residual`` in place on the points with ``(i + j) % 2 == colour``."""
+def _update_colour(u: torch.Tensor, residual: torch.Tensor, weight: Weight, colour: int) -> torch.Tensor:
+    """``u += weight * residual`` on the points with ``(i + j) % 2 == colour``: in place, or into a
+    copy when autograd records (the learned prolongation trains through this smoother)."""
+    if torch.is_grad_enabled():
+        u = u.clone()
     for row_start in (0, 1):
         col_start = (row_start + colour) % 2
-        u[..., row_start::2, col_start::2].add_(residual[..., row_start::2, col_start::2],
-                                                alpha=weight)
+        points = (..., slice(row_start, None, 2), slice(col_start, None, 2))
+        local = weight[points[1:]] if isinstance(weight, torch.Tensor) else weight
+        _add_(u[points], residual[points], local)
+    return u
 
 
 class RedBlackGaussSeidel(nn.Module):
@@ -58,7 +90,7 @@ class RedBlackGaussSeidel(nn.Module):
 
     def __init__(self, steps: int) -> None:
         super().__init__()
-        self.steps = steps
+        self.steps = check_steps(steps)
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -69,8 +101,8 @@ class RedBlackGaussSeidel(nn.Module):
         for step in range(self.steps):
             if step > 0:
                 residual = A.residual(u, f)
-            _update_colour(u, residual, weight, colour=0)  # red, from the given residual
-            _update_colour(u, A.residual(u, f), weight, colour=1)  # black, seeing the new red values
+            u = _update_colour(u, residual, weight, colour=0)  # red, from the given residual
+            u = _update_colour(u, A.residual(u, f), weight, colour=1)  # black, seeing the new red values
         return u
 
 
@@ -85,7 +117,9 @@ class ChebyshevPolynomial(nn.Module):
 
     def __init__(self, steps: int, ratio: float = 4.0, lambda_max: float = 2.0) -> None:
         super().__init__()
-        self.steps = steps
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not ratio > 1:
+            raise ValueError(f"ratio={ratio!r}: give a number > 1")
+        self.steps = check_steps(steps)
         self.lower, self.upper = lambda_max / ratio, lambda_max
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
@@ -101,8 +135,8 @@ class ChebyshevPolynomial(nn.Module):
             residual = A.residual(direction, residual)  # r - A d
             rho_next = 1.0 / (2.0 * sigma - rho)
             direction = direction * (rho_next * rho)
-            direction.add_(residual, alpha=2.0 * rho_next / (half_width * A.diagonal))
-            u.add_(direction)
+            _add_(direction, residual, 2.0 * rho_next / (half_width * A.diagonal))
+            u = u + direction if torch.is_grad_enabled() else u.add_(direction)
             rho = rho_next
         return u
 
@@ -124,23 +158,3 @@ class DirectSolve(nn.Module):
                 A: nn.Module) -> torch.Tensor:
         flat = residual.reshape(-1, self.inverse.shape[0])
         return _add(u, (flat @ self.inverse).view_as(residual))  # the inverse is symmetric
-
-
-@dataclass(frozen=True)
-class SmootherParameters:
-    """The smoothers' tunable constants: Jacobi's weight, the Chebyshev interval's ratio, and the
-    learned smoother's kernels (``None``: not learned yet, i.e. damped Jacobi with ``omega``)."""
-
-    omega: float = 0.8
-    chebyshev_ratio: float = 4.0
-    learned: LearnedKernels | None = None
-
-
-SMOOTHERS: dict[str, Callable[[int, SmootherParameters], nn.Module]] = {
-    "jacobi": lambda steps, p: DampedJacobi(steps, p.omega),
-    "gauss_seidel_rb": lambda steps, p: RedBlackGaussSeidel(steps),
-    "chebyshev": lambda steps, p: ChebyshevPolynomial(steps, p.chebyshev_ratio),
-    "learned": lambda steps, p: LearnedSmoother(
-        steps, p.learned if p.learned is not None else LearnedKernels(omega=p.omega)),
-}
-"""``solver.smoother`` name -> ``factory(steps, parameters)``."""

@@ -8,7 +8,8 @@ Everything runs under ``torch.inference_mode``: nothing here is trained.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -16,7 +17,7 @@ import torch
 from mgnet_cli.model.cycle import CycleShape, Level, MultigridCycle
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
-from mgnet_cli.pde.smoothers import SMOOTHERS, DirectSolve, SmootherParameters
+from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,16 @@ class MultigridOptions:
     """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening."""
 
     cycle: CycleShape = "v"
-    smoother: str = "jacobi"
+    smoother: SmootherFactory = DampedJacobi  # steps -> smoother (configs/solver/smoother/)
     pre_smooth: int = 1
     post_smooth: int = 1
-    parameters: SmootherParameters = field(default_factory=SmootherParameters)
     coarsest_n: int = 7  # solved exactly; 7 x 7 = 49 unknowns
+    prolongation: str = "bilinear"  # Galerkin coarsening (pde/hierarchy.py): bilinear, black_box, learned
+
+
+def smoother_name(factory: SmootherFactory) -> str:
+    """The smoother's class name (``functools.partial`` unwrapped), for logs and records."""
+    return getattr(getattr(factory, "func", factory), "__name__", type(factory).__name__)
 
 
 @dataclass(frozen=True)
@@ -81,16 +87,16 @@ def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
     sizes = [n]
     while sizes[-1] > options.coarsest_n:
         sizes.append(coarse_size(sizes[-1]))
-    make = SMOOTHERS[options.smoother]
+    make = options.smoother
     levels = []
     for size in sizes[:-1]:
         levels.append(Level(
             A=Laplacian(1.0 / (size + 1)),
-            smoother=make(options.pre_smooth, options.parameters),
+            smoother=make(options.pre_smooth),
             restrict_residual=FullWeighting(),
             restrict_u=None,  # Pi = 0: the coarse unknown is the correction
             prolong=BilinearInterpolation(),
-            post_smoother=make(options.post_smooth, options.parameters),
+            post_smoother=make(options.post_smooth),
         ))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
     levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
@@ -140,6 +146,24 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list[int]]], tol: float,
+                 max_cycles: int) -> SolveResult:
+    """Builds the cycle (timed as setup) and cycles on ``A u = f`` from ``u = 0`` (timed as solve)."""
+    device = f.device
+    start = time.perf_counter()
+    cycle, sizes = build()  # setup: levels, coarse operators, the coarsest factor
+    _synchronize(device)
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    u, norms, status = iterate(cycle, cycle.levels[0].A, f, tol, max_cycles)
+    _synchronize(device)
+    solve_time = time.perf_counter() - start
+    factor = asymptotic_factor(above_round_off(norms) if status == "stagnated" else norms)
+    log.debug("n=%d: %d cycles, factor %.3f", f.shape[-1], len(norms) - 1, factor)
+    return SolveResult(n=f.shape[-1], levels=sizes, residual_norms=norms, convergence_factor=factor,
+                       status=status, setup_time_s=setup, solve_time_s=solve_time, solution=u)
+
+
 def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridOptions | None = None,
                   tol: float = 1e-8, max_cycles: int = 50, dtype: torch.dtype = torch.float64,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
@@ -148,22 +172,9 @@ def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridOptio
     device = torch.device(device)
     with torch.inference_mode():
         f = right_hand_side(rhs, n, dtype, device, seed)
-        start = time.perf_counter()
-        cycle, sizes = build_cycle(n, options, dtype, device)  # setup: levels + coarsest factor
-        _synchronize(device)
-        setup = time.perf_counter() - start
-        start = time.perf_counter()
-        u, norms, status = iterate(cycle, cycle.levels[0].A, f, tol, max_cycles)
-        _synchronize(device)
-        solve_time = time.perf_counter() - start
-        error_max = error_l2 = None
+        result = solve_system(f, lambda: build_cycle(n, options, dtype, device), tol, max_cycles)
         if rhs == "sine":
-            error = u - sine_solution(n, dtype, device)
-            error_max = error.abs().max().item()
-            error_l2 = torch.linalg.vector_norm(error).item() / (n + 1)
-    factor = asymptotic_factor(above_round_off(norms) if status == "stagnated" else norms)
-    log.debug("n=%d: %d cycles, factor %.3f", n, len(norms) - 1, factor)
-    return SolveResult(n=n, levels=sizes, residual_norms=norms, convergence_factor=factor,
-                       status=status, setup_time_s=setup, solve_time_s=solve_time,
-                       error_max=error_max, error_l2=error_l2, solution=u)
-
+            error = result.solution - sine_solution(n, dtype, device)
+            result = replace(result, error_max=error.abs().max().item(),
+                             error_l2=torch.linalg.vector_norm(error).item() / (n + 1))
+    return result

@@ -11,7 +11,7 @@ from mgnet_cli.cli.solve_options import learning_settings, multigrid_options
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.cli.test_solve_cli import mgnet_solve
 
-TINY = ["solver.smoother=learned", "problem.n=63", "solver.device=cpu",
+TINY = ["solver/smoother=learned", "problem.n=63", "solver.device=cpu",
         "solver.learned.train_sizes=[15]", "solver.learned.steps=10", "solver.learned.batch=4",
         "solver.learned.cycles=3", "solver.learned.measure_every=5",
         "solver.learned.optimizer.lr=0.05"]
@@ -36,7 +36,7 @@ def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
     assert factors[0].value == pytest.approx(0.35, abs=0.03) and factors[-1].value < 0.3
     assert {"learned/lr", "learned/batch_factor", "residual/relative"} <= set(events.Tags()["scalars"])
 
-    done = mgnet_solve("solver.smoother=learned", "problem.n=63", "solver.device=cpu",
+    done = mgnet_solve("solver/smoother=learned", "problem.n=63", "solver.device=cpu",
                        f"solver.learned.checkpoint={checkpoint}", f"hydra.run.dir={second}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     reloaded = json.loads((second / "results.json").read_text())
@@ -47,7 +47,7 @@ def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
 
 
 def test_a_bad_learned_value_exits_2_with_one_line(tmp_path):
-    done = mgnet_solve("solver.smoother=learned", "solver.learned.train_sizes=[100]",
+    done = mgnet_solve("solver/smoother=learned", "solver.learned.train_sizes=[100]",
                        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -67,7 +67,7 @@ def test_a_bad_learned_value_exits_2_with_one_line(tmp_path):
     ("solver.learned.scheduler.epochs=many", "solver.learned.scheduler cannot be built"),
 ])
 def test_bad_learned_values_name_the_key(compose_config, tmp_path, override, message):
-    cfg = compose_config("solver.smoother=learned", override, config_name="solve", tiny=False)
+    cfg = compose_config("solver/smoother=learned", override, config_name="solve", tiny=False)
     options = multigrid_options(cfg.solver)
     with pytest.raises(ConfigError, match=message):
         learned_smoother(cfg.solver, options, tmp_path, torch.device("cpu"))
@@ -75,10 +75,54 @@ def test_bad_learned_values_name_the_key(compose_config, tmp_path, override, mes
 
 
 def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compose_config, tmp_path):
-    cfg = compose_config("solver.smoother=learned", config_name="solve", tiny=False)
+    cfg = compose_config("solver/smoother=learned", config_name="solve", tiny=False)
     settings = learning_settings(cfg.solver.learned, coarsest_n=7)
     assert settings.train_sizes == (31, 63) and settings.shared and settings.measure_size == 127
-    cfg = compose_config("solver.smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
+    cfg = compose_config("solver/smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
                          config_name="solve", tiny=False)
     with pytest.raises(MgnetError, match="no.pt does not exist"):
         learned_smoother(cfg.solver, multigrid_options(cfg.solver), tmp_path, torch.device("cpu"))
+
+
+TINY_PROLONGATION = ["problem=diffusion", "problem.n=63", "solver.prolongation=learned",
+                     "solver/smoother=gauss_seidel_rb", "solver.learned_prolongation.train_sizes=[15]",
+                     "solver.learned_prolongation.steps=3", "solver.learned_prolongation.measure_every=3"]
+
+
+def test_learns_a_prolongation_saves_it_and_reloads_it(tmp_path):
+    first, second = tmp_path / "learn", tmp_path / "reload"
+    done = mgnet_solve(*TINY_PROLONGATION, f"hydra.run.dir={first}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    learned = json.loads((first / "results.json").read_text())
+    checkpoint = first / "learned_prolongation.pt"
+    assert learned["learned_prolongation"]["learned_here"] and checkpoint.is_file()
+    assert learned["prolongation"] == "learned" and learned["status"] == "converged"
+    assert [entry["step"] for entry in learned["learned_prolongation"]["factors"]] == [3]
+    done = mgnet_solve(*TINY_PROLONGATION, f"solver.learned_prolongation.checkpoint={checkpoint}",
+                       f"hydra.run.dir={second}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    reloaded = json.loads((second / "results.json").read_text())
+    assert not reloaded["learned_prolongation"]["learned_here"]
+    assert reloaded["convergence_factor"] == pytest.approx(learned["convergence_factor"], rel=1e-12)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("solver.learned_prolongation.base=cubic", "solver.learned_prolongation.base='cubic'"),
+    ("solver.learned_prolongation.train_sizes=[7]", "solver.learned_prolongation.train_sizes=[7]"),
+    ("solver.learned_prolongation.hidden=0", "solver.learned_prolongation.hidden=0"),
+    ("solver.learned_prolongation.steps=0", "solver.learned_prolongation.steps=0"),
+])
+def test_a_bad_learned_prolongation_value_exits_2_with_one_line(tmp_path, override, message):
+    done = mgnet_solve(*TINY_PROLONGATION, override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_a_checkpoint_that_is_not_a_prolongation_exits_2(tmp_path):
+    from mgnet_cli.train.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "other.pt", {"kind": "learned_smoother", "weights": {}})
+    done = mgnet_solve(*TINY_PROLONGATION, f"solver.learned_prolongation.checkpoint={tmp_path / 'other.pt'}",
+                       f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "no usable learned prolongation" in lines[0], done.stderr

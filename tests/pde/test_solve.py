@@ -1,12 +1,19 @@
 """The shared multigrid cycle as a Poisson solver reaches the factors of docs/MGNET.md."""
 
+from functools import partial
+
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from mgnet_cli.cli import config_dir
 from mgnet_cli.model import cycle as shared_cycle
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.smoothers import SMOOTHERS, SmootherParameters
+from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor, build_cycle, solve_poisson
+
+SMOOTHER_CONFIGS = config_dir() / "solver" / "smoother"
 
 # docs/MGNET.md: asymptotic residual reduction per cycle, any n from 63 to 511
 MGNET_FACTORS = [(0.8, 1, 0.35), (0.8, 2, 0.17), (2 / 3, 1, 0.44), (2 / 3, 2, 0.21)]
@@ -14,8 +21,9 @@ MGNET_FACTORS = [(0.8, 1, 0.35), (0.8, 2, 0.17), (2 / 3, 1, 0.44), (2 / 3, 2, 0.
 
 def factor(n: int, smoother: str = "jacobi", steps: int = 1, omega: float = 0.8,
            cycle: str = "v") -> float:
-    options = MultigridOptions(cycle=cycle, smoother=smoother, pre_smooth=steps, post_smooth=steps,
-                               parameters=SmootherParameters(omega=omega))
+    factory = {"jacobi": partial(DampedJacobi, omega=omega), "gauss_seidel_rb": RedBlackGaussSeidel,
+               "chebyshev": ChebyshevPolynomial}[smoother]
+    options = MultigridOptions(cycle=cycle, smoother=factory, pre_smooth=steps, post_smooth=steps)
     result = solve_poisson(n, "random", options, tol=1e-10, max_cycles=60)
     assert result.converged
     return result.convergence_factor
@@ -39,10 +47,12 @@ def test_better_smoothers_beat_jacobi(steps):
         assert factor(127, "chebyshev", steps) < jacobi - 0.015
 
 
-@pytest.mark.parametrize("smoother", sorted(SMOOTHERS))
+@pytest.mark.parametrize("smoother", sorted(path.stem for path in SMOOTHER_CONFIGS.glob("*.yaml")))
 @pytest.mark.parametrize("cycle", ["v", "w", "backslash"])
 def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(smoother, cycle):
-    options = MultigridOptions(cycle=cycle, smoother=smoother, coarsest_n=3)
+    """Every YAML of configs/solver/smoother/, built as mgnet solve builds it."""
+    factory = instantiate(OmegaConf.load(SMOOTHER_CONFIGS / f"{smoother}.yaml"))
+    options = MultigridOptions(cycle=cycle, smoother=factory, coarsest_n=3)
     result = solve_poisson(31, "random", options, max_cycles=1)
     assert result.cycles == 1
     assert result.relative_residuals[1] < (0.5 if cycle == "backslash" else 0.2)

@@ -1,0 +1,54 @@
+"""Algebraic-style multigrid on a stencil: Galerkin coarse levels built once, the network's cycle run.
+
+Each level is ``Level(A = its stencil operator, smoother, R = P^T / 4, Pi = None, P, post_smoother)``
+with ``A_{l+1} = R A_l P`` and ``P`` from a prolongation rule applied to ``A_l``'s stencil:
+bilinear (the same weights everywhere), Black Box (operator-dependent, Dendy 1982) or learned
+(learned_prolongation.py). The coarsest level is solved exactly. Nothing here is specific to one
+PDE: the problems (problems.py) only give the finest stencil.
+"""
+
+from collections.abc import Callable
+
+import torch
+
+from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.pde.galerkin import bilinear_weights, black_box_weights, coarse_operator
+from mgnet_cli.pde.poisson import coarse_size
+from mgnet_cli.pde.smoothers import DirectSolve
+from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_system
+from mgnet_cli.pde.stencils import StencilOperator
+
+ProlongationRule = Callable[[torch.Tensor], torch.Tensor]
+"""Fine stencil (3, 3, 2m + 1, 2m + 1) -> prolongation weights (3, 3, m, m)."""
+
+
+def bilinear_rule(stencil: torch.Tensor) -> torch.Tensor:
+    return bilinear_weights(coarse_size(stencil.shape[-1]), stencil.dtype, stencil.device)
+
+
+PROLONGATIONS: dict[str, ProlongationRule] = {"bilinear": bilinear_rule, "black_box": black_box_weights}
+"""``solver.prolongation`` name -> rule; ``learned`` is a ``LearnedProlongation`` module."""
+
+
+def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridOptions,
+                         rule: ProlongationRule) -> tuple[MultigridCycle, list[int]]:
+    """The cycle on the fine ``stencil`` (3, 3, n, n) with Galerkin coarse levels, and the sizes."""
+    make = options.smoother
+    A = StencilOperator(stencil)
+    levels, sizes = [], [A.n]
+    while A.n > options.coarsest_n:
+        coarse, P, R = coarse_operator(A, rule(A.stencil))
+        levels.append(Level(A=A, smoother=make(options.pre_smooth),
+                            restrict_residual=R, restrict_u=None, prolong=P,
+                            post_smoother=make(options.post_smooth)))
+        A = coarse
+        sizes.append(A.n)
+    levels.append(Level(A=A, smoother=DirectSolve(A, A.n, stencil.dtype, stencil.device)))
+    return MultigridCycle(levels, shape=options.cycle), sizes
+
+
+def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, options: MultigridOptions,
+                  rule: ProlongationRule, tol: float = 1e-8, max_cycles: int = 50) -> SolveResult:
+    """Solves ``A u = f`` (``f``: (1, 1, n, n)) by Galerkin multigrid; setup includes the coarse levels."""
+    with torch.inference_mode():
+        return solve_system(f, lambda: build_galerkin_cycle(stencil, options, rule), tol, max_cycles)

@@ -1,0 +1,258 @@
+"""PyAMG beside mgnet's Galerkin multigrid, on the same problems and fields, in one run.
+
+    .venv/bin/python scripts/bench_amg.py                          # the table of docs/benchmarks.md
+    .venv/bin/python scripts/bench_amg.py --learned PATH.pt        # a learned prolongation to reuse
+    .venv/bin/python scripts/bench_amg.py --quick                  # small grids: a smoke run
+
+Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
+``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
+solve reports it. PyAMG: ruge_stuben_solver (default; CF=('RS', {'second_pass': True})) and
+smoothed_aggregation_solver with their default smoothers (symmetric Gauss-Seidel), V cycles.
+Times: n = ``--time-size`` to 1e-8, setup included (the learned prolongation's training is not;
+it is printed apart), both sides on one CPU thread. Needs the ``[bench]`` extra (pyamg, scipy).
+"""
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import numpy as np
+    import pyamg
+    import scipy.sparse as sparse
+except ImportError:
+    print("bench_amg.py needs PyAMG and scipy: pip install 'mgnet[bench]'", file=sys.stderr)
+    sys.exit(2)
+
+import torch
+
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
+from mgnet_cli.pde.lines import ZebraLineGaussSeidel
+from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
+from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor
+
+log = logging.getLogger("bench_amg")
+ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA"]
+OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
+        ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
+        ("Black Box, line GS", "black_box", ZebraLineGaussSeidel),
+        ("learned, GS-RB", "learned", RedBlackGaussSeidel),
+        ("learned, line GS", "learned", ZebraLineGaussSeidel)]
+
+
+@dataclass
+class Run:
+    """One solve: residual norms with the time (s, from the start of the setup) of each."""
+
+    norms: list[float]
+    times: list[float]
+    setup_s: float
+
+    def factor(self) -> float:
+        return asymptotic_factor(self.norms)
+
+    def time_to(self, tol: float) -> float | None:
+        for norm, at in zip(self.norms, self.times):
+            if norm <= tol * self.norms[0]:
+                return at
+        return None
+
+
+def matrix(stencil: torch.Tensor) -> sparse.csr_matrix:
+    """The (3, 3, n, n) stencil as a CSR matrix, rows ordered like ``u.flatten()``."""
+    n = stencil.shape[-1]
+    index = np.arange(n * n).reshape(n, n)
+    values, rows, cols = [], [], []
+    taps = stencil.cpu().numpy()
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            i0, i1, j0, j1 = max(0, -di), n - max(0, di), max(0, -dj), n - max(0, dj)
+            block = taps[1 + di, 1 + dj, i0:i1, j0:j1]
+            if np.any(block):
+                values.append(block.ravel())
+                rows.append(index[i0:i1, j0:j1].ravel())
+                cols.append(index[i0 + di:i1 + di, j0 + dj:j1 + dj].ravel())
+    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(n * n, n * n))
+
+
+def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
+    start = time.perf_counter()
+    if name == "PyAMG SA":
+        hierarchy = pyamg.smoothed_aggregation_solver(A)
+    elif name == "PyAMG RS 2nd pass":
+        hierarchy = pyamg.ruge_stuben_solver(A, CF=("RS", {"second_pass": True}))
+    else:
+        hierarchy = pyamg.ruge_stuben_solver(A)
+    setup = time.perf_counter() - start
+    times = [setup]
+    norms: list[float] = []
+    hierarchy.solve(b, x0=np.zeros_like(b), tol=tol, maxiter=max_cycles, cycle="V", residuals=norms,
+                    callback=lambda x: times.append(time.perf_counter() - start))
+    return Run(norms, times[:len(norms)], setup)
+
+
+def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
+             tol: float, max_cycles: int) -> Run:
+    options = MultigridOptions(smoother=smoother, prolongation=prolongation)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
+        setup = time.perf_counter() - start
+        A, u, residual = cycle.levels[0].A, None, f
+        norms, times = [torch.linalg.vector_norm(f).item()], [setup]
+        for _ in range(max_cycles):
+            u = cycle(u, f, residual)
+            residual = A.residual(u, f)
+            norms.append(torch.linalg.vector_norm(residual).item())
+            times.append(time.perf_counter() - start)
+            if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
+                break
+    return Run(norms, times, setup)
+
+
+def problems(sizes: list[int], aniso: int) -> list[tuple[str, Problem]]:
+    rows = [(f"lognormal σ=1, n={n}", Problem("diffusion", n, "lognormal")) for n in sizes]
+    rows += [(f"jumps 1/10³, n={n}", Problem("diffusion", n, "jumps")) for n in sizes]
+    rows += [(f"anisotropic ε={eps:g}, θ=0, n={aniso}", Problem("anisotropic", aniso, epsilon=eps))
+             for eps in (1.0, 0.1, 0.01, 0.001)]
+    rows.append((f"rotated ε=1e-3, θ=π/4, n={aniso}",
+                 Problem("anisotropic", aniso, epsilon=1e-3, theta=math.pi / 4)))
+    return rows
+
+
+def all_runs(problem: Problem, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
+    """Every method on one problem: the same stencil, the same right-hand side."""
+    stencil = problem.stencil()
+    f = right_hand_side("random", problem.n, seed=0)
+    runs = {name: run_pyamg(name, matrix(stencil), f.numpy().ravel(), tol, max_cycles) for name in ANCHORS}
+    for label, prolongation, smoother in OURS:
+        if prolongation in rule_of:
+            runs[label] = run_ours(stencil, f, prolongation, smoother, rule_of, tol, max_cycles)
+    return runs
+
+
+def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tuple[Callable, str]:
+    """The learned prolongation from ``path``, or trained here; and a line saying which."""
+    from mgnet_cli.pde.prolongation_learning import (ProlongationSettings, learn_prolongation,
+                                                     load_prolongation)
+    from mgnet_cli.train.schedules import WarmupCosine
+
+    if path is not None:
+        model, state = load_prolongation(Path(path))
+        return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
+    settings = ProlongationSettings(train_sizes=(31,), steps=steps, batch=4, cycles=2)  # solve.yaml's
+    options = MultigridOptions(smoother=RedBlackGaussSeidel)
+    schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
+    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=1e-3), schedule)
+    if save is not None:
+        from mgnet_cli.pde.prolongation_learning import save_prolongation
+
+        save_prolongation(save, result, options)
+    return result.model, (f"learned prolongation: trained here, {steps} steps at n = 31, "
+                          f"{result.time_s:.0f} s (not in the times below)")
+
+
+def cell(run: Run) -> str:
+    factor = run.factor()
+    return f"{factor:.3f}" if math.isfinite(factor) and factor < 10 else "diverges"
+
+
+def factor_table(rows: list[tuple[str, dict[str, Run]]]) -> list[str]:
+    methods = list(rows[0][1])
+    lines = ["| problem | " + " | ".join(methods) + " |", "| --- " * (len(methods) + 1) + "|"]
+    for label, runs in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(runs[name]) for name in methods) + " |")
+    return lines
+
+
+def time_table(rows: list[tuple[str, dict[str, Run]]], tol: float) -> list[str]:
+    lines = ["| problem | method | setup s | cycles to 1e-8 | total s to 1e-8 |", "| --- " * 5 + "|"]
+    for label, runs in rows:
+        for name, run in runs.items():
+            total = run.time_to(tol)
+            cycles = next((k for k, norm in enumerate(run.norms) if norm <= tol * run.norms[0]), None)
+            lines.append(f"| {label} | {name} | {run.setup_s:.2f} | {cycles if cycles is not None else '-'} | "
+                         f"{f'{total:.2f}' if total is not None else f'not reached in {len(run.norms) - 1}'} |")
+    return lines
+
+
+def plot_histories(label: str, runs: dict[str, Run], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for name, run in runs.items():
+        axes.semilogy([norm / run.norms[0] for norm in run.norms], "o-" if "PyAMG" in name else "s-",
+                      markersize=3, label=f"{name} ({cell(run)})")
+    axes.set(xlabel="V(1,1) cycle", ylabel="relative residual", title=label)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.savefig(path, dpi=110)
+
+
+def plot_prolongations(rule: Callable, n: int, path: Path) -> None:
+    """One weight of P (the east neighbour's) over a jumps field: Black Box, learned, difference."""
+    from matplotlib.figure import Figure
+
+    stencil = Problem("diffusion", n, "jumps").stencil()
+    with torch.inference_mode():
+        box, learned = PROLONGATIONS["black_box"](stencil)[1, 2], rule(stencil)[1, 2]
+    figure = Figure(figsize=(11, 3.6), layout="constrained")
+    panels = figure.subplots(1, 3)
+    for axes, (title, image) in zip(panels, [("Black Box", box), ("learned", learned),
+                                             ("learned − Black Box", learned - box)]):
+        shown = axes.imshow(image.numpy(), cmap="coolwarm" if "−" in title else "viridis")
+        axes.set(title=title, xticks=[], yticks=[])
+        figure.colorbar(shown, ax=axes, shrink=0.8)
+    figure.suptitle(f"weight of each coarse point for the fine point east of it, jumps field "
+                    f"(1 / 10³ per box), n = {n}")
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[63, 255, 1023])
+    parser.add_argument("--aniso-size", type=int, default=255)
+    parser.add_argument("--time-size", type=int, default=1023)
+    parser.add_argument("--max-cycles", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--learned", default=None, help="a learned_prolongation.pt (else trained here)")
+    parser.add_argument("--learn-steps", type=int, default=100)
+    parser.add_argument("--save-learned", type=Path, default=None, help="where to save the one trained here")
+    parser.add_argument("--quick", action="store_true", help="n = 31 and 63 only, a 3-step learned P")
+    parser.add_argument("--figures", type=Path, default=None, help="folder for the two PNGs")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.quick:
+        args.sizes, args.aniso_size, args.time_size, args.learn_steps = [31, 63], 63, 63, 3
+    torch.set_num_threads(args.threads)
+    rule_of: dict = dict(PROLONGATIONS)
+    rule_of["learned"], learned_line = learned_rule(args.learned, args.learn_steps, args.save_learned)
+    rows = []
+    for label, problem in problems(args.sizes, args.aniso_size):
+        rows.append((label, all_runs(problem, rule_of, 1e-10, args.max_cycles)))
+        log.info("%s: %s", label, ", ".join(f"{name} {cell(run)}" for name, run in rows[-1][1].items()))
+    timed = [(label, runs) for label, runs in rows
+             if label.endswith(f"n={args.time_size}") and label.startswith(("lognormal", "jumps"))]
+    print(f"V(1,1) asymptotic residual factors ({learned_line}; torch {torch.__version__}, "
+          f"pyamg {pyamg.__version__}, {args.threads} thread(s))\n")
+    print("\n".join(factor_table(rows)))
+    print(f"\nTime to a relative residual of 1e-8, n = {args.time_size}, setup included\n")
+    print("\n".join(time_table(timed, 1e-8)))
+    if args.figures is not None:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        label, runs = rows[min(1, len(args.sizes) - 1)]
+        plot_histories(label, runs, args.figures / "amg_residual_histories.png")
+        plot_prolongations(rule_of["learned"], 63, args.figures / "learned_prolongation.png")
+
+
+if __name__ == "__main__":
+    main()

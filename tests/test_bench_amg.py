@@ -1,0 +1,33 @@
+"""scripts/bench_amg.py: one line and exit code 2 without PyAMG; a small run prints the whole table."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_amg.py"
+
+
+def test_without_pyamg_it_says_so_in_one_line_and_exits_2(tmp_path):
+    (tmp_path / "pyamg").mkdir()
+    (tmp_path / "pyamg" / "__init__.py").write_text("raise ImportError('no pyamg here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "mgnet[bench]" in lines[0], done.stderr
+
+
+@pytest.mark.slow
+def test_a_quick_run_prints_every_method_on_every_problem(tmp_path):
+    pytest.importorskip("pyamg")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--figures", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].count("|") == 10 and "PyAMG RS 2nd pass" in rows[0] and "learned, line GS" in rows[0]
+    assert len(rows) == 1 + 9 + 1 + 2 * 8  # header, 9 problems, time header, 2 problems x 8 methods
+    assert {path.name for path in tmp_path.glob("*.png")} == {"amg_residual_histories.png",
+                                                               "learned_prolongation.png"}
