@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.schema import commands, data, model, rules, train
+from mgnet_cli.schema import commands, data, model, rules, solve, train
 
 GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: /schema/<group>/<name>
     "trainer": {"trainer": train.TrainerConfig},
@@ -26,10 +26,15 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
     "model": {"mgnet": model.MgNetConfig, "resnet": model.ResNetConfig},
     "smoother": {"resnet": model.ResNetSmootherConfig, "densenet": model.DenseNetSmootherConfig,
                  "chebyshev": model.ChebyshevSmootherConfig},
+    "problem": {"poisson": solve.PoissonProblemConfig, "diffusion": solve.DiffusionProblemConfig,
+                "anisotropic": solve.AnisotropicProblemConfig},
+    "solver/smoother": {"jacobi": solve.JacobiConfig, "point": solve.PointSmootherConfig,
+                        "chebyshev": solve.ChebyshevPolynomialConfig},
 }
 COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalConfig,
-                             "info": commands.InfoConfig}
+                             "info": commands.InfoConfig, "solve": solve.SolveConfig}
 TRAIN_GROUPS = ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer")
+NESTED_GROUPS = {"solve": ("solver/smoother",)}  # a group inside a node of the command's own keys
 
 
 def register() -> None:
@@ -50,13 +55,16 @@ def schema_for(group: str, node: Any, where: str) -> type:
     if len(schemas) == 1 and not hasattr(schemas[0], "TARGETS"):
         return schemas[0]
     if not isinstance(node, dict | DictConfig):
-        raise ConfigError(f"{where}{group}={rules.shown(node)}: not a config node")
-    target = node.get("_target_")
+        raise ConfigError(f"{where}{group.replace('/', '.')}={rules.shown(node)}: not a config node; "
+                          f"choose one with {group}={node if isinstance(node, str) else 'NAME'}")
+    key = getattr(schemas[0], "SELECTED_BY", "_target_")
+    target = node.get(key)
     for schema in schemas:
         if target in schema.TARGETS:
             return schema
     allowed = [t for schema in schemas for t in schema.TARGETS]
-    raise ConfigError(f"{where}{group}._target_={rules.shown(target)}: not code mgnet calls; "
+    what = "not code mgnet calls" if key == "_target_" else f"not a {group} mgnet knows"
+    raise ConfigError(f"{where}{group.replace('/', '.')}.{key}={rules.shown(target)}: {what}; "
                       f"use one of {', '.join(allowed)}")
 
 
@@ -79,11 +87,16 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
         OmegaConf.set_struct(root, False)
         root[group] = merged(with_flag, node, where, prefix=f"{group}.")
         OmegaConf.set_struct(root, True)
+    for group in NESTED_GROUPS.get(command, ()):
+        parent, name = group.split("/")
+        node = config.get(parent, {}).get(name) if isinstance(config.get(parent), dict) else None
+        schema = schema_for(group, node, where)
+        root[parent][name] = merged(OmegaConf.structured(schema), node, where, prefix=f"{parent}.{name}.")
     return root
 
 
 def groups_of(command: str) -> tuple[str, ...]:
-    return TRAIN_GROUPS if command in ("train", "info") else ()
+    return TRAIN_GROUPS if command in ("train", "info") else ("problem",) if command == "solve" else ()
 
 
 def merged(schema: DictConfig, values: Any, where: str, prefix: str = "") -> DictConfig:
@@ -129,8 +142,16 @@ def check(cfg: DictConfig, command: str) -> Any:
     for group in groups_of(command):
         schema = schema_for(group, resolved[group], "")
         checked[group] = checked_object(schema, resolved[group], f"{group}.")
+    nested = {}
+    for group in NESTED_GROUPS.get(command, ()):
+        parent, name = group.split("/")
+        node = resolved[parent][name]
+        nested[group] = checked_object(schema_for(group, node, ""), node, f"{parent}.{name}.")
     top = {key: value for key, value in resolved.items() if key not in checked}
     result = checked_object(COMMANDS[command], top, "")
+    for group, value in nested.items():
+        parent, name = group.split("/")
+        setattr(getattr(result, parent), name, value)
     for group, value in checked.items():
         setattr(result, group, value)
     return result

@@ -1,7 +1,6 @@
 """Schemas of the keys of ``mgnet eval`` and ``mgnet info`` (``configs/eval.yaml``, ``info.yaml``)."""
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 from omegaconf import MISSING
 
@@ -9,14 +8,14 @@ from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import TTA, TrainConfig
 
 
-class Split(str, Enum):
+class Split(rules.Choice):
     """What ``mgnet eval`` scores: the test set, the held-out validation set or the training set."""
     test = "test"
     val = "val"
     train = "train"
 
 
-class InfoFormat(str, Enum):
+class InfoFormat(rules.Choice):
     table = "table"
     json = "json"
 

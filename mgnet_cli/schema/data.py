@@ -1,7 +1,6 @@
 """Schemas of the dataset group: one per loader, with the shape ``mgnet info`` reads unloaded."""
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import ClassVar
 
 from omegaconf import MISSING
@@ -9,7 +8,7 @@ from omegaconf import MISSING
 from mgnet_cli.schema import rules
 
 
-class Labels(str, Enum):
+class Labels(rules.Choice):
     """CIFAR-100's labels: 100 fine classes or 20 coarse superclasses."""
     fine = "fine"
     coarse = "coarse"

@@ -13,6 +13,16 @@ from typing import Any
 LARGEST_COUNT = 10**9  # epochs, batches, steps: anything larger is a typo, not a plan
 
 
+class Choice(str, Enum):
+    """A key's choices, written once: compares equal to its value and prints as it (``bf16``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
 class Invalid(ValueError):
     """A value outside its range: ``field`` (dotted within its dataclass), ``value`` and ``rule``."""
 

@@ -1,7 +1,6 @@
 """Schemas of the trainer, optimizer and scheduler groups and of ``train.yaml``'s own keys."""
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, ClassVar
 
 from omegaconf import MISSING
@@ -9,14 +8,14 @@ from omegaconf import MISSING
 from mgnet_cli.schema import rules
 
 
-class Precision(str, Enum):
+class Precision(rules.Choice):
     """Training arithmetic: fp32, or bf16/fp16 autocast with BatchNorm in fp32 (train/fast.py)."""
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
 
 
-class TTA(str, Enum):
+class TTA(rules.Choice):
     """Test-time augmentation of evaluation: none, or flip (mean of the logits of x and its mirror)."""
     none = "none"
     flip = "flip"

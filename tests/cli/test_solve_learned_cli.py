@@ -7,7 +7,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mgnet_cli.cli.solve import learned_smoother
+from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.solve_options import learning_settings, multigrid_options
+from mgnet_cli.cli.validate import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.cli.test_solve_cli import mgnet_solve
 
@@ -51,26 +53,33 @@ def test_a_bad_learned_value_exits_2_with_one_line(tmp_path):
                        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "solver.learned.train_sizes=100" in lines[0], done.stderr
+    assert len(lines) == 1 and "solver.learned.train_sizes=[100]" in lines[0], done.stderr
     assert not (tmp_path / "run" / "learned_smoother.pt").exists()
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("solver.learned.shared=maybe", "solver.learned.shared='maybe'"),
-    ("solver.learned.train_sizes=63", "solver.learned.train_sizes=63: give a list"),
-    ("solver.learned.train_sizes=[7,31]", "7 is not above solver.coarsest_n=7"),
-    ("solver.learned.train_sizes=[511]", "solver.learned.train_sizes=511 is not a grid size"),
-    ("solver.learned.steps=0", "solver.learned.steps=0"),
-    ("solver.learned.cycles=two", "solver.learned.cycles='two'"),
-    ("solver.learned.optimizer.lr=-1", "solver.learned.optimizer cannot be built"),
-    ("solver.learned.optimizer._target_=torch.optim.Nothing", "solver.learned.optimizer cannot be built"),
-    ("solver.learned.scheduler.epochs=many", "solver.learned.scheduler cannot be built"),
+    ("solver.learned.shared=maybe", "solver.learned.shared=maybe: give true or false"),
+    ("solver.learned.train_sizes=63", "solver.learned.train_sizes=63: give a value of type list"),
+    ("solver.learned.train_sizes=[511]", "solver.learned.train_sizes=[511]: give a non-empty list of integers from 3 to 255"),
+    ("solver.learned.steps=0", "solver.learned.steps=0: give an integer from 1"),
+    ("solver.learned.cycles=two", "solver.learned.cycles=two: give an integer"),
+    ("solver.learned.optimizer.lr=-1", "solver.learned.optimizer.lr=-1.0: give a finite number in (0, inf)"),
+    ("solver.learned.optimizer._target_=torch.optim.Nothing", "solver.learned.optimizer._target_=torch.optim.Nothing: use one of"),
+    ("solver.learned.scheduler.epochs=many", "solver.learned.scheduler.epochs=many: give an integer"),
 ])
-def test_bad_learned_values_name_the_key(compose_config, tmp_path, override, message):
-    cfg = compose_config("solver/smoother=learned", override, config_name="solve", tiny=False)
-    options = multigrid_options(cfg.solver)
-    with pytest.raises(ConfigError, match=message):
-        learned_smoother(cfg.solver, options, tmp_path, torch.device("cpu"))
+def test_bad_learned_values_name_the_key(override, message):
+    """The schema refuses them before anything is learned (tests/schema covers every key)."""
+    register_configs()
+    with pytest.raises(ConfigError) as refused:
+        check_overrides(config_dir(), "solve", ["solver/smoother=learned", override])
+    assert str(refused.value).startswith(message)
+
+
+def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
+    cfg = compose_config("solver/smoother=learned", "solver.learned.train_sizes=[7,31]", config_name="solve",
+                         tiny=False)
+    with pytest.raises(ConfigError, match="7 is not above solver.coarsest_n=7"):
+        learned_smoother(cfg.solver, multigrid_options(cfg.solver), tmp_path, torch.device("cpu"))
     assert not list(tmp_path.iterdir())  # refused before learning anything
 
 
@@ -107,7 +116,7 @@ def test_learns_a_prolongation_saves_it_and_reloads_it(tmp_path):
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("solver.learned_prolongation.base=cubic", "solver.learned_prolongation.base='cubic'"),
+    ("solver.learned_prolongation.base=cubic", "solver.learned_prolongation.base=cubic: use one of"),
     ("solver.learned_prolongation.train_sizes=[7]", "solver.learned_prolongation.train_sizes=[7]"),
     ("solver.learned_prolongation.hidden=0", "solver.learned_prolongation.hidden=0"),
     ("solver.learned_prolongation.steps=0", "solver.learned_prolongation.steps=0"),

@@ -49,9 +49,10 @@ def test_better_smoothers_beat_jacobi(steps):
 
 @pytest.mark.parametrize("smoother", sorted(path.stem for path in SMOOTHER_CONFIGS.glob("*.yaml")))
 @pytest.mark.parametrize("cycle", ["v", "w", "backslash"])
-def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(smoother, cycle):
-    """Every YAML of configs/solver/smoother/, built as mgnet solve builds it."""
-    factory = instantiate(OmegaConf.load(SMOOTHER_CONFIGS / f"{smoother}.yaml"))
+def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_config, smoother, cycle):
+    """Every YAML of configs/solver/smoother/, composed and built as mgnet solve builds it."""
+    cfg = compose_config(f"solver/smoother={smoother}", config_name="solve", tiny=False)
+    factory = instantiate(cfg.solver.smoother)
     options = MultigridOptions(cycle=cycle, smoother=factory, coarsest_n=3)
     result = solve_poisson(31, "random", options, max_cycles=1)
     assert result.cycles == 1

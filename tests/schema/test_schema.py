@@ -18,7 +18,7 @@ from mgnet_cli.cli.validate import check_job
 from mgnet_cli.errors import ConfigError
 
 CONFIGS = config_dir()
-EXTENDS = re.compile(r"^\s*- /schema/(\w+)/(\w+)@_here_", re.M)
+EXTENDS = re.compile(r"^\s*- /schema/([\w/]+)/(\w+)@_here_", re.M)
 HUGE = 2**64
 NO_RANGE = {  # fields whose every well-typed value is allowed (booleans, choices, free paths)
     "download", "deterministic", "compile", "channels_last", "skip_nonfinite", "checkpoints",
@@ -30,7 +30,7 @@ NO_RANGE = {  # fields whose every well-typed value is allowed (booleans, choice
 def options_extending() -> dict[tuple[str, str], str]:
     """(group, schema name) -> the first YAML option of the group that extends it."""
     found: dict[tuple[str, str], str] = {}
-    for path in sorted(CONFIGS.glob("*/*.yaml")):
+    for path in sorted(CONFIGS.rglob("*.yaml")):
         for group, name in EXTENDS.findall(path.read_text()):
             found.setdefault((group, name), path.stem)
     return found
@@ -53,8 +53,8 @@ def leaves(owner: type, prefix: str = ""):
         kind = field.type
         if is_dataclass(kind):
             yield from leaves(kind, f"{prefix}{field.name}.")
-        elif field.name not in ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer") \
-                or prefix:
+        elif field.name not in ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer",
+                                "problem") or prefix:
             yield f"{prefix}{field.name}", kind
 
 
@@ -105,10 +105,11 @@ def cases():
             select = [] if group == "trainer" else [f"{group}={extended[(group, name)]}"]
             if group == "dataset" and name == "imagefolder":
                 select.append("dataset.root=/nonexistent")
+            command = "solve" if group in ("problem", "solver/smoother") else "train"
             for key, kind in leaves(owner):
                 values = [("type", wrong_type(kind))] + [("range", v) for v in out_of_range(key, kind)]
                 for what, value in values:
-                    yield "train", select, f"{group}.{key}", value, what
+                    yield command, select, f"{group.replace('/', '.')}.{key}", value, what
     for command, owner in schema.COMMANDS.items():
         select = ["checkpoint=some.pt"] if command == "eval" else []
         for key, kind in leaves(owner):
@@ -145,11 +146,11 @@ def test_the_cases_cover_every_schema_field():
     for group, schemas in schema.GROUPS.items():
         for owner in schemas.values():
             for key, _ in leaves(owner):
-                assert ("train", f"{group}.{key}") in covered
+                assert any(case[1] == f"{group.replace('/', '.')}.{key}" for case in covered)
     assert len(CASES) > 150
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "info"])
+@pytest.mark.parametrize("command", ["train", "eval", "info", "solve"])
 def test_the_shipped_defaults_pass_their_schema(hydra_initialised, command):
     check_job(command, ["checkpoint=some.pt"] if command == "eval" else [])
 

@@ -1,0 +1,272 @@
+"""Schemas of ``mgnet solve``: the problem group (chosen by its ``kind``), the solver's keys, its
+smoother group (chosen by ``_target_``) and the optimizers of what it learns."""
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.train import WarmupCosineConfig
+
+GRID_SIZES = tuple(2**level - 1 for level in range(2, 14))  # 3 .. 8191 interior points per side
+BYTES_PER_POINT = 8 * 40  # float64, about 40 arrays a point over the hierarchy (stencils, vectors)
+
+
+class RightHandSide(rules.Choice):
+    random = "random"
+    ones = "ones"
+    sine = "sine"
+
+
+class Coefficient(rules.Choice):
+    lognormal = "lognormal"
+    jumps = "jumps"
+    checkerboard = "checkerboard"
+    constant = "constant"
+    file = "file"
+
+
+class Cycle(rules.Choice):
+    v = "v"
+    w = "w"
+    backslash = "backslash"
+
+
+class Prolongation(rules.Choice):
+    bilinear = "bilinear"
+    black_box = "black_box"
+    learned = "learned"
+
+
+class Dtype(rules.Choice):
+    float64 = "float64"
+    float32 = "float32"
+
+
+def grid_size(owner: object, name: str, largest: int = GRID_SIZES[-1]) -> None:
+    value = getattr(owner, name)
+    allowed = [size for size in GRID_SIZES if size <= largest]
+    if value not in allowed:
+        raise rules.Invalid(name, value, f"give 2^L - 1 interior points: {', '.join(map(str, allowed[:6]))}, "
+                                         f"... {allowed[-1]}")
+
+
+def fits_in_memory(owner: object, name: str) -> None:
+    """An ``n`` whose arrays cannot fit in this machine's memory is refused before allocating."""
+    n = getattr(owner, name)
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    needed = n * n * BYTES_PER_POINT
+    if needed > available:
+        raise rules.Invalid(name, n, f"needs about {needed / 2**30:.0f} GiB, and {available / 2**30:.0f} "
+                                     "GiB are free: give a smaller grid")
+
+
+# --- problem ------------------------------------------------------------------------------------
+@dataclass
+class PoissonProblemConfig:
+    """-Δu = g (``configs/problem/poisson.yaml``)."""
+    kind: str = "poisson"
+    n: int = 255
+    rhs: RightHandSide = RightHandSide.random
+    seed: int = 0
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("poisson",)
+    SELECTED_BY: ClassVar[str] = "kind"
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "kind", self.TARGETS)
+        grid_size(self, "n")
+        fits_in_memory(self, "n")
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+
+
+@dataclass
+class DiffusionProblemConfig(PoissonProblemConfig):
+    """-∇·(k∇u) = g with a coefficient field (``configs/problem/diffusion.yaml``)."""
+    kind: str = "diffusion"
+    coefficient: Coefficient = Coefficient.lognormal
+    sigma: float = 1.0
+    contrast: float = 1000.0
+    block: int = 8
+    file: str | None = None
+    field_seed: int = 0
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("diffusion",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rules.number(self, "sigma", 0.0, 10.0, low_open=True)
+        rules.number(self, "contrast", 0.0, 1e12, low_open=True)
+        rules.count(self, "block", maximum=self.n)
+        rules.text(self, "file", optional=True)
+        if self.coefficient == Coefficient.file and self.file is None:
+            raise rules.Invalid("file", None, "problem.coefficient=file needs a .npy file of (n, n) "
+                                              "positive numbers")
+        rules.count(self, "field_seed", minimum=0, maximum=2**63 - 1)
+
+
+@dataclass
+class AnisotropicProblemConfig(PoissonProblemConfig):
+    """-∇·(K∇u) = g, K rotated (``configs/problem/anisotropic.yaml``)."""
+    kind: str = "anisotropic"
+    epsilon: float = 0.01
+    theta: float = 0.0
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("anisotropic",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rules.number(self, "epsilon", 0.0, 1.0, low_open=True)
+        rules.number(self, "theta", -2 * math.pi, 2 * math.pi)
+
+
+# --- solver smoothers ---------------------------------------------------------------------------
+@dataclass
+class PointSmootherConfig:
+    """Red-black Gauss-Seidel, zebra-line Gauss-Seidel, the learned smoother: no settings."""
+    _target_: str = "mgnet_cli.pde.smoothers.RedBlackGaussSeidel"
+    _partial_: bool = True
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.RedBlackGaussSeidel",
+                                          "mgnet_cli.pde.lines.ZebraLineGaussSeidel",
+                                          "mgnet_cli.pde.learned.LearnedSmoother")
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (the cycle passes the steps)")
+
+
+@dataclass
+class JacobiConfig(PointSmootherConfig):
+    _target_: str = "mgnet_cli.pde.smoothers.DampedJacobi"
+    omega: float = 0.8
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.DampedJacobi",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rules.number(self, "omega", 0.0, 1.0, low_open=True)
+
+
+@dataclass
+class ChebyshevPolynomialConfig(PointSmootherConfig):
+    _target_: str = "mgnet_cli.pde.smoothers.ChebyshevPolynomial"
+    ratio: float = 4.0
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.ChebyshevPolynomial",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rules.number(self, "ratio", 1.0, 1e6, low_open=True)
+
+
+# --- what the solver learns ---------------------------------------------------------------------
+@dataclass
+class LearningScheduleConfig(WarmupCosineConfig):
+    """The learning rate over the steps of learning (one step is one "epoch"); a warm-up longer
+    than a short test run just warms up all the way."""
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.count(self, "epochs", maximum=10**6)
+        rules.number(self, "warmup_epochs", 0.0, 10**6)
+        rules.number(self, "final_fraction", 0.0, 1.0)
+
+
+@dataclass
+class LearningOptimizerConfig:
+    """The optimizer of a learned smoother or prolongation (Adam by default)."""
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 1e-2
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.is_true(self, "_partial_", "must stay true (the parameters are passed in)")
+        rules.positive(self, "lr")
+
+
+@dataclass
+class LearnedSmootherConfig:
+    """``solver.learned``: how the learned smoother is trained (or the checkpoint to load)."""
+    checkpoint: str | None = None
+    shared: bool = True
+    train_sizes: list[int] = field(default_factory=lambda: [31, 63])
+    steps: int = 200
+    batch: int = 16
+    cycles: int = 6
+    seed: int = 0
+    measure_every: int = 25
+    optimizer: LearningOptimizerConfig = field(default_factory=LearningOptimizerConfig)
+    scheduler: LearningScheduleConfig = field(default_factory=lambda: LearningScheduleConfig(epochs=200))
+
+    LARGEST_TRAIN_N: ClassVar[int] = 255  # cycles unrolled under autograd: small grids suffice
+
+    def __post_init__(self) -> None:
+        rules.text(self, "checkpoint", optional=True)
+        sizes = rules.integers(self, "train_sizes", minimum=3, maximum=self.LARGEST_TRAIN_N)
+        if any(size not in GRID_SIZES for size in sizes):
+            raise rules.Invalid("train_sizes", sizes, f"give grid sizes 2^L - 1 up to {self.LARGEST_TRAIN_N}, "
+                                                      "e.g. [31,63]")
+        for name in ("steps", "batch", "cycles", "measure_every"):
+            rules.count(self, name, maximum=10**6)
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+
+
+@dataclass
+class LearnedProlongationConfig(LearnedSmootherConfig):
+    """``solver.learned_prolongation``: the CNN that predicts P's weights."""
+    train_sizes: list[int] = field(default_factory=lambda: [31])
+    steps: int = 100
+    batch: int = 4
+    cycles: int = 2
+    hidden: int = 32
+    base: Prolongation = Prolongation.black_box
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rules.count(self, "hidden", maximum=4096)
+        if self.base == Prolongation.learned:
+            raise rules.Invalid("base", self.base, "use one of black_box, bilinear")
+
+
+@dataclass
+class SolverConfig:
+    """``solve.yaml``'s ``solver``: the cycle, its coarsening and what it learns."""
+    cycle: Cycle = Cycle.v
+    prolongation: Prolongation = Prolongation.bilinear
+    pre_smooth: int = 1
+    post_smooth: int = 1
+    coarsest_n: int = 7
+    tol: float = 1e-8
+    max_cycles: int = 50
+    dtype: Dtype = Dtype.float64
+    device: str = "auto"
+    learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
+    learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
+    smoother: Any = None  # the solver/smoother group
+
+    def __post_init__(self) -> None:
+        rules.count(self, "pre_smooth", minimum=0, maximum=100)
+        rules.count(self, "post_smooth", minimum=0, maximum=100)
+        if self.pre_smooth == 0 and (self.cycle == Cycle.backslash or self.post_smooth == 0):
+            raise rules.Invalid("pre_smooth", 0, f"with solver.post_smooth={self.post_smooth} and "
+                                                 f"solver.cycle={self.cycle.value} the cycle never smooths")
+        grid_size(self, "coarsest_n", largest=31)  # solved densely: 961 unknowns at most
+        rules.number(self, "tol", 0.0, 1.0, low_open=True, high_open=True)
+        rules.count(self, "max_cycles", maximum=100_000)
+        rules.device(self, "device")
+
+
+@dataclass
+class SolveConfig:
+    """``configs/solve.yaml``: a problem and a solver."""
+    problem: Any = None
+    solver: SolverConfig = field(default_factory=SolverConfig)
+
