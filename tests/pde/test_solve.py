@@ -5,7 +5,6 @@ from functools import partial
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from mgnet_cli.cli import config_dir
 from mgnet_cli.model import cycle as shared_cycle
