@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_learned, learning_settings,
                                          multigrid_options, number, problem_settings,
                                          prolongation_settings)
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
@@ -208,4 +208,8 @@ def run(cfg: DictConfig) -> float:
     plot_history(result, tol, title, run_dir / "residual_history.png")
     write_scalars(result, run_dir)
     log.info("results in %s", run_dir)
+    if result.status == "diverged":
+        raise MgnetError(f"the solve diverged: relative residual {result.relative_residuals[-1]:.3g} after "
+                         f"{result.cycles} cycles (results in {run_dir}); this smoother or prolongation "
+                         "does not fit the problem (see README: Variable coefficients and anisotropy)")
     return result.convergence_factor

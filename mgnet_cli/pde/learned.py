@@ -88,6 +88,8 @@ class LearnedKernels(nn.Module):
         if len(kernels) != max(len(sizes), 1) or any(
                 not isinstance(kernel, torch.Tensor) or kernel.shape != (3, 3) for kernel in kernels):
             raise ValueError(f"expected {max(len(sizes), 1)} kernels of shape (3, 3) for sizes {sizes}")
+        if any(not kernel.is_floating_point() or not bool(torch.isfinite(kernel).all()) for kernel in kernels):
+            raise ValueError("the kernels must be finite floating-point numbers")
         learned = cls(sizes, dtype=kernels[0].dtype)
         with torch.no_grad():
             for parameter, kernel in zip(learned.kernels, kernels):

@@ -154,6 +154,10 @@ def learn_smoother(settings: LearningSettings, options: MultigridOptions, make_o
             if step % settings.measure_every == 0 or step == settings.steps:
                 _measure(result, step, options, tracker, device)
     result.time_s = time.perf_counter() - start
+    final = result.factors[-1][1]
+    if not all(bool(torch.isfinite(kernel).all()) for kernel in kernels.kernels) or not final < 1:
+        raise MgnetError(f"learning the smoother blew up (factor {final:.3g} on the unseen grid, or "
+                         "kernels not finite): nothing saved or used; lower solver.learned.optimizer.lr")
     return result
 
 

@@ -6,6 +6,7 @@ equation, as it is for a linear problem. The coarsest level's smoother is an exa
 Everything runs under ``torch.inference_mode``: nothing here is trained.
 """
 
+import math
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
 
 log = logging.getLogger(__name__)
 
-Status = Literal["converged", "stagnated", "max_cycles"]
+Status = Literal["converged", "stagnated", "max_cycles", "diverged"]
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def iterate(cycle: MultigridCycle, A: Laplacian, f: torch.Tensor, tol: float,
             max_cycles: int) -> tuple[torch.Tensor, list[float], Status]:
     """Cycles from ``u = 0`` until ``||f - A u|| <= tol ||f||``: (u, residual norms, status).
 
-    Stops early (``stagnated``) when a cycle no longer lowers the residual: the round-off floor.
+    Stops early (``stagnated``) when a cycle no longer lowers the residual: the round-off floor;
+    ``diverged`` when the residual is not finite, or grows while above the right-hand side's norm.
     """
     u, residual = None, f
     norms = [torch.linalg.vector_norm(f).item()]
@@ -133,6 +135,8 @@ def iterate(cycle: MultigridCycle, A: Laplacian, f: torch.Tensor, tol: float,
         norms.append(torch.linalg.vector_norm(residual).item())
         if norms[-1] <= tol * norms[0]:
             return u, norms, "converged"
+        if not math.isfinite(norms[-1]) or (norms[-1] > norms[0] and norms[-1] > norms[-2]):
+            return u, norms, "diverged"
         if k >= 2 and norms[-1] >= norms[-2]:
             log.warning("the residual stopped falling at %.3g (relative) after %d cycles: the "
                         "round-off floor of %s; raise solver.tol", norms[-1] / norms[0], k + 1,

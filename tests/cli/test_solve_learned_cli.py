@@ -1,6 +1,7 @@
 """``mgnet solve solver.smoother=learned``: learns a tiny smoother, saves it, reloads it."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,3 +136,48 @@ def test_a_checkpoint_that_is_not_a_prolongation_exits_2(tmp_path):
                        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "no usable learned prolongation" in lines[0], done.stderr
+
+
+@pytest.fixture(scope="module")
+def learned_file(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("learned") / "run"
+    done = mgnet_solve("solver/smoother=learned", "solver.learned.steps=3", "solver.learned.measure_every=3",
+                       "problem.n=63", f"hydra.run.dir={run}", cwd=run.parent)
+    assert done.returncode == 0, done.stderr
+    return run / "learned_smoother.pt"
+
+
+def crafted_kernels(learned_file: Path, folder: Path, value: float) -> Path:
+    state = torch.load(learned_file, weights_only=True)
+    state["kernels"] = [kernel.clone().fill_(0.0).index_put_((torch.tensor(1), torch.tensor(1)),
+                                                           torch.tensor(value, dtype=kernel.dtype))
+                        for kernel in state["kernels"]]
+    path = folder / "crafted.pt"
+    torch.save(state, path)
+    return path
+
+
+def test_a_diverging_solve_says_so_and_exits_non_zero(learned_file, tmp_path):
+    kernels = crafted_kernels(learned_file, tmp_path, 6.0)  # 6 D^-1: a smoother that amplifies
+    run = tmp_path / "run"
+    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={kernels}", "problem.n=63",
+                       f"hydra.run.dir={run}", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "the solve diverged" in lines[0], done.stderr
+    assert json.loads((run / "results.json").read_text())["status"] == "diverged"
+
+
+def test_kernels_that_are_not_finite_are_refused(learned_file, tmp_path):
+    kernels = crafted_kernels(learned_file, tmp_path, float("nan"))
+    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={kernels}", "problem.n=63",
+                       f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 2 and "the kernels must be finite floating-point numbers" in done.stderr
+
+
+def test_a_learned_smoother_that_blew_up_is_neither_saved_nor_used(tmp_path):
+    run = tmp_path / "run"
+    done = mgnet_solve("solver/smoother=learned", "solver.learned.steps=3", "solver.learned.measure_every=3",
+                       "solver.learned.optimizer.lr=1e4", "solver.learned.scheduler.warmup_epochs=0",
+                       "problem.n=63", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert done.returncode == 2 and "learning the smoother blew up" in done.stderr, done.stderr
+    assert not (run / "learned_smoother.pt").exists() and not (run / "results.json").exists()
