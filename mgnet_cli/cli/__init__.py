@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(f"mgnet {(argv or sys.argv[1:] or ['?'])[0]}: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # `mgnet ... | head`: the reader is gone, nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 def command(argv: list[str]) -> None:
@@ -141,6 +144,11 @@ def command(argv: list[str]) -> None:
     module = importlib.import_module(f"mgnet_cli.cli.{name}")
     if hasattr(module, "main"):
         module.main(argv[1:])
+        return
+    from mgnet_cli.cli.help import print_help, wants_help
+
+    if wants_help(argv[1:]):
+        print_help(name)
         return
     completing = any(arg.split("=")[0] in COMPLETION_FLAGS for arg in argv[1:])
     sys.argv = ["mgnet" if completing else f"mgnet {name}", *argv[1:]]  # completion is for `mgnet`

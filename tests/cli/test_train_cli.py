@@ -17,10 +17,21 @@ from tests.helpers import BIN, TINY, mgnet
 def test_help_lists_the_commands(tmp_path):
     out = mgnet("--help", cwd=tmp_path).stdout
     assert "train" in out and "info" in out and "solve" in out
-    hydra_help = mgnet("train", "--help", cwd=tmp_path).stdout
-    for group in ("dataset:", "model:", "smoother:", "optimizer:", "scheduler:", "trainer:"):
-        assert group in hydra_help
-    assert "chebyshev" in hydra_help and "densenet" in hydra_help
+    train_help = mgnet("train", "--help", cwd=tmp_path).stdout
+    for group in ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer", "experiment"):
+        assert f"\n  {group} " in train_help
+    assert "resnet*" in train_help and "chebyshev" in train_help and "schema" not in train_help
+    assert "tta: none  # test-time augmentation" in train_help  # the key's own YAML comment
+
+
+@pytest.mark.parametrize("command, own, foreign", [
+    ("eval", "checkpoint: ???      # a checkpoint file", "smoother"),
+    ("solve", "solver/smoother  chebyshev", "smoother  chebyshev, densenet"),
+    ("info", "format: table", "schema"),
+])
+def test_each_commands_help_shows_its_own_keys_only(tmp_path, command, own, foreign):
+    out = mgnet(command, "--help", cwd=tmp_path).stdout
+    assert out.startswith(f"usage: mgnet {command}") and own in out and foreign not in out
 
 
 def test_version_names_mgnet_torch_and_the_device(tmp_path):
