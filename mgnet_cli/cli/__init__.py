@@ -136,7 +136,7 @@ def command(argv: list[str]) -> None:
         print(f"mgnet: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
               file=sys.stderr)
         sys.exit(2)
-    from mgnet_cli.cli.app import hydra_app, preflight
+    from mgnet_cli.cli.app import hydra_app, preflight, resolved_latest
     from mgnet_cli.cli.torchrun import launched_world_size, rank_overrides, refuse_outside_training
 
     if launched_world_size() > 1:
@@ -150,6 +150,7 @@ def command(argv: list[str]) -> None:
     if wants_help(argv[1:]):
         print_help(name)
         return
+    argv = [name, *resolved_latest(name, argv[1:])]
     completing = any(arg.split("=")[0] in COMPLETION_FLAGS for arg in argv[1:])
     sys.argv = ["mgnet" if completing else f"mgnet {name}", *argv[1:]]  # completion is for `mgnet`
     register_configs()

@@ -41,6 +41,17 @@ def preflight(name: str, argv: list[str]) -> None:
         stopped_early(name)
 
 
+def resolved_latest(name: str, argv: list[str]) -> list[str]:
+    """``mgnet train resume=latest``: the newest run's folder in its place (one line if none)."""
+    from mgnet_cli.cli.resume import with_latest
+    from mgnet_cli.errors import MgnetError
+
+    try:
+        return with_latest(argv) if name == "train" else argv
+    except MgnetError as error:
+        fail(name, error)
+
+
 def fail(name: str, error: BaseException) -> None:
     print(f"mgnet {name}: error: {str(error).strip() or type(error).__name__}", file=sys.stderr)
     sys.exit(2)

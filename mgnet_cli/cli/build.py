@@ -67,7 +67,9 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
         seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
         compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
         sync_bn=trainer.sync_bn, deterministic=trainer.deterministic, threads=trainer.threads,
-        log_every_n_steps=trainer.log_every_n_steps,
+        log_every_n_steps=trainer.log_every_n_steps, label_smoothing=trainer.label_smoothing,
+        clip_grad_norm=trainer.clip_grad_norm, early_stopping_patience=trainer.early_stopping_patience,
+        metrics_csv=trainer.metrics_csv,
     )
 
 

@@ -19,6 +19,23 @@ MAY_CHANGE = ("resume", "trainer.epochs", "trainer.device", "trainer.checkpoints
               "dataset.download", "hydra.")
 
 
+def latest_run(outputs: Path = Path("outputs")) -> Path:
+    """``resume=latest``: the run under ``outputs/`` whose last.pt was written last."""
+    checkpoints = sorted(outputs.rglob("last.pt"), key=lambda path: path.stat().st_mtime) if outputs.is_dir() else []
+    if not checkpoints:
+        raise ConfigError(f"resume=latest: no run with a last.pt under {outputs.absolute()}: give the "
+                          "run folder, resume=<folder>")
+    return checkpoints[-1].parent
+
+
+def with_latest(argv: list[str]) -> list[str]:
+    """The command line with ``resume=latest`` replaced by that run's folder (quoted for Hydra)."""
+    if "resume=latest" not in argv:
+        return argv
+    folder = str(latest_run()).replace("\\", "\\\\").replace("'", "\\'")
+    return [f"resume='{folder}'" if arg == "resume=latest" else arg for arg in argv]
+
+
 def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 

@@ -41,6 +41,10 @@ class TrainerConfig:
     sync_bn: bool = False
     threads: int | None = None  # CPU threads; null: the cores the machine's load leaves free
     log_every_n_steps: int = 50
+    label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None
+    early_stopping_patience: int | None = None  # epochs without a better selection accuracy
+    metrics_csv: bool = True
 
     def __post_init__(self) -> None:
         rules.count(self, "epochs", maximum=100_000)
@@ -52,6 +56,10 @@ class TrainerConfig:
         rules.count(self, "num_workers", minimum=0, maximum=1024)
         rules.optional_count(self, "threads")
         rules.count(self, "log_every_n_steps", maximum=10**6)
+        rules.number(self, "label_smoothing", 0.0, 1.0, high_open=True)
+        if self.clip_grad_norm is not None:
+            rules.positive(self, "clip_grad_norm")
+        rules.optional_count(self, "early_stopping_patience")
 
 
 # --- optimizer ----------------------------------------------------------------------------------

@@ -93,6 +93,8 @@ def train_epoch(
     world: Distributed | None = None,
     log_every: int = 50,
     report: Callable[[int, float], None] = lambda step, loss: None,
+    label_smoothing: float = 0.0,
+    clip_grad_norm: float | None = None,
 ) -> EpochProgress:
     """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
 
@@ -100,6 +102,7 @@ def train_epoch(
     host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
     ``check_every`` steps, one host sync) raises if one was seen. Every ``log_every`` steps the
     running loss (one host sync) goes to the progress bar or log and to ``report(global step, loss)``.
+    ``label_smoothing`` softens the targets; ``clip_grad_norm`` caps the gradients' global norm.
     The totals are this rank's
     (``world``: a data-parallel run, whose ranks skip a non-finite batch only all together).
     """
@@ -117,7 +120,7 @@ def train_epoch(
     for images, labels in bar:
         with autocast(device, precision):
             logits = model(memory_format(images, channels_last))
-            loss = F.cross_entropy(logits, labels)  # autocast computes it in fp32
+            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)  # in fp32 under autocast
         finite = watch.observe(scheduler.last_epoch, loss)
         if skip_nonfinite:
             finite = world.all(finite)  # DDP: a rank that skips the backward would leave the others waiting
@@ -126,9 +129,13 @@ def train_epoch(
             skipped += 1
         elif scaler is None:
             loss.backward()
+            clip(optimizer, clip_grad_norm)
             optimizer.step()
         else:
             scaler.scale(loss).backward()
+            if clip_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                clip(optimizer, clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
         scheduler.step()
@@ -147,6 +154,13 @@ def train_epoch(
             break
     return EpochProgress(step, loss_sum.item(), int(hits.item()), count,  # waits for the device
                          done.seconds + time.perf_counter() - start, skipped)
+
+
+def clip(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
+    """Scales the gradients down so that their global norm is at most ``max_norm`` (None: no cap)."""
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                       max_norm)
 
 
 def own_share(progress: EpochProgress, world: Distributed) -> EpochProgress:

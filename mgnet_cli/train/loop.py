@@ -1,5 +1,7 @@
 """The training loop: epochs of train steps (epoch.py), each followed by evaluation, checkpoints and results."""
 
+import csv
+import io
 import logging
 import time
 from collections.abc import Callable
@@ -10,7 +12,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.data.pipeline import Batches
-from mgnet_cli.storage import link_atomic
+from mgnet_cli.storage import link_atomic, write_text_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
 from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
@@ -66,6 +68,8 @@ def fit(
                     stopped_in(run.save, run_dir, epoch, partial, data_state, run.stop.received, tracker)
                 run.end_epoch(metrics | run.evaluate(), tracker)
                 partial = EpochProgress()  # the next epoch starts at its first step
+                if run.patience_ran_out():
+                    break
                 if run.stop() and epoch < settings.epochs:  # a signal after the last epoch: done
                     stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
                                run.stop.received, tracker)
@@ -155,7 +159,9 @@ class Run:
                               scaler=self.scaler, done=own_share(partial, world), stop=self.stop,
                               watch=self.watch, skip_nonfinite=settings.skip_nonfinite, check=self.check,
                               check_every=10 if world.active else 50, world=world,
-                              log_every=settings.log_every_n_steps, report=self.report, **self.fast)
+                              log_every=settings.log_every_n_steps, report=self.report,
+                              label_smoothing=settings.label_smoothing, clip_grad_norm=settings.clip_grad_norm,
+                              **self.fast)
         self.check()
         partial = summed(partial, world)
         if partial.skipped and partial.count == 0:  # nothing of this epoch was learned from
@@ -189,6 +195,22 @@ class Run:
             if improved:  # the same checkpoint: best.pt links to it (last.pt is replaced, not rewritten)
                 link_atomic(self.run_dir / "last.pt", self.run_dir / "best.pt")
         write_json_atomic(self.run_dir / "results.json", self.record.summary() | self.ranks)
+        if self.settings.metrics_csv:
+            write_metrics_csv(self.run_dir / "metrics.csv", self.record.history)
+
+    def patience_ran_out(self) -> bool:
+        """Early stopping: ``early_stopping_patience`` epochs since the best selection accuracy."""
+        patience, history = self.settings.early_stopping_patience, self.record.history
+        if patience is None or not history:
+            return False
+        key = f"{self.record.selection}_acc"
+        best = max(range(len(history)), key=lambda index: history[index][key])  # the first best
+        if len(history) - 1 - best < patience:
+            return False
+        self.record.stopped_early = int(history[-1]["epoch"])
+        log.info("early stop after epoch %d: %s has not improved for %d epochs (best %.2f%% at epoch %d)",
+                 self.record.stopped_early, key, patience, 100 * history[best][key], history[best]["epoch"])
+        return True
 
     def time_left(self, epoch: int) -> float:
         """Seconds left at the mean epoch time so far (evaluation included); a compiled run's first
@@ -237,6 +259,16 @@ def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: Ep
     raise Interrupted(
         f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
         f"{run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", signal_number)
+
+
+def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
+    """The per-epoch metrics as CSV (one row per epoch, a column per metric), atomically."""
+    columns = list(dict.fromkeys(key for epoch in history for key in epoch))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def warn_unstable_chebyshev(model: nn.Module) -> None:

@@ -17,6 +17,7 @@ class RunRecord:
     selection: str = "test"  # "val" when a validation split is held out
     history: list[dict[str, float]] = field(default_factory=list)
     wall_time_s: float = 0.0
+    stopped_early: int | None = None  # the epoch early stopping ended the run after
 
     def add(self, metrics: dict[str, float], wall_time_s: float) -> bool:
         """Records an epoch; True when it is the best so far on the selection split."""
@@ -46,6 +47,8 @@ class RunRecord:
             "train_images_per_s": final["train_throughput"],
             "protocol": PROTOCOL,
         }
+        if self.stopped_early is not None:
+            summary["stopped_early_after_epoch"] = self.stopped_early
         if self.selection == "val":
             summary |= {"best_val_acc": best["val_acc"], "best_val_epoch": int(best["epoch"]),
                         "test_acc_at_best_val": best["test_acc"]}

@@ -31,6 +31,10 @@ class TrainSettings:
     deterministic: bool = False  # deterministic kernels (bitwise-repeatable runs and resumes)
     threads: int | None = None  # CPU threads; None: choose_threads' choice
     log_every_n_steps: int = 50  # running loss to the bar/log and TensorBoard every this many steps
+    label_smoothing: float = 0.0  # cross-entropy against softened targets
+    clip_grad_norm: float | None = None  # cap on the gradients' global norm
+    early_stopping_patience: int | None = None  # epochs without a better selection accuracy
+    metrics_csv: bool = True  # metrics.csv, one row per epoch
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)
