@@ -75,25 +75,21 @@ def test_a_crafted_config_is_refused_naming_the_key(honest, tmp_path, target, pl
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("target, place", [("distutils.spawn.spawn", "a value's place"),
-                                           ("os.system", "a new top-level key"),
-                                           ("builtins.exec", "group target")])
-def test_eval_refuses_a_crafted_checkpoint_and_creates_nothing(honest, tmp_path, target, place):
+@pytest.mark.parametrize("command, target, place", [
+    ("eval", "distutils.spawn.spawn", "a value's place"),
+    ("eval", "os.system", "a new top-level key"),
+    ("eval", "builtins.exec", "group target"),
+    ("resume", "subprocess.Popen", "a key the loader ignores"),
+    ("resume", "shutil.copyfile", "the model's smoother"),
+    ("resume", "torch.load", "the model's stem"),
+])
+def test_the_commands_refuse_a_crafted_checkpoint_and_create_nothing(honest, tmp_path, command, target, place):
     path, marker = crafted(honest, tmp_path, target, place)
     before = sorted(tmp_path.rglob("*"))
-    line = one_line_error(mgnet("eval", f"checkpoint={path}", "device=cpu", cwd=tmp_path, check=False), "eval")
+    arguments = (["eval", f"checkpoint={path}", "device=cpu"] if command == "eval"
+                 else ["train", f"resume={path}", "trainer.epochs=2"])
+    line = one_line_error(mgnet(*arguments, cwd=tmp_path, check=False), arguments[0])
     assert str(path) in line
-    assert not marker.exists() and sorted(tmp_path.rglob("*")) == before
-
-
-@pytest.mark.parametrize("target, place", [("subprocess.Popen", "a key the loader ignores"),
-                                           ("shutil.copyfile", "the model's smoother"),
-                                           ("torch.load", "the model's stem")])
-def test_resume_refuses_a_crafted_checkpoint_and_creates_nothing(honest, tmp_path, target, place):
-    path, marker = crafted(honest, tmp_path, target, place)
-    before = sorted(tmp_path.rglob("*"))
-    result = mgnet("train", f"resume={path}", "trainer.epochs=2", cwd=tmp_path, check=False)
-    assert str(path) in one_line_error(result, "train")
     assert not marker.exists() and sorted(tmp_path.rglob("*")) == before
 
 
