@@ -69,7 +69,7 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
         sync_bn=trainer.sync_bn, deterministic=trainer.deterministic, threads=trainer.threads,
         log_every_n_steps=trainer.log_every_n_steps, label_smoothing=trainer.label_smoothing,
         clip_grad_norm=trainer.clip_grad_norm, early_stopping_patience=trainer.early_stopping_patience,
-        metrics_csv=trainer.metrics_csv,
+        metrics_csv=trainer.metrics_csv, ema_decay=trainer.ema_decay,
     )
 
 

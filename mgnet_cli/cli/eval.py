@@ -12,7 +12,8 @@ from mgnet_cli.cli.resume import saved_config
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema.commands import EvalConfig
 from mgnet_cli.report.plots import confusion_heatmap
-from mgnet_cli.train.checkpoint import load_checkpoint, load_weights, write_json_atomic
+from mgnet_cli.storage import write_json_atomic
+from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
 from mgnet_cli.train.evaluation import Evaluation, evaluate_split
 from mgnet_cli.train.settings import resolve_device
 

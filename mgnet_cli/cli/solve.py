@@ -27,7 +27,7 @@ from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.learned import START_OMEGA
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
-from mgnet_cli.train.checkpoint import write_json_atomic
+from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.settings import resolve_device
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mgnet_cli.train.checkpoint import write_atomic
+from mgnet_cli.storage import write_atomic
 
 try:
     import fcntl

@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from mgnet_cli.cli.build import build_training, flat_hyperparameters, plain, trainer_settings
 from mgnet_cli.cli.resume import resume_config
 from mgnet_cli.cli.torchrun import launched_rank
-from mgnet_cli.storage import RunLock
-from mgnet_cli.train.checkpoint import load_checkpoint, write_text_atomic
+from mgnet_cli.storage import RunLock, write_text_atomic
+from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.distributed import check_batch_sizes, this_process
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.tracking import Tracker

@@ -45,6 +45,7 @@ class TrainerConfig:
     clip_grad_norm: float | None = None
     early_stopping_patience: int | None = None  # epochs without a better selection accuracy
     metrics_csv: bool = True
+    ema_decay: float | None = None  # EMA of the weights, evaluated and checkpointed beside them
 
     def __post_init__(self) -> None:
         rules.count(self, "epochs", maximum=100_000)
@@ -60,6 +61,8 @@ class TrainerConfig:
         if self.clip_grad_norm is not None:
             rules.positive(self, "clip_grad_norm")
         rules.optional_count(self, "early_stopping_patience")
+        if self.ema_decay is not None:
+            rules.number(self, "ema_decay", 0.0, 1.0, low_open=True, high_open=True)
 
 
 # --- optimizer ----------------------------------------------------------------------------------

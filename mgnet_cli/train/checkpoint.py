@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mgnet_cli.errors import MgnetError
-from mgnet_cli.storage import write_atomic, write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from mgnet_cli.storage import write_atomic
 
 FORMAT_VERSION = 1
 

@@ -95,6 +95,7 @@ def train_epoch(
     report: Callable[[int, float], None] = lambda step, loss: None,
     label_smoothing: float = 0.0,
     clip_grad_norm: float | None = None,
+    after_step: Callable[[], None] = lambda: None,
 ) -> EpochProgress:
     """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
 
@@ -102,7 +103,8 @@ def train_epoch(
     host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
     ``check_every`` steps, one host sync) raises if one was seen. Every ``log_every`` steps the
     running loss (one host sync) goes to the progress bar or log and to ``report(global step, loss)``.
-    ``label_smoothing`` softens the targets; ``clip_grad_norm`` caps the gradients' global norm.
+    ``label_smoothing`` softens the targets; ``clip_grad_norm`` caps the gradients' global norm;
+    ``after_step()`` runs after every optimizer step (the EMA of the weights).
     The totals are this rank's
     (``world``: a data-parallel run, whose ranks skip a non-finite batch only all together).
     """
@@ -139,6 +141,7 @@ def train_epoch(
             scaler.step(optimizer)
             scaler.update()
         scheduler.step()
+        after_step()
         if not skip_nonfinite or bool(finite):
             loss_sum += loss.detach() * len(labels)
             hits += (logits.detach().argmax(dim=1) == labels).sum()

@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mgnet_cli.data.pipeline import Batches
-from mgnet_cli.storage import link_atomic, write_text_atomic
-from mgnet_cli.train.checkpoint import save_checkpoint, write_json_atomic
+from mgnet_cli.storage import link_atomic, write_json_atomic, write_text_atomic
+from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
 from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
 from mgnet_cli.train.fast import grad_scaler, prepare_model, retain_freed_memory
@@ -102,6 +103,10 @@ class Run:
         self.optimizer, self.schedule, self.batches, self.settings = optimizer, schedule, batches, settings
         self.run_dir, self.metadata, self.world = run_dir, metadata, world
         self.scaler = grad_scaler(settings.device, settings.precision)
+        self.ema = None if settings.ema_decay is None else AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+        self.ema_forward = None if self.ema is None else prepare_model(
+            self.ema.module, settings.device, settings.channels_last, compile=False)
         self.fast = {"precision": settings.precision, "channels_last": settings.channels_last}
         self.steps = len(batches.train) if settings.limit_train_batches is None else min(
             settings.limit_train_batches, len(batches.train))
@@ -117,6 +122,8 @@ class Run:
         partial = EpochProgress(**resume.get("epoch_progress", {}))
         if self.scaler is not None and "grad_scaler" in resume:
             self.scaler.load_state_dict(resume["grad_scaler"])
+        if self.ema is not None and "ema" in resume:
+            self.ema.load_state_dict(resume["ema"])
         log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.settings.epochs)
         return done, partial
 
@@ -137,6 +144,11 @@ class Run:
                      "the time left is estimated from the epochs after the first")
         self.started = time.perf_counter() - self.record.wall_time_s
         self.base_lr = self.optimizer.param_groups[0]["initial_lr"]
+
+    def average(self) -> None:
+        """One step of the EMA of the weights (``trainer.ema_decay``)."""
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def report(self, step: int, running_loss: float) -> None:
         """The running training loss as a step-level TensorBoard scalar."""
@@ -161,7 +173,7 @@ class Run:
                               check_every=10 if world.active else 50, world=world,
                               log_every=settings.log_every_n_steps, report=self.report,
                               label_smoothing=settings.label_smoothing, clip_grad_norm=settings.clip_grad_norm,
-                              **self.fast)
+                              after_step=self.average, **self.fast)
         self.check()
         partial = summed(partial, world)
         if partial.skipped and partial.count == 0:  # nothing of this epoch was learned from
@@ -182,6 +194,10 @@ class Run:
             scores = evaluate(self.forward, source, self.settings.limit_eval_batches, tta=self.settings.tta,
                               world=self.world, **self.fast)
             metrics |= {f"{name}_{key}": value for key, value in scores.items()}
+            if self.ema_forward is not None:  # the averaged weights, beside the raw ones
+                scores = evaluate(self.ema_forward, source, self.settings.limit_eval_batches,
+                                  tta=self.settings.tta, world=self.world, **self.fast)
+                metrics |= {f"{name}_ema_{key}": value for key, value in scores.items()}
         return metrics
 
     def end_epoch(self, metrics: dict[str, float], tracker: Tracker) -> None:
@@ -229,6 +245,8 @@ class Run:
                                self.batches.generator)
         if self.scaler is not None:  # fp16's loss scale, so that a resume continues with it
             state["grad_scaler"] = self.scaler.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         with self.signal.saving():  # a second Ctrl-C waits for the file to be complete
             save_checkpoint(self.run_dir / name, state | self.metadata | extra)
 

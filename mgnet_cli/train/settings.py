@@ -35,6 +35,7 @@ class TrainSettings:
     clip_grad_norm: float | None = None  # cap on the gradients' global norm
     early_stopping_patience: int | None = None  # epochs without a better selection accuracy
     metrics_csv: bool = True  # metrics.csv, one row per epoch
+    ema_decay: float | None = None  # an exponential moving average of the weights, beside them
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mgnet_cli.errors import MgnetError
-from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
+from mgnet_cli.storage import write_json_atomic
+from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip(tmp_path):

@@ -70,3 +70,16 @@ def test_resume_latest_and_the_metrics_csv(tmp_path):
 def test_resume_latest_without_runs_is_one_line(tmp_path):
     result = mgnet("train", "resume=latest", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "resume=latest: no run with a last.pt under" in result.stderr
+
+
+@pytest.mark.parametrize("decay, follows", [(1e-9, "the last weights"), (1 - 1e-9, "the first step's weights")])
+def test_the_ema_of_the_weights_is_evaluated_and_checkpointed(compose_config, tmp_path, decay, follows):
+    t = build_training(compose_config("trainer.limit_train_batches=3", f"trainer.ema_decay={decay}"))
+    results = fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, tmp_path)
+    assert {"test_ema_acc", "test_ema_loss"} <= set(results["history"][0])
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    ema = {key.removeprefix("module."): value for key, value in state["ema"].items() if key.startswith("module.")}
+    weights = {name: p for name, p in state["model"].items() if name.endswith("weight")}
+    close = [torch.allclose(ema[name], value, atol=1e-6) for name, value in weights.items()]
+    assert all(close) if follows == "the last weights" else not all(close)
+    assert int(state["ema"]["n_averaged"]) == 3
