@@ -27,8 +27,9 @@ from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.learned import START_OMEGA
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
+from mgnet_cli import schema
 from mgnet_cli.storage import write_json_atomic
-from mgnet_cli.train.settings import resolve_device
+from mgnet_cli.train.settings import choose_threads, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,10 @@ def run(cfg: DictConfig) -> float:
     max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
     dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
     device = resolve_device(str(cfg.solver.device), "solver.device")
+    if device.type == "cpu":
+        threads, why = choose_threads(schema.check(cfg, "solve").solver.threads)
+        torch.set_num_threads(threads)
+        log.info("%d CPU thread%s: %s", threads, "s" if threads > 1 else "", why)
     smoother = HydraConfig.get().runtime.choices.get("solver/smoother", smoother_name(options.smoother))
     options, rule, records = learned_parts(cfg.solver, smoother, options, run_dir, device)
     result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device, rule)

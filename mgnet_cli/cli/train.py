@@ -52,7 +52,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                 "choices": dict(HydraConfig.get().runtime.choices)}
     results = fit(training.model, training.optimizer, training.schedule, training.batches,
                   training.settings, run_dir, metadata, checkpoint, world)
-    objective = results.get("best_val_acc", results["best_test_acc"])  # never select on test if we can
+    choice = str(cfg.get("objective", "auto"))  # auto: never select on the test set if we can help it
+    objective = results["best_test_acc"] if choice == "test" else results.get("best_val_acc", results["best_test_acc"])
     if not world.is_main:
         return objective
     record_hyperparameters(cfg, run_dir, results)

@@ -154,6 +154,11 @@ def check(cfg: DictConfig, command: str) -> Any:
         setattr(getattr(result, parent), name, value)
     for group, value in checked.items():
         setattr(result, group, value)
+    if hasattr(result, "across_groups"):
+        try:
+            result.across_groups()
+        except rules.Invalid as invalid:
+            raise ConfigError(str(invalid)) from None
     return result
 
 

@@ -248,6 +248,7 @@ class SolverConfig:
     max_cycles: int = 50
     dtype: Dtype = Dtype.float64
     device: str = "auto"
+    threads: int | None = None  # CPU threads; null: the cores the machine's load leaves free
     learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
     learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
     smoother: Any = None  # the solver/smoother group
@@ -262,6 +263,7 @@ class SolverConfig:
         rules.number(self, "tol", 0.0, 1.0, low_open=True, high_open=True)
         rules.count(self, "max_cycles", maximum=100_000)
         rules.device(self, "device")
+        rules.optional_count(self, "threads")
 
 
 @dataclass

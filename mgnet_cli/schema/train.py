@@ -15,6 +15,14 @@ class Precision(rules.Choice):
     fp16 = "fp16"
 
 
+class Objective(rules.Choice):
+    """What ``mgnet train`` returns to a sweeper: the best validation or test accuracy; ``auto`` is
+    the validation accuracy whenever the run holds out a validation split."""
+    auto = "auto"
+    val = "val"
+    test = "test"
+
+
 class TTA(rules.Choice):
     """Test-time augmentation of evaluation: none, or flip (mean of the logits of x and its mirror)."""
     none = "none"
@@ -162,6 +170,7 @@ class TrainConfig:
     seed: int = 0
     eval: EvalTTAConfig = field(default_factory=EvalTTAConfig)
     resume: str | None = None
+    objective: Objective = Objective.auto
     dataset: Any = None  # the groups: each has its own schema (mgnet_cli.schema.GROUPS)
     model: Any = None
     smoother: Any = None
@@ -172,3 +181,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
         rules.text(self, "resume", optional=True)
+
+    def across_groups(self) -> None:
+        """Rules between this config's keys and its groups' (run once the groups are checked)."""
+        if self.objective == Objective.val and getattr(self.dataset, "val_size", 0) == 0:
+            raise rules.Invalid("objective", self.objective, "needs a validation split: set "
+                                                             "dataset.val_size (e.g. 5000)")

@@ -112,3 +112,8 @@ def test_jobs_ending_together_in_other_processes_keep_every_row(tmp_path):
         worker.join(timeout=120)
         assert worker.exitcode == 0
     assert [int(row["job"]) for row in read_rows(path)] == list(range(48))
+
+
+def test_the_objective_can_insist_on_a_validation_split(tmp_path):
+    line = one_line_error(mgnet("train", *TINY, "objective=val", cwd=tmp_path, check=False), "train")
+    assert "objective=val: needs a validation split" in line
