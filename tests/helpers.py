@@ -11,6 +11,10 @@ TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "tra
         "model.channels=8", "model.smoothing_steps=[1,1]", "trainer.device=cpu"]
 """A model and data set that train a step in well under a second on a CPU."""
 
+LONG = [*TINY, "dataset.num_train=2048", "trainer.batch_size=16", "trainer.limit_train_batches=null",
+        "trainer.epochs=1000"]
+"""A run no loaded machine finishes before a test stops it: 128 steps an epoch, 1000 epochs."""
+
 PATIENCE_S = 600.0  # how long an event may take on a machine loaded by others: generous on purpose
 
 
@@ -21,6 +25,20 @@ def mgnet(*args: str, cwd: Path, check: bool = True, timeout: float = PATIENCE_S
     if check and result.returncode != 0:
         raise AssertionError(f"mgnet {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def mgnet_solve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``mgnet solve <args>``, whatever its exit code."""
+    return mgnet("solve", *args, cwd=cwd, check=False)
+
+
+def fit_config(cfg, run_dir: Path):
+    """(model, results) of ``fit`` on the training ``build_training(cfg)`` wires, in-process."""
+    from mgnet_cli.cli.build import build_training
+    from mgnet_cli.train.loop import fit
+
+    t = build_training(cfg)
+    return t.model, fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, run_dir, {"config": {"seed": 0}})
 
 
 def train(run: Path, *overrides: str, cwd: Path | None = None) -> Path:

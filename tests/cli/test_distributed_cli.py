@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli.test_reliability import LONG
-from tests.helpers import TINY, mgnet, wait_for
+from tests.helpers import LONG, TINY, mgnet, wait_for
 
 BIN = Path(sys.executable).parent
 # 33 test images: the ranks evaluate 17 and 16; one step an epoch, so the first epoch's train loss

@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import TINY, mgnet, start, wait_for
-
-LONG = [*TINY, "dataset.num_train=2048", "trainer.batch_size=16", "trainer.limit_train_batches=null",
-        "trainer.epochs=1000"]  # 128 steps an epoch; stopped by the test, resumed to a short end
+from tests.helpers import LONG, TINY, mgnet, start, wait_for
 
 
 def start_long(run: Path, cwd: Path, *extra: str):

@@ -1,19 +1,11 @@
 """``mgnet solve`` end to end: the installed command in a subprocess, in a temporary folder."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-
-def mgnet_solve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Runs the console script pip installed beside this Python."""
-    script = Path(sys.executable).parent / "mgnet"
-    return subprocess.run([str(script), "solve", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+from tests.helpers import mgnet_solve
 
 
 def test_solve_writes_results_plot_and_tensorboard(tmp_path):

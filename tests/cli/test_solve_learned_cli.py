@@ -12,7 +12,7 @@ from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.solve_options import learning_settings, multigrid_options
 from mgnet_cli.cli.validate import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
-from tests.cli.test_solve_cli import mgnet_solve
+from tests.helpers import mgnet_solve
 
 TINY = ["solver/smoother=learned", "problem.n=63", "solver.device=cpu",
         "solver.learned.train_sizes=[15]", "solver.learned.steps=10", "solver.learned.batch=4",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mgnet_cli.cli.sweep import COLUMNS
-from tests.cli.test_train_cli import TINY, mgnet
+from tests.helpers import TINY, mgnet
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_train_cli import TINY, mgnet
+from tests.helpers import TINY, mgnet
 
 
 @pytest.fixture(scope="module")

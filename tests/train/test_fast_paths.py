@@ -133,22 +133,19 @@ def test_compiled_model_evaluates_like_the_eager_one(compose_config):
     assert ours["loss"] == pytest.approx(plain["loss"], rel=LOSS["fp32"])
 
 
-@pytest.fixture
-def slow(request):
-    """Skips unless ``-m slow`` selected the test (pytest alone runs the quick tests, see README)."""
-    if "slow" not in request.config.getoption("markexpr"):
-        pytest.skip("Inductor compiles for a minute on 2 cores: run with -m slow")
-
-
 def test_traced_training_steps_match_the_plain_path(compose_config, monkeypatch):
     """The compiled path's graphs (Dynamo's capture, AOTAutograd's forward and backward), run
     without Inductor's code generation: quick enough for every test run. Inductor itself: below."""
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
-    test_compiled_training_steps_match_the_plain_path(compose_config, None)
+    compiled_steps_match_the_plain_path(compose_config)
 
 
-@pytest.mark.slow
-def test_compiled_training_steps_match_the_plain_path(compose_config, slow):
+@pytest.mark.slow  # Inductor compiles for a minute on 2 cores: python -m pytest -m slow
+def test_compiled_training_steps_match_the_plain_path(compose_config):
+    compiled_steps_match_the_plain_path(compose_config)
+
+
+def compiled_steps_match_the_plain_path(compose_config) -> None:
     torch._dynamo.reset()
     _, batches, reference = setup(compose_config)
     plain = train_steps(reference, batches)
@@ -178,7 +175,7 @@ def test_fit_with_every_switch_saves_a_plain_checkpoint(compose_config, tmp_path
 
 
 @pytest.mark.slow
-def test_fit_compiled_by_inductor_saves_a_plain_checkpoint(compose_config, tmp_path, slow):
+def test_fit_compiled_by_inductor_saves_a_plain_checkpoint(compose_config, tmp_path):
     _, results = fit_with_every_switch(compose_config, tmp_path)
     assert results["status"] == "completed"
     assert not any(key.startswith("_orig_mod.") for key in load_checkpoint(tmp_path / "last.pt")["model"])

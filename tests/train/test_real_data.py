@@ -1,6 +1,6 @@
 """A small MgNet learns the real CIFAR-10 subset on the CPU (5,000 training images, 2,000 test)."""
 
-from tests.train.test_loop import train
+from tests.helpers import fit_config as train
 
 
 def test_small_mgnet_learns_real_cifar10(compose_config, shared_data, tmp_path):
