@@ -14,7 +14,7 @@ from torch import nn
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.stems import cifar_stem
-from mgnet_cli.model.transfer import bn_relu, conv3x3
+from mgnet_cli.model.layers import bn_relu, conv3x3
 
 BlockFactory = Callable[[int, int, int], nn.Module]
 """``block(in_channels, channels, stride)`` -> one residual block."""

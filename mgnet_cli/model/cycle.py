@@ -22,11 +22,25 @@ def zero_if_none(u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(f) if u is None else u
 
 
+class Operator(Protocol):
+    """A level's ``A``: the network's learned convolution (``layers.DataFeatureMap``) or the
+    solver's stencil (``pde.stencils``); a stencil adds ``diagonal`` for its point smoothers."""
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor: ...
+
+    def residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``f - A u``, in one pass where the operator can fuse it."""
+        ...
+
+
 class Smoother(Protocol):
-    """Runs its smoothing steps on one level: ``u <- update(u, f, A)``, given ``residual = f - A u``."""
+    """Runs its ``steps`` smoothing steps on one level: ``u <- update(u, f, A)``, given
+    ``residual = f - A u``; every later residual is ``A.residual(u, f)``."""
+
+    steps: int
 
     def __call__(
-        self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: nn.Module
+        self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: Operator
     ) -> torch.Tensor: ...
 
 
@@ -41,12 +55,12 @@ class Level(nn.Module):
 
     def __init__(
         self,
-        A: nn.Module,
-        smoother: nn.Module,
+        A: Operator,
+        smoother: Smoother,
         restrict_residual: nn.Module | None = None,
         restrict_u: nn.Module | None = None,
         prolong: nn.Module | None = None,
-        post_smoother: nn.Module | None = None,
+        post_smoother: Smoother | None = None,
     ) -> None:
         super().__init__()
         self.A = A
@@ -57,12 +71,8 @@ class Level(nn.Module):
         self.post_smoother = post_smoother
 
     def residual(self, u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
-        """``f - A u``, free when u is zero; an operator with a fused ``residual(u, f)`` (the
-        solver's stencils) forms it in one pass."""
-        if u is None:
-            return f
-        fused = getattr(self.A, "residual", None)
-        return f - self.A(u) if fused is None else fused(u, f)
+        """``f - A u``, free when u is zero."""
+        return f if u is None else self.A.residual(u, f)
 
 
 class MultigridCycle(nn.Module):

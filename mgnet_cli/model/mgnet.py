@@ -7,9 +7,9 @@ from torch import nn
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.model.layers import DataFeatureMap, conv_bn_relu
 from mgnet_cli.model.smoothers.resnet import ResNetSmoother
 from mgnet_cli.model.stems import cifar_stem
-from mgnet_cli.model.transfer import conv3x3, conv_bn_relu
 
 SmootherFactory = Callable[..., nn.Module]
 """``factory(channels_u=, channels_f=, steps=)`` -> a smoother module (``configs/smoother/``)."""
@@ -69,7 +69,7 @@ class MgNet(nn.Module):
         for level, (c_u, c_f, nu) in enumerate(zip(widths_u, widths_f, steps)):
             coarsest = level == len(steps) - 1
             levels.append(Level(
-                A=conv3x3(c_u, c_f),
+                A=DataFeatureMap(c_u, c_f),
                 smoother=smoother(channels_u=c_u, channels_f=c_f, steps=nu),
                 restrict_residual=None if coarsest else conv_bn_relu(c_f, widths_f[level + 1], 2),
                 restrict_u=None if coarsest else conv_bn_relu(c_u, widths_u[level + 1], 2),

@@ -7,7 +7,7 @@ A stem is built as ``stem(in_channels, channels)`` (the config holds a partially
 
 from torch import nn
 
-from mgnet_cli.model.transfer import bn_relu, conv3x3, conv_bn_relu
+from mgnet_cli.model.layers import bn_relu, conv3x3, conv_bn_relu
 
 
 def cifar_stem(in_channels: int, channels: int, norm_activation: bool = True) -> nn.Module:

@@ -123,7 +123,7 @@ def summary(model: nn.Module, in_channels: int, image_size: int) -> dict[str, An
         if kind == "stem":
             stem = StemRow(channels=shape[1], **common)
         elif kind == "level":
-            steps = getattr(module.smoother, "steps", 0)
+            steps = module.smoother.steps
             levels.append(LevelRow(int(index) + 1, channels_u=shape[1], channels_f=in_width,
                                    smoothing_steps=steps, **common))
         else:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.model.baselines import PreActBlock
+from mgnet_cli.model.layers import DataFeatureMap
 from mgnet_cli.model.smoothers.resnet import ResNetSmoother
 
 CHANNELS = 6
@@ -41,7 +42,7 @@ def block_for_step(smoother: ResNetSmoother, A: nn.Conv2d, step: int) -> PreActB
 def test_smoothing_steps_on_the_residual_are_preact_blocks(b_per_step, training):
     steps = 3
     smoother = ResNetSmoother(CHANNELS, CHANNELS, steps, b_per_step=b_per_step)
-    A = nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1, bias=False)
+    A = DataFeatureMap(CHANNELS, CHANNELS)
     randomise(nn.ModuleList([smoother, A]))
     blocks = [block_for_step(smoother, A, step) for step in range(steps)]
     for module in (smoother, *blocks):
@@ -62,7 +63,7 @@ def test_smoothing_steps_on_the_residual_are_preact_blocks(b_per_step, training)
 def test_the_sign_of_the_second_convolution_matters():
     """With +A in place of -A the block no longer follows the smoother: the test above can fail."""
     smoother = ResNetSmoother(CHANNELS, CHANNELS, 1)
-    A = nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1, bias=False)
+    A = DataFeatureMap(CHANNELS, CHANNELS)
     randomise(nn.ModuleList([smoother, A]))
     smoother.eval()
     block = block_for_step(smoother, A, 0).eval()

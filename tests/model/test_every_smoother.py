@@ -6,7 +6,7 @@ from torch import nn
 
 from mgnet_cli.cli.build import build_model
 from mgnet_cli.model.summary import summary
-from mgnet_cli.model.transfer import conv3x3
+from mgnet_cli.model.layers import DataFeatureMap
 from tests.conftest import options
 
 SMOOTHERS = options("smoother")
@@ -39,7 +39,7 @@ def test_u_none_is_a_zero_u(compose_config, smoother):
     model = tiny(compose_config, smoother).eval()
     level = model.cycle.levels[0]
     f = torch.randn(2, 4, 8, 8)
-    A = conv3x3(4, 4)
+    A = DataFeatureMap(4, 4)
     with torch.no_grad():
         from_none = level.smoother(None, f, f.clone(), A)
         from_zero = level.smoother(torch.zeros(2, 4, 8, 8), f, f.clone(), A)

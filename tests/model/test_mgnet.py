@@ -8,6 +8,7 @@ from torch import nn
 
 from mgnet_cli.cli.build import build_model, data_shape
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.model.layers import DataFeatureMap
 from mgnet_cli.model.mgnet import MgNet
 from mgnet_cli.model.smoothers.chebyshev import ChebyshevSmoother
 from mgnet_cli.model.smoothers.densenet import DenseNetSmoother
@@ -101,7 +102,7 @@ def identity_conv(conv: nn.Conv2d, scale: float) -> None:
 def test_linear_smoother_is_a_richardson_iteration(omega):
     """sigma = identity, A = I, B = omega I: every step scales the residual by (1 - omega)."""
     smoother = ResNetSmoother(3, 3, steps=4, b_per_step=False, norm_activation=lambda c: nn.Identity())
-    A = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+    A = DataFeatureMap(3, 3)
     identity_conv(A, 1.0)
     identity_conv(smoother.B[0], omega)
     f = torch.randn(2, 3, 8, 8)

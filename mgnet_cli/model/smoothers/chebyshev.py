@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.model.smoothers.resnet import ResNetSmoother
-from mgnet_cli.model.transfer import NormActivation, bn_relu
+from mgnet_cli.model.layers import NormActivation, bn_relu
 
 
 class ChebyshevSmoother(ResNetSmoother):
@@ -37,7 +37,7 @@ class ChebyshevSmoother(ResNetSmoother):
         previous = u  # u^{-1} := u^0
         for step in range(self.steps):
             if step > 0:
-                residual = f - A(u)
+                residual = A.residual(u, f)
             update = self.correction(step, residual)
             if u is not None:
                 if step > 0:  # (1 - k) u^{i-1} + k u^{i-2} = u^{i-1} + k (u^{i-2} - u^{i-1})

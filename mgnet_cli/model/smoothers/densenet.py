@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.model.transfer import NormActivation, bn_relu, conv3x3
+from mgnet_cli.model.layers import NormActivation, bn_relu, conv3x3
 
 
 class DenseNetSmoother(nn.Module):
@@ -39,7 +39,7 @@ class DenseNetSmoother(nn.Module):
         activated: list[torch.Tensor] = []  # sigma(r^0), ..., sigma(r^{i-1}), each formed once
         for step in range(self.steps):
             if step > 0:
-                residual = f - A(u)
+                residual = A.residual(u, f)
             activated.append(self.sigma_residual[step](residual))
             correction = self.sigma_correction[step](self.B[step](torch.cat(activated, dim=1)))
             u = correction if u is None else u + correction

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from mgnet_cli.model.transfer import NormActivation, bn_relu, conv3x3
+from mgnet_cli.model.layers import NormActivation, bn_relu, conv3x3
 
 
 class ResNetSmoother(nn.Module):
@@ -35,7 +35,7 @@ class ResNetSmoother(nn.Module):
     ) -> torch.Tensor:
         for step in range(self.steps):
             if step > 0:
-                residual = f - A(u)
+                residual = A.residual(u, f)
             correction = self.correction(step, residual)
             u = correction if u is None else u + correction
         return u

@@ -2,10 +2,23 @@
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 NormActivation = Callable[[int], nn.Module]
 """Builds sigma for a tensor of the given channel count (every sigma gets its own BatchNorm)."""
+
+
+class DataFeatureMap(nn.Conv2d):
+    """``A``, a level's learned data-feature map: a 3x3 convolution u -> f (no bias). An ``Operator``
+    of the cycle, so every smoother, the network's and the solver's, forms ``f - A u`` one way."""
+
+    def __init__(self, channels_u: int, channels_f: int) -> None:
+        super().__init__(channels_u, channels_f, 3, padding=1, bias=False)
+
+    def residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``f - A u``: (B, c_f, H, W)."""
+        return f - self(u)
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
