@@ -9,15 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.distributed import Distributed
-from mgnet_cli.train.evaluation import predict
+from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.fast import autocast, memory_format
 from mgnet_cli.train.guards import LossWatch
 from mgnet_cli.train.tracking import progress
 
 
-@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     batches: Iterable,
@@ -28,31 +26,11 @@ def evaluate(
     channels_last: bool = False,
     world: Distributed | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy, top-1 and top-5 accuracy (fractions) over ``batches``; one host sync.
-
-    ``tta="flip"`` averages the logits of each image and its mirror (twice the work). In a
-    data-parallel run each rank evaluates its part of the set and the sums are added over ``world``.
-    """
-    model.eval()
-    totals: torch.Tensor | None = None  # [loss sum, top-1 hits, top-5 hits, count], on device
-    for index, (images, labels) in enumerate(batches):
-        if limit is not None and index >= limit:
-            break
-        with autocast(images.device, precision):
-            logits = predict(model, memory_format(images, channels_last), tta).float()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
-        batch = torch.stack([
-            F.cross_entropy(logits, labels, reduction="sum"),
-            top[:, 0].sum(), top.any(dim=1).sum(), labels.new_full((), len(labels)),  # no host copy
-        ]).double()
-        totals = batch if totals is None else totals + batch
-    if world is not None and world.active:  # sums over the ranks' parts (a part may be empty)
-        totals = world.sum(torch.zeros(4, dtype=torch.float64, device=world.device)
-                           if totals is None else totals)
-    loss, top1, top5, count = totals.tolist() if totals is not None else (0, 0, 0, 0)
-    if count == 0:
-        raise ConfigError("evaluation saw no batch: the evaluation set is empty")
-    return {"loss": loss / count, "acc": top1 / count, "top5": top5 / count}
+    """Mean cross-entropy, top-1 and top-5 accuracy (fractions) over ``batches``: the epoch's
+    metrics from ``evaluation.evaluate_split``."""
+    result = evaluate_split(model, batches, tta=tta, limit=limit, precision=precision,
+                            channels_last=channels_last, world=world)
+    return {"loss": result.loss, "acc": result.top1, "top5": result.top5}
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""A model's full evaluation on one split: loss, top-1/top-5, per-class accuracy, confusion matrix."""
+"""Evaluation on one split, the one loop of training and of ``mgnet eval``: loss, top-1/top-5,
+per-class accuracy and the confusion matrix."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -6,6 +7,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mgnet_cli.errors import ConfigError
+from mgnet_cli.train.distributed import Distributed
+from mgnet_cli.train.fast import autocast, memory_format
 
 
 def predict(model: nn.Module, images: torch.Tensor, tta: str = "none") -> torch.Tensor:
@@ -34,24 +39,61 @@ class Evaluation:
 
     @property
     def count(self) -> int:
+        """Images counted in the confusion matrix (``evaluate_split`` with ``num_classes``)."""
         return int(self.confusion.sum())
 
 
 @torch.inference_mode()
-def evaluate_split(model: nn.Module, batches: Iterable, num_classes: int, tta: str = "none") -> Evaluation:
-    """Runs ``model`` in eval mode over ``batches`` of (images, labels) on its device."""
+def evaluate_split(
+    model: nn.Module,
+    batches: Iterable,
+    num_classes: int | None = None,
+    tta: str = "none",
+    *,
+    limit: int | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    world: Distributed | None = None,
+) -> Evaluation:
+    """The one evaluation loop: ``model`` in eval mode over (at most ``limit``) ``batches``, with no
+    host sync until the end. ``num_classes`` given: the confusion matrix too (else an empty one).
+    ``tta="flip"`` averages each image's logits with its mirror's (twice the work). In a
+    data-parallel run each rank evaluates its part of the set and the sums are added over ``world``.
+    """
     model.eval()
-    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64)
-    loss_sum, top5_hits = 0.0, 0
-    for images, labels in batches:
-        logits = predict(model, images, tta).float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        top = logits.topk(min(5, num_classes), dim=1).indices
-        top5_hits += int((top == labels[:, None]).any(dim=1).sum())
-        pairs = (labels * num_classes + top[:, 0]).cpu()
-        confusion += torch.bincount(pairs, minlength=num_classes * num_classes)
-    confusion = confusion.view(num_classes, num_classes)
-    count = int(confusion.sum())
+    totals: torch.Tensor | None = None  # [loss sum, top-5 hits, count], on the device
+    confusion: torch.Tensor | None = None  # (C * C,) true x predicted counts, on the device
+    for index, (images, labels) in enumerate(batches):
+        if limit is not None and index >= limit:
+            break
+        with autocast(images.device, precision):
+            logits = predict(model, memory_format(images, channels_last), tta).float()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        batch = torch.stack([F.cross_entropy(logits, labels, reduction="sum"),
+                             (top == labels[:, None]).any(dim=1).sum(), labels.new_full((), len(labels))]).double()
+        totals = batch if totals is None else totals + batch
+        if num_classes is not None:
+            counts = torch.bincount(labels * num_classes + top[:, 0], minlength=num_classes * num_classes)
+            confusion = counts if confusion is None else confusion + counts
+        else:  # top-1 hits alone, in a 1 x 1 "matrix"
+            hits = (top[:, 0] == labels).sum().reshape(1)
+            confusion = hits if confusion is None else confusion + hits
+    return totalled(totals, confusion, num_classes, world)
+
+
+def totalled(totals: torch.Tensor | None, confusion: torch.Tensor | None, num_classes: int | None,
+             world: Distributed | None) -> Evaluation:
+    """The sums of ``evaluate_split`` (over the ranks under DDP) as an Evaluation."""
+    size = num_classes * num_classes if num_classes is not None else 1
+    if world is not None and world.active:  # a rank's part may be empty
+        device = world.device
+        totals = world.sum(torch.zeros(3, dtype=torch.float64, device=device) if totals is None else totals)
+        confusion = world.sum(torch.zeros(size, dtype=torch.int64, device=device) if confusion is None else confusion)
+    loss, top5, count = totals.tolist() if totals is not None else (0, 0, 0)
     if count == 0:
-        raise ValueError("the split has no images")
-    return Evaluation(loss_sum / count, int(confusion.diagonal().sum()) / count, top5_hits / count, confusion)
+        raise ConfigError("evaluation saw no batch: the evaluation set is empty")
+    hits = confusion.cpu()
+    if num_classes is None:
+        return Evaluation(loss / count, int(hits[0]) / count, top5 / count, torch.zeros(0, 0, dtype=torch.int64))
+    matrix = hits.view(num_classes, num_classes)
+    return Evaluation(loss / count, int(matrix.diagonal().sum()) / count, top5 / count, matrix)
