@@ -114,6 +114,14 @@ class Run:
         self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
         self.watch = LossWatch(settings.device)
         self.ranks = {"world_size": world.world_size} if world.active else {}
+        # set by start(), once a restore has run: the signal and what listens for it, the forward
+        # of the training steps (DDP-wrapped under torchrun), the clock and the base learning rate
+        self.signal: StopSignal | None = None
+        self.tracker: Tracker | None = None
+        self.stop: StopSignal | StepAgreement | None = None
+        self.train_forward: nn.Module | None = None
+        self.started = 0.0
+        self.base_lr = float(optimizer.param_groups[0]["lr"])
 
     def restore(self, resume: dict[str, Any]) -> tuple[int, EpochProgress]:
         """Continues from a checkpoint of this run: (epochs done, the stopped epoch's progress)."""
