@@ -13,10 +13,7 @@ from mgnet_cli.train.checkpoint import check_training_checkpoint
 # Overrides a resumed run accepts: they change how long, where and how fast it runs, not what it
 # learns (the speed switches compute the same function to float tolerance, so a run started on a
 # CPU can go on on a GPU in bf16; bit-for-bit resumes need them unchanged).
-MAY_CHANGE = ("resume", "trainer.epochs", "trainer.device", "trainer.checkpoints",
-              "trainer.eval_batch_size", "trainer.limit_eval_batches", "trainer.precision",
-              "trainer.channels_last", "trainer.compile", "trainer.num_workers", "dataset.root",
-              "dataset.download", "hydra.")
+MAY_CHANGE = schema.PLACES + schema.PACE
 
 
 def latest_run(outputs: Path = Path("outputs")) -> Path:

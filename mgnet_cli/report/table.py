@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mgnet_cli.report.runs import Run
+from mgnet_cli.schema import PLACES, REPLICAS
 
-NOT_A_DIFFERENCE = ("seed", "problem.seed", "resume", "dataset.root", "dataset.download",
-                    "trainer.device", "solver.device", "hydra.")  # replicas and places, not conditions
+NOT_A_DIFFERENCE = PLACES + REPLICAS  # replicas and places, not conditions
 SEED_KEYS = {"train": "seed", "solve": "problem.seed"}
 
 

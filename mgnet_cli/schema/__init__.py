@@ -37,6 +37,17 @@ TRAIN_GROUPS = ("dataset", "model", "smoother", "optimizer", "scheduler", "train
 NESTED_GROUPS = {"solve": ("solver/smoother",)}  # a group inside a node of the command's own keys
 
 
+# Keys that are not the experiment, written once: where it runs and reads (PLACES), which replica it
+# is (REPLICAS), how long and how fast it runs (PACE). A resume may change PLACES and PACE; a report
+# groups over PLACES and REPLICAS; sweep folders leave PLACES and REPLICAS out of their names
+# (configs/train.yaml's exclude_keys, checked against these by tests/schema).
+PLACES = ("resume", "dataset.root", "dataset.download", "trainer.device", "solver.device", "hydra.")
+REPLICAS = ("seed", "problem.seed")
+PACE = ("trainer.epochs", "trainer.checkpoints", "trainer.eval_batch_size", "trainer.limit_eval_batches",
+        "trainer.precision", "trainer.channels_last", "trainer.compile", "trainer.num_workers",
+        "trainer.threads", "trainer.log_every_n_steps", "trainer.metrics_csv")
+
+
 def register() -> None:
     """Stores every schema in Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore

@@ -162,3 +162,13 @@ def test_rules_name_the_interval_and_the_choices(hydra_initialised):
         check_job("train", ["trainer.precision=fp8"])
     with pytest.raises(ConfigError, match=r"^scheduler.warmup_epochs=5.0: give a finite number in \[0, 3\)$"):
         check_job("train", ["scheduler=cosine", "trainer.epochs=3"])
+
+
+def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment():
+    import yaml
+
+    train = yaml.safe_load((CONFIGS / "train.yaml").read_text())
+    excluded = set(train["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"])
+    not_the_experiment = {key for key in schema.PLACES + schema.REPLICAS if not key.endswith(".")}
+    train_keys = {key for key in not_the_experiment if not key.startswith(("solver.", "problem."))}
+    assert excluded - {"search"} == train_keys  # the YAML cannot import the list: this keeps them one
