@@ -110,7 +110,7 @@ def random_problems(cycle: MultigridCycle, n: int, batch: int, generator: torch.
 @contextlib.contextmanager
 def one_cpu_thread(device: torch.device) -> Iterator[None]:
     """Runs the body on one CPU thread, then restores the count: on grids this small a parallel
-    operation costs more in synchronisation than it saves (5-15x slower on a busy 2-core machine)."""
+    operation costs more in synchronisation than it saves (docs/benchmarks.md)."""
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)

@@ -3,7 +3,7 @@
 Grids are vertex-centred: ``n = 2^L - 1`` interior points per side, spacing ``h = 1 / (n + 1)``,
 tensors shaped ``(batch, channels, n, n)`` like the network's. The three operators are the fixed
 3x3 convolutions of docs/MGNET.md, given by their ``kernel``; ``forward`` computes the same numbers
-with shifted slices, because PyTorch's float64 CPU convolution is 4-17x slower than these few
+with shifted slices, because PyTorch's float64 CPU convolution is several times slower than these few
 elementwise passes (docs/benchmarks.md). ``conv`` applies the convolution itself;
 tests/pde/test_poisson.py checks that the two agree. All three are differentiable: the learned
 smoother (learned.py) is trained through them.

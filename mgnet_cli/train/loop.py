@@ -96,7 +96,7 @@ class Run:
             self.threads = f", {threads} thread{'s' if threads > 1 else ''}: {why}"
             if retain_freed_memory():
                 log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
-            # Denormal floats (|x| < 1e-38, common once a loss nears 0) run ~10x slower on x86 CPUs
+            # Denormal floats (|x| < 1e-38, common once a loss nears 0) run many times slower on x86 CPUs
             torch.set_flush_denormal(True)
         self.model = sync_batchnorm(model, world, settings.sync_bn)
         self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)

@@ -47,7 +47,7 @@ class TrainSettings:
 def choose_threads(requested: int | None) -> tuple[int, str]:
     """CPU threads for torch and why: ``requested``, or the cores this process may use that the
     machine's load (1-minute average) leaves free, at least one. Threads beyond the free cores wait
-    on each other (a loaded 2-core machine ran 10x slower with 2 threads than with 1)."""
+    on each other (the figures: docs/benchmarks.md)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     free = max(1, min(cores, round(cores - load)))
