@@ -28,6 +28,7 @@ from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.learned import START_OMEGA
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
 from mgnet_cli import schema
+from mgnet_cli.report.plots import residual_history
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.settings import choose_threads, resolve_device
 
@@ -99,23 +100,6 @@ def residual_table(result: SolveResult) -> str:
         reduction = f"{norm / norms[cycle - 1]:9.3f}" if cycle and norms[cycle - 1] else ""
         lines.append(f"{cycle:>5}  {norm:10.3e}  {relative:10.3e}  {reduction:>9}")
     return "\n".join(lines)
-
-
-def plot_history(result: SolveResult, tol: float, title: str, path: Path) -> None:
-    """Relative residual per cycle on a log scale, as a PNG (no pyplot: no global backend)."""
-    from matplotlib.figure import Figure  # renders with Agg when saved to .png
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    axes = figure.subplots()
-    axes.semilogy(range(result.cycles + 1), result.relative_residuals, "o-", label="||f - Au|| / ||f||")
-    axes.axhline(tol, color="grey", linestyle="--", label=f"tol {tol:g}")
-    axes.set(xlabel="cycle", ylabel="relative residual",
-             title=f"{title}: factor {result.convergence_factor:.3f}")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.savefig(path, dpi=100)
 
 
 def write_scalars(result: SolveResult, run_dir: Path) -> None:
@@ -210,7 +194,8 @@ def run(cfg: DictConfig) -> float:
                "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
                **result.summary(), **records}
     write_json_atomic(run_dir / "results.json", results)
-    plot_history(result, tol, title, run_dir / "residual_history.png")
+    residual_history(result.relative_residuals, tol, f"{title}: factor {result.convergence_factor:.3f}",
+                     run_dir / "residual_history.png")
     write_scalars(result, run_dir)
     log.info("results in %s", run_dir)
     if result.status == "diverged":

@@ -144,3 +144,16 @@ def residual_histories(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: P
 def drawable(residual: np.ndarray) -> bool:
     """Whether a residual history has a value a log axis can show."""
     return bool(np.any(np.isfinite(residual) & (residual > 0)))
+
+
+def residual_history(relative_residuals: Sequence[float], tol: float, title: str, path: Path) -> None:
+    """One solve's relative residual per cycle on a log scale, with the tolerance (``mgnet solve``)."""
+    from matplotlib.ticker import MaxNLocator
+
+    with figure_file(path, (6, 4)) as axes:
+        axes.semilogy(range(len(relative_residuals)), relative_residuals, "o-", label="||f - Au|| / ||f||")
+        axes.axhline(tol, color="grey", linestyle="--", label=f"tol {tol:g}")
+        axes.set(xlabel="cycle", ylabel="relative residual", title=title)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
