@@ -26,7 +26,7 @@ def build_model(overrides: str | Sequence[str] = ()) -> nn.Module:
     from mgnet_cli.cli import config_dir, register_configs
     from mgnet_cli.cli.build import build_model as build
     from mgnet_cli.cli.build import data_shape
-    from mgnet_cli.cli.validate import check_overrides
+    from mgnet_cli.cli.preflight import check_overrides
 
     register_configs()
     overrides = overrides_of(overrides)

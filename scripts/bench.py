@@ -44,7 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.build import build_training
-from mgnet_cli.cli.validate import explain
+from mgnet_cli.cli.preflight import explain
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.epoch import evaluate, train_epoch

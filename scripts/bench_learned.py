@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 import bench_solve  # scripts/ is on sys.path when this file is run
-from mgnet_cli.pde import learned as learned_module
-from mgnet_cli.pde.learning import kernel_table, load_learned, with_kernels
+from mgnet_cli.pde import learned_smoother as learned_module
+from mgnet_cli.pde.smoother_learning import kernel_table, load_learned, with_kernels
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, build_cycle, iterate, solve_poisson

@@ -25,7 +25,7 @@ def in_sweep() -> bool:
 def preflight(name: str, argv: list[str]) -> None:
     """Bad overrides, an unwritable or busy run folder, a resume that would be refused: one line
     and exit code 2, before Hydra runs (so nothing is written)."""
-    from mgnet_cli.cli.validate import check_overrides, check_resume, check_writable
+    from mgnet_cli.cli.preflight import check_overrides, check_resume, check_writable
     from mgnet_cli.errors import MgnetError
 
     if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -18,14 +18,14 @@ from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_lear
                                          multigrid_options, number, problem_settings,
                                          prolongation_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
-from mgnet_cli.pde.learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
+from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
-from mgnet_cli.pde.learned import START_OMEGA
+from mgnet_cli.pde.learned_smoother import START_OMEGA
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
 from mgnet_cli import schema
 from mgnet_cli.report.plots import residual_history

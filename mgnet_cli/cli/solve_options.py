@@ -12,7 +12,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learned_prolongation import BASES
-from mgnet_cli.pde.learning import LearningSettings
+from mgnet_cli.pde.smoother_learning import LearningSettings
 from mgnet_cli.pde.prolongation_learning import ProlongationSettings
 from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
 from mgnet_cli.pde.problems import COEFFICIENTS, PROBLEMS, Problem, read_field

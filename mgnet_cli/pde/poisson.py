@@ -6,7 +6,7 @@ tensors shaped ``(batch, channels, n, n)`` like the network's. The three operato
 with shifted slices, because PyTorch's float64 CPU convolution is several times slower than these few
 elementwise passes (docs/benchmarks.md). ``conv`` applies the convolution itself;
 tests/pde/test_poisson.py checks that the two agree. All three are differentiable: the learned
-smoother (learned.py) is trained through them.
+smoother (learned_smoother.py) is trained through them.
 """
 
 import math

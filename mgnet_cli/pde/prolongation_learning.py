@@ -22,7 +22,7 @@ import torch
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import build_galerkin_cycle, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
-from mgnet_cli.pde.learning import one_cpu_thread
+from mgnet_cli.pde.smoother_learning import one_cpu_thread
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import coefficient_field, diffusion_stencil
 from mgnet_cli.pde.solve import MultigridOptions, smoother_name

@@ -4,7 +4,7 @@
 mgnet_cli/model/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
 diagonal ``A.diagonal``, so they serve any such stencil, not just the Laplacian. None changes the
 tensors it is given. ``DirectSolve`` fills the coarsest level's smoother slot with an exact solve.
-The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned.py, the
+The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned_smoother.py, the
 line smoother in lines.py. The registry is ``configs/solver/smoother/``: a new smoother is one
 class and one YAML there.
 """

@@ -133,7 +133,7 @@ class PointSmootherConfig:
 
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.RedBlackGaussSeidel",
                                           "mgnet_cli.pde.lines.ZebraLineGaussSeidel",
-                                          "mgnet_cli.pde.learned.LearnedSmoother")
+                                          "mgnet_cli.pde.learned_smoother.LearnedSmoother")
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)

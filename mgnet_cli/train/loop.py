@@ -55,7 +55,7 @@ def fit(
     of ranks to resume.
     Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
     """
-    run = Run(model, optimizer, schedule, batches, settings, run_dir, metadata or {},
+    run = TrainingRun(model, optimizer, schedule, batches, settings, run_dir, metadata or {},
               distributed or Distributed(device=settings.device))
     done, partial = run.restore(resume) if resume is not None else (0, EpochProgress())
     with Tracker(run_dir if run.world.is_main else None, purge_step=done + 1) as tracker, \
@@ -83,7 +83,7 @@ def fit(
     return run.finish()
 
 
-class Run:
+class TrainingRun:
     """What ``fit`` holds for the length of a run; its methods are the parts of an epoch."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mgnet_cli.cli.solve import learned_smoother
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.solve_options import learning_settings, multigrid_options
-from mgnet_cli.cli.validate import check_overrides
+from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.helpers import mgnet_solve
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from mgnet_cli.errors import MgnetError
-from mgnet_cli.pde.learned import LearnedKernels, LearnedSmoother, convolve
-from mgnet_cli.pde.learning import (LearningSettings, learn_smoother, load_learned, log_reduction,
+from mgnet_cli.pde.learned_smoother import LearnedKernels, LearnedSmoother, convolve
+from mgnet_cli.pde.smoother_learning import (LearningSettings, learn_smoother, load_learned, log_reduction,
                                     measured_factor, save_learned, smoothed_sizes, with_kernels)
 from mgnet_cli.pde.poisson import Laplacian
 from mgnet_cli.pde.smoothers import DampedJacobi

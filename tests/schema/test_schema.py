@@ -14,7 +14,7 @@ import pytest
 
 from mgnet_cli import schema
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.validate import check_job
+from mgnet_cli.cli.preflight import check_job
 from mgnet_cli.errors import ConfigError
 
 CONFIGS = config_dir()

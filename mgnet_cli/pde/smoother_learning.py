@@ -23,7 +23,7 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.model.cycle import MultigridCycle
-from mgnet_cli.pde.learned import START_OMEGA, LearnedKernels, LearnedSmoother
+from mgnet_cli.pde.learned_smoother import START_OMEGA, LearnedKernels, LearnedSmoother
 from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.solve import MultigridOptions, build_cycle, solve_poisson
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
