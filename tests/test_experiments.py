@@ -97,3 +97,21 @@ def test_info_prints_the_imagenet_level_table(tmp_path):
         ["3", "14x14", "512", "512", "6"], ["4", "7x7", "1024", "1024", "3"]]
     assert rows[0][:3] == ["stem", "56x56", "-"]
     assert "parameters: 71,270,504" in lines  # the paper: 71.3M
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if "imagenet" not in p])
+@pytest.mark.parametrize("group, option", [("optimizer", "adamw"), ("scheduler", "cosine"),
+                                           ("scheduler", "constant"), ("trainer", "fast")])
+def test_any_group_can_be_swapped_on_top_of_a_preset(compose_config, preset, group, option):
+    """Presets select their groups in the defaults list and pin only their own values."""
+    cfg = compose_config(f"experiment={preset}", f"{group}={option}", tiny=False)
+    own = compose_config(f"{group}={option}", tiny=False)[group]
+    assert cfg[group] == own  # the swapped group is exactly its own option
+    assert cfg.model == compose_config(f"experiment={preset}", tiny=False).model  # the preset's model stays
+
+
+def test_a_preset_with_another_optimizer_trains_from_the_command_line(tmp_path):
+    script = Path(sys.executable).parent / "mgnet"
+    done = subprocess.run([str(script), "info", "experiment=mgnet_cifar10", "optimizer=adamw", "scheduler=cosine"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "parameters: 8,278,794" in done.stdout, done.stderr

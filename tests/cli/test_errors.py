@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import TINY, mgnet
+from tests.helpers import TINY, mgnet, one_line_error
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -40,3 +40,16 @@ def test_full_error_still_shows_the_traceback(tmp_path):
     result = subprocess.run([str(script), "train", *TINY, "model.channels=0"], cwd=tmp_path, text=True,
                             capture_output=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_a_missing_extra_names_the_pip_install(tmp_path):
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):
+        pytest.skip("the slurm extra is installed here")
+    line = one_line_error(mgnet("train", "hydra/launcher=submitit_slurm", cwd=tmp_path, check=False), "train")
+    assert "needs an extra that is not installed" in line
+    result = mgnet("train", "hydra/launcher=submitit_slurm", cwd=tmp_path, check=False)
+    assert 'pip install "mgnet[slurm]"' in result.stderr
