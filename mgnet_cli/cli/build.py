@@ -39,11 +39,13 @@ class Training:
     batches: Batches
 
 
-def build_training(cfg: DictConfig, world: Distributed | None = None) -> Training:
+def build_training(cfg: DictConfig, world: Distributed | None = None,
+                   settings: TrainSettings | None = None) -> Training:
     """The config checked, seeded (deterministic kernels if asked), then its data, model, optimizer,
     schedule and batches: the set-up ``mgnet train``, the benchmarks and the tests share.
-    ``world``: this process's rank under torchrun (its device and its part of every batch)."""
-    settings = trainer_settings(cfg)
+    ``world``: this process's rank under torchrun (its device and its part of every batch);
+    ``settings``: ``trainer_settings(cfg)`` when the caller has them already (checked once)."""
+    settings = settings or trainer_settings(cfg)
     if world is not None:
         settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
     seed_everything(settings.seed, settings.deterministic)

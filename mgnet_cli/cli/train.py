@@ -45,7 +45,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     settings = trainer_settings(cfg)
     world = this_process(settings.device)
     check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
-    training = build_training(cfg, world)
+    training = build_training(cfg, world, settings)
     if world.is_main:
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": plain(cfg, resolve=False),

@@ -86,6 +86,7 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
     groups = groups_of(command)
     top = {key: value for key, value in config.items() if key not in groups}
     root = merged(OmegaConf.structured(COMMANDS[command]), top, where)
+    OmegaConf.set_struct(root, False)  # the groups are Any-typed fields: each gets its own schema
     for group in groups:
         if group not in config:
             raise ConfigError(f"{where}the config has no {group} group")
@@ -94,15 +95,13 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
             schema_for("smoother", node["smoother"], f"{where}model.")  # a resolved copy: checked, then
             node["smoother"] = "${smoother}"  # the smoother group is the one the model reads
         schema = schema_for(group, node, where)
-        with_flag = OmegaConf.structured(schema)
-        OmegaConf.set_struct(root, False)
-        root[group] = merged(with_flag, node, where, prefix=f"{group}.")
-        OmegaConf.set_struct(root, True)
+        root[group] = merged(OmegaConf.structured(schema), node, where, prefix=f"{group}.")
     for group in NESTED_GROUPS.get(command, ()):
         parent, name = group.split("/")
         node = config.get(parent, {}).get(name) if isinstance(config.get(parent), dict) else None
         schema = schema_for(group, node, where)
         root[parent][name] = merged(OmegaConf.structured(schema), node, where, prefix=f"{parent}.{name}.")
+    OmegaConf.set_struct(root, True)
     return root
 
 
