@@ -46,8 +46,8 @@ from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.build import build_training
 from mgnet_cli.cli.preflight import explain
 from mgnet_cli.errors import MgnetError
-from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
-from mgnet_cli.train.epoch import evaluate, train_epoch
+from mgnet_cli.train.fast import autocast, prepare_model, retain_freed_memory
+from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
 
 log = logging.getLogger("bench")
 
@@ -125,7 +125,8 @@ class Bench:
         self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)
         self.optimizer = training.optimizer
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
-        self.scaler = grad_scaler(settings.device, settings.precision)
+        self.step = TrainStep(self.forward, self.optimizer, self.scheduler, settings.device,
+                              settings.precision, settings.channels_last)
         self.steps = min(steps, len(self.batches.train))
         self.ready = list(itertools.islice(self.batches.train, self.steps))  # the pure-compute batches
         self.eval_images = sum(len(labels) for _, labels in self.batches.evaluations["test"])
@@ -133,9 +134,7 @@ class Bench:
 
     def train(self, batches: object) -> float:
         """Seconds for ``train_epoch`` over ``batches``."""
-        return timed(self.settings.device, lambda: train_epoch(
-            self.forward, self.optimizer, self.scheduler, batches, self.settings.device, "bench",
-            scaler=self.scaler, **self.fast))
+        return timed(self.settings.device, lambda: train_epoch(self.step, batches, "bench"))
 
     def paired(self, chunk: int) -> tuple[float, float, float]:
         """One pass over ``self.ready`` in chunks of ``chunk`` steps, each chunk followed by as many

@@ -11,7 +11,7 @@ from torch import nn
 
 from mgnet_cli.train.distributed import Distributed
 from mgnet_cli.train.evaluation import evaluate_split
-from mgnet_cli.train.fast import autocast, memory_format
+from mgnet_cli.train.fast import autocast, grad_scaler, memory_format
 from mgnet_cli.train.guards import LossWatch
 from mgnet_cli.train.tracking import progress
 
@@ -50,90 +50,105 @@ class EpochProgress:
                 "throughput": self.count / max(self.seconds, 1e-9)}
 
 
+@dataclass
+class TrainStep:
+    """One optimizer step on one batch, set up once for a run: the forward under autocast, the
+    (label-smoothed) cross-entropy, the backward through fp16's loss scale (a disabled
+    ``GradScaler`` for the other precisions, which passes everything through), the gradient cap,
+    the optimizer and schedule steps, and ``after_step()`` (the EMA of the weights).
+
+    No host sync per step (fp16's GradScaler and ``skip_nonfinite`` excepted: both must know on the
+    host whether to step); ``watch`` records non-finite losses on the device. Under ``world`` (a
+    data-parallel run) the ranks skip a non-finite batch only all together.
+    """
+
+    model: nn.Module  # what to call for the forward (compiled or DDP-wrapped)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler  # stepped once per batch
+    device: torch.device
+    precision: str = "fp32"
+    channels_last: bool = False
+    label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None  # None: no cap on the gradients' global norm
+    skip_nonfinite: bool = False  # skip a batch whose loss is NaN or infinite instead of stepping
+    after_step: Callable[[], None] = lambda: None
+    world: Distributed | None = None
+    watch: LossWatch | None = None
+    scaler: torch.amp.GradScaler | None = None  # None: the one for ``precision``
+
+    def __post_init__(self) -> None:
+        self.world = self.world or Distributed(device=self.device)
+        self.watch = self.watch or LossWatch(self.device)
+        self.scaler = self.scaler or grad_scaler(self.device, self.precision)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Steps on the batch: (its loss, its logits, both detached; whether it was learned from)."""
+        with autocast(self.device, self.precision):
+            logits = self.model(memory_format(images, self.channels_last))
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)  # fp32 under autocast
+        finite = self.watch.observe(self.scheduler.last_epoch, loss)
+        # DDP: a rank that skips the backward would leave the others waiting, so the ranks agree
+        learned = bool(self.world.all(finite)) if self.skip_nonfinite else True
+        self.optimizer.zero_grad(set_to_none=True)
+        if learned:
+            self.scaler.scale(loss).backward()
+            if self.clip_grad_norm is not None:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+                clip(self.optimizer, self.clip_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
+        self.after_step()
+        return loss.detach(), logits.detach(), learned
+
+
 def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    step: TrainStep,
     batches: Iterable,
-    device: torch.device,
     description: str,
     limit: int | None = None,
     *,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    scaler: torch.amp.GradScaler | None = None,
     done: EpochProgress | None = None,
     stop: Callable[[], bool] = lambda: False,
-    watch: LossWatch | None = None,
-    skip_nonfinite: bool = False,
     check: Callable[[], None] = lambda: None,
     check_every: int = 50,
-    world: Distributed | None = None,
     log_every: int = 50,
     report: Callable[[int, float], None] = lambda step, loss: None,
-    label_smoothing: float = 0.0,
-    clip_grad_norm: float | None = None,
-    after_step: Callable[[], None] = lambda: None,
 ) -> EpochProgress:
-    """SGD steps over ``batches`` from step ``done.step`` on, until the epoch ends or ``stop()``.
+    """``step`` over ``batches`` from batch ``done.step`` on, until the epoch ends or ``stop()``.
 
-    No host sync per step (fp16's GradScaler and ``skip_nonfinite`` excepted: both must know on the
-    host whether to step); ``watch`` records non-finite losses on the device and ``check()`` (every
-    ``check_every`` steps, one host sync) raises if one was seen. Every ``log_every`` steps the
-    running loss (one host sync) goes to the progress bar or log and to ``report(global step, loss)``.
-    ``label_smoothing`` softens the targets; ``clip_grad_norm`` caps the gradients' global norm;
-    ``after_step()`` runs after every optimizer step (the EMA of the weights).
-    The totals are this rank's
-    (``world``: a data-parallel run, whose ranks skip a non-finite batch only all together).
+    Every ``check_every`` steps ``check()`` runs (one host sync: it raises if a non-finite loss was
+    seen); every ``log_every`` steps the running loss (one host sync) goes to the progress bar or
+    log and to ``report(global step, loss)``. The totals are this rank's.
     """
-    world = world or Distributed(device=device)
-    model.train()
+    step.model.train()
     done = done or EpochProgress()
+    device = step.device
     total = len(batches) if limit is None else min(limit, len(batches))
-    watch = watch or LossWatch(device)
     loss_sum = torch.tensor(done.loss_sum, dtype=torch.float64, device=device)
     hits = torch.tensor(done.hits, dtype=torch.int64, device=device)
-    step, count, skipped = done.step, done.count, done.skipped
+    steps, count, skipped = done.step, done.count, done.skipped
     start = time.perf_counter()
     remaining = itertools.islice(iter(batches), done.step, total)  # a resumed epoch skips its start
-    bar = progress(remaining, total - done.step, description, log_every, show=world.is_main)
+    bar = progress(remaining, total - done.step, description, log_every, show=step.world.is_main)
     for images, labels in bar:
-        with autocast(device, precision):
-            logits = model(memory_format(images, channels_last))
-            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)  # in fp32 under autocast
-        finite = watch.observe(scheduler.last_epoch, loss)
-        if skip_nonfinite:
-            finite = world.all(finite)  # DDP: a rank that skips the backward would leave the others waiting
-        optimizer.zero_grad(set_to_none=True)
-        if skip_nonfinite and not bool(finite):
-            skipped += 1
-        elif scaler is None:
-            loss.backward()
-            clip(optimizer, clip_grad_norm)
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            if clip_grad_norm is not None:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                clip(optimizer, clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-        scheduler.step()
-        after_step()
-        if not skip_nonfinite or bool(finite):
-            loss_sum += loss.detach() * len(labels)
-            hits += (logits.detach().argmax(dim=1) == labels).sum()
+        loss, logits, learned = step(images, labels)
+        if learned:
+            loss_sum += loss * len(labels)
+            hits += (logits.argmax(dim=1) == labels).sum()
             count += len(labels)
-        step += 1
-        if step % check_every == 0:
+        else:
+            skipped += 1
+        steps += 1
+        if steps % check_every == 0:
             check()
-        if step % log_every == 0 and count:
+        if steps % log_every == 0 and count:
             running = float(loss_sum / count)
             bar.note(f"loss {running:.4f}")
-            report(scheduler.last_epoch, running)
+            report(step.scheduler.last_epoch, running)
         if stop():
             break
-    return EpochProgress(step, loss_sum.item(), int(hits.item()), count,  # waits for the device
+    return EpochProgress(steps, loss_sum.item(), int(hits.item()), count,  # waits for the device
                          done.seconds + time.perf_counter() - start, skipped)
 
 

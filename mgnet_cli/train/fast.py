@@ -45,9 +45,10 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype)
 
 
-def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
-    """Loss scaling for fp16 (whose small gradients would underflow); None otherwise."""
-    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 (whose small gradients would underflow); for the other precisions a
+    disabled scaler, whose ``scale``, ``unscale_``, ``step`` and ``update`` leave the step as it is."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:

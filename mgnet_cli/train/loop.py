@@ -16,7 +16,7 @@ from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.storage import link_atomic, write_json_atomic, write_text_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
-from mgnet_cli.train.epoch import EpochProgress, evaluate, own_share, summed, train_epoch
+from mgnet_cli.train.epoch import EpochProgress, TrainStep, evaluate, own_share, summed, train_epoch
 from mgnet_cli.train.fast import grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
 from mgnet_cli.train.results import RunRecord
@@ -114,12 +114,12 @@ class TrainingRun:
         self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
         self.watch = LossWatch(settings.device)
         self.ranks = {"world_size": world.world_size} if world.active else {}
-        # set by start(), once a restore has run: the signal and what listens for it, the forward
-        # of the training steps (DDP-wrapped under torchrun), the clock and the base learning rate
+        # set by start(), once a restore has run: the signal and what listens for it, the training
+        # step (its forward DDP-wrapped under torchrun), the clock and the base learning rate
         self.signal: StopSignal | None = None
         self.tracker: Tracker | None = None
         self.stop: StopSignal | StepAgreement | None = None
-        self.train_forward: nn.Module | None = None
+        self.step: TrainStep | None = None
         self.started = 0.0
         self.base_lr = float(optimizer.param_groups[0]["lr"])
 
@@ -128,7 +128,7 @@ class TrainingRun:
         done, self.record = restore_training(resume, self.model, self.optimizer, self.scheduler,
                                              self.batches.generator)
         partial = EpochProgress(**resume.get("epoch_progress", {}))
-        if self.scaler is not None and "grad_scaler" in resume:
+        if self.scaler.is_enabled() and "grad_scaler" in resume:
             self.scaler.load_state_dict(resume["grad_scaler"])
         if self.ema is not None and "ema" in resume:
             self.ema.load_state_dict(resume["ema"])
@@ -141,7 +141,10 @@ class TrainingRun:
         settings, world = self.settings, self.world
         self.signal, self.tracker = signal, tracker
         self.stop = StepAgreement(world, signal, self.watch) if world.active else signal
-        self.train_forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
+        forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
+        self.step = TrainStep(forward, self.optimizer, self.scheduler, settings.device, settings.precision,
+                              settings.channels_last, settings.label_smoothing, settings.clip_grad_norm,
+                              settings.skip_nonfinite, self.average, world, self.watch, self.scaler)
         log.info("training %s parameters on %s (%s%s%s%s), %d epochs of %d steps%s",
                  f"{self.record.parameters:,}", settings.device, settings.precision,
                  ", channels-last" if settings.channels_last else "",
@@ -174,14 +177,10 @@ class TrainingRun:
     def train(self, epoch: int, partial: EpochProgress) -> tuple[dict[str, float], EpochProgress]:
         """The epoch's steps (from ``partial.step`` on): its training metrics and totals over the ranks."""
         settings, world = self.settings, self.world
-        partial = train_epoch(self.train_forward, self.optimizer, self.scheduler, self.batches.train,
-                              settings.device, f"epoch {epoch}/{settings.epochs}", settings.limit_train_batches,
-                              scaler=self.scaler, done=own_share(partial, world), stop=self.stop,
-                              watch=self.watch, skip_nonfinite=settings.skip_nonfinite, check=self.check,
-                              check_every=10 if world.active else 50, world=world,
-                              log_every=settings.log_every_n_steps, report=self.report,
-                              label_smoothing=settings.label_smoothing, clip_grad_norm=settings.clip_grad_norm,
-                              after_step=self.average, **self.fast)
+        partial = train_epoch(self.step, self.batches.train, f"epoch {epoch}/{settings.epochs}",
+                              settings.limit_train_batches, done=own_share(partial, world), stop=self.stop,
+                              check=self.check, check_every=10 if world.active else 50,
+                              log_every=settings.log_every_n_steps, report=self.report)
         self.check()
         partial = summed(partial, world)
         if partial.skipped and partial.count == 0:  # nothing of this epoch was learned from
@@ -251,7 +250,7 @@ class TrainingRun:
             return
         state = training_state(self.model, self.optimizer, self.scheduler, epoch, self.record,
                                self.batches.generator)
-        if self.scaler is not None:  # fp16's loss scale, so that a resume continues with it
+        if self.scaler.is_enabled():  # fp16's loss scale, so that a resume continues with it
             state["grad_scaler"] = self.scaler.state_dict()
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()

@@ -25,7 +25,7 @@ from mgnet_cli.data.synthetic import load_synthetic
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, sync_batchnorm
 from mgnet_cli.train.guards import LossWatch, StopSignal
-from mgnet_cli.train.epoch import EpochProgress, evaluate, summed, train_epoch
+from mgnet_cli.train.epoch import EpochProgress, TrainStep, evaluate, summed, train_epoch
 from mgnet_cli.train.settings import TrainSettings
 
 CPU = torch.device("cpu")
@@ -115,8 +115,8 @@ def two_ranks(rank: int, folder: str, config: dict) -> None:
         eval_loss = evaluate(model, [first], world=world)["loss"]
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        progress = train_epoch(world.data_parallel(model), optimizer, scheduler, batches.train, CPU,
-                               "step", limit=1, world=world)
+        step = TrainStep(world.data_parallel(model), optimizer, scheduler, CPU, world=world)
+        progress = train_epoch(step, batches.train, "step", limit=1)
         world.broadcast_buffers(model)  # as fit does before evaluating
         test = evaluate(model, batches.evaluations["test"], world=world)
         report = {"eval_loss": eval_loss, "train_loss": summed(progress, world).metrics()["loss"],

@@ -14,7 +14,7 @@ from mgnet_cli.cli.build import trainer_settings
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.fast import prepare_model
-from mgnet_cli.train.epoch import evaluate, train_epoch
+from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.schedules import Constant
 
@@ -41,7 +41,7 @@ def train_steps(model, batches, steps=2, **fast):
     forward = prepare_model(model, CPU, fast.get("channels_last", False), compile_)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return train_epoch(forward, optimizer, scheduler, batches.train, CPU, "test", steps, **fast).metrics()
+    return train_epoch(TrainStep(forward, optimizer, scheduler, CPU, **fast), batches.train, "test", steps).metrics()
 
 
 def assert_same_parameters(model, reference, precision="fp32"):
@@ -197,8 +197,7 @@ def test_cuda_autocast_steps_match_fp32(compose_config, precision):
         forward = prepare_model(net, cuda, channels_last=True, compile=False)
         optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
-        results.append(train_epoch(forward, optimizer, scheduler, batches.train, cuda, "test", 2,
-                                   precision=prec, channels_last=True, scaler=scaler).metrics())
+        step = TrainStep(forward, optimizer, scheduler, cuda, precision=prec, channels_last=True)
+        results.append(train_epoch(step, batches.train, "test", 2).metrics())
     assert results[1]["loss"] == pytest.approx(results[0]["loss"], rel=LOSS["bf16"])
     assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -9,19 +9,41 @@ import torch
 import torch.nn.functional as F
 
 from mgnet_cli.cli.build import build_training
-from mgnet_cli.train.epoch import train_epoch
+from mgnet_cli.train.epoch import TrainStep, train_epoch
 from mgnet_cli.train.loop import fit
 from tests.helpers import TINY, mgnet
 
 
+def plain_sgd(lr: float) -> list[str]:
+    """One batch of SGD without momentum or weight decay."""
+    return ["trainer.limit_train_batches=1", f"optimizer.lr={lr}", "optimizer.momentum=0", "optimizer.weight_decay=0"]
+
+
 def one_step(compose_config, lr: float, **options):
     """(model before, model after, the step's metrics) of one SGD step on the first batch."""
-    t = build_training(compose_config("trainer.limit_train_batches=1", f"optimizer.lr={lr}", "optimizer.momentum=0",
-                                      "optimizer.weight_decay=0"))
+    t = build_training(compose_config(*plain_sgd(lr)))
     before = {name: p.detach().clone() for name, p in t.model.named_parameters()}
     scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda step: 1.0)
-    progress = train_epoch(t.model, t.optimizer, scheduler, t.batches.train, t.settings.device, "test", 1, **options)
+    step = TrainStep(t.model, t.optimizer, scheduler, t.settings.device, **options)
+    progress = train_epoch(step, t.batches.train, "test", 1)
     return t, before, progress
+
+
+def test_a_train_step_is_exactly_the_plain_sgd_step(compose_config):
+    """fp32's disabled GradScaler passes the step through: bit for bit backward + optimizer.step."""
+    twin = build_training(compose_config(*plain_sgd(0.5)))
+    images, labels = next(iter(twin.batches.train))
+    twin.model.train()
+    twin.optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(twin.model(images), labels).backward()
+    twin.optimizer.step()
+    t, before, progress = one_step(compose_config, 0.5)
+    changed = 0
+    for (name, ours), theirs in zip(t.model.state_dict().items(), twin.model.state_dict().values()):
+        assert torch.equal(ours, theirs), name
+        changed += name in before and not torch.equal(ours, before[name])
+    assert changed >= len(before) - 1  # all but the one unused A (tests/model/test_every_smoother.py)
+    assert progress.step == 1 and progress.skipped == 0
 
 
 def test_label_smoothing_is_the_loss_against_softened_targets(compose_config):
