@@ -32,28 +32,29 @@ def refuse_outside_training(name: str, argv: list[str]) -> None:
 def rank_overrides(argv: list[str]) -> list[str]:
     """What makes the ranks of one torchrun one run: the same folder, written by rank 0 only.
 
-    Hydra gives every process its own ``hydra.run.dir`` when the folder's name has the time (to the
-    microsecond): rank 0's time goes to every rank, in the pattern of the command line or the
-    config (a resume still resolves to the resumed run's folder). Ranks > 0 write no ``.hydra``
-    record and no log file, and log warnings and errors only.
+    Each process resolving ``hydra.run.dir`` itself would give every rank its own folder (the
+    folder's name has the time, to the microsecond): rank 0 composes the command line's config,
+    resolves its ``hydra.run.dir`` (a resume: the resumed run's folder) and every rank runs in that
+    folder. Ranks > 0 write no ``.hydra`` record and no log file, and log warnings and errors only.
     """
-    import re
-    from datetime import datetime
-
     import torch.distributed as dist
-    from omegaconf import OmegaConf
 
     from mgnet_cli.train.distributed import broadcast_object
+    from mgnet_cli.train.guards import hydra_quoted
 
-    given = [arg.partition("=")[2].strip("'\"") for arg in argv if arg.startswith("hydra.run.dir=")]
-    configured = OmegaConf.to_container(OmegaConf.load(config_dir() / "train.yaml").hydra, resolve=False)
-    pattern = given[-1] if given else configured["run"]["dir"]
-    extra = []
-    if "${now:" in pattern:  # the same command line on every rank: all take this branch
-        now = broadcast_object(datetime.now())
-        folder = re.sub(r"\$\{now:([^}]*)\}", lambda match: now.strftime(match.group(1)), pattern)
-        extra.append(f"hydra.run.dir='{folder}'")
+    folder = broadcast_object(run_folder(argv) if dist.get_rank() == 0 else None)
+    extra = [f"hydra.run.dir={hydra_quoted(folder)}"]
     if dist.get_rank() > 0:
         extra += ["hydra.output_subdir=null", "hydra/job_logging=stdout",
                   "hydra.job_logging.root.level=WARNING"]
     return extra
+
+
+def run_folder(argv: list[str]) -> str:
+    """``hydra.run.dir`` of ``mgnet train <argv>``, composed and resolved as Hydra will (now)."""
+    from hydra import compose, initialize_config_dir
+
+    from mgnet_cli.cli.preflight import overrides_of
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return str(compose("train", overrides=overrides_of(argv), return_hydra_config=True).hydra.run.dir)

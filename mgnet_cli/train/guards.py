@@ -27,14 +27,21 @@ PLAIN_PATH = re.compile(r"[\w./~+:@%-]+", re.ASCII)  # needs no quotes for Hydra
 SHELL_SPECIAL = re.compile(r'["$`\\!]')  # special inside a shell's double quotes
 
 
+def hydra_quoted(value: str) -> str:
+    """``value`` as the value of a Hydra override: as it is when plain, else in Hydra's quotes
+    (sweep folders hold ``=`` and ``,``), escaped inside."""
+    if PLAIN_PATH.fullmatch(value):
+        return value
+    mark = '"' if "'" in value and '"' not in value else "'"
+    return mark + value.replace("\\", "\\\\").replace(mark, "\\" + mark) + mark
+
+
 def resume_command(run_dir: Path) -> str:
-    """``mgnet train resume=<run_dir>`` as a line to paste into a shell: quoted for Hydra (sweep
-    folders hold ``=`` and ``,``) and for the shell (spaces, quotes, non-ASCII)."""
-    path = str(run_dir)
-    if PLAIN_PATH.fullmatch(path):
-        return f"mgnet train resume={path}"
-    mark = '"' if "'" in path and '"' not in path else "'"  # Hydra's quotes, escaped inside
-    quoted = f"resume={mark}" + path.replace("\\", "\\\\").replace(mark, "\\" + mark) + mark
+    """``mgnet train resume=<run_dir>`` as a line to paste into a shell: quoted for Hydra
+    (``hydra_quoted``) and for the shell (spaces, quotes, non-ASCII)."""
+    quoted = "resume=" + hydra_quoted(str(run_dir))
+    if PLAIN_PATH.fullmatch(str(run_dir)):
+        return f"mgnet train {quoted}"
     if not SHELL_SPECIAL.search(quoted):
         return f'mgnet train "{quoted}"'
     return "mgnet train " + shlex.quote(quoted)

@@ -3,6 +3,7 @@ folder written by rank 0, with the same weights on both ranks; resumes change th
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -108,3 +109,18 @@ def test_a_signal_to_torchrun_stops_every_rank_with_one_resume_line(tmp_path):
     assert stderr.count(f"Resume with: mgnet train resume={run}") == 1, stderr
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["epoch"] >= 1 and 0 <= state.get("epoch_progress", {"step": 0})["step"] <= 256
+
+
+def test_the_ranks_folder_is_the_composed_run_dir(tmp_path):
+    """What rank 0 sends every rank: ``hydra.run.dir`` composed from the command line, resolved."""
+    from mgnet_cli.cli import register_configs
+    from mgnet_cli.cli.torchrun import run_folder
+    from mgnet_cli.train.guards import hydra_quoted
+
+    register_configs()
+    assert re.fullmatch(r"outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", run_folder(["trainer.epochs=1"]))
+    run = tmp_path / "0_seed=1,smoother=resnet it's"
+    run.mkdir()
+    assert run_folder([f"resume={hydra_quoted(str(run))}"]) == str(run)
+    assert run_folder([f"resume={hydra_quoted(str(run / 'last.pt'))}"]) == str(run)
+    assert run_folder([f"hydra.run.dir={hydra_quoted(str(run))}"]) == str(run)
