@@ -8,8 +8,9 @@ import importlib
 import logging
 import os
 import sys
-from importlib import resources
 from pathlib import Path
+
+from mgnet_cli.shipped import config_dir  # noqa: F401 (the commands' configs folder)
 
 COMMANDS: dict[str, str] = {
     # subcommand (a module under mgnet_cli.cli): one-line help. A module with `run(cfg)` is a
@@ -22,14 +23,6 @@ COMMANDS: dict[str, str] = {
 }
 
 log = logging.getLogger(__name__)
-
-
-def config_dir() -> Path:
-    """The folder of YAML configs: ``mgnet_cli/configs`` when installed, ``configs/`` in a checkout."""
-    packaged = Path(str(resources.files("mgnet_cli"))) / "configs"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "configs"
 
 
 def run_dir(resume: str | None, default: str) -> str:

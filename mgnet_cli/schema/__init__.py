@@ -24,7 +24,7 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
     "dataset": {"files": data.FileDatasetConfig, "cifar100": data.Cifar100Config,
                 "synthetic": data.SyntheticConfig, "imagefolder": data.ImageFolderConfig},
     "model": {"mgnet": model.MgNetConfig, "resnet": model.ResNetConfig},
-    "smoother": {"resnet": model.ResNetSmootherConfig, "densenet": model.DenseNetSmootherConfig,
+    "smoother": {"base": model.SmootherConfig, "densenet": model.DenseNetSmootherConfig,
                  "chebyshev": model.ChebyshevSmootherConfig},
     "problem": {"poisson": solve.PoissonProblemConfig, "diffusion": solve.DiffusionProblemConfig,
                 "anisotropic": solve.AnisotropicProblemConfig},

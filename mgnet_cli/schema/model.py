@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from mgnet_cli import shipped
 from mgnet_cli.schema import rules
 
 
@@ -69,12 +70,14 @@ class ResNetConfig:
 
 # --- smoother -----------------------------------------------------------------------------------
 @dataclass
-class ResNetSmootherConfig:
-    """u <- u + sigma(B * sigma(f - A u)) (``configs/smoother/resnet.yaml``)."""
+class SmootherConfig:
+    """A network smoother with the keys every one has (``configs/smoother/*.yaml`` extending
+    ``/schema/smoother/base``: ResNet's ``u <- u + sigma(B * sigma(f - A u))`` and any new one);
+    the code it may call is what those files name."""
     _target_: str = "mgnet_cli.model.smoothers.resnet.ResNetSmoother"
     _partial_: bool = True
     b_per_step: bool = False
-    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.smoothers.resnet.ResNetSmoother",)
+    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("smoother", "base")
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
@@ -82,32 +85,25 @@ class ResNetSmootherConfig:
 
 
 @dataclass
-class DenseNetSmootherConfig:
+class DenseNetSmootherConfig(SmootherConfig):
     """Multi-step residual correction (``configs/smoother/densenet.yaml``): one B per step."""
     _target_: str = "mgnet_cli.model.smoothers.densenet.DenseNetSmoother"
-    _partial_: bool = True
     b_per_step: bool = True
-    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.smoothers.densenet.DenseNetSmoother",)
+    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("smoother", "densenet")
 
     def __post_init__(self) -> None:
-        rules.one_of(self, "_target_", self.TARGETS)
-        rules.is_true(self, "_partial_", "must stay true (each level passes its widths and steps)")
+        super().__post_init__()
         rules.is_true(self, "b_per_step", "densenet needs true: B^i reads i residuals, so steps "
                                           "cannot share it")
 
 
 @dataclass
-class ChebyshevSmootherConfig:
+class ChebyshevSmootherConfig(SmootherConfig):
     """Two-step (LM-ResNet) smoother with a learned k per step (``configs/smoother/chebyshev.yaml``)."""
     _target_: str = "mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother"
-    _partial_: bool = True
-    b_per_step: bool = False
     k_init: float = 0.0
-    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother",)
+    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("smoother", "chebyshev")
 
     def __post_init__(self) -> None:
-        rules.one_of(self, "_target_", self.TARGETS)
-        rules.is_true(self, "_partial_", "must stay true (each level passes its widths and steps)")
+        super().__post_init__()
         rules.number(self, "k_init", -1.0, 1.0, low_open=True, high_open=True)
-
-

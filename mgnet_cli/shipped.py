@@ -1,0 +1,32 @@
+"""The YAML configs mgnet ships: where they are, and the code their ``_target_`` keys name.
+
+A schema whose options are plain (no keys of their own) lists as the code a config may call
+exactly what the shipped options extending it name, so that a new option of such a group is one
+class and one YAML file; nothing read from a checkpoint or a results file adds to that list.
+"""
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """The folder of YAML configs: ``mgnet_cli/configs`` when installed, ``configs/`` in a checkout."""
+    packaged = Path(str(resources.files("mgnet_cli"))) / "configs"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+@cache
+def targets(group: str, schema: str) -> tuple[str, ...]:
+    """The ``_target_`` of every shipped ``configs/<group>/*.yaml`` that extends
+    ``/schema/<group>/<schema>``, in file-name order."""
+    import yaml
+
+    named = []
+    for path in sorted((config_dir() / group).glob("*.yaml")):
+        option = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if f"/schema/{group}/{schema}@_here_" in option.get("defaults", []) and "_target_" in option:
+            named.append(option["_target_"])
+    return tuple(named)
