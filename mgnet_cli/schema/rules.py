@@ -66,15 +66,17 @@ def optional_count(owner: object, field: str, minimum: int = 1) -> None:
 
 
 def number(owner: object, field: str, low: float, high: float, *, low_open: bool = False,
-           high_open: bool = False) -> None:
-    """A finite number in the interval ``low .. high``, each end open or closed."""
+           high_open: bool = False, why: str = "") -> None:
+    """A finite number in the interval ``low .. high``, each end open or closed (``why``: what
+    sets an end, said after the interval)."""
     value = getattr(owner, field)
     above = is_number(value) and (value > low if low_open else value >= low)
     below = is_number(value) and (value < high if high_open else value <= high)
     if not (above and below):
         left, right = "(" if low_open else "[", ")" if high_open else "]"
         high_text = "inf" if math.isinf(high) else f"{high:g}"
-        raise Invalid(field, value, f"give a finite number in {left}{low:g}, {high_text}{right}")
+        because = f" ({why})" if why else ""
+        raise Invalid(field, value, f"give a finite number in {left}{low:g}, {high_text}{right}{because}")
 
 
 def positive(owner: object, field: str) -> None:

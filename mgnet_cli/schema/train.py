@@ -144,7 +144,7 @@ class WarmupCosineConfig:
         rules.one_of(self, "_target_", self.TARGETS)
         rules.count(self, "epochs", maximum=100_000)
         rules.number(self, "warmup_epochs", 0.0, self.epochs if rules.is_integer(self.epochs) else 0,
-                     high_open=True)
+                     high_open=True, why=f"a warm-up shorter than the run, trainer.epochs={self.epochs}")
         rules.number(self, "final_fraction", 0.0, 1.0)
 
 
