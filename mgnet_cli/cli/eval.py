@@ -12,9 +12,10 @@ from mgnet_cli.cli.resume import saved_config
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema.commands import EvalConfig
 from mgnet_cli.report.plots import confusion_heatmap
+from mgnet_cli.report.text import as_json, format_evaluation
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
-from mgnet_cli.train.evaluation import Evaluation, evaluate_split
+from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.settings import resolve_device
 
 log = logging.getLogger(__name__)
@@ -49,30 +50,3 @@ def run(cfg: DictConfig) -> float:
     print(format_evaluation(result, data.classes, f"{path} on {data.name} {split} ({result.count:,} images)"))
     print(f"saved {out / (stem + '.json')} and {out / (stem + '_confusion.png')}")
     return result.top1
-
-
-def as_json(result: Evaluation, classes: tuple[str, ...], checkpoint: Path, split: str, tta: str) -> dict:
-    return {
-        "checkpoint": str(checkpoint), "split": split, "tta": tta, "images": result.count,
-        "loss": result.loss, "top1": result.top1, "top5": result.top5, "classes": list(classes),
-        "per_class_accuracy": dict(zip(classes, result.per_class)),
-        "confusion": result.confusion.tolist(),
-    }
-
-
-def format_evaluation(result: Evaluation, classes: tuple[str, ...], title: str) -> str:
-    """Top line, per-class accuracy and (up to 12 classes) the confusion matrix, compactly."""
-    lines = [title, f"loss {result.loss:.4f}  top-1 {result.top1:.2%}  top-5 {result.top5:.2%}"]
-    width = max(len(name) for name in classes)
-    per_class = result.per_class
-    lines.append("per-class accuracy:")
-    for start in range(0, len(classes), 4):
-        lines.append("  " + "   ".join(f"{classes[i]:>{width}} {per_class[i]:7.2%}"
-                                        for i in range(start, min(start + 4, len(classes)))))
-    if len(classes) <= 12:
-        short = [name[:5] for name in classes]
-        lines.append("confusion (rows: true, columns: predicted):")
-        lines.append(" " * (width + 2) + " ".join(f"{name:>5}" for name in short))
-        for name, row in zip(classes, result.confusion.tolist()):
-            lines.append(f"  {name:>{width}} " + " ".join(f"{value:>5}" for value in row))
-    return "\n".join(lines)

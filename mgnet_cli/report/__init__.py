@@ -1,1 +1,2 @@
-"""Comparing runs: reading run folders and sweeps, grouping them, tables and plots."""
+"""What mgnet shows: runs and sweeps compared (runs, table, document, plots, checks) and the
+tables the commands print (text)."""
