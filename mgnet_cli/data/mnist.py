@@ -111,17 +111,22 @@ def _load(
     return train, test
 
 
-def load_mnist(root: Path, download: bool) -> ImageData:
-    """MNIST handwritten digits from root/MNIST/raw: 10 classes of 28x28 grey images."""
-    root = Path(root)
+def torchvision_download(root: Path, dataset: str) -> Callable[[], None]:
+    """What downloads ``torchvision.datasets.<dataset>`` into ``root`` (its train and test files)."""
 
     def fetch() -> None:
         from torchvision import datasets  # imported here: slow, and only needed to download
 
-        datasets.MNIST(str(root), train=False, download=True)
+        getattr(datasets, dataset)(str(root), train=False, download=True)
 
+    return fetch
+
+
+def load_mnist(root: Path, download: bool) -> ImageData:
+    """MNIST handwritten digits from root/MNIST/raw: 10 classes of 28x28 grey images."""
+    root = Path(root)
     url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
-    train, test = _load("MNIST", "MNIST", url, root, download, False, fetch)
+    train, test = _load("MNIST", "MNIST", url, root, download, False, torchvision_download(root, "MNIST"))
     return ImageData("mnist", train, test, MNIST_CLASSES, (0.1307,), (0.3081,))
 
 
@@ -132,12 +137,7 @@ def load_fashion_mnist(root: Path, download: bool) -> ImageData:
     dataset-fashion-mnist package, so dataset.root=/usr/share/datasets/fashion-mnist works.
     """
     root = Path(root)
-
-    def fetch() -> None:
-        from torchvision import datasets  # imported here: slow, and only needed to download
-
-        datasets.FashionMNIST(str(root), train=False, download=True)
-
     url = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-    train, test = _load("Fashion-MNIST", "FashionMNIST", url, root, download, True, fetch)
+    train, test = _load("Fashion-MNIST", "FashionMNIST", url, root, download, True,
+                        torchvision_download(root, "FashionMNIST"))
     return ImageData("fashion_mnist", train, test, FASHION_CLASSES, (0.2860,), (0.3530,))
