@@ -2,7 +2,7 @@
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +62,9 @@ def trainer_settings(cfg: DictConfig) -> TrainSettings:
     """The config, checked by its schema (``mgnet_cli.schema``), as the loop's settings."""
     checked: TrainConfig = schema.check(cfg, "train")
     trainer: TrainerConfig = checked.trainer
-    return TrainSettings(
-        epochs=trainer.epochs, batch_size=trainer.batch_size, eval_batch_size=trainer.eval_batch_size,
-        device=resolve_device(trainer.device), limit_train_batches=trainer.limit_train_batches,
-        limit_eval_batches=trainer.limit_eval_batches, checkpoints=trainer.checkpoints,
-        seed=checked.seed, precision=trainer.precision.value, channels_last=trainer.channels_last,
-        compile=trainer.compile, tta=checked.eval.tta.value, skip_nonfinite=trainer.skip_nonfinite,
-        sync_bn=trainer.sync_bn, deterministic=trainer.deterministic, threads=trainer.threads,
-        log_every_n_steps=trainer.log_every_n_steps, label_smoothing=trainer.label_smoothing,
-        clip_grad_norm=trainer.clip_grad_norm, early_stopping_patience=trainer.early_stopping_patience,
-        metrics_csv=trainer.metrics_csv, ema_decay=trainer.ema_decay,
-    )
+    same = {f.name: getattr(trainer, f.name) for f in fields(TrainSettings) if hasattr(trainer, f.name)}
+    return TrainSettings(**same | {"device": resolve_device(trainer.device), "precision": trainer.precision.value,
+                                   "seed": checked.seed, "tta": checked.eval.tta.value})
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -6,36 +6,38 @@ from dataclasses import dataclass
 import torch
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.train import TrainerConfig as T
 from mgnet_cli.train.distributed import check_sync_bn
 from mgnet_cli.train.fast import check_precision
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How to train: the ``trainer`` config group, as plain values."""
+    """How to train: the ``trainer`` config group as plain values; the defaults are the schema's
+    (``mgnet_cli.schema.train.TrainerConfig``), stated there once."""
 
-    epochs: int
-    batch_size: int
-    eval_batch_size: int = 512
-    device: torch.device = torch.device("cpu")
-    limit_train_batches: int | None = None  # per epoch; None = the whole training set
-    limit_eval_batches: int | None = None
-    checkpoints: bool = True
-    seed: int = 0
-    precision: str = "fp32"  # fp32, or bf16/fp16 autocast (see train/fast.py)
-    channels_last: bool = False  # NHWC model and batches
-    compile: bool = False  # torch.compile the model
-    tta: str = "none"  # evaluation: none, or flip (average the logits of x and its mirror)
-    skip_nonfinite: bool = False  # skip batches whose loss is NaN/inf (else the run stops)
-    sync_bn: bool = False  # data-parallel on CUDA: BatchNorm statistics over the global batch
-    deterministic: bool = False  # deterministic kernels (bitwise-repeatable runs and resumes)
-    threads: int | None = None  # CPU threads; None: choose_threads' choice
-    log_every_n_steps: int = 50  # running loss to the bar/log and TensorBoard every this many steps
-    label_smoothing: float = 0.0  # cross-entropy against softened targets
-    clip_grad_norm: float | None = None  # cap on the gradients' global norm
-    early_stopping_patience: int | None = None  # epochs without a better selection accuracy
-    metrics_csv: bool = True  # metrics.csv, one row per epoch
-    ema_decay: float | None = None  # an exponential moving average of the weights, beside them
+    epochs: int = T.epochs
+    batch_size: int = T.batch_size
+    eval_batch_size: int = T.eval_batch_size
+    device: torch.device = torch.device("cpu")  # the schema's "auto", resolved (resolve_device)
+    limit_train_batches: int | None = T.limit_train_batches  # per epoch; None = the whole training set
+    limit_eval_batches: int | None = T.limit_eval_batches
+    checkpoints: bool = T.checkpoints
+    seed: int = 0  # the config's top-level seed
+    precision: str = T.precision.value  # fp32, or bf16/fp16 autocast (see train/fast.py)
+    channels_last: bool = T.channels_last  # NHWC model and batches
+    compile: bool = T.compile  # torch.compile the model
+    tta: str = "none"  # eval.tta: none, or flip (average the logits of x and its mirror)
+    skip_nonfinite: bool = T.skip_nonfinite  # skip batches whose loss is NaN/inf (else the run stops)
+    sync_bn: bool = T.sync_bn  # data-parallel on CUDA: BatchNorm statistics over the global batch
+    deterministic: bool = T.deterministic  # deterministic kernels (bitwise-repeatable runs and resumes)
+    threads: int | None = T.threads  # CPU threads; None: choose_threads' choice
+    log_every_n_steps: int = T.log_every_n_steps  # running loss to the bar/log and TensorBoard
+    label_smoothing: float = T.label_smoothing  # cross-entropy against softened targets
+    clip_grad_norm: float | None = T.clip_grad_norm  # cap on the gradients' global norm
+    early_stopping_patience: int | None = T.early_stopping_patience  # epochs without a better accuracy
+    metrics_csv: bool = T.metrics_csv  # metrics.csv, one row per epoch
+    ema_decay: float | None = T.ema_decay  # an exponential moving average of the weights, beside them
 
     def __post_init__(self) -> None:
         check_precision(self.precision, self.device)

@@ -172,3 +172,14 @@ def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment():
     not_the_experiment = {key for key in schema.PLACES + schema.REPLICAS if not key.endswith(".")}
     train_keys = {key for key in not_the_experiment if not key.startswith(("solver.", "problem."))}
     assert excluded - {"search"} == train_keys  # the YAML cannot import the list: this keeps them one
+
+
+def test_the_loops_settings_default_to_the_shipped_trainer(hydra_initialised):
+    """TrainSettings' defaults are the schema's, and the schema's are configs/trainer/default.yaml's:
+    one default per key (a library user gets what the command line gets)."""
+    from mgnet_cli.cli.build import trainer_settings
+    from mgnet_cli.train.settings import TrainSettings
+
+    from hydra import compose
+
+    assert trainer_settings(compose("train", overrides=["trainer.device=cpu"])) == TrainSettings()
