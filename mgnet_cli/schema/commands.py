@@ -40,11 +40,12 @@ class EvalConfig:
 
 
 @dataclass
-class InfoOptions:
+class InfoOutputConfig:
+    """``info.format``: how ``mgnet info`` prints the architecture (a table, or JSON)."""
     format: InfoFormat = InfoFormat.table
 
 
 @dataclass
 class InfoConfig(TrainConfig):
     """``mgnet info``: train's keys and groups (it takes the same overrides), and its format."""
-    info: InfoOptions = field(default_factory=InfoOptions)
+    info: InfoOutputConfig = field(default_factory=InfoOutputConfig)
