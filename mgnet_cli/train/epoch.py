@@ -1,4 +1,4 @@
-"""One pass over the data: a training epoch (SGD steps, totals kept on the device) or an evaluation."""
+"""One training step (``TrainStep``), a training epoch of them (totals kept on the device), an evaluation."""
 
 import itertools
 import time
