@@ -93,7 +93,7 @@ def time_to_tolerance(n: int, options: MultigridOptions, repeats: int,
                       wait_s: float) -> tuple[int, float, int]:
     """Cycles, best solve time (s) to 1e-8 and how many solves started on an idle machine, as
     bench_solve.py times the classical smoothers."""
-    result, times, idle = bench_solve.timed(n, options, 1e-8, repeats, wait_s)
+    result, times, idle = bench_solve.timed_solves(n, options, 1e-8, repeats, wait_s)
     return result.cycles, min(times), idle
 
 
