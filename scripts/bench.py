@@ -12,7 +12,8 @@ ratios compare work done under the same conditions (other processes only ever sl
 on a shared machine ``--wait-idle`` starts each round only after the others have been quiet):
 
 - GFLOPs per image: the forward pass and a training step (forward + backward), both counted by
-  ``torch.utils.flop_counter`` (BatchNorm, ReLU and additions are not FLOPs there).
+  ``torch.utils.flop_counter`` as ``mgnet info`` counts them (model/summary.py; BatchNorm, ReLU
+  and additions are not FLOPs there).
 - training images/s: SGD steps on batches already made (pure compute), through ``train_epoch``;
   the best step (timed like the peaks, see ``best_times``) and the best run of ``--steps`` steps.
 - peak: forward + backward of one 3x3 convolution at the model's finest width, resolution and
@@ -40,12 +41,12 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.build import build_training
 from mgnet_cli.cli.preflight import explain
 from mgnet_cli.errors import MgnetError
+from mgnet_cli.model.summary import flop_count, image_flops
 from mgnet_cli.timing import timed, wait_until_idle
 from mgnet_cli.train.fast import autocast, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.epoch import evaluate, train_epoch
@@ -64,20 +65,6 @@ def compose_config(overrides: list[str], steps: int, eval_images: int) -> DictCo
                          "dataset.augmentation.flip=true"]
             cfg = compose("train", overrides=[*synthetic, *overrides])
     return cfg
-
-
-def counted_flops(work: Callable[[], object]) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        work()
-    return counter.get_total_flops()
-
-
-@torch.no_grad()
-def image_flops(model: nn.Module, in_channels: int, image_size: int) -> int:
-    """FLOPs of one image's forward pass in evaluation mode (a multiply-add counts 2)."""
-    model.eval()
-    return counted_flops(lambda: model(torch.zeros(1, in_channels, image_size, image_size)))
 
 
 def settle(quiet_s: float, give_up_s: float = 900.0) -> None:
@@ -145,7 +132,7 @@ class Bench:
                 loss = F.cross_entropy(self.model(images), labels)
             loss.backward()
 
-        flops = counted_flops(step)
+        flops = flop_count(step).get_total_flops()
         self.optimizer.zero_grad(set_to_none=True)
         return flops / len(labels)
 
@@ -180,7 +167,7 @@ class ConvPeak:
         self.x = torch.randn(batch, c_in, size, size, device=device).contiguous(memory_format=fmt)
         self.x.requires_grad_()
         self.device, self.precision = device, precision
-        self.flops = counted_flops(self.step)
+        self.flops = flop_count(self.step).get_total_flops()
 
     def step(self) -> None:
         with autocast(self.device, self.precision):
