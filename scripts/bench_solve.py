@@ -19,6 +19,7 @@ from functools import partial
 import torch
 
 from mgnet_cli.pde.poisson import BilinearInterpolation, FullWeighting, Laplacian
+from mgnet_cli.pde.smoother_learning import measured_factor
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
 from mgnet_cli.timing import timed, wait_until_idle
@@ -72,8 +73,7 @@ def measure_factors(sizes: list[int]) -> None:
         name = f"{smoother} (omega {omega:.3g})" if smoother == "jacobi" else smoother
         for steps in (1, 2):
             choice = options(smoother, "v", steps, steps, omega)
-            factors = [solve_poisson(n, "random", choice, tol=1e-10, max_cycles=80).convergence_factor
-                       for n in sizes]
+            factors = [measured_factor(n, choice, seed=0) for n in sizes]
             log.info("| %s | V(%d,%d) | %s |", name, steps, steps, " | ".join(f"{f:.3f}" for f in factors))
 
 
