@@ -14,7 +14,7 @@
 # A dry run on a CPU: MGNET_CHECK_DEVICE=cpu MGNET_CHECK_MODEL="model.channels=8 model.smoothing_steps=[1,1]"
 # MGNET_CHECK_BENCH="--steps 2 --rounds 1" MGNET_CHECK_EPOCHS=2 (with the project's venv first on PATH;
 # 2 epochs: the cosine warm-up takes one). On a CPU without AVX-512 BF16 add trainer.precision=fp32 to
-# MGNET_CHECK_MODEL: bf16 matmuls fall back to a reference kernel there and the matmul peak takes an hour.
+# MGNET_CHECK_MODEL: bf16 matmuls fall back to a reference kernel there (one bench row ran over 25 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
