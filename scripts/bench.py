@@ -12,7 +12,8 @@ ratios compare work done under the same conditions (other processes only ever sl
 on a shared machine ``--wait-idle`` starts each round only after the others have been quiet):
 
 - GFLOPs per image: the forward pass and a training step (forward + backward), both counted by
-  ``torch.utils.flop_counter`` (BatchNorm, ReLU and additions are not FLOPs there).
+  ``torch.utils.flop_counter`` as ``mgnet info`` counts them (model/summary.py; BatchNorm, ReLU
+  and additions are not FLOPs there).
 - training images/s: SGD steps on batches already made (pure compute), through ``train_epoch``;
   the best step (timed like the peaks, see ``best_times``) and the best run of ``--steps`` steps.
 - peak: forward + backward of one 3x3 convolution at the model's finest width, resolution and
@@ -40,12 +41,13 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.build import build_training
 from mgnet_cli.cli.preflight import explain
 from mgnet_cli.errors import MgnetError
+from mgnet_cli.model.summary import flop_count, image_flops
+from mgnet_cli.timing import timed, wait_until_idle
 from mgnet_cli.train.fast import autocast, prepare_model, retain_freed_memory
 from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
 
@@ -65,50 +67,10 @@ def compose_config(overrides: list[str], steps: int, eval_images: int) -> DictCo
     return cfg
 
 
-def wait_until_idle(quiet_s: float, give_up_s: float = 900.0) -> None:
-    """Waits until no other process has wanted a CPU for ``quiet_s`` seconds (Linux; shared hosts)."""
-    stat = Path("/proc/stat")
-    if quiet_s <= 0 or not stat.exists():
-        return
-    start = quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        running = next(int(line.split()[1]) for line in stat.read_text().splitlines()
-                       if line.startswith("procs_running"))
-        now = time.monotonic()
-        if running > 1:  # this reader counts itself
-            quiet_since = now
-        if now - start > give_up_s:
-            log.warning("the machine was not idle for %.0f s within %.0f s: measuring anyway", quiet_s, give_up_s)
-            return
-        time.sleep(0.2)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(device: torch.device, work: Callable[[], object]) -> float:
-    """Seconds that ``work()`` takes, device work included."""
-    synchronize(device)
-    start = time.perf_counter()
-    work()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-def counted_flops(work: Callable[[], object]) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        work()
-    return counter.get_total_flops()
-
-
-@torch.no_grad()
-def image_flops(model: nn.Module, in_channels: int, image_size: int) -> int:
-    """FLOPs of one image's forward pass in evaluation mode (a multiply-add counts 2)."""
-    model.eval()
-    return counted_flops(lambda: model(torch.zeros(1, in_channels, image_size, image_size)))
+def settle(quiet_s: float, give_up_s: float = 900.0) -> None:
+    """``wait_until_idle``, measuring anyway (with a warning) when the machine never was idle."""
+    if not wait_until_idle(quiet_s, give_up_s):
+        log.warning("the machine was not idle for %.0f s within %.0f s: measuring anyway", quiet_s, give_up_s)
 
 
 class Bench:
@@ -169,7 +131,7 @@ class Bench:
                 loss = F.cross_entropy(self.model(images), labels)
             loss.backward()
 
-        flops = counted_flops(step)
+        flops = flop_count(step).get_total_flops()
         self.optimizer.zero_grad(set_to_none=True)
         return flops / len(labels)
 
@@ -204,7 +166,7 @@ class ConvPeak:
         self.x = torch.randn(batch, c_in, size, size, device=device).contiguous(memory_format=fmt)
         self.x.requires_grad_()
         self.device, self.precision = device, precision
-        self.flops = counted_flops(self.step)
+        self.flops = flop_count(self.step).get_total_flops()
 
     def step(self) -> None:
         with autocast(self.device, self.precision):
@@ -263,7 +225,7 @@ def best_times(bench: Bench, rounds: int, quiet_s: float) -> dict[str, float]:
     best = {name: float("inf") for name in [*work, "step", "compute"]}
     best |= {"compute_total": 0.0, "epoch_total": 0.0}
     for index in range(rounds):
-        wait_until_idle(quiet_s)
+        settle(quiet_s)
         step, compute, epoch = bench.paired(chunk)
         best["step"], best["compute"] = min(best["step"], step), min(best["compute"], compute / steps)
         best["compute_total"] += compute
@@ -351,7 +313,7 @@ def main() -> None:
                         help="training batches per round (default 6 on CPU, 50 on CUDA)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown block")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
-                        help="before each round, wait until no other process has run for this long")
+                        help="before each round, wait until the CPUs have been idle for this long")
     parser.add_argument("--no-allocator-tuning", action="store_true",
                         help="leave glibc's malloc as it is (fit tunes it on CPU; this shows the cost)")
     args = parser.parse_intermixed_args()  # overrides and flags in any order
@@ -361,7 +323,7 @@ def main() -> None:
     steps = args.steps or (50 if cuda else 6)
     try:  # a bad override or data set is one line, as with mgnet train
         cfg = compose_config(args.overrides, steps, eval_images=1024 if not cuda else 10240)
-        wait_until_idle(args.wait_idle)
+        settle(args.wait_idle)
         bench = Bench(cfg, steps, allocator_tuning=not args.no_allocator_tuning)  # a real data set: its first `steps` batches
     except (HydraException, MgnetError) as error:
         print(f"bench.py: error: {explain(error, 'train')}", file=sys.stderr)

@@ -3,30 +3,30 @@
     .venv/bin/python scripts/bench_learned.py --checkpoint outputs/learned/learned_smoother.pt
     .venv/bin/python scripts/bench_learned.py --checkpoint ... --wait-idle 60 --png docs/learned_kernels.png
 
-Factors are measured exactly as ``bench_solve.py --factors`` measures them (a random problem to
-1e-10 from ``u = 0``, geometric mean over the second half of the cycles), on grids the smoother
-was not trained on. Operations per cycle are counted by running three cycles with every stencil
-operator wrapped in a counter (see ``count_operations``); times are the best of ``--repeats``
-solves to 1e-8 after a warm-up, as in bench_solve.py.
+Factors are ``measured_factor`` (seed 0) as ``bench_solve.py --factors`` has them (a
+random problem to 1e-10 from ``u = 0``, geometric mean over the second half of the cycles), on
+grids the smoother was not trained on. Operations per cycle are counted over three cycles, every
+stencil pass tallied (see ``count_operations``); times are the best of ``--repeats`` solves to
+1e-8 after a warm-up, timed by bench_solve.py's ``timed_solves``.
 """
 
 import argparse
-import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
 
 import bench_solve  # scripts/ is on sys.path when this file is run
-from mgnet_cli.pde import learned_smoother as learned_module
-from mgnet_cli.pde.smoother_learning import kernel_table, load_learned, with_kernels
-from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.pde.learned_smoother import KernelPass
+from mgnet_cli.pde.poisson import Laplacian, right_hand_side
+from mgnet_cli.pde.smoother_learning import kernel_table, load_learned, measured_factor, with_kernels
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions, build_cycle, iterate, solve_poisson
+from mgnet_cli.pde.solve import MultigridOptions, build_cycle, iterate
 
 log = logging.getLogger("bench_learned")
 
@@ -38,36 +38,31 @@ def with_steps(options: MultigridOptions, steps: int) -> MultigridOptions:
     return replace(options, pre_smooth=steps, post_smooth=steps)
 
 
-def factor(n: int, options: MultigridOptions) -> float:
-    """As bench_solve.measure_factors: a standard-normal right-hand side (seed 0) to 1e-10."""
-    return solve_poisson(n, "random", options, tol=1e-10, max_cycles=80).convergence_factor
+class CountedLaplacian(Laplacian):
+    """The 5-point Laplacian of a level that tallies each of its passes, ``A u`` and ``f - A u``."""
 
+    def __init__(self, h: float, tally: Callable[[int], None]) -> None:
+        super().__init__(h)
+        self.tally = tally
 
-@contextlib.contextmanager
-def counted(owner: object, name: str, count: Callable[..., None]) -> Iterator[None]:
-    """Calls ``count(*args)`` on every call ``owner.name(*args)`` while inside."""
-    original = getattr(owner, name)
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self.tally(u.shape[-1])
+        return super().forward(u)
 
-    def wrapper(*args, **kwargs):
-        count(*args)
-        return original(*args, **kwargs)
-
-    setattr(owner, name, wrapper)
-    try:
-        yield
-    finally:
-        if isinstance(owner, torch.nn.Module):
-            delattr(owner, name)  # the instance attribute hid the class's method
-        else:
-            setattr(owner, name, original)
+    def residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        self.tally(u.shape[-1])
+        return super().residual(u, f)
 
 
 def count_operations(n: int, options: MultigridOptions, cycles: int = 3) -> tuple[float, Counter]:
     """Stencil passes per cycle (A or f - Au, K, R, P), each weighted by its grid's points over the
     finest grid's, and the unweighted count on the finest level. Pointwise updates and the
     coarsest grid's direct solve are not counted; the residual the solver forms after each cycle
-    (its stopping test, reused by the next cycle's first smoothing step) is."""
-    cycle, sizes = build_cycle(n, options, torch.float64, "cpu")
+    (its stopping test, reused by the next cycle's first smoothing step) is.
+
+    Each level above the coarsest gets a ``CountedLaplacian``; R, P and the learned smoother's
+    ``KernelPass`` are counted by forward hooks, R and P on the fine grid they read or write."""
+    cycle, _ = build_cycle(n, options, torch.float64, "cpu")
     weighted, finest = Counter(), Counter()
 
     def tally(kind: str, size: int) -> None:
@@ -75,16 +70,19 @@ def count_operations(n: int, options: MultigridOptions, cycles: int = 3) -> tupl
         if size == n:
             finest[kind] += 1
 
-    with contextlib.ExitStack() as stack:
-        for level, size in zip(cycle.levels[:-1], sizes):  # R and P count on their fine grid
-            for name, kind, module in [("forward", "A", level.A), ("residual", "A", level.A),
-                                       ("forward", "R", level.R), ("forward", "P", level.P)]:
-                stack.enter_context(counted(module, name, lambda *_, k=kind, s=size: tally(k, s)))
-        # the learned smoother's kernel, on the level whose residual it convolves
-        stack.enter_context(counted(learned_module, "convolve", lambda r, _: tally("K", r.shape[-1])))
-        with torch.inference_mode():
-            f = right_hand_side("random", n)
-            iterate(cycle, cycle.levels[0].A, f, tol=0.0, max_cycles=cycles)
+    def hook(kind: str, grid: Callable[[tuple, torch.Tensor], torch.Tensor]) -> Callable[..., None]:
+        return lambda module, args, output: tally(kind, grid(args, output).shape[-1])
+
+    for level in cycle.levels[:-1]:
+        level.A = CountedLaplacian(level.A.h, partial(tally, "A"))
+        level.R.register_forward_hook(hook("R", lambda args, output: args[0]))
+        level.P.register_forward_hook(hook("P", lambda args, output: output))
+    for module in cycle.modules():
+        if isinstance(module, KernelPass):  # on the level whose residual it convolves
+            module.register_forward_hook(hook("K", lambda args, output: args[0]))
+    with torch.inference_mode():
+        f = right_hand_side("random", n)
+        iterate(cycle, cycle.levels[0].A, f, tol=0.0, max_cycles=cycles)
     total = sum(weighted.values()) / cycles
     return total, Counter({kind: count // cycles for kind, count in finest.items()})
 
@@ -93,7 +91,7 @@ def time_to_tolerance(n: int, options: MultigridOptions, repeats: int,
                       wait_s: float) -> tuple[int, float, int]:
     """Cycles, best solve time (s) to 1e-8 and how many solves started on an idle machine, as
     bench_solve.py times the classical smoothers."""
-    result, times, idle = bench_solve.timed(n, options, 1e-8, repeats, wait_s)
+    result, times, idle = bench_solve.timed_solves(n, options, 1e-8, repeats, wait_s)
     return result.cycles, min(times), idle
 
 
@@ -141,7 +139,7 @@ def main() -> None:
     log.info("|%s", " --- |" * (5 + 2 * len(args.sizes)))
     for label, name in SMOOTHERS:
         options = with_kernels(base, kernels) if name is None else replace(base, smoother=name)
-        factors = [factor(n, with_steps(options, s)) for s in (1, 2) for n in args.sizes]
+        factors = [measured_factor(n, with_steps(options, s), seed=0) for s in (1, 2) for n in args.sizes]
         ops = [count_operations(args.time_n, with_steps(options, s)) for s in (1, 2)]
         times = [time_to_tolerance(args.time_n, with_steps(options, s), args.repeats, args.wait_idle)
                  for s in (1, 2)]

@@ -14,15 +14,15 @@ import argparse
 import logging
 import os
 import statistics
-import time
+from functools import partial
 
 import torch
 
 from mgnet_cli.pde.poisson import BilinearInterpolation, FullWeighting, Laplacian
-from functools import partial
-
+from mgnet_cli.pde.smoother_learning import measured_factor
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
+from mgnet_cli.timing import timed, wait_until_idle
 
 log = logging.getLogger("bench_solve")
 
@@ -30,6 +30,7 @@ log = logging.getLogger("bench_solve")
 TIMED = [("jacobi", "v", 1, 1, 0.8), ("jacobi", "v", 2, 2, 0.8), ("gauss_seidel_rb", "v", 1, 1, 0.8),
          ("chebyshev", "v", 2, 2, 0.8), ("gauss_seidel_rb", "w", 1, 1, 0.8)]
 FACTORS = [("jacobi", 0.8), ("jacobi", 2 / 3), ("gauss_seidel_rb", 0.8), ("chebyshev", 0.8)]
+QUIET_S = 0.25  # a timed run starts after the CPUs have been idle this long (--wait-idle: how long to wait)
 
 
 def options(smoother: str, cycle: str, pre: int, post: int, omega: float) -> MultigridOptions:
@@ -38,37 +39,14 @@ def options(smoother: str, cycle: str, pre: int, post: int, omega: float) -> Mul
     return MultigridOptions(cycle=cycle, smoother=factory, pre_smooth=pre, post_smooth=post)  # type: ignore[arg-type]
 
 
-def busy_fraction(interval_s: float = 0.25) -> float:
-    """The fraction of all CPUs busy over ``interval_s`` (from /proc/stat; 0 where there is none)."""
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
-
-    if not os.path.exists("/proc/stat"):
-        return 0.0
-    idle_0, total_0 = sample()
-    time.sleep(interval_s)
-    idle_1, total_1 = sample()
-    return 1.0 - (idle_1 - idle_0) / max(total_1 - total_0, 1)
-
-
-def wait_until_idle(max_wait_s: float) -> bool:
-    """Waits (up to ``max_wait_s``) for the other processes on this machine to leave it idle."""
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline:
-        if busy_fraction() < 0.1:
-            return True
-    return False
-
-
-def timed(n: int, choice: MultigridOptions, tol: float, repeats: int,
-          wait_s: float) -> tuple[SolveResult, list[float], int]:
+def timed_solves(n: int, choice: MultigridOptions, tol: float, repeats: int,
+                 wait_s: float) -> tuple[SolveResult, list[float], int]:
     """The last result, the solve times of ``repeats`` runs after a warm-up, and how many of them
     started on an idle machine (each waits up to ``wait_s`` for one)."""
     solve_poisson(n, "random", choice, tol=tol)
     runs, idle = [], 0
     for _ in range(repeats):
-        idle += wait_until_idle(wait_s)
+        idle += wait_until_idle(QUIET_S, give_up_s=wait_s)
         runs.append(solve_poisson(n, "random", choice, tol=tol))
     return runs[-1], [run.solve_time_s for run in runs], idle
 
@@ -80,7 +58,7 @@ def time_solves(sizes: list[int], tol: float, repeats: int, wait_s: float) -> No
     for n in sizes:
         for smoother, cycle, pre, post, omega in TIMED:
             choice = options(smoother, cycle, pre, post, omega)
-            result, times, idle = timed(n, choice, tol, repeats, wait_s)
+            result, times, idle = timed_solves(n, choice, tol, repeats, wait_s)
             best = min(times)
             log.info("| %d | %s(%d,%d) | %s | %d | %.3f | %.3f | %.1f | %.3f | %.3f | %d/%d |", n,
                      cycle.upper(), pre, post, smoother, result.cycles, result.convergence_factor,
@@ -95,8 +73,7 @@ def measure_factors(sizes: list[int]) -> None:
         name = f"{smoother} (omega {omega:.3g})" if smoother == "jacobi" else smoother
         for steps in (1, 2):
             choice = options(smoother, "v", steps, steps, omega)
-            factors = [solve_poisson(n, "random", choice, tol=1e-10, max_cycles=80).convergence_factor
-                       for n in sizes]
+            factors = [measured_factor(n, choice, seed=0) for n in sizes]
             log.info("| %s | V(%d,%d) | %s |", name, steps, steps, " | ".join(f"{f:.3f}" for f in factors))
 
 
@@ -125,10 +102,8 @@ def time_operators(n: int, repeats: int, wait_s: float) -> None:
                 apply(x)
                 each = []
                 for _ in range(repeats):
-                    wait_until_idle(wait_s)
-                    start = time.perf_counter()
-                    apply(x)
-                    each.append(time.perf_counter() - start)
+                    wait_until_idle(QUIET_S, give_up_s=wait_s)
+                    each.append(timed(x.device, partial(apply, x)))
                 times.append(1e3 * min(each))
             log.info("| %s | %.2f | %.2f |", name, *times)
 

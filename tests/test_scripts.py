@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from torch import nn
 
+from mgnet_cli.pde.learned_smoother import LearnedKernels
+from mgnet_cli.pde.smoother_learning import with_kernels
+from mgnet_cli.pde.solve import MultigridOptions
 from tests.helpers import TINY
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -28,10 +30,31 @@ def load(name: str):
     return module
 
 
-def test_bench_counts_a_convolution_as_its_multiply_adds():
-    bench = load("bench")
-    conv = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False))
-    assert bench.image_flops(conv, 3, 32) == 2 * 3 * 16 * 9 * 32 * 32
+# V(1,1) at n = 63 (levels 63, 31, 15 above the 7 x 7 solve): the finest level forms f - A u after
+# smoothing, before post-smoothing and after the cycle (3 A), and restricts and prolongs once; each
+# coarser level does the same but the last (2 A + R + P = 4 passes) at a quarter of the points.
+JACOBI_V11 = (3 + 1 + 1) + 4 / 4 + 4 / 16
+LEARNED_K = 2 * (1 + 1 / 4 + 1 / 16)  # one kernel pass before, one after the coarse correction
+
+
+@pytest.mark.parametrize("learned, total, finest", [
+    (False, JACOBI_V11, {"A": 3, "R": 1, "P": 1}),
+    (True, JACOBI_V11 + LEARNED_K, {"A": 3, "K": 2, "R": 1, "P": 1}),
+])  # fmt: skip
+def test_bench_learned_counts_every_stencil_pass(monkeypatch, learned, total, finest):
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # bench_learned imports bench_solve, as when run
+    bench_learned = load("bench_learned")
+    options = with_kernels(MultigridOptions(), LearnedKernels()) if learned else MultigridOptions()
+    counted_total, counted_finest = bench_learned.count_operations(63, options)
+    assert counted_total == pytest.approx(total) and counted_finest == finest
+
+
+def test_bench_solve_times_each_solve_and_counts_idle_starts():
+    bench_solve = load("bench_solve")
+    result, times, idle = bench_solve.timed_solves(31, bench_solve.options("jacobi", "v", 1, 1, 0.8), 1e-8,
+                                                   repeats=2, wait_s=0.0)
+    assert result.converged and len(times) == 2 and all(t > 0 for t in times)
+    assert idle == 0  # no time given to wait for an idle machine: no start counts as idle
 
 
 def test_bench_prints_every_figure(tmp_path):

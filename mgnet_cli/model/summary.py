@@ -1,6 +1,7 @@
 """What a model is, without training it: its stem, one row per MgNet level or ResNet stage, the head,
 parameter totals and forward FLOPs, read from one forward pass of a blank image."""
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,10 +67,25 @@ def watched(model: nn.Module) -> dict[str, nn.Module]:
 
 @torch.no_grad()
 def forward_once(model: nn.Module, in_channels: int, image_size: int) -> None:
+    """One blank image through ``model`` in evaluation mode; its mode is restored after."""
     was_training = model.training
     model.eval()
     model(torch.zeros(1, in_channels, image_size, image_size))
     model.train(was_training)
+
+
+def flop_count(work: Callable[[], object]) -> FlopCounterMode:
+    """The FLOP counter that ``work()`` ran under: read ``get_total_flops()``, or per module
+    ``get_flop_counts()``. A multiply-add counts 2; BatchNorm, ReLU and additions count nothing."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        work()
+    return counter
+
+
+def image_flops(model: nn.Module, in_channels: int, image_size: int) -> int:
+    """FLOPs of one image's forward pass in evaluation mode (the ``gflops_per_image`` of ``summary``)."""
+    return flop_count(lambda: forward_once(model, in_channels, image_size)).get_total_flops()
 
 
 def trace(model: nn.Module, modules: dict[str, nn.Module], in_channels: int,
@@ -86,10 +102,8 @@ def trace(model: nn.Module, modules: dict[str, nn.Module], in_channels: int,
     # a Level is never called itself: its smoother is, with (u, f, residual, A)
     hooks = [getattr(module, "smoother", module).register_forward_hook(record(name))
              for name, module in modules.items()]
-    counter = FlopCounterMode(display=False)
     try:
-        with counter:
-            forward_once(model, in_channels, image_size)
+        counter = flop_count(lambda: forward_once(model, in_channels, image_size))
     finally:
         for hook in hooks:
             hook.remove()

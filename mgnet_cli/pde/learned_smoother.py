@@ -47,6 +47,14 @@ def convolve(r: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return out
 
 
+class KernelPass(nn.Module):
+    """One pass of a 3x3 kernel over a grid function, ``convolve`` as a module: each pass is one
+    call, so that a forward hook sees every pass (scripts/bench_learned.py counts them so)."""
+
+    def forward(self, r: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return convolve(r, weights)
+
+
 class LearnedKernels(nn.Module):
     """The learned 3x3 kernels, in units of ``D^-1``: one shared (``sizes`` empty) or one per grid size."""
 
@@ -104,6 +112,7 @@ class LearnedSmoother(nn.Module):
         super().__init__()
         self.steps = steps
         self.kernels = kernels if kernels is not None else LearnedKernels()  # damped Jacobi, untrained
+        self.kernel_pass = KernelPass()
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -117,6 +126,6 @@ class LearnedSmoother(nn.Module):
             if step > 0:
                 residual = A.residual(u, f)
             # K * (D^-1 r), a new tensor: u itself is never changed
-            correction = convolve(residual * inverse if per_point else residual, weights)
+            correction = self.kernel_pass(residual * inverse if per_point else residual, weights)
             u = correction if u is None else correction.add_(u)
         return u
