@@ -13,7 +13,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.learned_prolongation import BASES
 from mgnet_cli.pde.smoother_learning import LearningSettings
-from mgnet_cli.pde.prolongation_learning import ProlongationSettings
+from mgnet_cli.pde.prolongation_learning import FieldLearningSettings, ProlongationSettings
 from mgnet_cli.pde.poisson import RIGHT_HAND_SIDES, is_grid_size
 from mgnet_cli.pde.problems import COEFFICIENTS, PROBLEMS, Problem, read_field
 from mgnet_cli.pde.smoothers import SmootherFactory
@@ -99,6 +99,22 @@ def _problem(node: DictConfig, kind: str) -> Problem:
 def is_learned(node: DictConfig) -> bool:
     """True for ``solver/smoother=learned``: its kernels are learned or loaded, not configured."""
     return str(node.get("_target_", "")).endswith(".LearnedSmoother")
+
+
+def is_stencil_aware(node: DictConfig) -> bool:
+    """True for ``solver/smoother=stencil_aware``: its network is learned or loaded, not configured."""
+    return str(node.get("_target_", "")).endswith(".StencilAwareSmoother")
+
+
+def stencil_aware_settings(node: DictConfig, coarsest_n: int) -> FieldLearningSettings:
+    """``cfg.solver.stencil_aware``'s training keys (their types and ranges: the schema's)."""
+    sizes = sorted(set(node.train_sizes))
+    if sizes[0] <= coarsest_n:
+        raise ConfigError(f"solver.stencil_aware.train_sizes={sizes}: {sizes[0]} is not above "
+                          f"solver.coarsest_n={coarsest_n}, so no level of it is smoothed")
+    return FieldLearningSettings(train_sizes=tuple(sizes), steps=node.steps, batch=node.batch,
+                                 cycles=node.cycles, seed=node.seed, measure_every=node.measure_every,
+                                 hidden=node.hidden, fields=tuple(str(kind) for kind in node.fields))
 
 
 def smoother_factory(node: DictConfig) -> SmootherFactory:

@@ -10,7 +10,7 @@ centre: training (prolongation_learning.py, through unrolled Galerkin cycles on 
 starts from red-black Gauss-Seidel, which it is then. The taps of an operator are computed once and cached on
 it (``A.cache``) for the network's current weights; under autograd they are recomputed per call.
 
-The guard: outside autograd, the taps of each operator are first tried on ``A e = 0`` for
+The guard: in eval mode (a trained or loaded network) and outside autograd, the taps of each operator are first tried on ``A e = 0`` for
 ``CHECK_SWEEPS`` sweeps from a random error; if the energy ``e^T A e`` did not fall over the last
 half, the level uses red-black Gauss-Seidel's taps instead (logged), which never raise it. A cycle
 whose every smoother lowers the energy, with Galerkin coarse levels, cannot diverge.
@@ -92,7 +92,7 @@ class StencilKernelNet(nn.Module):
                     or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
                 raise ValueError(f"{key}: expected finite floats of shape {tuple(expected[key].shape)}")
         model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})
-        return model
+        return model.eval()  # guarded (the class docstring)
 
 
 def apply_taps(taps: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -130,7 +130,7 @@ class StencilAwareSmoother(nn.Module):
             return cache[key]
         stencil = stencil_of(A, like)
         taps = self.net(stencil) / stencil[1, 1]
-        if not torch.is_grad_enabled() and not lowers_energy(taps, A, like):
+        if not self.net.training and not torch.is_grad_enabled() and not lowers_energy(taps, A, like):
             log.warning("stencil-aware smoother: its taps raise the error's energy on the %d x %d level; "
                         "red-black Gauss-Seidel there instead", like.shape[-1], like.shape[-1])
             taps = torch.zeros_like(taps)

@@ -4,7 +4,8 @@ The training loop is the learned prolongation's (``learn_on_fields`` in prolonga
 unrolled Galerkin V cycles on random problems, here with the network inside the smoother and a
 fixed prolongation rule. A network is used only if its cycle contracts: after training, and again
 after loading, the factor on held-out problems of every kind it was trained on must be below 1
-(``CHECK_N`` after loading), else MgnetError and nothing is saved or used.
+(``CHECK_N`` after loading), else MgnetError and nothing is saved or used. Once trained it is in
+eval mode, where each level checks its taps lower the energy (stencil_smoother.py).
 """
 
 import math
@@ -48,9 +49,13 @@ def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridOp
     held-out factors are not all below 1."""
     torch.manual_seed(settings.seed)
     net = StencilKernelNet(settings.hidden)
-    result = learn_on_fields(net, settings, with_net(options, net), rule, make_optimizer, schedule,
-                             run_dir, name="stencil-aware smoother")
-    refuse_divergent(result.held_out, f"on the held-out problems (n={2 * max(settings.train_sizes) + 1})")
+    options = with_net(options, net)
+    result = learn_on_fields(net, settings, options, rule, make_optimizer, schedule, run_dir,
+                             name="stencil-aware smoother")
+    net.eval()  # from here on guarded, as when loaded
+    n = 2 * max(settings.train_sizes) + 1
+    result.held_out = held_out_factors(rule, options, n, settings.seed + 1, settings.fields)
+    refuse_divergent(result.held_out, f"on the held-out problems (n={n})")
     return result
 
 

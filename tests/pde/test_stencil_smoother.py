@@ -66,7 +66,7 @@ def test_a_saved_smoother_reloads_to_the_same_factor(learned, tmp_path):
 
 
 def test_taps_that_raise_the_energy_fall_back_to_gauss_seidel(caplog):
-    net = StencilKernelNet(hidden=4)
+    net = StencilKernelNet(hidden=4).eval()  # trained or loaded: guarded
     with torch.no_grad():
         net.net[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]))  # centre 4: overshoots
     stencil = rotated(31)
