@@ -15,9 +15,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_learned, is_stencil_aware,
-                                         learning_settings, multigrid_options, number, problem_settings,
-                                         prolongation_settings, stencil_aware_settings)
+from mgnet_cli.cli.solve_options import (DTYPES, built, is_learned, is_stencil_aware, learning_settings,
+                                         multigrid_options, problem_settings, prolongation_settings,
+                                         stencil_aware_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
@@ -199,9 +199,8 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
-    tol = number(cfg.solver.tol, "solver.tol", 0.0, 1.0, "in (0, 1]")
-    max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
-    dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
+    tol, max_cycles = float(cfg.solver.tol), int(cfg.solver.max_cycles)  # ranges: the schema's
+    dtype = DTYPES[str(cfg.solver.dtype)]
     device = resolve_device(str(cfg.solver.device), "solver.device")
     if device.type == "cpu":
         threads, why = choose_threads(schema.check(cfg, "solve").solver.threads)
