@@ -35,6 +35,7 @@ except ImportError:
 import torch
 
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
+from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
@@ -43,13 +44,14 @@ from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor
 from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
-ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA"]
+ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
 OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
         ("Black Box, line GS", "black_box", ZebraLineGaussSeidel),
         ("learned, GS-RB", "learned", RedBlackGaussSeidel),
         ("learned, line GS", "learned", ZebraLineGaussSeidel)]
 STENCIL_AWARE = "Black Box, stencil-aware"  # its smoother is the network: added to OURS in main()
+WITH_CG = "Black Box, line GS, CG"  # conjugate gradients, one symmetric cycle per iteration
 
 
 @dataclass
@@ -90,9 +92,10 @@ def matrix(stencil: torch.Tensor) -> sparse.csr_matrix:
 
 def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
     start = time.perf_counter()
+    accel = "cg" if name.endswith(", CG") else None
     if name == "PyAMG SA":
         hierarchy = pyamg.smoothed_aggregation_solver(A)
-    elif name == "PyAMG RS 2nd pass":
+    elif name.startswith("PyAMG RS 2nd pass"):
         hierarchy = pyamg.ruge_stuben_solver(A, CF=("RS", {"second_pass": True}))
     else:
         hierarchy = pyamg.ruge_stuben_solver(A)
@@ -100,19 +103,23 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
     times = [setup]
     norms: list[float] = []
     hierarchy.solve(b, x0=np.zeros_like(b), tol=tol, maxiter=max_cycles, cycle="V", residuals=norms,
-                    callback=lambda x: times.append(time.perf_counter() - start))
+                    accel=accel, callback=lambda x: times.append(time.perf_counter() - start))
     return Run(norms, times[:len(norms)], setup)
 
 
 def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
-             tol: float, max_cycles: int) -> Run:
-    options = MultigridOptions(smoother=smoother, prolongation=prolongation)
+             tol: float, max_cycles: int, krylov: str = "none") -> Run:
+    options = MultigridOptions(smoother=smoother, prolongation=prolongation, krylov=krylov)
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
         setup = time.perf_counter() - start
         A, u, residual = cycle.levels[0].A, None, f
         norms, times = [torch.linalg.vector_norm(f).item()], [setup]
+        if krylov == "cg":
+            _, norms, _ = conjugate_gradients(cycle, A, f, tol, max_cycles,
+                                              each=lambda: times.append(time.perf_counter() - start))
+            return Run(norms, times, setup)
         for _ in range(max_cycles):
             u = cycle(u, f, residual)
             residual = A.residual(u, f)
@@ -141,6 +148,7 @@ def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles
     for label, prolongation, smoother in ours:
         if prolongation in rule_of:
             runs[label] = run_ours(stencil, f, prolongation, smoother, rule_of, tol, max_cycles)
+    runs[WITH_CG] = run_ours(stencil, f, "black_box", ZebraLineGaussSeidel, rule_of, tol, max_cycles, "cg")
     return runs
 
 

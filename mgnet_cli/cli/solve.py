@@ -211,6 +211,7 @@ def run(cfg: DictConfig) -> float:
     result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
+    shape += "-preconditioned CG" if options.krylov == "cg" else ""
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
     title = f"n={n} {problem.label()} {rhs}, {shape} {smoother}{coarsening}"
     log.info("%s on %s, %s; levels %s\n%s", title, device, cfg.solver.dtype, result.levels,

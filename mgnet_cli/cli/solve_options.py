@@ -92,6 +92,7 @@ def multigrid_options(solver: DictConfig) -> MultigridOptions:
         cycle=cycle, smoother=smoother_factory(solver.smoother),
         pre_smooth=int(solver.pre_smooth), post_smooth=post,
         coarsest_n=int(solver.coarsest_n), prolongation=str(solver.prolongation),
+        krylov=str(solver.krylov),
     )
 
 

@@ -39,6 +39,11 @@ class Prolongation(rules.Choice):
     learned = "learned"
 
 
+class Krylov(rules.Choice):
+    none = "none"
+    cg = "cg"
+
+
 class Dtype(rules.Choice):
     float64 = "float64"
     float32 = "float32"
@@ -270,6 +275,7 @@ class SolverConfig:
     """``solve.yaml``'s ``solver``: the cycle, its coarsening and what it learns."""
     cycle: Cycle = Cycle.v
     prolongation: Prolongation = Prolongation.bilinear
+    krylov: Krylov = Krylov.none
     pre_smooth: int = 1
     post_smooth: int = 1
     coarsest_n: int = 7
