@@ -7,13 +7,15 @@ contrast and ``h``), through a 3x3 convolution and two 1x1 layers, to 9 taps. Th
 ``(i, j)`` is ``sum_d K[d](i, j) (D^-1 r)(i + d)``, made on the red points (``i + j`` even), then,
 from the new residual, on the black ones. The last layer starts at zero and the taps at 1 at the
 centre: training (prolongation_learning.py, through unrolled Galerkin cycles on random fields)
-starts from red-black Gauss-Seidel, which it is then. The taps of an operator are computed once and cached on
-it (``A.cache``) for the network's current weights; under autograd they are recomputed per call.
+starts from red-black Gauss-Seidel, which it is then. The taps of an operator are computed once
+and cached on it (``A.cache``) for the network's current weights; under autograd, per call.
 
-The guard: in eval mode (a trained or loaded network) and outside autograd, the taps of each operator are first tried on ``A e = 0`` for
-``CHECK_SWEEPS`` sweeps from a random error; if the energy ``e^T A e`` did not fall over the last
-half, the level uses red-black Gauss-Seidel's taps instead (logged), which never raise it. A cycle
-whose every smoother lowers the energy, with Galerkin coarse levels, cannot diverge.
+The guard: in eval mode (a trained or loaded network) and outside autograd, the taps of each
+operator are first tried on ``A e = 0`` for ``CHECK_SWEEPS`` sweeps from a random error; if the
+energy ``e^T A e`` did not fall over the last half, the level uses red-black Gauss-Seidel's taps
+instead (logged): exact Gauss-Seidel on 5-point stencils, which never raises the energy. With
+Galerkin coarse levels, which never raise it either, the cycle then contracts; the check itself is
+empirical (one random error), so a checkpoint is also refused unless its cycle converges.
 """
 
 import logging
