@@ -2,14 +2,17 @@
 
     .venv/bin/python scripts/bench_amg.py                          # the table of docs/benchmarks.md
     .venv/bin/python scripts/bench_amg.py --learned PATH.pt        # a learned prolongation to reuse
+    .venv/bin/python scripts/bench_amg.py --stencil-aware PATH.pt  # a stencil-aware smoother to reuse
     .venv/bin/python scripts/bench_amg.py --quick                  # small grids: a smoke run
 
 Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
 solve reports it. PyAMG: ruge_stuben_solver (default; CF=('RS', {'second_pass': True})) and
 smoothed_aggregation_solver with their default smoothers (symmetric Gauss-Seidel), V cycles.
-Times: n = ``--time-size`` to 1e-8, setup included (the learned prolongation's training is not;
-it is printed apart), both sides on one CPU thread. Needs the ``[bench]`` extra (pyamg, scipy).
+The stencil-aware smoother (stencil_smoother.py) is trained here with configs/solve.yaml's
+``solver.stencil_aware`` settings unless ``--stencil-aware`` gives a checkpoint. Times: n =
+``--time-size`` to 1e-8, setup included (the learned parts' training is not; it is printed apart),
+both sides on one CPU thread. Needs the ``[bench]`` extra (pyamg, scipy).
 """
 
 import argparse
@@ -32,19 +35,23 @@ except ImportError:
 import torch
 
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
+from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor
+from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
-ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA"]
+ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
 OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
         ("Black Box, line GS", "black_box", ZebraLineGaussSeidel),
         ("learned, GS-RB", "learned", RedBlackGaussSeidel),
         ("learned, line GS", "learned", ZebraLineGaussSeidel)]
+STENCIL_AWARE = "Black Box, stencil-aware"  # its smoother is the network: added to OURS in main()
+WITH_CG = "Black Box, line GS, CG"  # conjugate gradients, one symmetric cycle per iteration
 
 
 @dataclass
@@ -85,9 +92,10 @@ def matrix(stencil: torch.Tensor) -> sparse.csr_matrix:
 
 def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
     start = time.perf_counter()
+    accel = "cg" if name.endswith(", CG") else None
     if name == "PyAMG SA":
         hierarchy = pyamg.smoothed_aggregation_solver(A)
-    elif name == "PyAMG RS 2nd pass":
+    elif name.startswith("PyAMG RS 2nd pass"):
         hierarchy = pyamg.ruge_stuben_solver(A, CF=("RS", {"second_pass": True}))
     else:
         hierarchy = pyamg.ruge_stuben_solver(A)
@@ -95,19 +103,23 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
     times = [setup]
     norms: list[float] = []
     hierarchy.solve(b, x0=np.zeros_like(b), tol=tol, maxiter=max_cycles, cycle="V", residuals=norms,
-                    callback=lambda x: times.append(time.perf_counter() - start))
+                    accel=accel, callback=lambda x: times.append(time.perf_counter() - start))
     return Run(norms, times[:len(norms)], setup)
 
 
 def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
-             tol: float, max_cycles: int) -> Run:
-    options = MultigridOptions(smoother=smoother, prolongation=prolongation)
+             tol: float, max_cycles: int, krylov: str = "none") -> Run:
+    options = MultigridOptions(smoother=smoother, prolongation=prolongation, krylov=krylov)
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
         setup = time.perf_counter() - start
         A, u, residual = cycle.levels[0].A, None, f
         norms, times = [torch.linalg.vector_norm(f).item()], [setup]
+        if krylov == "cg":
+            _, norms, _ = conjugate_gradients(cycle, A, f, tol, max_cycles,
+                                              each=lambda: times.append(time.perf_counter() - start))
+            return Run(norms, times, setup)
         for _ in range(max_cycles):
             u = cycle(u, f, residual)
             residual = A.residual(u, f)
@@ -128,14 +140,15 @@ def problems(sizes: list[int], aniso: int) -> list[tuple[str, Problem]]:
     return rows
 
 
-def all_runs(problem: Problem, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
+def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
     """Every method on one problem: the same stencil, the same right-hand side."""
     stencil = problem.stencil()
     f = right_hand_side("random", problem.n, seed=0)
     runs = {name: run_pyamg(name, matrix(stencil), f.numpy().ravel(), tol, max_cycles) for name in ANCHORS}
-    for label, prolongation, smoother in OURS:
+    for label, prolongation, smoother in ours:
         if prolongation in rule_of:
             runs[label] = run_ours(stencil, f, prolongation, smoother, rule_of, tol, max_cycles)
+    runs[WITH_CG] = run_ours(stencil, f, "black_box", ZebraLineGaussSeidel, rule_of, tol, max_cycles, "cg")
     return runs
 
 
@@ -158,6 +171,25 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
         save_prolongation(save, result, options)
     return result.model, (f"learned prolongation: trained here, {steps} steps at n = 31, "
                           f"{result.time_s:.0f} s (not in the times below)")
+
+
+def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str]:
+    """The stencil-aware smoother from ``path``, or trained here as ``mgnet solve`` would (with
+    configs/solve.yaml's ``solver.stencil_aware``; ``quick``: 3 steps); and a line saying which."""
+    from mgnet_cli.pde.prolongation_learning import FieldLearningSettings
+    from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
+    from mgnet_cli.train.schedules import WarmupCosine
+
+    options, rule = MultigridOptions(prolongation="black_box"), PROLONGATIONS["black_box"]
+    if path is not None:
+        net, state = load_stencil_smoother(Path(path), options, rule)
+        return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
+    settings = FieldLearningSettings(train_sizes=(31,), steps=3 if quick else 60, batch=4, cycles=2,
+                                     measure_every=20, hidden=16, fields=("anisotropic", "jumps"))  # solve.yaml's
+    schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
+    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=3e-3), schedule)
+    return with_net(options, result.model).smoother, (
+        f"stencil-aware smoother: trained here, {settings.steps} steps at n = 31, {result.time_s:.0f} s")
 
 
 def cell(run: Run) -> str:
@@ -227,6 +259,7 @@ def main() -> None:
     parser.add_argument("--learned", default=None, help="a learned_prolongation.pt (else trained here)")
     parser.add_argument("--learn-steps", type=int, default=100)
     parser.add_argument("--save-learned", type=Path, default=None, help="where to save the one trained here")
+    parser.add_argument("--stencil-aware", default=None, help="a stencil_aware_smoother.pt (else trained here)")
     parser.add_argument("--quick", action="store_true", help="n = 31 and 63 only, a 3-step learned P")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the two PNGs")
     args = parser.parse_args()
@@ -236,13 +269,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rule_of: dict = dict(PROLONGATIONS)
     rule_of["learned"], learned_line = learned_rule(args.learned, args.learn_steps, args.save_learned)
+    smoother, stencil_line = stencil_aware_smoother(args.stencil_aware, args.quick)
+    ours = OURS + [(STENCIL_AWARE, "black_box", smoother)]
     rows = []
     for label, problem in problems(args.sizes, args.aniso_size):
-        rows.append((label, all_runs(problem, rule_of, 1e-10, args.max_cycles)))
+        rows.append((label, all_runs(problem, ours, rule_of, 1e-10, args.max_cycles)))
         log.info("%s: %s", label, ", ".join(f"{name} {cell(run)}" for name, run in rows[-1][1].items()))
     timed = [(label, runs) for label, runs in rows
              if label.endswith(f"n={args.time_size}") and label.startswith(("lognormal", "jumps"))]
-    print(f"V(1,1) asymptotic residual factors ({learned_line}; torch {torch.__version__}, "
+    print(f"V(1,1) asymptotic residual factors ({learned_line}; {stencil_line}; torch {torch.__version__}, "
           f"pyamg {pyamg.__version__}, {args.threads} thread(s))\n")
     print("\n".join(factor_table(rows)))
     print(f"\nTime to a relative residual of 1e-8, n = {args.time_size}, setup included\n")

@@ -3,7 +3,8 @@
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
 with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
 (curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
-``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``).
+``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``), and
+``solver/smoother=stencil_aware`` ``stencil_aware_smoother.pt`` (``learned_stencil_aware_smoother/``).
 """
 
 import logging
@@ -14,9 +15,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.solve_options import (DTYPES, built, choice, integer, is_learned, learning_settings,
-                                         multigrid_options, number, problem_settings,
-                                         prolongation_settings)
+from mgnet_cli.cli.solve_options import (DTYPES, built, is_learned, is_stencil_aware, learning_settings,
+                                         multigrid_options, problem_settings, prolongation_settings,
+                                         stencil_aware_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
                                     with_kernels)
@@ -26,6 +27,8 @@ from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolong
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.learned_smoother import START_OMEGA
+from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
+                                                     save_stencil_smoother, with_net)
 from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
 from mgnet_cli import schema
 from mgnet_cli.report.plots import residual_history
@@ -92,6 +95,34 @@ def learned_prolongation(node: DictConfig, options: MultigridOptions,
                           "final_loss": result.losses[-1]}
 
 
+def stencil_aware_smoother(node: DictConfig, options: MultigridOptions, run_dir: Path,
+                           device: torch.device) -> tuple[MultigridOptions, dict[str, Any]]:
+    """Loads ``solver.stencil_aware.checkpoint`` (checked to converge) or learns the network (saved
+    in ``run_dir``), through Galerkin cycles with ``solver.prolongation`` (Black Box if learned)."""
+    rule = PROLONGATIONS.get(options.prolongation, PROLONGATIONS["black_box"])
+    if node.checkpoint is not None:
+        path = Path(str(node.checkpoint)).expanduser()
+        net, state = load_stencil_smoother(path, options, rule)
+        log.info("stencil-aware smoother loaded from %s (learned for %s)", path, state.get("cycle"))
+        return with_net(options, net.to(device)), {"checkpoint": str(path), "learned_here": False,
+                                        "learned_for": state.get("cycle"), "settings": state.get("settings")}
+    settings = stencil_aware_settings(node, options.coarsest_n)
+    probe = [torch.zeros(1, requires_grad=True)]
+    key = "solver.stencil_aware"
+    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
+    schedule = built(node.scheduler, f"{key}.scheduler",
+                     lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+    result = learn_stencil_smoother(settings, options, rule, make_optimizer, schedule, run_dir)
+    path = run_dir / "stencil_aware_smoother.pt"
+    save_stencil_smoother(path, result, options)
+    log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s.checkpoint=%s",
+             result.time_s, settings.steps, path, key, path)
+    return with_net(options, result.model.to(device)), {
+        "checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
+        "factors": [{"step": step, "factor": factor} for step, factor in result.factors],
+        "held_out": result.held_out, "final_loss": result.losses[-1]}
+
+
 def residual_table(result: SolveResult) -> str:
     """One line per cycle: residual norm, relative residual and the reduction of that cycle."""
     lines = [f"{'cycle':>5}  {'residual':>10}  {'relative':>10}  {'reduction':>9}"]
@@ -132,6 +163,11 @@ def learned_parts(solver: DictConfig, smoother: str, options: MultigridOptions, 
         options, records["learned_smoother"] = learned_smoother(solver, options, run_dir, device)
     elif solver.learned.checkpoint is not None:
         log.warning("solver.learned.checkpoint is unused: solver/smoother=%s", smoother)
+    if is_stencil_aware(solver.smoother):
+        options, records["stencil_aware_smoother"] = stencil_aware_smoother(solver.stencil_aware, options,
+                                                                            run_dir, device)
+    elif solver.stencil_aware.checkpoint is not None:
+        log.warning("solver.stencil_aware.checkpoint is unused: solver/smoother=%s", smoother)
     rule = None
     if options.prolongation == "learned":
         rule, records["learned_prolongation"] = learned_prolongation(solver.learned_prolongation, options,
@@ -163,9 +199,8 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
-    tol = number(cfg.solver.tol, "solver.tol", 0.0, 1.0, "in (0, 1]")
-    max_cycles = integer(cfg.solver.max_cycles, "solver.max_cycles", 1)
-    dtype = DTYPES[choice(cfg.solver.dtype, "solver.dtype", tuple(DTYPES))]
+    tol, max_cycles = float(cfg.solver.tol), int(cfg.solver.max_cycles)  # ranges: the schema's
+    dtype = DTYPES[str(cfg.solver.dtype)]
     device = resolve_device(str(cfg.solver.device), "solver.device")
     if device.type == "cpu":
         threads, why = choose_threads(schema.check(cfg, "solve").solver.threads)
@@ -176,6 +211,7 @@ def run(cfg: DictConfig) -> float:
     result = solve_problem(problem, rhs, seed, options, tol, max_cycles, dtype, device, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
+    shape += "-preconditioned CG" if options.krylov == "cg" else ""
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
     title = f"n={n} {problem.label()} {rhs}, {shape} {smoother}{coarsening}"
     log.info("%s on %s, %s; levels %s\n%s", title, device, cfg.solver.dtype, result.levels,

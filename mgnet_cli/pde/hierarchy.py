@@ -40,7 +40,7 @@ def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridOptions,
         coarse, P, R = coarse_operator(A, rule(A.stencil))
         levels.append(Level(A=A, smoother=make(options.pre_smooth),
                             restrict_residual=R, restrict_u=None, prolong=P,
-                            post_smoother=make(options.post_smooth)))
+                            post_smoother=options.post_smoother()))
         A = coarse
         sizes.append(A.n)
     levels.append(Level(A=A, smoother=DirectSolve(A, A.n, stencil.dtype, stencil.device)))
@@ -51,4 +51,5 @@ def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, options: MultigridOpti
                   rule: ProlongationRule, tol: float = 1e-8, max_cycles: int = 50) -> SolveResult:
     """Solves ``A u = f`` (``f``: (1, 1, n, n)) by Galerkin multigrid; setup includes the coarse levels."""
     with torch.inference_mode():
-        return solve_system(f, lambda: build_galerkin_cycle(stencil, options, rule), tol, max_cycles)
+        return solve_system(f, lambda: build_galerkin_cycle(stencil, options, rule), tol, max_cycles,
+                            options.krylov)

@@ -80,26 +80,30 @@ def _line_correction(residual: torch.Tensor, system: Tridiagonal, direction: str
 
 
 class ZebraLineGaussSeidel(nn.Module):
-    """``steps`` sweeps of alternating zebra-line Gauss-Seidel (rows, then columns, two colours each)."""
+    """``steps`` sweeps of alternating zebra-line Gauss-Seidel (rows, then columns, two colours each);
+    ``reverse``: the four half-sweeps in reverse order (the adjoint, for a symmetric V cycle)."""
 
     def __init__(self, steps: int) -> None:
         super().__init__()
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps={steps!r}: give an integer >= 0")
         self.steps = steps
+        self.reverse = False
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
             return zero_if_none(u, f)
         systems = line_systems(A, f)
+        order = [(direction, colour) for direction in ("rows", "columns") for colour in (0, 1)]
+        if self.reverse:
+            order.reverse()
         first = True
         for _ in range(self.steps):
-            for direction in ("rows", "columns"):
-                for colour in (0, 1):
-                    if not first:
-                        residual = A.residual(u, f)
-                    correction = _line_correction(residual, systems[direction, colour], direction, colour)
-                    u = correction if u is None else u + correction
-                    first = False
+            for direction, colour in order:
+                if not first:
+                    residual = A.residual(u, f)
+                correction = _line_correction(residual, systems[direction, colour], direction, colour)
+                u = correction if u is None else u + correction
+                first = False
         return u

@@ -85,12 +85,14 @@ class RedBlackGaussSeidel(nn.Module):
     """``steps`` sweeps of Gauss-Seidel, first on the red points (``i + j`` even), then the black.
 
     Adding ``r_ij / D`` on one colour is the Gauss-Seidel update there, because points of one
-    colour are not each other's neighbours in the 5-point stencil.
+    colour are not each other's neighbours in the 5-point stencil. ``reverse``: black, then red
+    (the adjoint sweep, for a symmetric V cycle: krylov.py).
     """
 
     def __init__(self, steps: int) -> None:
         super().__init__()
         self.steps = check_steps(steps)
+        self.reverse = False
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -98,11 +100,12 @@ class RedBlackGaussSeidel(nn.Module):
             return zero_if_none(u, f)
         weight = 1.0 / A.diagonal
         u = torch.zeros_like(f) if u is None else u.clone()  # the sweeps update it in place
+        first, second = (1, 0) if self.reverse else (0, 1)
         for step in range(self.steps):
             if step > 0:
                 residual = A.residual(u, f)
-            u = _update_colour(u, residual, weight, colour=0)  # red, from the given residual
-            u = _update_colour(u, A.residual(u, f), weight, colour=1)  # black, seeing the new red values
+            u = _update_colour(u, residual, weight, colour=first)  # red, from the given residual
+            u = _update_colour(u, A.residual(u, f), weight, colour=second)  # black, seeing the new red values
         return u
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from mgnet_cli.model.cycle import CycleShape, Level, MultigridCycle
+from mgnet_cli.pde.krylov import adjoint_post_smoother, conjugate_gradients
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
 from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
@@ -35,6 +37,12 @@ class MultigridOptions:
     post_smooth: int = 1
     coarsest_n: int = 7  # solved exactly; 7 x 7 = 49 unknowns
     prolongation: str = "bilinear"  # Galerkin coarsening (pde/hierarchy.py): bilinear, black_box, learned
+    krylov: str = "none"  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
+
+    def post_smoother(self) -> nn.Module:
+        """The post-smoother of a level: for CG the adjoint of the pre-smoother."""
+        smoother = self.smoother(self.post_smooth)
+        return adjoint_post_smoother(smoother) if self.krylov == "cg" else smoother
 
 
 def smoother_name(factory: SmootherFactory) -> str:
@@ -97,7 +105,7 @@ def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
             restrict_residual=FullWeighting(),
             restrict_u=None,  # Pi = 0: the coarse unknown is the correction
             prolong=BilinearInterpolation(),
-            post_smoother=make(options.post_smooth),
+            post_smoother=options.post_smoother(),
         ))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
     levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
@@ -151,15 +159,17 @@ def _synchronize(device: torch.device) -> None:
 
 
 def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list[int]]], tol: float,
-                 max_cycles: int) -> SolveResult:
-    """Builds the cycle (timed as setup) and cycles on ``A u = f`` from ``u = 0`` (timed as solve)."""
+                 max_cycles: int, krylov: str = "none") -> SolveResult:
+    """Builds the cycle (timed as setup) and cycles on ``A u = f`` from ``u = 0`` (timed as solve),
+    or, ``krylov="cg"``, runs conjugate gradients with one cycle per iteration as preconditioner."""
     device = f.device
     start = time.perf_counter()
     cycle, sizes = build()  # setup: levels, coarse operators, the coarsest factor
     _synchronize(device)
     setup = time.perf_counter() - start
     start = time.perf_counter()
-    u, norms, status = iterate(cycle, cycle.levels[0].A, f, tol, max_cycles)
+    run = conjugate_gradients if krylov == "cg" else iterate
+    u, norms, status = run(cycle, cycle.levels[0].A, f, tol, max_cycles)
     _synchronize(device)
     solve_time = time.perf_counter() - start
     factor = asymptotic_factor(above_round_off(norms) if status == "stagnated" else norms)
@@ -176,7 +186,8 @@ def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridOptio
     device = torch.device(device)
     with torch.inference_mode():
         f = right_hand_side(rhs, n, dtype, device, seed)
-        result = solve_system(f, lambda: build_cycle(n, options, dtype, device), tol, max_cycles)
+        result = solve_system(f, lambda: build_cycle(n, options, dtype, device), tol, max_cycles,
+                              options.krylov)
         if rhs == "sine":
             error = result.solution - sine_solution(n, dtype, device)
             result = replace(result, error_max=error.abs().max().item(),

@@ -39,6 +39,11 @@ class Prolongation(rules.Choice):
     learned = "learned"
 
 
+class Krylov(rules.Choice):
+    none = "none"
+    cg = "cg"
+
+
 class Dtype(rules.Choice):
     float64 = "float64"
     float32 = "float32"
@@ -127,13 +132,15 @@ class AnisotropicProblemConfig(PoissonProblemConfig):
 # --- solver smoothers ---------------------------------------------------------------------------
 @dataclass
 class PointSmootherConfig:
-    """Red-black Gauss-Seidel, zebra-line Gauss-Seidel, the learned smoother: no settings."""
+    """Red-black Gauss-Seidel, zebra-line Gauss-Seidel, the learned smoothers (their training keys:
+    ``solver.learned``, ``solver.stencil_aware``): no settings."""
     _target_: str = "mgnet_cli.pde.smoothers.RedBlackGaussSeidel"
     _partial_: bool = True
 
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.RedBlackGaussSeidel",
                                           "mgnet_cli.pde.lines.ZebraLineGaussSeidel",
-                                          "mgnet_cli.pde.learned_smoother.LearnedSmoother")
+                                          "mgnet_cli.pde.learned_smoother.LearnedSmoother",
+                                          "mgnet_cli.pde.stencil_smoother.StencilAwareSmoother")
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
@@ -236,11 +243,39 @@ class LearnedProlongationConfig(LearnedSmootherConfig):
             raise rules.Invalid("base", self.base, "use one of black_box, bilinear")
 
 
+class TrainingField(rules.Choice):
+    lognormal = "lognormal"
+    jumps = "jumps"
+    anisotropic = "anisotropic"
+
+
+@dataclass
+class StencilAwareConfig(LearnedSmootherConfig):
+    """``solver.stencil_aware``: the CNN from each point's stencils to the smoother's taps."""
+    train_sizes: list[int] = field(default_factory=lambda: [31])
+    steps: int = 60
+    batch: int = 4
+    cycles: int = 2
+    measure_every: int = 20
+    hidden: int = 16
+    fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.anisotropic,
+                                                                 TrainingField.jumps])
+    optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=3e-3))
+    scheduler: LearningScheduleConfig = field(default_factory=lambda: LearningScheduleConfig(epochs=60))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rules.count(self, "hidden", maximum=1024)
+        if not self.fields:
+            raise rules.Invalid("fields", self.fields, "give at least one of lognormal, jumps, anisotropic")
+
+
 @dataclass
 class SolverConfig:
     """``solve.yaml``'s ``solver``: the cycle, its coarsening and what it learns."""
     cycle: Cycle = Cycle.v
     prolongation: Prolongation = Prolongation.bilinear
+    krylov: Krylov = Krylov.none
     pre_smooth: int = 1
     post_smooth: int = 1
     coarsest_n: int = 7
@@ -251,6 +286,7 @@ class SolverConfig:
     threads: int | None = None  # CPU threads; null: the cores the machine's load leaves free
     learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
     learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
+    stencil_aware: StencilAwareConfig = field(default_factory=StencilAwareConfig)
     smoother: Any = None  # the solver/smoother group
 
     def __post_init__(self) -> None:

@@ -1,0 +1,89 @@
+"""Learning the stencil-aware smoother, saving it, loading it, and refusing one that diverges.
+
+The training loop is the learned prolongation's (``learn_on_fields`` in prolongation_learning.py):
+unrolled Galerkin V cycles on random problems, here with the network inside the smoother and a
+fixed prolongation rule. A network is used only if its cycle contracts: after training, and again
+after loading, the factor on held-out problems of every kind it was trained on must be below 1
+(``CHECK_N`` after loading), else MgnetError and nothing is saved or used. Once trained it is in
+eval mode, where each level checks its taps lower the energy (stencil_smoother.py).
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mgnet_cli.errors import MgnetError
+from mgnet_cli.pde.hierarchy import ProlongationRule
+from mgnet_cli.pde.prolongation_learning import (FieldLearningSettings, MakeOptimizer, ProlongationResult,
+                                                 held_out_factors, learn_on_fields)
+from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
+from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
+
+CHECK_N = 31  # the grid a loaded network is checked on
+
+
+def with_net(options: MultigridOptions, net: StencilKernelNet) -> MultigridOptions:
+    """``options`` with the stencil-aware smoother and this network."""
+    return replace(options, smoother=partial(StencilAwareSmoother, net=net))
+
+
+def refuse_divergent(factors: dict[str, float], where: str) -> None:
+    """MgnetError unless every factor is finite and below 1."""
+    bad = {kind: value for kind, value in factors.items() if not (math.isfinite(value) and value < 1)}
+    if bad:
+        shown = ", ".join(f"{kind} {value:.3g}" for kind, value in bad.items())
+        raise MgnetError(f"the stencil-aware smoother does not converge {where} (factor {shown}): "
+                         "nothing saved or used; lower solver.stencil_aware.optimizer.lr or its steps")
+
+
+def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridOptions,
+                           rule: ProlongationRule, make_optimizer: MakeOptimizer,
+                           schedule: Callable[[int], float], run_dir: Path | None = None) -> ProlongationResult:
+    """Trains a ``StencilKernelNet`` for ``options``' cycle with prolongation ``rule``; refused if its
+    held-out factors are not all below 1."""
+    torch.manual_seed(settings.seed)
+    net = StencilKernelNet(settings.hidden)
+    options = with_net(options, net)
+    result = learn_on_fields(net, settings, options, rule, make_optimizer, schedule, run_dir,
+                             name="stencil-aware smoother")
+    net.eval()  # from here on guarded, as when loaded
+    n = 2 * max(settings.train_sizes) + 1
+    result.held_out = held_out_factors(rule, options, n, settings.seed + 1, settings.fields)
+    refuse_divergent(result.held_out, f"on the held-out problems (n={n})")
+    return result
+
+
+def save_stencil_smoother(path: Path, result: ProlongationResult, options: MultigridOptions) -> None:
+    """The network's weights and the record of its training, weights-only."""
+    save_checkpoint(path, {
+        **result.model.state(),
+        "settings": {**asdict(result.settings), "train_sizes": list(result.settings.train_sizes),
+                     "fields": list(result.settings.fields)},
+        "cycle": {"shape": options.cycle, "prolongation": options.prolongation,
+                  "pre_smooth": options.pre_smooth, "post_smooth": options.post_smooth,
+                  "coarsest_n": options.coarsest_n},
+        "losses": result.losses, "factors": [list(pair) for pair in result.factors],
+        "held_out": result.held_out, "time_s": result.time_s,
+    })
+
+
+def load_stencil_smoother(path: Path, options: MultigridOptions,
+                          rule: ProlongationRule) -> tuple[StencilKernelNet, dict[str, Any]]:
+    """The network of a ``save_stencil_smoother`` checkpoint, checked to converge on ``CHECK_N``
+    held-out problems of the kinds it was trained on, and the checkpoint's other entries."""
+    state = load_checkpoint(path)
+    try:
+        net = StencilKernelNet.from_state(state)
+    except ValueError as error:
+        raise MgnetError(f"{path} holds no usable stencil-aware smoother: {error}") from error
+    kinds = (state.get("settings") or {}).get("fields") or ["anisotropic", "jumps"]
+    with torch.inference_mode():
+        factors = held_out_factors(rule, with_net(options, net), CHECK_N, seed=1, kinds=kinds)
+    refuse_divergent(factors, f"on the check grid n={CHECK_N} ({path})")
+    return net, state
