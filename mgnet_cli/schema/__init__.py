@@ -28,7 +28,7 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
                  "chebyshev": model.ChebyshevSmootherConfig},
     "problem": {"poisson": solve.PoissonProblemConfig, "diffusion": solve.DiffusionProblemConfig,
                 "anisotropic": solve.AnisotropicProblemConfig},
-    "solver/smoother": {"jacobi": solve.JacobiConfig, "point": solve.PointSmootherConfig,
+    "solver/smoother": {"jacobi": solve.JacobiConfig, "base": solve.SolverSmootherConfig,
                         "chebyshev": solve.ChebyshevPolynomialConfig},
 }
 COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalConfig,

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from mgnet_cli import shipped
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -131,16 +132,15 @@ class AnisotropicProblemConfig(PoissonProblemConfig):
 
 # --- solver smoothers ---------------------------------------------------------------------------
 @dataclass
-class PointSmootherConfig:
-    """Red-black Gauss-Seidel, zebra-line Gauss-Seidel, the learned smoothers (their training keys:
-    ``solver.learned``, ``solver.stencil_aware``): no settings."""
+class SolverSmootherConfig:
+    """A solver smoother with the keys every one has (``configs/solver/smoother/*.yaml`` extending
+    ``/schema/solver/smoother/base``: red-black and zebra-line Gauss-Seidel, the learned smoothers,
+    whose training keys are ``solver.learned`` and ``solver.stencil_aware``, and any new one); the
+    code it may call is what those files name."""
     _target_: str = "mgnet_cli.pde.smoothers.RedBlackGaussSeidel"
     _partial_: bool = True
 
-    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.RedBlackGaussSeidel",
-                                          "mgnet_cli.pde.lines.ZebraLineGaussSeidel",
-                                          "mgnet_cli.pde.learned_smoother.LearnedSmoother",
-                                          "mgnet_cli.pde.stencil_smoother.StencilAwareSmoother")
+    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "base")
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
@@ -148,11 +148,11 @@ class PointSmootherConfig:
 
 
 @dataclass
-class JacobiConfig(PointSmootherConfig):
+class JacobiConfig(SolverSmootherConfig):
     _target_: str = "mgnet_cli.pde.smoothers.DampedJacobi"
     omega: float = 0.8
 
-    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.DampedJacobi",)
+    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "jacobi")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -160,11 +160,11 @@ class JacobiConfig(PointSmootherConfig):
 
 
 @dataclass
-class ChebyshevPolynomialConfig(PointSmootherConfig):
+class ChebyshevPolynomialConfig(SolverSmootherConfig):
     _target_: str = "mgnet_cli.pde.smoothers.ChebyshevPolynomial"
     ratio: float = 4.0
 
-    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.pde.smoothers.ChebyshevPolynomial",)
+    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "chebyshev")
 
     def __post_init__(self) -> None:
         super().__post_init__()

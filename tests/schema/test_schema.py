@@ -160,7 +160,8 @@ def test_rules_name_the_interval_and_the_choices(hydra_initialised):
         check_job("train", ["optimizer.momentum=1.0"])
     with pytest.raises(ConfigError, match=r"^trainer.precision=fp8: use one of fp32, bf16, fp16$"):
         check_job("train", ["trainer.precision=fp8"])
-    with pytest.raises(ConfigError, match=r"^scheduler.warmup_epochs=5.0: give a finite number in \[0, 3\)$"):
+    with pytest.raises(ConfigError, match=r"^scheduler.warmup_epochs=5.0: give a finite number in \[0, 3\) "
+                                          r"\(a warm-up shorter than the run, trainer.epochs=3\)$"):
         check_job("train", ["scheduler=cosine", "trainer.epochs=3"])
 
 
@@ -183,3 +184,20 @@ def test_the_loops_settings_default_to_the_shipped_trainer(hydra_initialised):
     from hydra import compose
 
     assert trainer_settings(compose("train", overrides=["trainer.device=cpu"])) == TrainSettings()
+
+
+def test_a_plain_schema_allows_the_code_its_shipped_options_name(tmp_path, monkeypatch):
+    """``shipped.targets``: the ``_target_`` of each YAML extending the schema, nothing else."""
+    from mgnet_cli import shipped
+
+    group = tmp_path / "smoother"
+    group.mkdir()
+    (group / "a.yaml").write_text("defaults:\n  - /schema/smoother/base@_here_\n  - _self_\n_target_: pkg.A\n")
+    (group / "b.yaml").write_text("defaults:\n  - /schema/smoother/densenet@_here_\n_target_: pkg.B\n")
+    (group / "c.yaml").write_text("_target_: pkg.C\n")  # extends nothing: calls nothing
+    monkeypatch.setattr(shipped, "config_dir", lambda: tmp_path)
+    assert shipped.targets.__wrapped__("smoother", "base") == ("pkg.A",)
+    assert shipped.targets.__wrapped__("smoother", "densenet") == ("pkg.B",)
+    # the real groups: every shipped smoother's code, on both sides, and only that
+    assert schema.GROUPS["smoother"]["base"].TARGETS == ("mgnet_cli.model.smoothers.resnet.ResNetSmoother",)
+    assert "mgnet_cli.pde.lines.ZebraLineGaussSeidel" in schema.GROUPS["solver/smoother"]["base"].TARGETS
