@@ -40,7 +40,7 @@ from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor
+from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor
 from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
@@ -109,7 +109,7 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
 
 def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
              tol: float, max_cycles: int, krylov: str = "none") -> Run:
-    options = MultigridOptions(smoother=smoother, prolongation=prolongation, krylov=krylov)
+    options = MultigridSettings(smoother=smoother, prolongation=prolongation, krylov=krylov)
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
@@ -162,7 +162,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = ProlongationSettings(train_sizes=(31,), steps=steps, batch=4, cycles=2)  # solve.yaml's
-    options = MultigridOptions(smoother=RedBlackGaussSeidel)
+    options = MultigridSettings(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
     result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=1e-3), schedule)
     if save is not None:
@@ -180,7 +180,7 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
     from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
     from mgnet_cli.train.schedules import WarmupCosine
 
-    options, rule = MultigridOptions(prolongation="black_box"), PROLONGATIONS["black_box"]
+    options, rule = MultigridSettings(prolongation="black_box"), PROLONGATIONS["black_box"]
     if path is not None:
         net, state = load_stencil_smoother(Path(path), options, rule)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"

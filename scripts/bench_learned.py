@@ -26,7 +26,7 @@ from mgnet_cli.pde.learned_smoother import KernelPass
 from mgnet_cli.pde.poisson import Laplacian, right_hand_side
 from mgnet_cli.pde.smoother_learning import kernel_table, load_learned, measured_factor, with_kernels
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions, build_cycle, iterate
+from mgnet_cli.pde.solve import MultigridSettings, build_cycle, iterate
 
 log = logging.getLogger("bench_learned")
 
@@ -34,7 +34,7 @@ SMOOTHERS = [("damped Jacobi ω = 4/5", DampedJacobi), ("red-black Gauss–Seide
              ("Chebyshev, degree = steps", ChebyshevPolynomial), ("learned 3×3 kernel", None)]
 
 
-def with_steps(options: MultigridOptions, steps: int) -> MultigridOptions:
+def with_steps(options: MultigridSettings, steps: int) -> MultigridSettings:
     return replace(options, pre_smooth=steps, post_smooth=steps)
 
 
@@ -54,7 +54,7 @@ class CountedLaplacian(Laplacian):
         return super().residual(u, f)
 
 
-def count_operations(n: int, options: MultigridOptions, cycles: int = 3) -> tuple[float, Counter]:
+def count_operations(n: int, options: MultigridSettings, cycles: int = 3) -> tuple[float, Counter]:
     """Stencil passes per cycle (A or f - Au, K, R, P), each weighted by its grid's points over the
     finest grid's, and the unweighted count on the finest level. Pointwise updates and the
     coarsest grid's direct solve are not counted; the residual the solver forms after each cycle
@@ -87,7 +87,7 @@ def count_operations(n: int, options: MultigridOptions, cycles: int = 3) -> tupl
     return total, Counter({kind: count // cycles for kind, count in finest.items()})
 
 
-def time_to_tolerance(n: int, options: MultigridOptions, repeats: int,
+def time_to_tolerance(n: int, options: MultigridSettings, repeats: int,
                       wait_s: float) -> tuple[int, float, int]:
     """Cycles, best solve time (s) to 1e-8 and how many solves started on an idle machine, as
     bench_solve.py times the classical smoothers."""
@@ -132,7 +132,7 @@ def main() -> None:
              torch.__version__, torch.get_num_threads(), os.getloadavg()[0], args.checkpoint,
              state["cycle"], state["settings"])
     log.info("kernels in units of D^-1 = h^2/4:\n%s\n", kernel_table(kernels, 0.8))
-    base = MultigridOptions()
+    base = MultigridSettings()
     header = " | ".join(f"V({s},{s}) n = {n}" for s in (1, 2) for n in args.sizes)
     log.info("| smoother | %s | ops per cycle V(1,1) / V(2,2) | n = %d to 1e-8: V(1,1) | V(2,2) "
              "| idle starts |", header, args.time_n)

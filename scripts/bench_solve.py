@@ -21,7 +21,7 @@ import torch
 from mgnet_cli.pde.poisson import BilinearInterpolation, FullWeighting, Laplacian
 from mgnet_cli.pde.smoother_learning import measured_factor
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_poisson
+from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_poisson
 from mgnet_cli.timing import timed, wait_until_idle
 
 log = logging.getLogger("bench_solve")
@@ -33,13 +33,13 @@ FACTORS = [("jacobi", 0.8), ("jacobi", 2 / 3), ("gauss_seidel_rb", 0.8), ("cheby
 QUIET_S = 0.25  # a timed run starts after the CPUs have been idle this long (--wait-idle: how long to wait)
 
 
-def options(smoother: str, cycle: str, pre: int, post: int, omega: float) -> MultigridOptions:
+def options(smoother: str, cycle: str, pre: int, post: int, omega: float) -> MultigridSettings:
     factory = {"jacobi": partial(DampedJacobi, omega=omega), "gauss_seidel_rb": RedBlackGaussSeidel,
                "chebyshev": ChebyshevPolynomial}[smoother]
-    return MultigridOptions(cycle=cycle, smoother=factory, pre_smooth=pre, post_smooth=post)  # type: ignore[arg-type]
+    return MultigridSettings(cycle=cycle, smoother=factory, pre_smooth=pre, post_smooth=post)  # type: ignore[arg-type]
 
 
-def timed_solves(n: int, choice: MultigridOptions, tol: float, repeats: int,
+def timed_solves(n: int, choice: MultigridSettings, tol: float, repeats: int,
                  wait_s: float) -> tuple[SolveResult, list[float], int]:
     """The last result, the solve times of ``repeats`` runs after a warm-up, and how many of them
     started on an idle machine (each waits up to ``wait_s`` for one)."""

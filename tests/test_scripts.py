@@ -9,7 +9,7 @@ import pytest
 
 from mgnet_cli.pde.learned_smoother import LearnedKernels
 from mgnet_cli.pde.smoother_learning import with_kernels
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridSettings
 from tests.helpers import TINY
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -44,7 +44,7 @@ LEARNED_K = 2 * (1 + 1 / 4 + 1 / 16)  # one kernel pass before, one after the co
 def test_bench_learned_counts_every_stencil_pass(monkeypatch, learned, total, finest):
     monkeypatch.syspath_prepend(str(SCRIPTS))  # bench_learned imports bench_solve, as when run
     bench_learned = load("bench_learned")
-    options = with_kernels(MultigridOptions(), LearnedKernels()) if learned else MultigridOptions()
+    options = with_kernels(MultigridSettings(), LearnedKernels()) if learned else MultigridSettings()
     counted_total, counted_finest = bench_learned.count_operations(63, options)
     assert counted_total == pytest.approx(total) and counted_finest == finest
 

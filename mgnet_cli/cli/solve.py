@@ -15,8 +15,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.solve_options import (DTYPES, built, is_learned, is_stencil_aware, learning_settings,
-                                         multigrid_options, problem_settings, prolongation_settings,
+from mgnet_cli.cli.solve_settings import (DTYPES, built, is_learned, is_stencil_aware, learning_settings,
+                                         multigrid_settings, problem_settings, prolongation_settings,
                                          stencil_aware_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother, load_learned, save_learned,
@@ -29,17 +29,18 @@ from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.learned_smoother import START_OMEGA
 from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
                                                      save_stencil_smoother, with_net)
-from mgnet_cli.pde.solve import MultigridOptions, SolveResult, smoother_name, solve_poisson
+from mgnet_cli.pde.solve import MultigridSettings, SolveResult, smoother_name, solve_poisson
 from mgnet_cli import schema
 from mgnet_cli.report.plots import residual_history
+from mgnet_cli.report.text import residual_table
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.settings import choose_threads, resolve_device
 
 log = logging.getLogger(__name__)
 
 
-def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Path,
-                     device: torch.device) -> tuple[MultigridOptions, dict[str, Any]]:
+def learned_smoother(solver: DictConfig, options: MultigridSettings, run_dir: Path,
+                     device: torch.device) -> tuple[MultigridSettings, dict[str, Any]]:
     """Loads ``solver.learned.checkpoint`` or learns the kernels (saved in ``run_dir``); returns the
     options that use them and a record for results.json."""
     node = solver.learned
@@ -70,7 +71,7 @@ def learned_smoother(solver: DictConfig, options: MultigridOptions, run_dir: Pat
     return with_kernels(options, kernels.to(device)), record
 
 
-def learned_prolongation(node: DictConfig, options: MultigridOptions,
+def learned_prolongation(node: DictConfig, options: MultigridSettings,
                          run_dir: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
     """Loads ``solver.learned_prolongation.checkpoint`` or learns the network (saved in ``run_dir``)."""
     if node.checkpoint is not None:
@@ -95,8 +96,8 @@ def learned_prolongation(node: DictConfig, options: MultigridOptions,
                           "final_loss": result.losses[-1]}
 
 
-def stencil_aware_smoother(node: DictConfig, options: MultigridOptions, run_dir: Path,
-                           device: torch.device) -> tuple[MultigridOptions, dict[str, Any]]:
+def stencil_aware_smoother(node: DictConfig, options: MultigridSettings, run_dir: Path,
+                           device: torch.device) -> tuple[MultigridSettings, dict[str, Any]]:
     """Loads ``solver.stencil_aware.checkpoint`` (checked to converge) or learns the network (saved
     in ``run_dir``), through Galerkin cycles with ``solver.prolongation`` (Black Box if learned)."""
     rule = PROLONGATIONS.get(options.prolongation, PROLONGATIONS["black_box"])
@@ -123,16 +124,6 @@ def stencil_aware_smoother(node: DictConfig, options: MultigridOptions, run_dir:
         "held_out": result.held_out, "final_loss": result.losses[-1]}
 
 
-def residual_table(result: SolveResult) -> str:
-    """One line per cycle: residual norm, relative residual and the reduction of that cycle."""
-    lines = [f"{'cycle':>5}  {'residual':>10}  {'relative':>10}  {'reduction':>9}"]
-    norms = result.residual_norms
-    for cycle, (norm, relative) in enumerate(zip(norms, result.relative_residuals)):
-        reduction = f"{norm / norms[cycle - 1]:9.3f}" if cycle and norms[cycle - 1] else ""
-        lines.append(f"{cycle:>5}  {norm:10.3e}  {relative:10.3e}  {reduction:>9}")
-    return "\n".join(lines)
-
-
 def write_scalars(result: SolveResult, run_dir: Path) -> None:
     """The residual history and the run's figures as TensorBoard scalars."""
     from torch.utils.tensorboard import SummaryWriter
@@ -154,8 +145,8 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
         writer.close()
 
 
-def learned_parts(solver: DictConfig, smoother: str, options: MultigridOptions, run_dir: Path,
-                  device: torch.device) -> tuple[MultigridOptions, LearnedProlongation | None, dict[str, Any]]:
+def learned_parts(solver: DictConfig, smoother: str, options: MultigridSettings, run_dir: Path,
+                  device: torch.device) -> tuple[MultigridSettings, LearnedProlongation | None, dict[str, Any]]:
     """The learned smoother and prolongation where chosen (learned or loaded): the options that use
     the smoother, the prolongation rule, and their records for results.json."""
     records: dict[str, Any] = {}
@@ -178,7 +169,7 @@ def learned_parts(solver: DictConfig, smoother: str, options: MultigridOptions, 
     return options, rule, records
 
 
-def solve_problem(problem: Problem, rhs: str, seed: int, options: MultigridOptions, tol: float,
+def solve_problem(problem: Problem, rhs: str, seed: int, options: MultigridSettings, tol: float,
                   max_cycles: int, dtype: torch.dtype, device: torch.device,
                   learned: LearnedProlongation | None = None) -> SolveResult:
     """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels."""
@@ -194,7 +185,7 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     problem = problem_settings(cfg.problem)
     n, rhs, seed = problem.n, str(cfg.problem.rhs), int(cfg.problem.seed)
-    options = multigrid_options(cfg.solver)
+    options = multigrid_settings(cfg.solver)
     if problem.kind == "poisson" and options.prolongation != "bilinear":
         raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "

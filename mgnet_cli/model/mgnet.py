@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.cycle import Level, MultigridCycle
 from mgnet_cli.model.layers import DataFeatureMap, conv_bn_relu
 from mgnet_cli.model.smoothers.resnet import ResNetSmoother
 from mgnet_cli.model.stems import cifar_stem

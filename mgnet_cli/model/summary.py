@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mgnet_cli.model.cycle import MultigridCycle
+from mgnet_cli.cycle import MultigridCycle
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import torch
 
-from mgnet_cli.model.cycle import Level, MultigridCycle
+from mgnet_cli.cycle import Level, MultigridCycle
 from mgnet_cli.pde.galerkin import bilinear_weights, black_box_weights, coarse_operator
 from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.smoothers import DirectSolve
-from mgnet_cli.pde.solve import MultigridOptions, SolveResult, solve_system
+from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_system
 from mgnet_cli.pde.stencils import StencilOperator
 
 ProlongationRule = Callable[[torch.Tensor], torch.Tensor]
@@ -30,7 +30,7 @@ PROLONGATIONS: dict[str, ProlongationRule] = {"bilinear": bilinear_rule, "black_
 """``solver.prolongation`` name -> rule; ``learned`` is a ``LearnedProlongation`` module."""
 
 
-def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridOptions,
+def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridSettings,
                          rule: ProlongationRule) -> tuple[MultigridCycle, list[int]]:
     """The cycle on the fine ``stencil`` (3, 3, n, n) with Galerkin coarse levels, and the sizes."""
     make = options.smoother
@@ -47,7 +47,7 @@ def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridOptions,
     return MultigridCycle(levels, shape=options.cycle), sizes
 
 
-def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, options: MultigridOptions,
+def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, options: MultigridSettings,
                   rule: ProlongationRule, tol: float = 1e-8, max_cycles: int = 50) -> SolveResult:
     """Solves ``A u = f`` (``f``: (1, 1, n, n)) by Galerkin multigrid; setup includes the coarse levels."""
     with torch.inference_mode():

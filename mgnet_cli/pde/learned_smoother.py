@@ -18,21 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from mgnet_cli.model.cycle import zero_if_none
+from mgnet_cli.cycle import zero_if_none
+from mgnet_cli.pde.stencils import shift_slices
 
 START_OMEGA = 0.8  # training starts from damped Jacobi with this weight
 
 # (row, column) offsets of the 3x3 kernel's taps: weight [1 + di, 1 + dj] reads r[i + di, j + dj]
 _OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
-
-
-def _span(offset: int) -> tuple[slice, slice]:
-    """(destination, source) slices along one axis for a shift by ``offset``, zero outside."""
-    if offset < 0:
-        return slice(1, None), slice(None, -1)
-    if offset > 0:
-        return slice(None, -1), slice(1, None)
-    return slice(None), slice(None)
 
 
 def convolve(r: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -42,7 +34,7 @@ def convolve(r: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """
     out = r * weights[1, 1]
     for di, dj in _OFFSETS:
-        (rows_to, rows_from), (cols_to, cols_from) = _span(di), _span(dj)
+        (rows_to, rows_from), (cols_to, cols_from) = shift_slices(di), shift_slices(dj)
         out[..., rows_to, cols_to].addcmul_(r[..., rows_from, cols_from], weights[1 + di, 1 + dj])
     return out
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.model.cycle import zero_if_none
+from mgnet_cli.cycle import zero_if_none
 
 
 class Tridiagonal:

@@ -27,7 +27,7 @@ from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.smoother_learning import one_cpu_thread
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
-from mgnet_cli.pde.solve import MultigridOptions, smoother_name
+from mgnet_cli.pde.solve import MultigridSettings, smoother_name
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from mgnet_cli.train.tracking import Tracker, progress
 
@@ -96,7 +96,7 @@ def held_out_stencil(kind: str, n: int, seed: int) -> torch.Tensor:
     return diffusion_stencil(coefficient_field(kind, n, seed=10_000 + seed))
 
 
-def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, options: MultigridOptions,
+def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, options: MultigridSettings,
                   cycles: int, generator: torch.Generator, warm_cycles: int = 4) -> torch.Tensor:
     """``log(||r_k|| / ||r_0||) / k`` over ``k = cycles`` cycles on ``A e = 0``, from a random error
     first put through ``warm_cycles`` cycles without gradient: what is left then is the slowest
@@ -118,7 +118,7 @@ def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, options: Multig
     return (torch.linalg.vector_norm(residual).log() - start.log()) / cycles
 
 
-def held_out_factors(rule: ProlongationRule, options: MultigridOptions, n: int, seed: int,
+def held_out_factors(rule: ProlongationRule, options: MultigridSettings, n: int, seed: int,
                      kinds: Iterable[str] = ("lognormal", "jumps")) -> dict[str, float]:
     """The factor on one held-out problem of size ``n`` per kind (``held_out_stencil``)."""
     factors = {}
@@ -129,7 +129,7 @@ def held_out_factors(rule: ProlongationRule, options: MultigridOptions, n: int, 
     return factors
 
 
-def learn_on_fields(model: torch.nn.Module, settings: FieldLearningSettings, options: MultigridOptions,
+def learn_on_fields(model: torch.nn.Module, settings: FieldLearningSettings, options: MultigridSettings,
                     rule: ProlongationRule, make_optimizer: MakeOptimizer, schedule: Callable[[int], float],
                     run_dir: Path | None = None, name: str = "prolongation") -> ProlongationResult:
     """Trains ``model``, a part of ``options``' cycle (its smoother) or ``rule`` itself, on the CPU
@@ -172,7 +172,7 @@ def learn_on_fields(model: torch.nn.Module, settings: FieldLearningSettings, opt
     return result
 
 
-def learn_prolongation(settings: ProlongationSettings, options: MultigridOptions,
+def learn_prolongation(settings: ProlongationSettings, options: MultigridSettings,
                        make_optimizer: MakeOptimizer, schedule: Callable[[int], float],
                        run_dir: Path | None = None) -> ProlongationResult:
     """Trains a ``LearnedProlongation`` for ``options``' cycle."""
@@ -181,7 +181,7 @@ def learn_prolongation(settings: ProlongationSettings, options: MultigridOptions
     return learn_on_fields(model, settings, options, model, make_optimizer, schedule, run_dir)
 
 
-def save_prolongation(path: Path, result: ProlongationResult, options: MultigridOptions) -> None:
+def save_prolongation(path: Path, result: ProlongationResult, options: MultigridSettings) -> None:
     """The network's weights and the record of its training, weights-only."""
     save_checkpoint(path, {
         **result.model.state(),

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from mgnet_cli.errors import MgnetError
-from mgnet_cli.model.cycle import MultigridCycle
+from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.learned_smoother import START_OMEGA, LearnedKernels, LearnedSmoother
 from mgnet_cli.pde.poisson import coarse_size
-from mgnet_cli.pde.solve import MultigridOptions, build_cycle, solve_poisson
+from mgnet_cli.pde.solve import MultigridSettings, build_cycle, solve_poisson
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from mgnet_cli.train.tracking import Tracker, progress
 
@@ -64,7 +64,7 @@ class LearningResult:
     time_s: float = 0.0
 
 
-def with_kernels(options: MultigridOptions, kernels: LearnedKernels) -> MultigridOptions:
+def with_kernels(options: MultigridSettings, kernels: LearnedKernels) -> MultigridSettings:
     """``options`` with the learned smoother and these kernels."""
     return replace(options, smoother=partial(LearnedSmoother, kernels=kernels))
 
@@ -79,7 +79,7 @@ def smoothed_sizes(train_sizes: Iterable[int], coarsest_n: int) -> list[int]:
     return sorted(sizes)
 
 
-def measured_factor(n: int, options: MultigridOptions, seed: int = 1,
+def measured_factor(n: int, options: MultigridSettings, seed: int = 1,
                     device: torch.device | str = "cpu") -> float:
     """The asymptotic factor as bench_solve.py measures every smoother: a random problem to 1e-10."""
     return solve_poisson(n, "random", options, tol=1e-10, max_cycles=80, device=device,
@@ -120,7 +120,7 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def learn_smoother(settings: LearningSettings, options: MultigridOptions, make_optimizer: MakeOptimizer,
+def learn_smoother(settings: LearningSettings, options: MultigridSettings, make_optimizer: MakeOptimizer,
                    schedule: Callable[[int], float], run_dir: Path | None = None,
                    device: torch.device | str = "cpu") -> LearningResult:
     """Trains kernels for ``options``' cycle; TensorBoard scalars go to ``run_dir`` when given."""
@@ -161,7 +161,7 @@ def learn_smoother(settings: LearningSettings, options: MultigridOptions, make_o
     return result
 
 
-def _measure(result: LearningResult, step: int, options: MultigridOptions, tracker: Tracker | None,
+def _measure(result: LearningResult, step: int, options: MultigridSettings, tracker: Tracker | None,
              device: torch.device) -> None:
     """Measures the factor on the unseen grid, records and logs it."""
     n = result.settings.measure_size
@@ -175,7 +175,7 @@ def _measure(result: LearningResult, step: int, options: MultigridOptions, track
              result.settings.steps, loss, n, factor)
 
 
-def save_learned(path: Path, result: LearningResult, options: MultigridOptions) -> None:
+def save_learned(path: Path, result: LearningResult, options: MultigridSettings) -> None:
     """The kernels, the settings they were learned with and the training record, weights-only."""
     save_checkpoint(path, {
         "kind": CHECKPOINT_KIND, **result.kernels.state(),

@@ -1,7 +1,7 @@
 """Classical smoothers for ``A u = f``, called like the network's: ``smoother(u, f, residual, A) -> u``.
 
 ``residual = f - A u`` comes in already formed and ``u = None`` is the zero grid function (see
-mgnet_cli/model/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
+mgnet_cli/cycle.py). They need only ``A(u)``, ``A.residual(u, f) = f - A u`` and the constant
 diagonal ``A.diagonal``, so they serve any such stencil, not just the Laplacian. None changes the
 tensors it is given. ``DirectSolve`` fills the coarsest level's smoother slot with an exact solve.
 The learned smoother (a 3x3 kernel per level, trained through the cycle) is in learned_smoother.py, the
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from mgnet_cli.model.cycle import zero_if_none
+from mgnet_cli.cycle import zero_if_none
 
 SmootherFactory = Callable[[int], nn.Module]
 """``steps -> smoother``: a class of this module (or ``functools.partial`` of one with its settings),

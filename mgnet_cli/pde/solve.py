@@ -16,11 +16,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from mgnet_cli.model.cycle import CycleShape, Level, MultigridCycle
+from mgnet_cli.cycle import CycleShape, Level, MultigridCycle
 from mgnet_cli.pde.krylov import adjoint_post_smoother, conjugate_gradients
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
 from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
+from mgnet_cli.timing import synchronize
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ Status = Literal["converged", "stagnated", "max_cycles", "diverged"]
 
 
 @dataclass(frozen=True)
-class MultigridOptions:
+class MultigridSettings:
     """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening."""
 
     cycle: CycleShape = "v"
@@ -90,7 +91,7 @@ class SolveResult:
         }
 
 
-def build_cycle(n: int, options: MultigridOptions, dtype: torch.dtype,
+def build_cycle(n: int, options: MultigridSettings, dtype: torch.dtype,
                 device: torch.device | str) -> tuple[MultigridCycle, list[int]]:
     """The multigrid cycle for an ``n x n`` grid and its level sizes, finest first."""
     sizes = [n]
@@ -153,11 +154,6 @@ def iterate(cycle: MultigridCycle, A: Laplacian, f: torch.Tensor, tol: float,
     return u, norms, "max_cycles"
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list[int]]], tol: float,
                  max_cycles: int, krylov: str = "none") -> SolveResult:
     """Builds the cycle (timed as setup) and cycles on ``A u = f`` from ``u = 0`` (timed as solve),
@@ -165,12 +161,12 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
     device = f.device
     start = time.perf_counter()
     cycle, sizes = build()  # setup: levels, coarse operators, the coarsest factor
-    _synchronize(device)
+    synchronize(device)
     setup = time.perf_counter() - start
     start = time.perf_counter()
     run = conjugate_gradients if krylov == "cg" else iterate
     u, norms, status = run(cycle, cycle.levels[0].A, f, tol, max_cycles)
-    _synchronize(device)
+    synchronize(device)
     solve_time = time.perf_counter() - start
     factor = asymptotic_factor(above_round_off(norms) if status == "stagnated" else norms)
     log.debug("n=%d: %d cycles, factor %.3f", f.shape[-1], len(norms) - 1, factor)
@@ -178,11 +174,11 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
                        status=status, setup_time_s=setup, solve_time_s=solve_time, solution=u)
 
 
-def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridOptions | None = None,
+def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridSettings | None = None,
                   tol: float = 1e-8, max_cycles: int = 50, dtype: torch.dtype = torch.float64,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
     """Solves ``-Δu = g`` on ``n x n`` interior points by multigrid cycles; see ``SolveResult``."""
-    options = options or MultigridOptions()
+    options = options or MultigridSettings()
     device = torch.device(device)
     with torch.inference_mode():
         f = right_hand_side(rhs, n, dtype, device, seed)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mgnet_cli.model.cycle import zero_if_none
+from mgnet_cli.cycle import zero_if_none
 from mgnet_cli.pde.smoothers import check_steps
 from mgnet_cli.pde.stencils import OFFSETS, shift_slices
 

@@ -21,14 +21,14 @@ from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule
 from mgnet_cli.pde.prolongation_learning import (FieldLearningSettings, MakeOptimizer, ProlongationResult,
                                                  held_out_factors, learn_on_fields)
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECK_N = 31  # the grid a loaded network is checked on
 
 
-def with_net(options: MultigridOptions, net: StencilKernelNet) -> MultigridOptions:
+def with_net(options: MultigridSettings, net: StencilKernelNet) -> MultigridSettings:
     """``options`` with the stencil-aware smoother and this network."""
     return replace(options, smoother=partial(StencilAwareSmoother, net=net))
 
@@ -42,7 +42,7 @@ def refuse_divergent(factors: dict[str, float], where: str) -> None:
                          "nothing saved or used; lower solver.stencil_aware.optimizer.lr or its steps")
 
 
-def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridOptions,
+def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridSettings,
                            rule: ProlongationRule, make_optimizer: MakeOptimizer,
                            schedule: Callable[[int], float], run_dir: Path | None = None) -> ProlongationResult:
     """Trains a ``StencilKernelNet`` for ``options``' cycle with prolongation ``rule``; refused if its
@@ -59,7 +59,7 @@ def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridOp
     return result
 
 
-def save_stencil_smoother(path: Path, result: ProlongationResult, options: MultigridOptions) -> None:
+def save_stencil_smoother(path: Path, result: ProlongationResult, options: MultigridSettings) -> None:
     """The network's weights and the record of its training, weights-only."""
     save_checkpoint(path, {
         **result.model.state(),
@@ -73,7 +73,7 @@ def save_stencil_smoother(path: Path, result: ProlongationResult, options: Multi
     })
 
 
-def load_stencil_smoother(path: Path, options: MultigridOptions,
+def load_stencil_smoother(path: Path, options: MultigridSettings,
                           rule: ProlongationRule) -> tuple[StencilKernelNet, dict[str, Any]]:
     """The network of a ``save_stencil_smoother`` checkpoint, checked to converge on ``CHECK_N``
     held-out problems of the kinds it was trained on, and the checkpoint's other entries."""

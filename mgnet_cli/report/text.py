@@ -1,9 +1,10 @@
 """The tables the commands print: ``mgnet eval``'s accuracies and confusion matrix (and their
-JSON), ``mgnet info``'s level table; plain text, as ``report``'s tables are."""
+JSON), ``mgnet info``'s level table, ``mgnet solve``'s residual per cycle; plain text."""
 
 from pathlib import Path
 from typing import Any
 
+from mgnet_cli.pde.solve import SolveResult
 from mgnet_cli.train.evaluation import Evaluation
 
 def as_json(result: Evaluation, classes: tuple[str, ...], checkpoint: Path, split: str, tta: str) -> dict:
@@ -70,4 +71,14 @@ def format_table(name: str, facts: dict[str, Any], shape: dict[str, int]) -> str
     lines.append(line(["head", *blanks, *totals(facts["head"])], columns))
     lines.append(f"parameters: {facts['parameters']:,}")
     lines.append(f"forward: {facts['gflops_per_image']:.3f} GFLOPs per image")
+    return "\n".join(lines)
+
+
+def residual_table(result: SolveResult) -> str:
+    """One line per cycle: residual norm, relative residual and the reduction of that cycle."""
+    lines = [f"{'cycle':>5}  {'residual':>10}  {'relative':>10}  {'reduction':>9}"]
+    norms = result.residual_norms
+    for cycle, (norm, relative) in enumerate(zip(norms, result.relative_residuals)):
+        reduction = f"{norm / norms[cycle - 1]:9.3f}" if cycle and norms[cycle - 1] else ""
+        lines.append(f"{cycle:>5}  {norm:10.3e}  {relative:10.3e}  {reduction:>9}")
     return "\n".join(lines)

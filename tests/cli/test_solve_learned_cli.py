@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mgnet_cli.cli.solve import learned_smoother
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.solve_options import learning_settings, multigrid_options
+from mgnet_cli.cli.solve_settings import learning_settings, multigrid_settings
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.helpers import mgnet_solve
@@ -80,7 +80,7 @@ def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
     cfg = compose_config("solver/smoother=learned", "solver.learned.train_sizes=[7,31]", config_name="solve",
                          tiny=False)
     with pytest.raises(ConfigError, match="7 is not above solver.coarsest_n=7"):
-        learned_smoother(cfg.solver, multigrid_options(cfg.solver), tmp_path, torch.device("cpu"))
+        learned_smoother(cfg.solver, multigrid_settings(cfg.solver), tmp_path, torch.device("cpu"))
     assert not list(tmp_path.iterdir())  # refused before learning anything
 
 
@@ -91,7 +91,7 @@ def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compos
     cfg = compose_config("solver/smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
                          config_name="solve", tiny=False)
     with pytest.raises(MgnetError, match="no.pt does not exist"):
-        learned_smoother(cfg.solver, multigrid_options(cfg.solver), tmp_path, torch.device("cpu"))
+        learned_smoother(cfg.solver, multigrid_settings(cfg.solver), tmp_path, torch.device("cpu"))
 
 
 TINY_PROLONGATION = ["problem=diffusion", "problem.n=63", "solver.prolongation=learned",

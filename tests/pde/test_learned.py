@@ -13,12 +13,12 @@ from mgnet_cli.pde.smoother_learning import (LearningSettings, learn_smoother, l
                                     measured_factor, save_learned, smoothed_sizes, with_kernels)
 from mgnet_cli.pde.poisson import Laplacian
 from mgnet_cli.pde.smoothers import DampedJacobi
-from mgnet_cli.pde.solve import MultigridOptions, build_cycle
+from mgnet_cli.pde.solve import MultigridSettings, build_cycle
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.schedules import Constant
 
 DOUBLE = torch.float64
-OPTIONS = MultigridOptions(coarsest_n=3)  # V(1,1); on n = 15 the levels are 15, 7 and 3
+OPTIONS = MultigridSettings(coarsest_n=3)  # V(1,1); on n = 15 the levels are 15, 7 and 3
 TINY = LearningSettings(train_sizes=(15,), steps=12, batch=4, cycles=3, measure_every=100)
 ADAM = functools.partial(torch.optim.Adam, lr=0.05)
 

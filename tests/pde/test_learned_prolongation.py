@@ -11,9 +11,9 @@ from mgnet_cli.pde.problems import coefficient_field, diffusion_stencil
 from mgnet_cli.pde.prolongation_learning import (ProlongationSettings, learn_prolongation,
                                                  load_prolongation, save_prolongation)
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridSettings
 
-OPTIONS = MultigridOptions(smoother=RedBlackGaussSeidel, coarsest_n=3)
+OPTIONS = MultigridSettings(smoother=RedBlackGaussSeidel, coarsest_n=3)
 
 
 def factor(rule, n: int, seed: int = 77, kind: str = "lognormal", max_cycles: int = 60) -> float:

@@ -8,7 +8,7 @@ from mgnet_cli.pde.lines import Tridiagonal, ZebraLineGaussSeidel, line_systems
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencils import StencilOperator
 
 
@@ -53,12 +53,12 @@ def test_one_line_step_solves_a_problem_made_of_lines():
 def test_line_smoothing_cures_grid_aligned_anisotropy(epsilon):
     n = 127
     f = right_hand_side("random", n, seed=1)
-    options = MultigridOptions(smoother=ZebraLineGaussSeidel)
+    options = MultigridSettings(smoother=ZebraLineGaussSeidel)
     result = solve_stencil(anisotropic_stencil(n, epsilon, 0.0), f, options, PROLONGATIONS["bilinear"],
                            tol=1e-10, max_cycles=30)
     assert result.converged and result.convergence_factor <= 0.1
     if epsilon == 1.0:
         return
-    point = solve_stencil(anisotropic_stencil(n, 1e-3, 0.0), f, MultigridOptions(smoother=RedBlackGaussSeidel),
+    point = solve_stencil(anisotropic_stencil(n, 1e-3, 0.0), f, MultigridSettings(smoother=RedBlackGaussSeidel),
                           PROLONGATIONS["bilinear"], tol=1e-10, max_cycles=10)
     assert point.convergence_factor > 0.9  # what line smoothing is for

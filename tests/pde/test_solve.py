@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from mgnet_cli.cli import config_dir
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions, asymptotic_factor, build_cycle, solve_poisson
+from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor, build_cycle, solve_poisson
 
 SMOOTHER_CONFIGS = config_dir() / "solver" / "smoother"
 
@@ -21,7 +21,7 @@ def factor(n: int, smoother: str = "jacobi", steps: int = 1, omega: float = 0.8,
            cycle: str = "v") -> float:
     factory = {"jacobi": partial(DampedJacobi, omega=omega), "gauss_seidel_rb": RedBlackGaussSeidel,
                "chebyshev": ChebyshevPolynomial}[smoother]
-    options = MultigridOptions(cycle=cycle, smoother=factory, pre_smooth=steps, post_smooth=steps)
+    options = MultigridSettings(cycle=cycle, smoother=factory, pre_smooth=steps, post_smooth=steps)
     result = solve_poisson(n, "random", options, tol=1e-10, max_cycles=60)
     assert result.converged
     return result.convergence_factor
@@ -51,7 +51,7 @@ def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_conf
     """Every YAML of configs/solver/smoother/, composed and built as mgnet solve builds it."""
     cfg = compose_config(f"solver/smoother={smoother}", config_name="solve", tiny=False)
     factory = instantiate(cfg.solver.smoother)
-    options = MultigridOptions(cycle=cycle, smoother=factory, coarsest_n=3)
+    options = MultigridSettings(cycle=cycle, smoother=factory, coarsest_n=3)
     result = solve_poisson(31, "random", options, max_cycles=1)
     assert result.cycles == 1
     assert result.relative_residuals[1] < (0.5 if cycle == "backslash" else 0.2)
@@ -62,7 +62,7 @@ def test_the_cycle_is_the_networks_class():
     from mgnet_cli.model.mgnet import MgNet
 
     network = MgNet(smoothing_steps=[1, 1], channels=4)
-    cycle, sizes = build_cycle(63, MultigridOptions(coarsest_n=7), torch.float64, "cpu")
+    cycle, sizes = build_cycle(63, MultigridSettings(coarsest_n=7), torch.float64, "cpu")
     assert type(cycle) is type(network.cycle) and sizes == [63, 31, 15, 7]
     assert {type(level) for level in cycle.levels} == {type(level) for level in network.cycle.levels}
 
@@ -78,7 +78,7 @@ def dense_laplacian(n: int) -> torch.Tensor:
 
 def test_solution_agrees_with_a_direct_solve():
     n = 31
-    result = solve_poisson(n, "random", MultigridOptions(coarsest_n=3), tol=1e-10, seed=5)
+    result = solve_poisson(n, "random", MultigridSettings(coarsest_n=3), tol=1e-10, seed=5)
     matrix, f = dense_laplacian(n), right_hand_side("random", n, seed=5).flatten()
     exact = torch.linalg.solve(matrix, f)
     u = result.solution.flatten()

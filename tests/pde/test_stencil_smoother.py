@@ -13,12 +13,12 @@ from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.prolongation_learning import FieldLearningSettings
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
 from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
                                                      save_stencil_smoother, with_net)
 
-OPTIONS = MultigridOptions(smoother=RedBlackGaussSeidel, prolongation="black_box", coarsest_n=3)
+OPTIONS = MultigridSettings(smoother=RedBlackGaussSeidel, prolongation="black_box", coarsest_n=3)
 RULE = PROLONGATIONS["black_box"]
 
 
@@ -26,7 +26,7 @@ def rotated(n: int) -> torch.Tensor:
     return anisotropic_stencil(n, 1e-3, math.pi / 4)  # training draws theta and epsilon at random
 
 
-def factor(options: MultigridOptions, stencil: torch.Tensor, max_cycles: int = 40) -> float:
+def factor(options: MultigridSettings, stencil: torch.Tensor, max_cycles: int = 40) -> float:
     n = stencil.shape[-1]
     return solve_stencil(stencil, right_hand_side("random", n, seed=5), options, RULE, tol=1e-10,
                          max_cycles=max_cycles).convergence_factor
@@ -94,7 +94,7 @@ def test_a_damaged_checkpoint_is_refused(learned, tmp_path, damage):
 def test_the_smoother_serves_the_constant_laplacian_too():
     from mgnet_cli.pde.solve import solve_poisson
 
-    options = MultigridOptions(smoother=StencilAwareSmoother)
-    gauss_seidel = solve_poisson(31, options=MultigridOptions(smoother=RedBlackGaussSeidel))
+    options = MultigridSettings(smoother=StencilAwareSmoother)
+    gauss_seidel = solve_poisson(31, options=MultigridSettings(smoother=RedBlackGaussSeidel))
     assert solve_poisson(31, options=options).convergence_factor == pytest.approx(
         gauss_seidel.convergence_factor, abs=1e-12)

@@ -2,5 +2,5 @@
 
 A smoother is built per level as ``factory(channels_u=..., channels_f=..., steps=...)`` (the config
 group ``configs/smoother/`` holds the partially applied factories) and called as
-``smoother(u, f, residual, A) -> u`` (see ``mgnet_cli.model.cycle.Smoother``).
+``smoother(u, f, residual, A) -> u`` (see ``mgnet_cli.cycle.Smoother``).
 """

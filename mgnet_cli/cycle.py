@@ -1,4 +1,5 @@
-"""One multigrid cycle, generic over its operators: it runs the MgNet network and the Poisson solver.
+"""One multigrid cycle, generic over its operators: it runs the MgNet network (model/) and the PDE
+solver (pde/).
 
 The network passes learned 3x3 convolutions with BatchNorm+ReLU and no prolongation (the backslash
 cycle ends on the coarsest grid, where the classifier reads the features); the solver passes fixed

@@ -17,7 +17,7 @@ from mgnet_cli.pde.smoother_learning import LearningSettings
 from mgnet_cli.pde.prolongation_learning import FieldLearningSettings, ProlongationSettings
 from mgnet_cli.pde.problems import Problem, read_field
 from mgnet_cli.pde.smoothers import SmootherFactory
-from mgnet_cli.pde.solve import MultigridOptions
+from mgnet_cli.pde.solve import MultigridSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,12 @@ def smoother_factory(node: DictConfig) -> SmootherFactory:
     return factory
 
 
-def multigrid_options(solver: DictConfig) -> MultigridOptions:
+def multigrid_settings(solver: DictConfig) -> MultigridSettings:
     """The cycle's shape, smoother and coarsest grid from ``cfg.solver`` (ranges: the schema's)."""
     cycle, post = str(solver.cycle), int(solver.post_smooth)
     if cycle == "backslash" and post > 0:
         log.info("the backslash cycle smooths on the way down only: solver.post_smooth is unused")
-    return MultigridOptions(
+    return MultigridSettings(
         cycle=cycle, smoother=smoother_factory(solver.smoother),
         pre_smooth=int(solver.pre_smooth), post_smooth=post,
         coarsest_n=int(solver.coarsest_n), prolongation=str(solver.prolongation),
