@@ -8,6 +8,7 @@ with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first l
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ from mgnet_cli.train.settings import choose_threads, resolve_device
 log = logging.getLogger(__name__)
 
 
+def learning_tools(node: DictConfig, key: str, steps: int) -> tuple[MakeOptimizer, Callable[[float], float]]:
+    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``),
+    each built once on a probe so that a bad one is a one-line error before any learning."""
+    probe = [torch.zeros(1, requires_grad=True)]
+    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
+    schedule = built(node.scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
+    return make_optimizer, schedule
+
+
 def learned_smoother(solver: DictConfig, options: MultigridSettings, run_dir: Path,
                      device: torch.device) -> tuple[MultigridSettings, dict[str, Any]]:
     """Loads ``solver.learned.checkpoint`` or learns the kernels (saved in ``run_dir``); returns the
@@ -52,11 +62,7 @@ def learned_smoother(solver: DictConfig, options: MultigridSettings, run_dir: Pa
         log.info("learned smoother loaded from %s (learned for %s)", path, state.get("cycle"))
     else:
         settings = learning_settings(node, options.coarsest_n)
-        probe = [torch.zeros(1, requires_grad=True)]
-        make_optimizer: MakeOptimizer = built(node.optimizer, "solver.learned.optimizer",
-                                               lambda make: make(probe))
-        schedule = built(node.scheduler, "solver.learned.scheduler",
-                           lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+        make_optimizer, schedule = learning_tools(node, "solver.learned", settings.steps)
         result = learn_smoother(settings, options, make_optimizer, schedule, run_dir, device)
         kernels, path = result.kernels, run_dir / "learned_smoother.pt"
         save_learned(path, result, options)
@@ -81,11 +87,7 @@ def learned_prolongation(node: DictConfig, options: MultigridSettings,
         return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
                        "settings": state.get("settings")}
     settings = prolongation_settings(node, options.coarsest_n)
-    probe = [torch.zeros(1, requires_grad=True)]
-    key = "solver.learned_prolongation"
-    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
-    schedule = built(node.scheduler, f"{key}.scheduler",
-                     lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+    make_optimizer, schedule = learning_tools(node, "solver.learned_prolongation", settings.steps)
     result = learn_prolongation(settings, options, make_optimizer, schedule, run_dir)
     path = run_dir / "learned_prolongation.pt"
     save_prolongation(path, result, options)
@@ -108,11 +110,8 @@ def stencil_aware_smoother(node: DictConfig, options: MultigridSettings, run_dir
         return with_net(options, net.to(device)), {"checkpoint": str(path), "learned_here": False,
                                         "learned_for": state.get("cycle"), "settings": state.get("settings")}
     settings = stencil_aware_settings(node, options.coarsest_n)
-    probe = [torch.zeros(1, requires_grad=True)]
     key = "solver.stencil_aware"
-    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
-    schedule = built(node.scheduler, f"{key}.scheduler",
-                     lambda rule: [float(rule(step)) for step in (0, settings.steps)])
+    make_optimizer, schedule = learning_tools(node, key, settings.steps)
     result = learn_stencil_smoother(settings, options, rule, make_optimizer, schedule, run_dir)
     path = run_dir / "stencil_aware_smoother.pt"
     save_stencil_smoother(path, result, options)

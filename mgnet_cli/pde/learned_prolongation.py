@@ -16,10 +16,10 @@ from torch import nn
 
 from mgnet_cli.pde.galerkin import Prolongation, fine_slice
 from mgnet_cli.pde.hierarchy import PROLONGATIONS
+from mgnet_cli.pde.stencils import scaled_neighbours
 
 CHECKPOINT_KIND = "learned_prolongation"
 BASES: tuple[str, ...] = ("black_box", "bilinear")
-_NEIGHBOURS = [index for index in range(9) if index != 4]  # the 3x3 taps but the centre
 
 
 def keeps_constants(correction: torch.Tensor) -> torch.Tensor:
@@ -52,8 +52,7 @@ class LearnedProlongation(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, stencil: torch.Tensor) -> torch.Tensor:
-        n = stencil.shape[-1]
-        scaled = (stencil / stencil[1, 1]).reshape(9, n, n)[_NEIGHBOURS]  # (8, n, n), in [-1, 1]
+        scaled = scaled_neighbours(stencil)  # (8, n, n)
         correction = self.net(scaled.to(self.net[0].weight.dtype).unsqueeze(0))[0]  # (8, m, m)
         base = PROLONGATIONS[self.base](stencil)
         m = base.shape[-1]

@@ -27,14 +27,13 @@ from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
 from mgnet_cli.pde.smoothers import check_steps
-from mgnet_cli.pde.stencils import OFFSETS, shift_slices
+from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "stencil_aware_smoother"
 CHECK_SWEEPS = 12
 START_CENTRE = 1.0  # the taps training starts from: red-black Gauss-Seidel
-_NEIGHBOURS = [index for index in range(9) if index != 4]  # the 3x3 taps but the centre
 
 
 def stencil_of(A: nn.Module, like: torch.Tensor) -> torch.Tensor:
@@ -61,7 +60,7 @@ class StencilKernelNet(nn.Module):
 
     def forward(self, stencil: torch.Tensor) -> torch.Tensor:
         n = stencil.shape[-1]
-        scaled = (stencil / stencil[1, 1]).reshape(9, n, n)[_NEIGHBOURS]  # (8, n, n)
+        scaled = scaled_neighbours(stencil)  # (8, n, n)
         weight = self.net[0].weight
         taps = self.net(scaled.to(weight.dtype).unsqueeze(0))[0].view(3, 3, n, n)
         start = torch.zeros(3, 3, 1, 1, dtype=taps.dtype, device=taps.device)

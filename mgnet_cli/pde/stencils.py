@@ -14,6 +14,16 @@ from torch import nn
 OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
 
 
+NEIGHBOURS = [index for index in range(9) if index != 4]  # the 3x3 taps but the centre
+
+
+def scaled_neighbours(stencil: torch.Tensor) -> torch.Tensor:
+    """A stencil (3, 3, n, n) as a learned part's input: its 8 off-centre entries divided by the
+    point's diagonal, (8, n, n), each in [-1, 1] for a diagonally dominant operator."""
+    n = stencil.shape[-1]
+    return (stencil / stencil[1, 1]).reshape(9, n, n)[NEIGHBOURS]
+
+
 def shift_slices(offset: int) -> tuple[slice, slice]:
     """(destination, source) slices along one axis: ``out[dest] += s[dest] * u[source]``."""
     if offset < 0:

@@ -5,7 +5,6 @@ The two-process tests run real ``torch.distributed`` (gloo on the CPU) in proces
 ``torch.multiprocessing.spawn``; ``tests/cli/test_distributed_cli.py`` runs the command under torchrun.
 """
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from mgnet_cli.data.synthetic import load_synthetic
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, sync_batchnorm
 from mgnet_cli.train.guards import LossWatch, StopSignal
-from mgnet_cli.train.epoch import EpochProgress, TrainStep, evaluate, summed, train_epoch
+from mgnet_cli.train.epoch import TrainStep, evaluate, summed, train_epoch
 from mgnet_cli.train.settings import TrainSettings
 
 CPU = torch.device("cpu")
