@@ -35,6 +35,19 @@ def keeps_constants(correction: torch.Tensor) -> torch.Tensor:
     return correction - torch.stack([torch.stack(row) for row in shifted])
 
 
+def load_finite_weights(model: nn.Module, weights: dict) -> None:
+    """Loads a file's ``weights`` into ``model`` (as float64) only if they are exactly its tensors,
+    of its shapes, finite floats; else a ValueError naming the first that is not."""
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        raise ValueError(f"expected the tensors {sorted(expected)}, got {sorted(weights)}")
+    for key, tensor in weights.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape \
+                or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise ValueError(f"{key}: expected finite floats of shape {tuple(expected[key].shape)}")
+    model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})
+
+
 class LearnedProlongation(nn.Module):
     """Fine stencil (3, 3, 2m + 1, 2m + 1) -> prolongation weights (3, 3, m, m) = base + CNN."""
 
@@ -76,12 +89,5 @@ class LearnedProlongation(nn.Module):
                 or not isinstance(weights, dict):
             raise ValueError(f"hidden={hidden!r}, base={base!r}: expected 1..1024 and one of {BASES}")
         model = cls(hidden, base)
-        expected = model.state_dict()
-        if set(weights) != set(expected):
-            raise ValueError(f"expected the tensors {sorted(expected)}, got {sorted(weights)}")
-        for key, tensor in weights.items():
-            if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape \
-                    or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-                raise ValueError(f"{key}: expected finite floats of shape {tuple(expected[key].shape)}")
-        model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})
+        load_finite_weights(model, weights)
         return model

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
+from mgnet_cli.pde.learned_prolongation import load_finite_weights
 from mgnet_cli.pde.smoothers import check_steps
 from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
 
@@ -85,14 +86,7 @@ class StencilKernelNet(nn.Module):
         if not isinstance(hidden, int) or not 1 <= hidden <= 1024 or not isinstance(weights, dict):
             raise ValueError(f"hidden={hidden!r}: expected 1..1024 and a dict of weights")
         model = cls(hidden)
-        expected = model.state_dict()
-        if set(weights) != set(expected):
-            raise ValueError(f"expected the tensors {sorted(expected)}, got {sorted(weights)}")
-        for key, tensor in weights.items():
-            if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape \
-                    or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-                raise ValueError(f"{key}: expected finite floats of shape {tuple(expected[key].shape)}")
-        model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})
+        load_finite_weights(model, weights)
         return model.eval()  # guarded (the class docstring)
 
 
