@@ -33,7 +33,7 @@ def test_every_training_option_composes_passes_its_schema_and_builds(compose_con
         base = [*SMALL, *(["model.channels=8", "model.smoothing_steps=[1,1]"] if group == "trainer" else [])]
     cfg = compose_config(*base, f"{group}={option}", tiny=False)
     checked = schema.check(schema.typed(OmegaConf.to_container(cfg), "train"), "train")
-    assert checked is not None
+    assert isinstance(getattr(checked, group), tuple(schema.GROUPS[group].values()))  # its group's schema
     if group == "dataset" and option in NEEDS_FILES:
         return  # its loaders are tested on generated files (tests/data)
     training = build_training(cfg)
@@ -49,4 +49,6 @@ def test_every_training_option_composes_passes_its_schema_and_builds(compose_con
 @pytest.mark.parametrize("group, option", SOLVE_OPTIONS)
 def test_every_solver_option_composes_and_passes_its_schema(compose_config, group, option):
     cfg = compose_config(f"{group}={option}", config_name="solve", tiny=False)
-    assert schema.check(schema.typed(OmegaConf.to_container(cfg), "solve"), "solve") is not None
+    checked = schema.check(schema.typed(OmegaConf.to_container(cfg), "solve"), "solve")
+    node = checked.problem if group == "problem" else checked.solver.smoother
+    assert isinstance(node, tuple(schema.GROUPS[group].values()))  # its group's schema, not a loose dict
