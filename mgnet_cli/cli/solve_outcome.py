@@ -33,8 +33,9 @@ def outcome(result: SolveResult, tol: float, dtype: str) -> str:
     if result.status == "converged":
         return f"converged after {cycles} cycles: relative residual {final:.2e} <= solver.tol={tol:g}"
     if result.status == "round_off":
+        wider = " or use solver.dtype=float64" if dtype != "float64" else ""
         return (f"stopped after {cycles} cycles at relative residual {final:.2e}, above solver.tol={tol:g}: "
-                f"the residual no longer falls at {floor}; raise solver.tol" + (" or use solver.dtype=float64" if dtype != "float64" else ""))
+                f"the residual no longer falls at {floor}; raise solver.tol{wider}")
     lowest = min(result.relative_residuals)
     if result.status == "stalled":
         return (f"the solve stalled: relative residual {final:.3g} after {cycles} cycles, none below "
