@@ -179,7 +179,7 @@ def iterate(cycle: MultigridCycle, A: nn.Module, f: torch.Tensor, tol: float,
     """
     u, residual = None, f
     norms = [torch.linalg.vector_norm(f).item()]
-    A_norm = checkerboard_norm(A, f)
+    A_norm = None  # estimated when first needed: a converging solve applies A only in its cycles
     for k in range(max_cycles):
         u = cycle(u, f, residual)
         residual = A.residual(u, f)  # for the stopping test and the next cycle's first smoothing
@@ -188,9 +188,10 @@ def iterate(cycle: MultigridCycle, A: nn.Module, f: torch.Tensor, tol: float,
             return u, norms, "converged"
         if not math.isfinite(norms[-1]) or (norms[-1] > norms[0] and norms[-1] > norms[-2]):
             return u, norms, "diverged"
-        if k >= 2 and norms[-1] >= norms[-2] and \
-                norms[-1] <= ROUND_OFF_MARGIN * round_off_floor(A_norm, u, f) * norms[0]:
-            return u, norms, "round_off"
+        if k >= 2 and norms[-1] >= norms[-2]:
+            A_norm = checkerboard_norm(A, f) if A_norm is None else A_norm
+            if norms[-1] <= ROUND_OFF_MARGIN * round_off_floor(A_norm, u, f) * norms[0]:
+                return u, norms, "round_off"
         if status := stuck(norms):
             return u, norms, status
     return u, norms, "max_cycles"
