@@ -90,6 +90,12 @@ def complete(line: str) -> None:
         print(" ".join(name for name in COMMANDS if name.startswith(typed)))
         return
     name = words[1]
+    if name in COMMANDS and not line.endswith(" "):
+        from mgnet_cli.cli.help import group_choices
+
+        if (choices := group_choices(name, words[-1])) is not None:
+            print(" ".join(choices))  # `dataset=c<TAB>` from the configs folder, without torch
+            return
     module = importlib.import_module(f"mgnet_cli.cli.{name}") if name in COMMANDS else None
     if module is None or not hasattr(module, "run"):
         return  # report parses its own arguments: the shell completes its paths

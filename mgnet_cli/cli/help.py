@@ -36,10 +36,16 @@ def own_keys(text: str) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+def sweeps(text: str) -> bool:
+    """Whether a command's YAML records sweeps (``-m``): train's and solve's; info and eval do not."""
+    return "mgnet_cli.cli.sweep.SweepRecorder" in text
+
+
 def help_text(command: str) -> str:
     text = (config_dir() / f"{command}.yaml").read_text()
     chosen = groups(text)
-    lines = [f"usage: mgnet {command} {'[group=option ...] ' if chosen else ''}[key=value ...] [-m]", "",
+    sweep = " [-m]" if sweeps(text) else ""
+    lines = [f"usage: mgnet {command} {'[group=option ...] ' if chosen else ''}[key=value ...]{sweep}", "",
              f"{COMMANDS[command]}.", ""]
     if chosen:
         lines.append("groups (group=option; * the default):")
@@ -54,6 +60,17 @@ def help_text(command: str) -> str:
     lines += ["", f"`mgnet {command} --cfg job` prints every key of the composed config (each group's keys are",
               "explained in its YAML file, configs/<group>/<option>.yaml); `--hydra-help` shows Hydra's flags."]
     return "\n".join(lines)
+
+
+def group_choices(command: str, word: str) -> list[str] | None:
+    """Completions of ``group=prefix`` for one of ``command``'s config groups, read from the configs
+    folder (what Hydra answers, in a tenth of a second instead of seconds: no torch import); None
+    for any other word, which Hydra completes."""
+    group, equals, prefix = word.partition("=")
+    if not equals or group not in dict(groups((config_dir() / f"{command}.yaml").read_text())):
+        return None
+    options = sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
+    return [f"{group}={option}" for option in options if option.startswith(prefix)]
 
 
 def print_help(command: str) -> None:

@@ -8,6 +8,7 @@ with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first l
 """
 
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from mgnet_cli.cli.app import in_sweep
+from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
 from mgnet_cli.cli.solve_settings import (DTYPES, built, is_learned, is_stencil_aware, learning_settings,
                                          multigrid_settings, problem_settings, prolongation_settings,
                                          stencil_aware_settings)
@@ -210,6 +213,9 @@ def run(cfg: DictConfig) -> float:
              "setup %.3f s, solve %.3f s (%.1f ms per cycle)", result.status, result.cycles,
              result.relative_residuals[-1], result.convergence_factor, result.setup_time_s,
              result.solve_time_s, 1e3 * result.solve_time_s / max(result.cycles, 1))
+    said = outcome(result, tol, str(cfg.solver.dtype))
+    if not result.converged:
+        log.warning("%s", said)
     if result.error_max is not None:
         log.info("discretisation error against the exact solution: max %.3e, L2 %.3e",
                  result.error_max, result.error_l2)
@@ -225,7 +231,8 @@ def run(cfg: DictConfig) -> float:
     write_scalars(result, run_dir)
     log.info("results in %s", run_dir)
     if result.status == "diverged":
-        raise MgnetError(f"the solve diverged: relative residual {result.relative_residuals[-1]:.3g} after "
-                         f"{result.cycles} cycles (results in {run_dir}); this smoother or prolongation "
-                         "does not fit the problem (see README: Variable coefficients and anisotropy)")
+        raise MgnetError(f"{said} (results in {run_dir})")
+    if not result.converged and not in_sweep():  # a sweep records the status and goes on
+        print(f"mgnet solve: {said} (results in {run_dir})", file=sys.stderr)
+        sys.exit(EXIT_CODES[result.status])
     return result.convergence_factor

@@ -32,7 +32,7 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def conjugate_gradients(cycle: nn.Module, A: nn.Module, f: torch.Tensor, tol: float, max_iterations: int,
                         each: Callable[[], None] | None = None) -> tuple[torch.Tensor, list[float], str]:
     """CG from ``u = 0``, preconditioned by one cycle per iteration, until ``||f - A u|| <= tol
-    ||f||``: (u, residual norms, status), as ``iterate`` in solve.py; ``stagnated`` after 5
+    ||f||``: (u, residual norms, status), as ``iterate`` in solve.py; ``stalled`` after 5
     iterations without a new lowest residual (CG's residual is not monotone). ``each`` is called
     after every iteration (the benchmark's clock)."""
     u, r = torch.zeros_like(f), f
@@ -54,7 +54,7 @@ def conjugate_gradients(cycle: nn.Module, A: nn.Module, f: torch.Tensor, tol: fl
             return u, norms, "diverged"
         best, since_best = (norms[-1], 0) if norms[-1] < best else (best, since_best + 1)
         if since_best >= 5:
-            return u, norms, "stagnated"
+            return u, norms, "stalled"
         z_next = cycle(None, r_next, r_next)
         beta = _dot(z_next, r_next - r) / rz  # Polak-Ribiere: (z_k+1, r_k+1 - r_k) / (z_k, r_k)
         rz = _dot(r_next, z_next)

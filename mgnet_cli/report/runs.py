@@ -26,7 +26,7 @@ class Run:
     """One run as found on disk.
 
     ``command`` is ``train`` or ``solve``; ``status`` is what the run recorded (completed, running,
-    failed, interrupted; converged, stagnated, max_cycles for a solve), or missing (no results.json)
+    failed, interrupted; converged, round_off, stalled, max_cycles, diverged for a solve), or missing (no results.json)
     or unreadable (a damaged file, named in ``error``).
     """
 

@@ -114,12 +114,15 @@ def train_epoch(
     check_every: int = 50,
     log_every: int = 50,
     report: Callable[[int, float], None] = lambda step, loss: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> EpochProgress:
     """``step`` over ``batches`` from batch ``done.step`` on, until the epoch ends or ``stop()``.
 
     Every ``check_every`` steps ``check()`` runs (one host sync: it raises if a non-finite loss was
     seen); every ``log_every`` steps the running loss (one host sync) goes to the progress bar or
-    log and to ``report(global step, loss)``. The totals are this rank's.
+    log and to ``report(global step, loss)``. Off a terminal a log line with the step, the running
+    loss and images/s also comes every ``tracking.EVERY_S`` seconds of ``clock``. The totals are
+    this rank's.
     """
     step.model.train()
     done = done or EpochProgress()
@@ -130,7 +133,15 @@ def train_epoch(
     steps, count, skipped = done.step, done.count, done.skipped
     start = time.perf_counter()
     remaining = itertools.islice(iter(batches), done.step, total)  # a resumed epoch skips its start
-    bar = progress(remaining, total - done.step, description, log_every, show=step.world.is_main)
+    began = clock()
+
+    def describe() -> str:  # for a progress line off a terminal (one host sync)
+        loss = f"loss {float(loss_sum / count):.4f}, " if count else ""
+        rate = (count - done.count) * step.world.world_size / max(clock() - began, 1e-9)
+        return f"{loss}{rate:.1f} images/s"
+
+    bar = progress(remaining, total - done.step, description, log_every, show=step.world.is_main,
+                   describe=describe, clock=clock)
     for images, labels in bar:
         loss, logits, learned = step(images, labels)
         if learned:

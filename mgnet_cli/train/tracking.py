@@ -3,7 +3,7 @@
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,15 +21,21 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
+EVERY_S = 30.0  # off a terminal, a progress line at least this often (also every log_every_n items)
+
+
 class Progress:
-    """A tqdm bar on a terminal; otherwise a log line every ``log_every_n`` items and at the end.
-    ``note(text)`` shows ``text`` (the running loss) on the bar or in the next log line.
+    """A tqdm bar on a terminal; otherwise a log line every ``log_every_n`` items and every
+    ``EVERY_S`` seconds of ``clock`` (a slow epoch is never silent for long), not after the last.
+    ``note(text)`` shows ``text`` (the running loss) on the bar or in the next log line;
+    ``describe()``, when given, is called for each log line instead (the loss and images/s now).
     ``show=False`` (the ranks > 0 of a data-parallel run) passes the items through silently."""
 
     def __init__(self, items: Iterable[T], total: int, description: str, log_every_n: int = 50,
-                 show: bool = True) -> None:
+                 show: bool = True, describe: Callable[[], str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.items, self.total, self.description = items, total, description
-        self.log_every_n, self.show = log_every_n, show
+        self.log_every_n, self.show, self.describe, self.clock = log_every_n, show, describe, clock
         self.bar: tqdm | None = None
         self.text = ""
 
@@ -47,17 +53,21 @@ class Progress:
                       dynamic_ncols=True) as self.bar:
                 yield from self.bar
             return
-        start = time.perf_counter()
+        start = last = self.clock()
         for index, item in enumerate(self.items, 1):
             yield item
-            if index % self.log_every_n == 0 and index < self.total:
+            now = self.clock()
+            if index < self.total and (index % self.log_every_n == 0 or now - last >= EVERY_S):
+                last = now
+                text = self.describe() if self.describe is not None else self.text
                 log.info("%s: %d/%d batches%s (%.0f s)", self.description, index, self.total,
-                         f", {self.text}" if self.text else "", time.perf_counter() - start)
+                         f", {text}" if text else "", now - start)
 
 
 def progress(items: Iterable[T], total: int, description: str, log_every_n: int = 50,
-             show: bool = True) -> Progress:
-    return Progress(items, total, description, log_every_n, show)
+             show: bool = True, describe: Callable[[], str] | None = None,
+             clock: Callable[[], float] = time.monotonic) -> Progress:
+    return Progress(items, total, description, log_every_n, show, describe, clock)
 
 
 class Tracker:

@@ -120,3 +120,21 @@ def test_cg_solves_a_jumps_field_the_cycle_alone_does_not(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "converged" and results["cycles"] <= 38  # 36; alone: 0.917 a cycle
     assert results["config"]["solver"]["krylov"] == "cg" and "preconditioned CG" in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(("overrides", "status", "message"), [
+    (["solver.max_cycles=5"], "max_cycles",
+     "did not reach solver.tol=1e-08 in solver.max_cycles=5 cycles: relative residual "),
+    (["solver.dtype=float32", "solver.tol=1e-12"], "round_off",
+     "the residual no longer falls at float32's round-off floor (estimated at "),
+])
+def test_a_solve_short_of_the_tolerance_exits_1_and_says_why(tmp_path, overrides, status, message):
+    """A script or test runner reads the exit code: 0 only when the solve reached solver.tol."""
+    run_dir = tmp_path / "run"
+    done = mgnet_solve("problem.n=63", *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and lines[0].startswith("mgnet solve: "), done.stderr
+    assert message in lines[0] and "Traceback" not in done.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == status
+    assert results["final_relative_residual"] > float(results["config"]["solver"]["tol"])

@@ -7,9 +7,13 @@ import torch
 from hydra.utils import instantiate
 
 from mgnet_cli.cli import config_dir
-from mgnet_cli.pde.poisson import right_hand_side
+from mgnet_cli.cli.solve_outcome import outcome
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
+from mgnet_cli.pde.poisson import Laplacian, right_hand_side
+from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor, build_cycle, solve_poisson
+from mgnet_cli.pde.solve import (ROUND_OFF_MARGIN, STALL_CYCLES, MultigridSettings, asymptotic_factor,
+                                 build_cycle, iterate, solve_poisson, stuck)
 
 SMOOTHER_CONFIGS = config_dir() / "solver" / "smoother"
 
@@ -96,9 +100,58 @@ def test_sine_error_falls_as_h_squared():
 
 def test_float32_stops_at_its_round_off_floor_with_the_same_factor():
     result = solve_poisson(127, "random", tol=1e-12, dtype=torch.float32)
-    assert result.status == "stagnated" and result.solution.dtype == torch.float32
+    assert result.status == "round_off" and result.solution.dtype == torch.float32
     assert 1e-8 < result.relative_residuals[-1] < 1e-4
+    assert result.relative_residuals[-1] <= ROUND_OFF_MARGIN * result.round_off_floor
     assert result.convergence_factor == pytest.approx(0.35, abs=0.05)
+    assert "raise solver.tol or use solver.dtype=float64" in outcome(result, 1e-12, "float32")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rhs", ["random", "sine"])
+def test_the_round_off_floor_estimate_is_where_the_residual_stops(dtype, rhs):
+    """eps ||A|| ||u|| / ||f|| follows the floor from 2e-15 to 3e-5 (sine: the condition
+    number of A, 1.7e3; random: 54), a few times above it."""
+    result = solve_poisson(63, rhs, tol=0.0, max_cycles=60, dtype=dtype)
+    lowest = min(result.relative_residuals)
+    assert result.status == "round_off"
+    assert 0.05 * result.round_off_floor < lowest < 0.5 * result.round_off_floor
+
+
+def test_the_readme_jumps_example_diverges_and_says_so_not_round_off():
+    """README's ``problem.coefficient=jumps solver.prolongation=black_box`` (damped Jacobi): the
+    residual turns up at 0.254 and grows by 1.3 a cycle; it used to be called the round-off floor."""
+    f = right_hand_side("random", 255, seed=0)
+    stencil = Problem(kind="diffusion", n=255, coefficient="jumps", contrast=1000.0).stencil()
+    result = solve_stencil(stencil, f, MultigridSettings(), PROLONGATIONS["black_box"])
+    assert result.status == "diverged" and result.cycles == 7 + STALL_CYCLES
+    assert min(result.relative_residuals) == pytest.approx(0.254, abs=0.002)
+    assert result.convergence_factor > 1.0 and result.round_off_floor < 1e-10
+    said = outcome(result, 1e-8, "float64")
+    assert said.startswith("the solve diverged: relative residual 0.433 after 12 cycles")
+    assert "round-off" not in said
+
+
+def test_a_cycle_that_changes_nothing_stalls_far_above_round_off():
+    f = right_hand_side("random", 31, seed=0)
+    A = Laplacian(1.0 / 32)
+    u, norms, status = iterate(lambda u, f, residual: torch.zeros_like(f), A, f, tol=1e-8, max_cycles=50)
+    assert status == "stalled" and len(norms) == 1 + STALL_CYCLES
+
+
+def test_stuck_tells_a_stall_from_a_rise():
+    assert stuck([1.0, 0.5, 0.6, 0.55, 0.58, 0.57]) is None  # four cycles without a new low
+    assert stuck([1.0, 0.5, 0.6, 0.55, 0.58, 0.57, 0.56]) == "stalled"
+    assert stuck([1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]) == "diverged"
+
+
+def test_max_cycles_says_how_many_more_cycles_it_needs():
+    short = solve_poisson(127, "random", tol=1e-8, max_cycles=6)
+    said = outcome(short, 1e-8, "float64")
+    assert short.status == "max_cycles" and "raise solver.max_cycles" in said
+    more = int(said.split("about ")[1].split(" more")[0])
+    full = solve_poisson(127, "random", tol=1e-8, max_cycles=60)
+    assert full.converged and abs(full.cycles - (6 + more)) <= 1
 
 
 def test_asymptotic_factor_reads_the_second_half():
