@@ -22,6 +22,7 @@ from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.model.mgnet import MgNet
+from mgnet_cli.model.summary import summary
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
@@ -52,6 +53,8 @@ def build_training(cfg: DictConfig, world: Distributed | None = None,
     refuse_if_too_large(count_on_meta(cfg), settings.device.type == "cpu")
     data, augmentation = build_data(cfg, settings.seed)
     model = build_model(cfg, data.in_channels, data.num_classes)
+    if settings.device.type == "cpu":
+        refuse_activations_too_large(model, data_shape(cfg), settings.batch_size)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device, augmentation,
                            settings.seed, channels_last=settings.channels_last,
@@ -157,6 +160,13 @@ def refuse_if_too_large(parameters: int, on_cpu: bool, activations: int = 0, bat
     if reason := memory.shortfall(weights + activations, what):
         smaller_batch = ", or a smaller trainer.batch_size" if activations else ""
         raise ConfigError(f"the model {reason}: use fewer or narrower levels{smaller_batch}")
+
+
+def refuse_activations_too_large(model: nn.Module, shape: dict[str, int], batch_size: int) -> None:
+    """``refuse_if_too_large`` with a batch's activations, their shapes read from a forward pass of
+    one image (the weights are known to fit: checked before building)."""
+    facts = summary(model, shape["channels"], shape["image_size"], flops=False)
+    refuse_if_too_large(facts["parameters"], True, memory.activation_bytes(facts, batch_size), batch_size)
 
 
 def trains_on_cpu(device: str) -> bool:

@@ -101,3 +101,14 @@ def test_training_refuses_a_model_it_cannot_hold_before_building_it(tmp_path):
                                         cwd=tmp_path), "train")
     assert "the model needs about " in line and "(the address-space limit, ulimit -v)" in line
     assert not run.exists()
+
+
+def test_training_on_the_cpu_refuses_a_batch_whose_activations_cannot_fit(tmp_path):
+    """Its weights fit (378 MiB with gradients and momentum); 128 images' activations (4 GiB) do not."""
+    run = tmp_path / "run"
+    line = one_line_error(mgnet_limited("train", *TINY, "model.channels=512", "model.smoothing_steps=[2,2,2,2]",
+                                        "dataset.num_train=128", "trainer.batch_size=128",
+                                        f"hydra.run.dir={run}", cwd=tmp_path), "train")
+    assert "(33,072,650 parameters: 378 MiB with their gradients and momentum; activations for a batch of " \
+           "128: 4.0 GiB)" in line and "(the address-space limit, ulimit -v)" in line
+    assert not run.exists()
