@@ -83,6 +83,7 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
+    from mgnet_cli.cli.sweep import JobFailure
     from mgnet_cli.errors import MgnetError
     from mgnet_cli.train.guards import Interrupted, resume_command
 
@@ -109,7 +110,7 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
                 raise
             if in_sweep():  # recorded (results.json, summary.csv); the other jobs still run
                 log.error("job failed: %s", error, exc_info=not isinstance(error, MgnetError))
-                return float("nan")
+                return JobFailure(str(error).strip() or type(error).__name__)
             if not isinstance(error, MgnetError):
                 raise
             log.debug("user error", exc_info=True)

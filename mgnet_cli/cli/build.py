@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from mgnet_cli import schema
+from mgnet_cli import memory, schema
 from mgnet_cli.data.pipeline import Batches
 from mgnet_cli.schema.train import TrainConfig, TrainerConfig
 from mgnet_cli.train.distributed import Distributed
@@ -22,6 +22,7 @@ from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.model.mgnet import MgNet
+from mgnet_cli.model.summary import summary
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
@@ -49,8 +50,11 @@ def build_training(cfg: DictConfig, world: Distributed | None = None,
     if world is not None:
         settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
     seed_everything(settings.seed, settings.deterministic)
+    refuse_if_too_large(count_on_meta(cfg), settings.device.type == "cpu")
     data, augmentation = build_data(cfg, settings.seed)
     model = build_model(cfg, data.in_channels, data.num_classes)
+    if settings.device.type == "cpu":
+        refuse_activations_too_large(model, data_shape(cfg), settings.batch_size)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device, augmentation,
                            settings.seed, channels_last=settings.channels_last,
@@ -134,6 +138,40 @@ def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Modul
     if isinstance(model, MgNet):
         model.resolutions(in_channels, data_shape(cfg)["image_size"])
     return model
+
+
+def count_on_meta(cfg: DictConfig) -> int:
+    """The parameters of the model ``cfg`` describes, built on the meta device (no memory)."""
+    shape = data_shape(cfg)
+    with torch.device("meta"):
+        model = instantiate(cfg.model, in_channels=shape["channels"], num_classes=shape["num_classes"])
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def refuse_if_too_large(parameters: int, on_cpu: bool, activations: int = 0, batch_size: int = 0) -> None:
+    """A model this process cannot hold to train is refused in one line before it is built
+    (``mgnet_cli.memory``): on the CPU its weights, gradients and momentum and ``activations``
+    bytes for a batch; for a GPU the weights, which the host builds before moving them."""
+    activations = activations if on_cpu else 0
+    weights = memory.weight_bytes(parameters, memory.COPIES_OF_WEIGHTS if on_cpu else 1)
+    what = f" ({parameters:,} parameters: {memory.size(weights)}"
+    what += " with their gradients and momentum" if on_cpu else " of weights, built on the host"
+    what += f"; activations for a batch of {batch_size}: {memory.size(activations)})" if activations else ")"
+    if reason := memory.shortfall(weights + activations, what):
+        smaller_batch = ", or a smaller trainer.batch_size" if activations else ""
+        raise ConfigError(f"the model {reason}: use fewer or narrower levels{smaller_batch}")
+
+
+def refuse_activations_too_large(model: nn.Module, shape: dict[str, int], batch_size: int) -> None:
+    """``refuse_if_too_large`` with a batch's activations, their shapes read from a forward pass of
+    one image (the weights are known to fit: checked before building)."""
+    facts = summary(model, shape["channels"], shape["image_size"], flops=False)
+    refuse_if_too_large(facts["parameters"], True, memory.activation_bytes(facts, batch_size), batch_size)
+
+
+def trains_on_cpu(device: str) -> bool:
+    """Whether ``trainer.device`` (unresolved: ``auto``, ``cpu``, ``cuda:N``) means the CPU here."""
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
 def plain(cfg: DictConfig, resolve: bool = True) -> dict[str, Any]:

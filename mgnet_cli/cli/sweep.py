@@ -12,6 +12,7 @@ import json
 import logging
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +48,44 @@ def reset_process_state() -> None:
     torch.seed()
 
 
+@dataclass(frozen=True)
+class JobFailure:
+    """What a sweep job that raised returns in place of its objective: its error, for its summary
+    row. Not a number on purpose: Optuna's sweeper tells the trial to the study as failed (a NaN
+    would be told as a value, which Optuna refuses with a traceback) and asks for the next."""
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def job_error(job_return: JobReturn) -> str:
+    """The job's own error: the exception it raised, or the failure it returned; "" if none."""
+    if job_return.status == JobStatus.FAILED or isinstance(job_return._return_value, JobFailure):
+        return str(job_return._return_value)
+    return ""
+
+
 def job_row(config: DictConfig, job_return: JobReturn, metrics: tuple[str, ...] = METRICS,
             completed: tuple[str, ...] = COMPLETED) -> dict[str, Any]:
-    """The summary row of a finished job, from its results.json (and the failure, if any)."""
+    """The summary row of a finished job, from its results.json and its own error: its status is
+    ``completed``, or the status its results.json gives (``diverged``, ``interrupted``), or
+    ``failed``."""
     folder = Path(config.hydra.runtime.output_dir)
     results_file = folder / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    failed = job_return.status == JobStatus.FAILED or results.get("status") not in completed
-    error = results.get("error", "")
-    if job_return.status == JobStatus.FAILED:
-        error = str(job_return._return_value)
+    error = job_error(job_return) or results.get("error") or ""
+    status = "completed" if results.get("status") in completed and not error else "failed"
+    if status == "failed" and results.get("status") not in (None, "running", *completed):
+        status = str(results["status"])
+    if status == "failed" and not error:
+        error = "no results.json" if not results else f"results.json says {results.get('status')}"
     return {
         "job": config.hydra.job.num,
         "overrides": " ".join(config.hydra.overrides.task),
-        "status": "failed" if failed else "completed",
+        "status": status,
         **{key: results.get(key, "") for key in metrics},
-        "error": error.splitlines()[0] if error else ("" if not failed else "no results.json"),
+        "error": error.splitlines()[0] if error else "",
         "folder": str(folder),
     }
 
@@ -92,10 +115,12 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def record_row(path: Path, row: dict[str, Any]) -> None:
-    """Adds (or replaces) one job's row of the summary at ``path``, under the sweep's lock."""
+    """Adds one job's row to the summary at ``path`` (or replaces the row of the same job folder),
+    under the lock beside it: two sweeps into one folder number their jobs from 0 alike, so the
+    folder, not the job number, says which row is whose."""
     with locked(path.with_name(".summary.lock")):
-        rows = [old for old in read_rows(path) if str(old["job"]) != str(row["job"])]
-        write_rows(path, sorted([*rows, row], key=lambda r: int(r["job"])), tuple(row))
+        rows = [old for old in read_rows(path) if old["folder"] != row["folder"]]
+        write_rows(path, sorted([*rows, row], key=lambda r: (int(r["job"]), r["folder"])), tuple(row))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -3,13 +3,15 @@ parameter totals and forward FLOPs, read from one forward pass of a blank image.
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from mgnet_cli.cycle import MultigridCycle
+
+if TYPE_CHECKING:
+    from torch.utils.flop_counter import FlopCounterMode
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,11 @@ def forward_once(model: nn.Module, in_channels: int, image_size: int) -> None:
     model.train(was_training)
 
 
-def flop_count(work: Callable[[], object]) -> FlopCounterMode:
+def flop_count(work: Callable[[], object]) -> "FlopCounterMode":
     """The FLOP counter that ``work()`` ran under: read ``get_total_flops()``, or per module
     ``get_flop_counts()``. A multiply-add counts 2; BatchNorm, ReLU and additions count nothing."""
+    from torch.utils.flop_counter import FlopCounterMode  # here: training reads shapes only
+
     counter = FlopCounterMode(display=False)
     with counter:
         work()
@@ -88,10 +92,10 @@ def image_flops(model: nn.Module, in_channels: int, image_size: int) -> int:
     return flop_count(lambda: forward_once(model, in_channels, image_size)).get_total_flops()
 
 
-def trace(model: nn.Module, modules: dict[str, nn.Module], in_channels: int,
-          image_size: int) -> tuple[dict[str, tuple[torch.Size, int]], dict[str, int], int]:
+def trace(model: nn.Module, modules: dict[str, nn.Module], in_channels: int, image_size: int,
+          flops: bool = True) -> tuple[dict[str, tuple[torch.Size, int]], dict[str, int], int]:
     """One forward pass: per watched module its output shape and input channels (of ``f`` for a
-    level), its FLOPs, and the model's total FLOPs (a multiply-add counts 2)."""
+    level), its FLOPs, and the model's total FLOPs (a multiply-add counts 2; 0 without ``flops``)."""
     shapes: dict[str, tuple[torch.Size, int]] = {}
 
     def record(name: str):
@@ -103,6 +107,9 @@ def trace(model: nn.Module, modules: dict[str, nn.Module], in_channels: int,
     hooks = [getattr(module, "smoother", module).register_forward_hook(record(name))
              for name, module in modules.items()]
     try:
+        if not flops:  # the shapes only: no counter to set up
+            forward_once(model, in_channels, image_size)
+            return shapes, dict.fromkeys(modules, 0), 0
         counter = flop_count(lambda: forward_once(model, in_channels, image_size))
     finally:
         for hook in hooks:
@@ -124,16 +131,17 @@ def module_flops(model: nn.Module, module: nn.Module, counts: dict[str, int]) ->
                for path, leaf in module.named_modules() if not any(True for _ in leaf.children()))
 
 
-def summary(model: nn.Module, in_channels: int, image_size: int) -> dict[str, Any]:
-    """Stem, levels (MgNet) or stages (ResNet), head, parameter total and GFLOPs per image, as plain
-    data. ``head`` holds the parameters in no other row: the classifier (and a final norm)."""
+def summary(model: nn.Module, in_channels: int, image_size: int, flops: bool = True) -> dict[str, Any]:
+    """Stem, levels (MgNet) or stages (ResNet), head, parameter total and GFLOPs per image (0 without
+    ``flops``), as plain data. ``head`` holds the parameters in no other row: the classifier (and a
+    final norm)."""
     modules = watched(model)
-    shapes, flops, total_flops = trace(model, modules, in_channels, image_size)
+    shapes, flops_of, total_flops = trace(model, modules, in_channels, image_size, flops)
     stem, levels, stages = None, [], []
     for name, module in modules.items():
         shape, in_width = shapes[name]
         kind, _, index = name.partition(".")
-        common = {"resolution": shape[-1], "parameters": count(module), "gflops": flops[name] / 1e9}
+        common = {"resolution": shape[-1], "parameters": count(module), "gflops": flops_of[name] / 1e9}
         if kind == "stem":
             stem = StemRow(channels=shape[1], **common)
         elif kind == "level":
@@ -144,7 +152,7 @@ def summary(model: nn.Module, in_channels: int, image_size: int) -> dict[str, An
             stages.append(StageRow(int(index) + 1, channels=shape[1], blocks=len(module), **common))
     rows = [stem, *levels, *stages]
     head = {"parameters": count(model) - sum(row.parameters for row in rows if row is not None),
-            "gflops": (total_flops - sum(flops.values())) / 1e9}
+            "gflops": (total_flops - sum(flops_of.values())) / 1e9}
     return {
         "stem": None if stem is None else asdict(stem),
         "levels": [asdict(row) for row in levels],

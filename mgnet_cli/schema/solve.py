@@ -2,11 +2,10 @@
 smoother group (chosen by ``_target_``) and the optimizers of what it learns."""
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mgnet_cli import shipped
+from mgnet_cli import memory, shipped
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -59,16 +58,10 @@ def grid_size(owner: object, name: str, largest: int = GRID_SIZES[-1]) -> None:
 
 
 def fits_in_memory(owner: object, name: str) -> None:
-    """An ``n`` whose arrays cannot fit in this machine's memory is refused before allocating."""
+    """An ``n`` whose arrays cannot fit in what this process may allocate is refused before allocating."""
     n = getattr(owner, name)
-    try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    needed = n * n * BYTES_PER_POINT
-    if needed > available:
-        raise rules.Invalid(name, n, f"needs about {needed / 2**30:.0f} GiB, and {available / 2**30:.0f} "
-                                     "GiB are free: give a smaller grid")
+    if reason := memory.shortfall(n * n * BYTES_PER_POINT):
+        raise rules.Invalid(name, n, f"{reason}: give a smaller grid")
 
 
 # --- problem ------------------------------------------------------------------------------------

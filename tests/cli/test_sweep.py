@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mgnet_cli.cli.sweep import COLUMNS, read_rows, record_row
+from tests.cli.test_solve_learned_cli import crafted_kernels, learned_file  # noqa: F401 (a fixture)
 from tests.helpers import TINY, mgnet, one_line_error
 
 
@@ -94,24 +95,77 @@ def test_optuna_selects_on_the_validation_split_when_there_is_one(tmp_path):
     assert best["best_value"] == max(run["best_val_acc"] for run in runs)
 
 
-def record_jobs(path, first: int, count: int, start) -> None:
+def record_jobs(path, sweep: str, first: int, count: int, start) -> None:
     start.wait()
     for job in range(first, first + count):
-        record_row(path, dict.fromkeys(COLUMNS, "") | {"job": job, "status": "completed"})
+        record_row(path, dict.fromkeys(COLUMNS, "") | {"job": job, "status": "completed",
+                                                       "folder": str(path.parent / f"{job}_{sweep}")})
 
 
-def test_jobs_ending_together_in_other_processes_keep_every_row(tmp_path):
-    """SLURM array jobs (or one sweep per GPU into one folder) end at the same moment and each adds
-    its row: 6 processes x 8 rows, all started at once, leave all 48 rows."""
-    path, context = tmp_path / "summary.csv", multiprocessing.get_context("fork")
-    start = context.Barrier(6)
-    workers = [context.Process(target=record_jobs, args=(path, 8 * i, 8, start)) for i in range(6)]
+def record_at_once(path, jobs: list[tuple[str, int, int]]) -> None:
+    """Each (sweep, first job, count) in a process of its own, all released at once."""
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(len(jobs))
+    workers = [context.Process(target=record_jobs, args=(path, *job, start)) for job in jobs]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=120)
         assert worker.exitcode == 0
+
+
+def test_jobs_ending_together_in_other_processes_keep_every_row(tmp_path):
+    """SLURM array jobs (or one sweep per GPU into one folder) end at the same moment and each adds
+    its row: 6 processes x 8 rows, all started at once, leave all 48 rows."""
+    path = tmp_path / "summary.csv"
+    record_at_once(path, [("a", 8 * i, 8) for i in range(6)])
     assert [int(row["job"]) for row in read_rows(path)] == list(range(48))
+
+
+def test_two_sweeps_into_one_folder_keep_each_others_rows(tmp_path):
+    """Two sweeps given the same hydra.sweep.dir both number their jobs 0 to 7: the rows are the
+    job folders', so all 16 stay (keyed by job number, the second sweep's replaced the first's)."""
+    path = tmp_path / "summary.csv"
+    record_at_once(path, [("lr=0.1", 0, 8), ("lr=0.2", 0, 8)])
+    rows = read_rows(path)
+    assert sorted(row["folder"] for row in rows) == sorted(str(tmp_path / f"{job}_{sweep}")
+                                                           for job in range(8) for sweep in ("lr=0.1", "lr=0.2"))
+    record_jobs(path, "lr=0.1", 3, 1, multiprocessing.Barrier(1))  # a job folder written again: one row still
+    assert len(read_rows(path)) == 16
+
+
+def test_a_diverged_solve_job_is_listed_as_diverged_with_its_message(learned_file, tmp_path):
+    """Not as "no results.json": the row's status and error are the job's own."""
+    sweep, crafted = tmp_path / "sweep", crafted_kernels(learned_file, tmp_path, 6.0)
+    result = mgnet("solve", "-m", "solver/smoother=learned", f"solver.learned.checkpoint={learned_file},{crafted}",
+                   "problem.n=63", "solver.device=cpu", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    converged, diverged = read_rows(sweep / "summary.csv")
+    assert converged["status"] == "completed" and converged["error"] == ""
+    assert float(converged["convergence_factor"]) < 1
+    assert diverged["status"] == "diverged" and diverged["folder"] == str(sweep / "1")
+    assert diverged["error"].startswith("the solve diverged: relative residual ")
+    assert float(diverged["convergence_factor"]) > 1
+
+
+def test_an_optuna_trial_that_fails_is_told_as_failed_and_the_search_goes_on(tmp_path):
+    """The sampler's first trial (seed 0) draws lr 1e12: its loss becomes NaN. Optuna is told the
+    trial failed, the two others run, the summary lists all three, and the sweep exits 1."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    sweep = tmp_path / "search"
+    result = mgnet("train", "-m", "search=optuna", *TINY, "trainer.limit_train_batches=null",
+                   "optimizer.lr=choice(0.1,1e12)", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}",
+                   cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
+    rows = read_rows(sweep / "summary.csv")
+    failed = [row for row in rows if row["status"] == "failed"]
+    completed = [row for row in rows if row["status"] == "completed"]
+    assert len(rows) == 3 and failed and completed
+    assert all("optimizer.lr=1000000000000.0" in row["overrides"] and "NaN or infinite" in row["error"]
+               for row in failed)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_params"]["optimizer.lr"] == 0.1
+    assert best["best_value"] == max(float(row["best_test_acc"]) for row in completed)
 
 
 def test_the_objective_can_insist_on_a_validation_split(tmp_path):
