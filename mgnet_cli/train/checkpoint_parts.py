@@ -113,7 +113,7 @@ def scheduler_fault(state: Any) -> str | None:
 def generator_fault(state: Any) -> str | None:
     """A CPU ``torch.Generator``'s state: bytes, as many as this torch's."""
     return tensor_fault(state, tuple(torch.get_rng_state().shape), floating=False) or (
-        None if state.dtype == torch.uint8 else f"holds {state.dtype}, not bytes (uint8)")
+        None if state.dtype == torch.uint8 else f"holds {str(state.dtype).removeprefix('torch.')}, not bytes (uint8)")
 
 
 def rng_fault(state: Any) -> str | None:
