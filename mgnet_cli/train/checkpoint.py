@@ -5,6 +5,7 @@ Checkpoints hold only plain data (tensors, numbers, strings, lists, dicts), so t
 (checkpoint_parts.py) before any part of it is used.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     raises MgnetError."""
     path = Path(path)
     try:
-        with open_regular(path, "checkpoint") as file:
+        with open_regular(path, "checkpoint") as file, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Validating sparse tensor invariants")  # refused later
             state = torch.load(file, map_location=map_location, weights_only=True)
     except MgnetError:
         raise
