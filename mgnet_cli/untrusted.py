@@ -69,10 +69,11 @@ def is_finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def plain_fault(value: Any, depth: int = 3) -> str | None:
-    """What keeps ``value`` from being a record JSON writes as it is (None, bools, finite numbers,
-    short strings, and lists and string-keyed dicts of them, ``depth`` levels deep); None if nothing."""
-    if value is None or isinstance(value, bool) or is_finite(value):
+def plain_fault(value: Any, depth: int = 3, finite: bool = True) -> str | None:
+    """What keeps ``value`` from being a record JSON writes as it is (None, bools, numbers (finite
+    if ``finite``: a setting; a measured loss may be inf), short strings, and lists and string-keyed
+    dicts of them, ``depth`` levels deep); None if nothing."""
+    if value is None or isinstance(value, bool) or is_finite(value) or (isinstance(value, float) and not finite):
         return None
     if isinstance(value, str):
         return None if len(value) <= PLAIN_TEXT else f"a string of {len(value):,} characters"
@@ -86,7 +87,7 @@ def plain_fault(value: Any, depth: int = 3) -> str | None:
     for key, item in items:
         if isinstance(value, dict) and not isinstance(key, str):
             return f"the key {key!r} is not a string"
-        fault = plain_fault(item, depth - 1)
+        fault = plain_fault(item, depth - 1, finite)
         if fault is not None:
             return f"{key}: {fault}"
     return None

@@ -171,8 +171,8 @@ def record_fault(record: Any, epoch: int) -> str | None:
         return f"history is not a list of the {epoch} epochs done"
     for index, entry in enumerate(history, start=1):
         needed = (*HISTORY_KEYS, f"{selection}_acc")
-        if not isinstance(entry, dict) or plain_fault(entry, 1) is not None or entry.get("epoch") != index \
-                or not all(isinstance(entry.get(key), (int, float)) for key in needed):
+        if not isinstance(entry, dict) or plain_fault(entry, 1, finite=False) is not None \
+                or entry.get("epoch") != index or not all(isinstance(entry.get(key), (int, float)) for key in needed):
             return f"history entry {index} is not epoch {index}'s metrics ({', '.join(needed)})"
     return None
 
@@ -196,7 +196,7 @@ def parts_fault(state: dict[str, Any]) -> str | None:
         ("progress", lambda: progress_fault(state)),
         ("record", lambda: record_fault(state.get("record"), state["epoch"])),
         ("grad_scaler", lambda: scaler_fault(state["grad_scaler"]) if "grad_scaler" in state else None),
-        ("results", lambda: plain_fault(state.get("results"))),
+        ("results", lambda: plain_fault(state.get("results"), finite=False)),
         ("choices", lambda: plain_fault(state.get("choices"))),
     ]
     for part, check in checks:
