@@ -51,9 +51,9 @@ def setting_fault(key: str, value: Any) -> str | None:
     """An optimizer group's setting: None, a flag, a word, finite numbers (some non-negative)."""
     if isinstance(value, torch.Tensor):  # a tensor learning rate
         fault = tensor_fault(value, ())
-        value = value.item() if fault is None else value
         if fault is not None:
             return fault
+        value = value.item()
     if isinstance(value, (list, tuple)) and len(value) <= 8 and all(is_finite(item) for item in value):
         return None  # betas
     if value is None or isinstance(value, (bool, str)):
