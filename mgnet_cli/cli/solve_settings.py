@@ -38,15 +38,16 @@ def problem_settings(node: DictConfig) -> Problem:
 def _problem(node: DictConfig, kind: str) -> Problem:
     n = int(node.n)
     if kind == "diffusion":
-        file = None
+        file, values = None, None
         if str(node.coefficient) == "file":
             file = Path(str(node.file)).expanduser()  # the schema insists on one
             try:
-                read_field(file, n)
+                values = read_field(file, n)  # checked whole and read once: the solve uses these
             except (OSError, ValueError) as error:
                 raise ConfigError(f"problem.file={str(node.file)!r}: {error}") from error
         return Problem(kind=kind, n=n, coefficient=str(node.coefficient), file=file, sigma=float(node.sigma),
-                       contrast=float(node.contrast), block=int(node.block), field_seed=int(node.field_seed))
+                       contrast=float(node.contrast), block=int(node.block), field_seed=int(node.field_seed),
+                       values=values)
     if kind == "anisotropic":
         return Problem(kind=kind, n=n, epsilon=float(node.epsilon), theta=float(node.theta))
     return Problem(kind=kind, n=n)

@@ -17,6 +17,7 @@ from torch import nn
 from mgnet_cli.pde.galerkin import Prolongation, fine_slice
 from mgnet_cli.pde.hierarchy import PROLONGATIONS
 from mgnet_cli.pde.stencils import scaled_neighbours
+from mgnet_cli.untrusted import is_count, tensor_fault
 
 CHECKPOINT_KIND = "learned_prolongation"
 BASES: tuple[str, ...] = ("black_box", "bilinear")
@@ -37,14 +38,14 @@ def keeps_constants(correction: torch.Tensor) -> torch.Tensor:
 
 def load_finite_weights(model: nn.Module, weights: dict) -> None:
     """Loads a file's ``weights`` into ``model`` (as float64) only if they are exactly its tensors,
-    of its shapes, finite floats; else a ValueError naming the first that is not."""
+    of its shapes, dense finite floats; else a ValueError naming the first that is not."""
     expected = model.state_dict()
     if set(weights) != set(expected):
         raise ValueError(f"expected the tensors {sorted(expected)}, got {sorted(weights)}")
     for key, tensor in weights.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape \
-                or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-            raise ValueError(f"{key}: expected finite floats of shape {tuple(expected[key].shape)}")
+        fault = tensor_fault(tensor, tuple(expected[key].shape))
+        if fault is not None:
+            raise ValueError(f"{key} {fault}: expected dense finite floats of shape {tuple(expected[key].shape)}")
     model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})
 
 
@@ -85,7 +86,7 @@ class LearnedProlongation(nn.Module):
         if state.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"not a learned-prolongation checkpoint (kind {state.get('kind')!r})")
         hidden, base, weights = state.get("hidden"), state.get("base"), state.get("weights")
-        if not isinstance(hidden, int) or not 1 <= hidden <= 1024 or base not in BASES \
+        if not is_count(hidden, 1, 1024) or base not in BASES \
                 or not isinstance(weights, dict):
             raise ValueError(f"hidden={hidden!r}, base={base!r}: expected 1..1024 and one of {BASES}")
         model = cls(hidden, base)

@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
+from mgnet_cli.pde.learned_files import LARGEST_GRID
 from mgnet_cli.pde.stencils import shift_slices
+from mgnet_cli.untrusted import is_count, tensor_fault
 
 START_OMEGA = 0.8  # training starts from damped Jacobi with this weight
 
@@ -84,12 +86,15 @@ class LearnedKernels(nn.Module):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "LearnedKernels":
         """The kernels ``state()`` wrote; ``ValueError`` when the data do not fit together."""
-        sizes, kernels = list(state["sizes"]), list(state["kernels"])
-        if len(kernels) != max(len(sizes), 1) or any(
+        sizes, kernels = state["sizes"], state["kernels"]
+        if not isinstance(sizes, list) or len(set(sizes)) != len(sizes) or not all(
+                is_count(size, 1, LARGEST_GRID) for size in sizes):
+            raise ValueError(f"sizes must be distinct grid sizes from 1 to {LARGEST_GRID}")
+        if not isinstance(kernels, list) or len(kernels) != max(len(sizes), 1) or any(
                 not isinstance(kernel, torch.Tensor) or kernel.shape != (3, 3) for kernel in kernels):
             raise ValueError(f"expected {max(len(sizes), 1)} kernels of shape (3, 3) for sizes {sizes}")
-        if any(not kernel.is_floating_point() or not bool(torch.isfinite(kernel).all()) for kernel in kernels):
-            raise ValueError("the kernels must be finite floating-point numbers")
+        if any(tensor_fault(kernel, (3, 3)) for kernel in kernels):
+            raise ValueError("the kernels must be finite floating-point numbers (dense tensors)")
         learned = cls(sizes, dtype=kernels[0].dtype)
         with torch.no_grad():
             for parameter, kernel in zip(learned.kernels, kernels):

@@ -9,13 +9,19 @@ scaled by ``1 / h^2`` (k = 1 gives the Laplacian of poisson.py exactly). A diffu
 of ``-(K11 u_xx + 2 K12 u_xy + K22 u_yy)`` with central differences.
 """
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
+import numpy.lib.format as npy_format
 import torch
+
+from mgnet_cli.errors import MgnetError
+from mgnet_cli.untrusted import open_regular
 
 Coefficient = Literal["lognormal", "jumps", "checkerboard", "constant", "file"]
 COEFFICIENTS: tuple[str, ...] = ("lognormal", "jumps", "checkerboard", "constant", "file")
@@ -42,16 +48,65 @@ def coefficient_field(kind: Coefficient, n: int, seed: int = 0, sigma: float = 1
     raise ValueError(f"coefficient must be one of {COEFFICIENTS}, got {kind!r}")
 
 
+CONTRAST_BOUND = 1e12  # max/min of a coefficient file: beyond it the coarse solve loses every digit
+MAGNITUDE_BOUND = 1e30  # |log10 k| above 30 overflows a float32 stencil at n = 8191
+NPY_HEADERS = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+
+
 def read_field(path: Path, n: int) -> torch.Tensor:
-    """A coefficient field from a ``.npy`` file: (n, n) finite positive numbers, else ValueError."""
-    array = np.load(path, allow_pickle=False)
-    if array.shape != (n, n) or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{path} holds an array of shape {array.shape} ({array.dtype}); "
-                         f"problem.n={n} needs ({n}, {n}) numbers")
-    field = torch.from_numpy(array.astype(np.float64))
+    """A coefficient field from a ``.npy`` file (a regular file, read once): (n, n) real floats,
+    finite, positive, in ``[1/MAGNITUDE_BOUND, MAGNITUDE_BOUND]`` and of contrast at most
+    ``CONTRAST_BOUND``; else ValueError. The header's dtype and shape and the file's size are
+    checked before the data are read, so a header that lies reads nothing."""
+    try:
+        with open_regular(path, "the file") as file:
+            dtype, order, size = npy_header(file, path, n)
+            data = file.read(size)
+    except MgnetError as error:
+        raise ValueError(str(error)) from None
+    array = np.frombuffer(data, dtype).reshape((n, n), order=order).astype(np.float64)
+    field = torch.from_numpy(array)
     if not torch.isfinite(field).all() or (field <= 0).any():
         raise ValueError(f"{path}: every coefficient must be finite and > 0")
+    low, high = float(field.min()), float(field.max())
+    if low < 1 / MAGNITUDE_BOUND or high > MAGNITUDE_BOUND:
+        raise ValueError(f"{path}: the coefficients span [{low:.3g}, {high:.3g}]; mgnet solves with "
+                         f"coefficients in [{1 / MAGNITUDE_BOUND:g}, {MAGNITUDE_BOUND:g}]: rescale them")
+    if high / low > CONTRAST_BOUND:
+        raise ValueError(f"{path}: the coefficients' contrast max/min = {high / low:.3g} is above "
+                         f"{CONTRAST_BOUND:g}, where the coarse solve loses every digit: give a field of "
+                         f"contrast at most {CONTRAST_BOUND:g}")
     return field
+
+
+def npy_header(file: IO[bytes], path: Path, n: int) -> tuple[np.dtype, str, int]:
+    """(dtype, order, bytes of data) of a ``.npy`` file of (n, n) real floats, the file positioned at
+    its data; ValueError if it is empty, an ``.npz`` archive, of another dtype, shape or size."""
+    start = file.read(6)
+    if not start:
+        raise ValueError(f"{path} is empty: save the field with numpy.save(path, k)")
+    if start.startswith(b"PK"):
+        raise ValueError(f"{path} is an .npz archive: save the one field with numpy.save(path, k)")
+    file.seek(0)
+    try:
+        version = npy_format.read_magic(file)
+        if version not in NPY_HEADERS:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not 1.0 or 2.0")
+        shape, fortran_order, dtype = NPY_HEADERS[version](file)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a .npy file numpy.save writes ({error})") from None
+    if dtype.kind != "f" or dtype.fields is not None:
+        raise ValueError(f"{path} holds {dtype}, not real floating-point numbers: save "
+                         f"k.astype(numpy.float64)")
+    if tuple(shape) != (n, n):
+        raise ValueError(f"{path} holds an array of shape {tuple(shape)} ({dtype}); problem.n={n} "
+                         f"needs ({n}, {n}) numbers")
+    size = n * n * dtype.itemsize
+    held = os.fstat(file.fileno()).st_size - file.tell()
+    if held != size:
+        raise ValueError(f"{path} holds {held:,} bytes of data where its header says {size:,} "
+                         f"(({n}, {n}) {dtype}): the file is truncated or damaged")
+    return dtype, "F" if fortran_order else "C", size
 
 
 def diffusion_stencil(k: torch.Tensor) -> torch.Tensor:
@@ -97,9 +152,12 @@ class Problem:
     field_seed: int = 0
     epsilon: float = 0.01
     theta: float = 0.0
+    values: torch.Tensor | None = dataclasses.field(default=None, compare=False, repr=False)  # ``file``'s, read once
 
     def field(self) -> torch.Tensor:
         """The diffusion coefficient per control volume, (n, n)."""
+        if self.values is not None:
+            return self.values
         return coefficient_field(self.coefficient, self.n, self.field_seed, self.sigma,
                                  self.contrast, self.block, self.file)
 

@@ -23,7 +23,8 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule, build_galerkin_cycle, solve_stencil
-from mgnet_cli.pde.learned_prolongation import LearnedProlongation
+from mgnet_cli.pde.learned_files import check_record
+from mgnet_cli.pde.learned_prolongation import BASES, LearnedProlongation
 from mgnet_cli.pde.smoother_learning import one_cpu_thread
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
@@ -199,4 +200,5 @@ def load_prolongation(path: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
         model = LearnedProlongation.from_state(state)
     except ValueError as error:
         raise MgnetError(f"{path} holds no usable learned prolongation: {error}") from error
+    check_record(state, path, ProlongationSettings, {"fields": FIELDS, "base": BASES})
     return model, state

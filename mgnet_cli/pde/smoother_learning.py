@@ -23,6 +23,7 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.cycle import MultigridCycle
+from mgnet_cli.pde.learned_files import check_record
 from mgnet_cli.pde.learned_smoother import START_OMEGA, LearnedKernels, LearnedSmoother
 from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.solve import MultigridSettings, build_cycle, solve_poisson
@@ -198,6 +199,7 @@ def load_learned(path: Path) -> tuple[LearnedKernels, dict[str, Any]]:
         kernels = LearnedKernels.from_state(state)
     except (KeyError, ValueError) as error:
         raise MgnetError(f"{path} holds no usable kernels: {error}") from error
+    check_record(state, path, LearningSettings)  # its settings and cycle go into results.json
     return kernels, state
 
 

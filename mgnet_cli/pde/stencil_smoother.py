@@ -29,6 +29,7 @@ from mgnet_cli.cycle import zero_if_none
 from mgnet_cli.pde.learned_prolongation import load_finite_weights
 from mgnet_cli.pde.smoothers import check_steps
 from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
+from mgnet_cli.untrusted import is_count
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class StencilKernelNet(nn.Module):
         if state.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"not a stencil-aware smoother checkpoint (kind {state.get('kind')!r})")
         hidden, weights = state.get("hidden"), state.get("weights")
-        if not isinstance(hidden, int) or not 1 <= hidden <= 1024 or not isinstance(weights, dict):
+        if not is_count(hidden, 1, 1024) or not isinstance(weights, dict):
             raise ValueError(f"hidden={hidden!r}: expected 1..1024 and a dict of weights")
         model = cls(hidden)
         load_finite_weights(model, weights)

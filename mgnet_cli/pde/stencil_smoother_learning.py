@@ -19,7 +19,8 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule
-from mgnet_cli.pde.prolongation_learning import (FieldLearningSettings, MakeOptimizer, ProlongationResult,
+from mgnet_cli.pde.learned_files import check_record
+from mgnet_cli.pde.prolongation_learning import (FIELDS, FieldLearningSettings, MakeOptimizer, ProlongationResult,
                                                  held_out_factors, learn_on_fields)
 from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
@@ -82,7 +83,8 @@ def load_stencil_smoother(path: Path, options: MultigridSettings,
         net = StencilKernelNet.from_state(state)
     except ValueError as error:
         raise MgnetError(f"{path} holds no usable stencil-aware smoother: {error}") from error
-    kinds = (state.get("settings") or {}).get("fields") or ["anisotropic", "jumps"]
+    check_record(state, path, FieldLearningSettings, {"fields": FIELDS})  # before its fields are used
+    kinds = state.get("settings", {}).get("fields") or ["anisotropic", "jumps"]
     with torch.inference_mode():
         factors = held_out_factors(rule, with_net(options, net), CHECK_N, seed=1, kinds=kinds)
     refuse_divergent(factors, f"on the check grid n={CHECK_N} ({path})")

@@ -105,6 +105,9 @@ class DiffusionProblemConfig(PoissonProblemConfig):
         if self.coefficient == Coefficient.file and self.file is None:
             raise rules.Invalid("file", None, "problem.coefficient=file needs a .npy file of (n, n) "
                                               "positive numbers")
+        if self.file is not None and self.coefficient != Coefficient.file:  # else read by nothing
+            raise rules.Invalid("file", self.file, f"read only with problem.coefficient=file, not "
+                                                   f"{self.coefficient}: add problem.coefficient=file or drop it")
         rules.count(self, "field_seed", minimum=0, maximum=2**63 - 1)
 
 

@@ -1,9 +1,11 @@
 """Checkpoints, written atomically (``mgnet_cli.storage``) and read back as untrusted data.
 
 Checkpoints hold only plain data (tensors, numbers, strings, lists, dicts), so they load with
-``torch.load(weights_only=True)`` and never run code.
+``torch.load(weights_only=True)`` and never run code; a training checkpoint is then checked whole
+(checkpoint_parts.py) before any part of it is used.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.storage import write_atomic
+from mgnet_cli.train.checkpoint_parts import parts_fault
+from mgnet_cli.untrusted import open_regular
 
 FORMAT_VERSION = 1
 
@@ -21,12 +25,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Loads a checkpoint with ``weights_only=True``; a file that is not one raises MgnetError."""
+    """Loads a checkpoint with ``weights_only=True`` from a regular file; a file that is not one
+    raises MgnetError."""
     path = Path(path)
-    if not path.is_file():
-        raise MgnetError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with open_regular(path, "checkpoint") as file, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Validating sparse tensor invariants")  # refused later
+            state = torch.load(file, map_location=map_location, weights_only=True)
+    except MgnetError:
+        raise
     except Exception as error:  # unpickling refused or corrupt file
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise MgnetError(
@@ -67,7 +74,9 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
 
 def check_training_checkpoint(state: dict[str, Any], path: Path) -> None:
     """A loaded checkpoint must be a training run's: its config a dict, its weights a dict of
-    tensors, its epoch an integer; a learned-smoother file (``mgnet solve``) says what it is."""
+    tensors, its epoch an integer, and every part whole (checkpoint_parts.py: finite weights, the
+    optimizer's, schedule's and random states, the progress); a learned-smoother file
+    (``mgnet solve``) says what it is."""
     if state.get("kind") is not None:
         raise MgnetError(f"{path} is a {state['kind']} file, not a training checkpoint; "
                          "mgnet solve reads it with solver.learned.checkpoint=...")
@@ -81,5 +90,7 @@ def check_training_checkpoint(state: dict[str, Any], path: Path) -> None:
     epoch = state.get("epoch")
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         problems.append(f"epoch {epoch!r} is not a count")
+    if not problems and (fault := parts_fault(state)) is not None:
+        problems.append(fault)
     if problems:
         raise MgnetError(f"{path} is not a training checkpoint of mgnet: {', '.join(problems)}")

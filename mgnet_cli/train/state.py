@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mgnet_cli.errors import MgnetError
 from mgnet_cli.train.checkpoint import load_weights
 from mgnet_cli.train.results import RunRecord
 
@@ -60,7 +61,9 @@ def restore_training(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator,
 ) -> tuple[int, RunRecord]:
-    """Loads a checkpoint into the run's objects; returns the epochs done and the record so far."""
+    """Loads a checkpoint (checked whole by ``check_training_checkpoint``) into the run's objects;
+    returns the epochs done and the record so far."""
+    check_optimizer_fits(state["optimizer"], optimizer)
     load_weights(model, state["model"], "the checkpoint")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -68,3 +71,27 @@ def restore_training(
     if "data_order" in state:  # stopped mid-epoch: replay that epoch's order from its start
         generator.set_state(state["data_order"])
     return int(state["epoch"]), RunRecord(**state["record"])
+
+
+def check_optimizer_fits(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
+    """The saved optimizer state is this optimizer's: as many groups and parameters, the same
+    settings (a flag this torch added may be missing), and each parameter's state tensors of its
+    shape (a scalar such as Adam's step aside); else a MgnetError before anything is loaded."""
+    groups = optimizer.param_groups
+    if len(saved["param_groups"]) != len(groups) or any(
+            len(old["params"]) != len(new["params"]) for old, new in zip(saved["param_groups"], groups)):
+        raise MgnetError("the checkpoint's optimizer state is for another number of parameters than the "
+                         "model built from its config")
+    parameters = {}
+    for index, (old, new) in enumerate(zip(saved["param_groups"], groups)):
+        unknown = set(old) - set(new)
+        missing = [key for key in set(new) - set(old) if new[key] not in (None, False)]
+        if unknown or missing:
+            raise MgnetError(f"the checkpoint's optimizer settings param_groups[{index}] are not this "
+                             f"optimizer's: {', '.join(sorted(unknown | set(missing)))}")
+        parameters |= dict(zip(old["params"], new["params"]))
+    for number, entries in saved["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameters[number].shape:
+                raise MgnetError(f"the checkpoint's optimizer state {name} of parameter {number} has shape "
+                                 f"{tuple(value.shape)}, the parameter {tuple(parameters[number].shape)}")
