@@ -3,6 +3,7 @@
 the data has moved their error names the key each command accepts."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,43 +16,56 @@ from tests.data.test_cifar import write_cifar10
 from tests.helpers import mgnet
 
 
-@pytest.fixture
-def trained(tmp_path, monkeypatch) -> Path:
-    """A run trained from ``<tmp>/work`` with ``MGNET_DATA_DIR=../data`` (relative), which
-    ``MGNET_DATA_DIR`` no longer names afterwards: it names an empty folder."""
-    write_cifar10(tmp_path / "data", per_batch=13, num_test=8)
-    (tmp_path / "work").mkdir()
-    monkeypatch.setenv("MGNET_DATA_DIR", "../data")
-    mgnet("train", *FILES, "hydra.run.dir=outputs/run", cwd=tmp_path / "work")
-    (tmp_path / "empty").mkdir()
-    monkeypatch.setenv("MGNET_DATA_DIR", str(tmp_path / "empty"))
-    return tmp_path / "work" / "outputs" / "run"
+def train_from_elsewhere(root: Path) -> Path:
+    """A run trained from ``root/work`` with ``MGNET_DATA_DIR=../data`` (relative), which
+    ``MGNET_DATA_DIR`` no longer names afterwards: it names the empty ``root/empty``."""
+    write_cifar10(root / "data", per_batch=13, num_test=8)
+    (root / "work").mkdir()
+    (root / "empty").mkdir()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("MGNET_DATA_DIR", "../data")
+        mgnet("train", *FILES, "hydra.run.dir=outputs/run", cwd=root / "work")
+    return root / "work" / "outputs" / "run"
 
 
-def test_the_run_records_the_absolute_folder_it_read(trained, tmp_path):
-    data = str(tmp_path / "data")
-    assert f"root: {data}\n" in (trained / "config.yaml").read_text()
-    checkpoint = torch.load(trained / "last.pt", weights_only=True)
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Path:
+    """One such run for the tests that only read it (or copy it)."""
+    return train_from_elsewhere(tmp_path_factory.mktemp("elsewhere"))
+
+
+@pytest.fixture(autouse=True)
+def elsewhere(monkeypatch, shared) -> None:
+    monkeypatch.setenv("MGNET_DATA_DIR", str(shared.parents[2] / "empty"))
+
+
+def test_the_run_records_the_absolute_folder_it_read(shared):
+    data = str(shared.parents[2] / "data")
+    assert f"root: {data}\n" in (shared / "config.yaml").read_text()
+    checkpoint = torch.load(shared / "last.pt", weights_only=True)
     assert checkpoint["config"]["dataset"]["root"] == checkpoint["config_source"]["dataset"]["root"] == data
 
 
-def test_eval_reads_the_recorded_folder_from_anywhere(trained, tmp_path, monkeypatch, compose_config):
-    monkeypatch.chdir(tmp_path / "empty")
-    top1 = eval_command.run(compose_config(f"checkpoint={trained / 'last.pt'}", "device=cpu",
-                                           config_name="eval", tiny=False))
-    results = json.loads((trained / "results.json").read_text())
+def test_eval_reads_the_recorded_folder_from_anywhere(shared, tmp_path, monkeypatch, compose_config):
+    monkeypatch.chdir(tmp_path)
+    top1 = eval_command.run(compose_config(f"checkpoint={shared / 'last.pt'}", "device=cpu",
+                                           f"output_dir={tmp_path / 'eval'}", config_name="eval", tiny=False))
+    results = json.loads((shared / "results.json").read_text())
     assert top1 == results["final_test_acc"]  # the same model on the same 8 test images
 
 
-def test_resume_and_resume_latest_read_the_recorded_folder(trained, tmp_path):
-    mgnet("train", f"resume={trained}", "trainer.epochs=3", cwd=tmp_path / "empty")
-    mgnet("train", "resume=latest", "trainer.epochs=4", cwd=tmp_path / "work")
-    results = json.loads((trained / "results.json").read_text())
+def test_resume_and_resume_latest_read_the_recorded_folder(shared, tmp_path):
+    run = tmp_path / "outputs" / "run"
+    shutil.copytree(shared, run)
+    mgnet("train", f"resume={run}", "trainer.epochs=3", cwd=shared.parents[2] / "empty")
+    mgnet("train", "resume=latest", "trainer.epochs=4", cwd=tmp_path)
+    results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed" and [h["epoch"] for h in results["history"]] == [1, 2, 3, 4]
-    assert f"CIFAR-10 from {tmp_path / 'data'}" in (trained / "train.log").read_text()
+    assert f"CIFAR-10 from {shared.parents[2] / 'data'}" in (run / "train.log").read_text()
 
 
-def test_moved_data_names_the_key_each_command_accepts(trained, tmp_path, monkeypatch, compose_config):
+def test_moved_data_names_the_key_each_command_accepts(tmp_path, monkeypatch, compose_config):
+    trained = train_from_elsewhere(tmp_path)
     (tmp_path / "data").rename(tmp_path / "moved")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError) as refused:
