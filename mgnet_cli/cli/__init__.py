@@ -33,13 +33,10 @@ def run_dir(resume: str | None, default: str) -> str:
     return str(target if target.is_dir() else target.parent)
 
 
-def hydra_subdir(resume: str | None) -> str:
-    """``hydra.output_subdir``: a resume keeps the run's own ``.hydra`` record and adds its own."""
-    if resume in (None, "", "None", "null"):
-        return ".hydra"
-    from datetime import datetime
-
-    return f".hydra/resume-{datetime.now():%Y-%m-%d_%H-%M-%S-%f}"
+def hydra_subdir(resume: str | None) -> str | None:
+    """``hydra.output_subdir``: a resume keeps the run's own ``.hydra`` record, and adds its own
+    only once it is accepted (``mgnet_cli.cli.train.record_resume``): none from Hydra."""
+    return ".hydra" if resume in (None, "", "None", "null") else None
 
 
 def register_configs() -> None:

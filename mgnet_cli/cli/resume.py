@@ -1,5 +1,6 @@
 """``mgnet train resume=<run folder or checkpoint>``: the run's own config, plus safe overrides."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,37 @@ def saved_config(checkpoint: dict[str, Any], path: Path) -> DictConfig:
 
 
 def resume_config(checkpoint: dict[str, Any], path: Path, overrides: list[str]) -> DictConfig:
-    """The checkpoint's config with the command line's allowed overrides applied on top."""
+    """The checkpoint's config with the command line's allowed overrides applied on top, once the
+    resume is known to write only inside its run folder and not to shorten the run."""
     refused_overrides(overrides)
+    links_leaving(path.parent)
     saved = saved_config(checkpoint, path)
     allowed = [o.lstrip("+") for o in overrides if not override_key(o).startswith("hydra.")]
     try:
-        return OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
+        config = OmegaConf.merge(saved, OmegaConf.from_dotlist(allowed))
     except OmegaConfBaseException as error:
         raise ConfigError(schema.type_error(error)) from None
+    not_shorter(config, int(checkpoint["epoch"]), path)
+    return config
+
+
+def not_shorter(config: DictConfig, done: int, path: Path) -> None:
+    """A resume trains on to ``trainer.epochs``; fewer than the checkpoint's epochs would leave a
+    config.yaml that contradicts results.json, so it is refused."""
+    epochs = config.trainer.epochs
+    if epochs < done:
+        raise ConfigError(f"resume: trainer.epochs={epochs} is fewer than the {done} epochs {path} "
+                          f"has trained: give trainer.epochs={done} or more (a run is never shortened)")
+
+
+def links_leaving(folder: Path) -> None:
+    """A resume writes only inside its run folder: a symbolic link in it (a file or a folder: the
+    lock, train.log, .hydra, last.pt) whose target lies outside refuses it before anything is written."""
+    inside = Path(os.path.realpath(folder))
+    for parent, folders, files in os.walk(folder):  # links to folders are listed, not entered
+        for name in folders + files:
+            link = Path(parent) / name
+            target = Path(os.path.realpath(link))  # realpath: a link loop ends, it does not raise
+            if link.is_symlink() and target != inside and inside not in target.parents:
+                raise ConfigError(f"resume: {link} is a link to {target}, outside the run folder "
+                                  f"{folder}: replace it with a copy of what it points to, then resume")

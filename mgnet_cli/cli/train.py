@@ -1,22 +1,39 @@
 """``mgnet train``: compose the config, build data, model and optimizer, and fit (or resume)."""
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.build import build_training, flat_hyperparameters, plain, trainer_settings
+from mgnet_cli.cli.build import Training, build_training, flat_hyperparameters, plain, trainer_settings
 from mgnet_cli.cli.resume import resume_config
 from mgnet_cli.cli.torchrun import launched_rank
+from mgnet_cli.data.files import naming
+from mgnet_cli.errors import DataError
 from mgnet_cli.storage import RunLock, write_text_atomic
-from mgnet_cli.train.checkpoint import load_checkpoint
-from mgnet_cli.train.distributed import check_batch_sizes, this_process
+from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
+from mgnet_cli.train.distributed import Distributed, check_batch_sizes, this_process
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ready:
+    """A run that nothing refused: its config, the checkpoint it resumes (or None), its rank, its training."""
+
+    cfg: DictConfig
+    checkpoint: dict[str, Any] | None
+    world: Distributed
+    training: Training
 
 
 def run(cfg: DictConfig) -> float:
@@ -24,17 +41,26 @@ def run(cfg: DictConfig) -> float:
     holds out a validation split (``dataset.val_size > 0``), else the best test accuracy.
 
     Under torchrun every rank runs this with the same config and run folder (see ``mgnet_cli.cli``);
-    each trains on its part of every batch and only rank 0 writes.
+    each trains on its part of every batch and only rank 0 writes. A resume writes nothing into its
+    run folder (its log held, its lock not taken, its Hydra record not made) until nothing refused it.
     """
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if launched_rank() > 0:  # rank 0 holds the folder's lock for the run
-        return train(cfg, run_dir)
-    with RunLock(run_dir):
-        return train(cfg, run_dir)
+        return train(prepare(cfg, run_dir), run_dir)
+    if not cfg.get("resume"):
+        with RunLock(run_dir):
+            return train(prepare(cfg, run_dir), run_dir)
+    with ExitStack() as locked:
+        with held_log(run_dir):
+            ready = prepare(cfg, run_dir)
+            locked.enter_context(RunLock(run_dir))
+        record_resume(run_dir, cfg)
+        return train(ready, run_dir)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> float:
-    """Resume or build, fit, record (``run``'s body, with the run folder locked)."""
+def prepare(cfg: DictConfig, run_dir: Path) -> Ready:
+    """Everything that may refuse the run, before it writes a file: the resumed config, the
+    settings, the data, the model, and the checkpoint's weights in that model."""
     if launched_rank() == 0:
         log.info("run folder %s", run_dir)
     checkpoint: dict[str, Any] | None = None
@@ -42,16 +68,30 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         path = checkpoint_path(Path(cfg.resume))
         checkpoint = load_checkpoint(path)
         cfg = resume_config(checkpoint, path, HydraConfig.get().overrides.task)
+    cfg = with_absolute_root(cfg)
     settings = trainer_settings(cfg)
     world = this_process(settings.device)
     check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
-    training = build_training(cfg, world, settings)
+    try:
+        training = build_training(cfg, world, settings)
+    except DataError as error:  # a resume reads the folder its run recorded, not MGNET_DATA_DIR
+        if checkpoint is None:
+            raise
+        raise naming("dataset.root", error) from None
+    if checkpoint is not None:  # weights of another architecture: refused before anything is written
+        load_weights(training.model, checkpoint["model"], path)
+    return Ready(cfg, checkpoint, world, training)
+
+
+def train(ready: Ready, run_dir: Path) -> float:
+    """Fits and records the run ``prepare`` made ready (``run``'s body, with the run folder locked)."""
+    cfg, world, training = ready.cfg, ready.world, ready.training
     if world.is_main:
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": plain(cfg, resolve=False),
                 "choices": dict(HydraConfig.get().runtime.choices)}
     results = fit(training.model, training.optimizer, training.schedule, training.batches,
-                  training.settings, run_dir, metadata, checkpoint, world)
+                  training.settings, run_dir, metadata, ready.checkpoint, world)
     choice = str(cfg.get("objective", "auto"))  # auto: never select on the test set if we can help it
     objective = results["best_test_acc"] if choice == "test" else results.get("best_val_acc", results["best_test_acc"])
     if not world.is_main:
@@ -61,6 +101,58 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
              100 * results["best_test_acc"], results["best_epoch"],
              100 * results["final_test_acc"], run_dir / "results.json")
     return objective
+
+
+def with_absolute_root(cfg: DictConfig) -> DictConfig:
+    """``dataset.root`` as the absolute folder the run reads: its config.yaml and checkpoints then
+    say where its data was, and ``mgnet eval`` and a resume read it there whatever the folder they
+    run from or ``MGNET_DATA_DIR`` (the YAML's default) says then."""
+    root = OmegaConf.select(cfg, "dataset.root")
+    if root is not None:
+        cfg.dataset.root = os.path.abspath(Path(str(root)).expanduser())  # symbolic links kept
+    return cfg
+
+
+@contextmanager
+def held_log(run_dir: Path) -> Iterator[None]:
+    """Log records bound for files in ``run_dir`` (train.log) are held for the block: written when
+    it ends, dropped when it raises (a refused resume leaves train.log as it was)."""
+    folder = run_dir.resolve()
+    handlers = [handler for handler in logging.getLogger().handlers if isinstance(handler, logging.FileHandler)
+                and folder in Path(handler.baseFilename).resolve().parents]
+    held = {handler: HeldRecords() for handler in handlers}
+    for handler, records in held.items():
+        handler.addFilter(records)
+    try:
+        yield
+    finally:
+        for handler, records in held.items():
+            handler.removeFilter(records)
+    for handler, records in held.items():
+        for record in records.records:
+            handler.handle(record)
+
+
+class HeldRecords(logging.Filter):
+    """A handler filter that keeps every record instead of letting it through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+def record_resume(run_dir: Path, cfg: DictConfig) -> None:
+    """The resume's own Hydra record, ``.hydra/resume-<time>/`` beside the run's ``.hydra/``,
+    written once the resume is accepted (``hydra.output_subdir`` is null for a resume)."""
+    folder = run_dir / ".hydra" / f"resume-{datetime.now():%Y-%m-%d_%H-%M-%S-%f}"
+    hydra = HydraConfig.get()
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
+                       ("overrides.yaml", hydra.overrides.task)):
+        write_text_atomic(folder / name, OmegaConf.to_yaml(node))
 
 
 def record_hyperparameters(cfg: DictConfig, run_dir: Path, results: dict[str, Any]) -> None:

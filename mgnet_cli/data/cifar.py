@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgnet_cli.data.files import require_files
+from mgnet_cli.data.files import ROOT_KEYS, require_files
 from mgnet_cli.data.splits import ImageData, ImageSet
 from mgnet_cli.errors import ConfigError, DataError
 
@@ -123,7 +123,7 @@ def _require_folder(
         name,
         str(folder),
         ", ".join(files),
-        f"download {url} and extract it into {folder.parent}, or point MGNET_DATA_DIR / dataset.root"
+        f"download {url} and extract it into {folder.parent}, or point {ROOT_KEYS}"
         f" at a folder that holds {folder.name}/",
         locate=locate,
         download=download,

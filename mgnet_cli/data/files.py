@@ -8,6 +8,14 @@ from mgnet_cli.errors import DataError
 
 log = logging.getLogger(__name__)
 
+ROOT_KEYS = "MGNET_DATA_DIR / dataset.root"  # what a new training run reads its data folder from
+
+
+def naming(key: str, error: DataError) -> DataError:
+    """``error`` with its fix naming ``key``, the data folder's key of a command that does not read
+    ROOT_KEYS (a resume reads the folder its run recorded, ``mgnet eval`` takes ``dataset_root``)."""
+    return DataError(str(error).replace(ROOT_KEYS, key).replace("dataset.root", key))
+
 
 def require_files(
     dataset: str,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgnet_cli.data.files import require_files
+from mgnet_cli.data.files import ROOT_KEYS, require_files
 from mgnet_cli.data.splits import ImageData, ImageSet
 from mgnet_cli.errors import DataError
 
@@ -99,7 +99,7 @@ def _load(
         name,
         where,
         ", ".join(f"{file}[.gz]" for file in expected),
-        f"download the four files from {url} into {raw}, or point MGNET_DATA_DIR / dataset.root"
+        f"download the four files from {url} into {raw}, or point {ROOT_KEYS}"
         f" at a folder that holds {folder_name}/raw/",
         locate=locate,
         download=download,

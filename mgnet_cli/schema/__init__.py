@@ -11,7 +11,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema import commands, data, model, rules, solve, train
@@ -197,3 +197,6 @@ def built(schema: type, values: dict[str, Any], prefix: str) -> Any:
         return OmegaConf.to_object(merged(OmegaConf.structured(schema), values, "", prefix))
     except rules.Invalid as invalid:
         raise ConfigError(f"{prefix}{invalid}") from None
+    except MissingMandatoryValue as error:  # a ??? in the YAML: a key the user must give
+        key = f"{prefix}{error.full_key}"
+        raise ConfigError(f"{key} is required: give {key}=...") from None
