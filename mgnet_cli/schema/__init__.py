@@ -7,6 +7,8 @@ checkpoint) on these schemas, each group's chosen by its ``_target_`` among the 
 picks code that a schema does not list.
 """
 
+import functools
+import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -111,6 +113,21 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
         root[parent][name] = merged(OmegaConf.structured(schema), node, where, prefix=f"{parent}.{name}.")
     OmegaConf.set_struct(root, True)
     return root
+
+
+@functools.cache
+def code_nodes() -> frozenset[str]:
+    """The keys at which a group's schema nests a node that names code (a model's ``stem`` and
+    ``block``, MgNet's ``smoother``, the smoother group): the only nodes built inside another."""
+    names = set()
+    for schemas in GROUPS.values():
+        for owner in schemas.values():
+            for field in fields(owner):
+                kind = rules.declared(field)
+                if hasattr(kind, "TARGETS") or (typing.get_origin(kind) is typing.Literal
+                                                and all("${" in str(value) for value in typing.get_args(kind))):
+                    names.add(field.name)
+    return frozenset(names)
 
 
 def groups_of(command: str) -> tuple[str, ...]:
