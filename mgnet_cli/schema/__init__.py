@@ -160,7 +160,7 @@ def expected_type(owner: type | None, name: str) -> str:
         return "wrong type"
     for field in fields(owner):
         if field.name == name:
-            kind = field.type
+            kind = rules.declared(field)
             text = getattr(kind, "__name__", str(kind))
             if isinstance(kind, type) and issubclass(kind, rules.Enum):
                 return "use one of " + ", ".join(member.value for member in kind)

@@ -54,8 +54,8 @@ PLACES = {  # where a crafted node goes in the checkpoint's config
     "a resolver in the model's smoother":
         lambda config, node: config["model"].__setitem__("smoother", f"${{oc.create:{json.dumps(node)}}}"),
     "a list in the model's smoother": lambda config, node: config["model"].__setitem__("smoother", [node]),
-    "a decoded string in a width":
-        lambda config, node: config["model"].__setitem__("channels_f", f"${{oc.decode:{json.dumps(json.dumps(node))}}}"),
+    "a decoded string in a width": lambda config, node: config["model"].__setitem__(
+        "channels_f", f"${{oc.decode:{json.dumps(json.dumps(node))}}}"),
 }
 
 
@@ -243,3 +243,15 @@ def test_the_shipped_interpolations_load_from_a_file(stored_configs):
     config["trainer"]["epochs"] = 7
     checked = schema.check(schema.typed(config, "train", source="gift.pt"), "train")
     assert checked.scheduler.epochs == 7
+
+
+def test_only_the_nodes_the_schemas_name_code_at_are_built(tmp_path):
+    """``instantiate`` builds a model's stem, block and smoother, never a node a config nests elsewhere."""
+    from mgnet_cli.cli.build import instantiate
+
+    marker = tmp_path / "PWNED"
+    node = {"_target_": "shutil.copyfile", "src": __file__, "dst": str(marker)}
+    built = instantiate({"_target_": "builtins.dict", "settings": node, "entries": [node]})
+    assert built == {"settings": node, "entries": [node]} and not marker.exists()
+    stem = instantiate({"_target_": "builtins.dict", "stem": {"_target_": "builtins.dict", "_partial_": True}})
+    assert stem["stem"]() == {}  # a stem is built (a partial), as the model needs it
