@@ -19,6 +19,7 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema import rules
 
 PLAIN = (str, int, float, bool, NoneType)  # what a stored value is made of: no code, no nodes
+DEEPEST = 8  # levels of nesting in the deepest config mgnet writes (solver.learned.scheduler.epochs: 4)
 
 
 def refuse_interpolations(config: dict[str, Any], groups: tuple[str, ...], where: str) -> None:
@@ -27,6 +28,8 @@ def refuse_interpolations(config: dict[str, Any], groups: tuple[str, ...], where
     allowed = shipped.interpolations(groups)
 
     def visit(path: str, value: Any) -> None:
+        if path.count(".") > DEEPEST:
+            raise ConfigError(f"{where}{path[:-1]}: nested deeper than any config mgnet writes")
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str) or "${" in key:

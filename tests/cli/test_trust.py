@@ -255,3 +255,13 @@ def test_only_the_nodes_the_schemas_name_code_at_are_built(tmp_path):
     assert built == {"settings": node, "entries": [node]} and not marker.exists()
     stem = instantiate({"_target_": "builtins.dict", "stem": {"_target_": "builtins.dict", "_partial_": True}})
     assert stem["stem"]() == {}  # a stem is built (a partial), as the model needs it
+
+
+def test_a_config_nested_without_end_is_one_line(stored_configs):
+    config = copy.deepcopy(stored_configs[("train", ())])
+    node = config["trainer"]
+    for _ in range(5000):
+        node["notes"] = {}
+        node = node["notes"]
+    with pytest.raises(ConfigError, match=r"^gift.pt: trainer(\.notes)+: nested deeper than any config mgnet writes$"):
+        schema.typed(config, "train", source="gift.pt")
