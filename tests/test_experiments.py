@@ -21,7 +21,7 @@ from mgnet_cli.model.summary import count
 from mgnet_cli.schema import TRAIN_GROUPS
 from mgnet_cli.train.loop import fit
 from tests.conftest import CONFIGS, options
-from tests.helpers import mgnet, one_line_error
+from tests.helpers import TINY, mgnet, one_line_error
 
 PRESETS = options("experiment")
 STEP = ["dataset=synthetic", "dataset.num_train=24", "dataset.num_test=8", "trainer.device=cpu",
@@ -231,7 +231,7 @@ def test_an_unknown_option_of_an_optional_group_is_refused_naming_the_choices(hy
 
 
 def test_an_unknown_preset_on_the_command_line_is_one_line(tmp_path):
-    done = mgnet("train", "experiment=mgnet_cifar", "trainer.device=cpu", cwd=tmp_path, check=False)
+    done = mgnet("train", "experiment=mgnet_cifar", *TINY, cwd=tmp_path, check=False)  # was: trained TINY
     assert one_line_error(done, "train").endswith("experiment=mgnet_cifar: no such option")
     assert not (tmp_path / "outputs").exists()
 
