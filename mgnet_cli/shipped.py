@@ -30,3 +30,28 @@ def targets(group: str, schema: str) -> tuple[str, ...]:
         if f"/schema/{group}/{schema}@_here_" in option.get("defaults", []) and "_target_" in option:
             named.append(option["_target_"])
     return tuple(named)
+
+
+@cache
+def interpolations(groups: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    """Dotted key -> the ``${...}`` values the shipped configs hold there (``scheduler.epochs`` ->
+    ``${trainer.epochs}``), over the commands' YAML files, the presets and the options of ``groups``:
+    the only interpolations a config read from a file may hold, each at its own key."""
+    import yaml
+
+    found: dict[str, set[str]] = {}
+
+    def visit(prefix: str, node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key not in ("defaults", "hydra"):
+                    visit(f"{prefix}{key}.", value)
+        elif isinstance(node, str) and "${" in node:
+            found.setdefault(prefix[:-1], set()).add(node)
+
+    root = config_dir()
+    files = [("", path) for path in [*root.glob("*.yaml"), *(root / "experiment").glob("*.yaml")]]
+    files += [(group.replace("/", ".") + ".", path) for group in groups for path in (root / group).glob("*.yaml")]
+    for prefix, path in sorted(files):
+        visit(prefix, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return {key: frozenset(values) for key, values in found.items()}

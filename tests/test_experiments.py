@@ -1,17 +1,27 @@
 """Every preset in configs/experiment/: it composes, builds the model its header comment promises,
 and trains a step once shrunk; ``mgnet info experiment=mgnet_imagenet`` prints its level table."""
 
+import functools
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import hydra.utils
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
+from mgnet_cli import schema
+from mgnet_cli.cli import register_configs
 from mgnet_cli.cli.build import build_model, build_training, data_shape
+from mgnet_cli.cli.preflight import check_job
+from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.summary import count
+from mgnet_cli.schema import TRAIN_GROUPS
 from mgnet_cli.train.loop import fit
 from tests.conftest import CONFIGS, options
+from tests.helpers import TINY, mgnet, one_line_error
 
 PRESETS = options("experiment")
 STEP = ["dataset=synthetic", "dataset.num_train=24", "dataset.num_test=8", "trainer.device=cpu",
@@ -99,15 +109,131 @@ def test_info_prints_the_imagenet_level_table(tmp_path):
     assert "parameters: 71,270,504" in lines  # the paper: 71.3M
 
 
-@pytest.mark.parametrize("preset", [p for p in PRESETS if "imagenet" not in p])
-@pytest.mark.parametrize("group, option", [("optimizer", "adamw"), ("scheduler", "cosine"),
-                                           ("scheduler", "constant"), ("trainer", "fast")])
-def test_any_group_can_be_swapped_on_top_of_a_preset(compose_config, preset, group, option):
-    """Presets select their groups in the defaults list and pin only their own values."""
-    cfg = compose_config(f"experiment={preset}", f"{group}={option}", tiny=False)
-    own = compose_config(f"{group}={option}", tiny=False)[group]
-    assert cfg[group] == own  # the swapped group is exactly its own option
-    assert cfg.model == compose_config(f"experiment={preset}", tiny=False).model  # the preset's model stays
+def preset_file(preset: str) -> dict:
+    return yaml.safe_load((CONFIGS / "experiment" / f"{preset}.yaml").read_text())
+
+
+def parents(preset: str) -> list[str]:
+    """The presets ``preset`` extends (``mgnet_cifar10_per_step_b`` -> ``mgnet_cifar10``)."""
+    return [d for d in preset_file(preset).get("defaults", []) if isinstance(d, str) and d != "_self_"]
+
+
+def pins(preset: str) -> dict[str, tuple[object, str]]:
+    """``group.key`` -> (value, the preset file that sets it), over the preset and those it extends."""
+    found = {}
+    for parent in parents(preset):
+        found |= pins(parent)
+
+    def visit(prefix: str, node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                visit(f"{prefix}{key}.", value)
+        else:
+            found[prefix[:-1]] = (node, preset)
+
+    visit("", {key: value for key, value in preset_file(preset).items() if key != "defaults"})
+    return found
+
+
+def family(option: str) -> str:
+    """The schema a model option extends: presets fix their model family."""
+    return re.search(r"/schema/model/(\w+)@", (CONFIGS / "model" / f"{option}.yaml").read_text()).group(1)
+
+
+def preset_model(preset: str) -> str:
+    overrides = [d for d in preset_file(preset).get("defaults", []) if isinstance(d, dict)]
+    models = [d["override /model"] for d in overrides if "override /model" in d]
+    return models[0] if models else preset_model(parents(preset)[0])
+
+
+def refused_because(preset: str, group: str, option: str) -> str | None:
+    """The key README says a preset keeps from ``group=option``: its model family's keys, and
+    mgnet_imagenet's step schedule (``scheduler.step_epochs``); None where the option swaps on top."""
+    keys = [key for key in pins(preset) if key.startswith(f"{group}.")]
+    if group == "model" and family(option) != family(preset_model(preset)):
+        return keys[0]
+    if group == "scheduler" and option != "step" and "scheduler.step_epochs" in keys:
+        return "scheduler.step_epochs"
+    return None
+
+
+SWAPS = [(preset, group, option) for preset in PRESETS for group in TRAIN_GROUPS for option in options(group)]
+
+
+@pytest.fixture(scope="module")
+def hydra_initialised():
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        yield
+
+
+@pytest.mark.parametrize("preset, group, option", SWAPS, ids=["-".join(swap) for swap in SWAPS])
+def test_every_option_swaps_on_top_of_every_preset_or_is_refused_saying_why(hydra_initialised, preset,
+                                                                             group, option):
+    """Presets select their groups and pin only their own values: the swapped group is its own
+    option with the preset's values on top; where README says a preset cannot take it, the whole
+    reason, in one line (plus no hint)."""
+    from hydra import compose
+
+    overrides = [f"experiment={preset}", f"{group}={option}"]
+    overrides += ["dataset.root=/nonexistent"] if option == "imagefolder" else []
+    reason = refused_because(preset, group, option)
+    if reason:
+        with pytest.raises(ConfigError) as refused:
+            check_job("train", overrides)
+        setter = pins(preset)[reason][1]
+        by_way = f" (by way of {setter})" if setter != preset else ""
+        assert str(refused.value) == (
+            f"experiment={preset}{by_way} sets {reason}, which {group}={option} does not have: this preset "
+            f"cannot take {group}={option} (keep its {group}, or start from another preset; README, Presets "
+            "and baselines)")
+        return
+    cfg = compose("train", overrides=overrides)
+    schema.check(schema.typed(OmegaConf.to_container(cfg), "train"), "train")  # as check_job does
+    swapped, own = flat(cfg[group]), own_option(group, option)
+    pinned = {key: value for key, (value, _) in pins(preset).items()}
+    assert swapped == {key: pinned.get(f"{group}.{key}", value) for key, value in own.items()}
+
+
+@functools.cache
+def own_option(group: str, option: str) -> dict[str, object]:
+    """``group=option`` composed without a preset, flattened."""
+    from hydra import compose
+
+    extra = ["dataset.root=/nonexistent"] if option == "imagefolder" else []
+    return flat(compose("train", overrides=[f"{group}={option}", *extra])[group])
+
+
+def flat(node) -> dict[str, object]:
+    """A composed group as ``key.sub`` -> value, interpolations left as written."""
+    found = {}
+
+    def visit(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{prefix}{key}.", item)
+        else:
+            found[prefix[:-1]] = value
+
+    visit("", OmegaConf.to_container(node, resolve=False, enum_to_str=True))
+    return found
+
+
+def test_an_unknown_option_of_an_optional_group_is_refused_naming_the_choices(hydra_initialised):
+    """``experiment`` and ``search`` are optional groups: Hydra drops an unknown option of one."""
+    with pytest.raises(ConfigError, match=r"^experiment=mgnet_cifar: no such option\n  choose one of: "
+                                          r"mgnet_cifar10, mgnet_cifar100, .*resnet18_cifar100$"):
+        check_job("train", ["experiment=mgnet_cifar"])
+    with pytest.raises(ConfigError, match=r"^search=optuner: no such option\n  choose one of: optuna$"):
+        check_job("train", ["search=optuner"])
+
+
+def test_an_unknown_preset_on_the_command_line_is_one_line(tmp_path):
+    done = mgnet("train", "experiment=mgnet_cifar", *TINY, cwd=tmp_path, check=False)  # was: trained TINY
+    assert one_line_error(done, "train").endswith("experiment=mgnet_cifar: no such option")
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_a_preset_with_another_optimizer_trains_from_the_command_line(tmp_path):

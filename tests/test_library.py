@@ -39,3 +39,33 @@ def test_importing_the_package_imports_no_torch():
     code = "import sys, mgnet_cli; assert 'torch' not in sys.modules; print(mgnet_cli.__all__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "load_model" in result.stdout, result.stderr
+
+
+def test_create_model_refuses_an_unknown_preset_naming_the_choices():
+    """``experiment`` is an optional group: an unknown preset was dropped, and the default MgNet came back."""
+    from mgnet_cli import create_model
+
+    with pytest.raises(ConfigError, match=r"^experiment=resnet18_cifar: no such option\n  choose one of: "
+                                          r"mgnet_cifar10, .*, resnet18_cifar10, resnet18_cifar100$"):
+        create_model("resnet18_cifar")
+
+
+def test_load_model_runs_nothing_a_checkpoints_config_names(tmp_path):
+    """The library reads a checkpoint's config as data, as ``mgnet eval`` does."""
+    import json
+
+    import torch
+
+    from mgnet_cli import load_model
+    from tests.helpers import train
+
+    run = train(tmp_path / "run")
+    state = torch.load(run / "last.pt", weights_only=True)
+    marker = tmp_path / "PWNED"
+    node = {"_target_": "shutil.copyfile", "src": str(run / "last.pt"), "dst": str(marker)}
+    for key in ("config", "config_source"):
+        state[key]["model"]["smoother"] = f"${{oc.create:{json.dumps(node)}}}"
+    torch.save(state, tmp_path / "gift.pt")
+    with pytest.raises(ConfigError, match=r"gift.pt: model.smoother=.*: an interpolation the shipped configs"):
+        load_model(tmp_path / "gift.pt")
+    assert not marker.exists()

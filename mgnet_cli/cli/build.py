@@ -122,9 +122,16 @@ def check_shape(cfg: DictConfig, data: ImageData) -> None:
 
 
 def instantiate(config: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, letting the user's errors (MgnetError) through unwrapped."""
+    """The object a config node (checked by its schema) names, built with what the schema knows:
+    the nested nodes the schemas name code at (``schema.code_nodes``: a stem, a block, the smoother)
+    built first, each alone, then the node itself, non-recursively; the user's errors (MgnetError)
+    come through unwrapped."""
+    node = config if isinstance(config, dict) else OmegaConf.to_container(config, resolve=True)
+    nested = {key: instantiate(value) for key, value in node.items()
+              if key in schema.code_nodes() and isinstance(value, dict)}
+    own = {key: value for key, value in node.items() if key not in nested}
     try:
-        return hydra.utils.instantiate(config, _convert_="all", **kwargs)
+        return hydra.utils.instantiate(own, _recursive_=False, _convert_="all", **nested, **kwargs)
     except hydra.errors.InstantiationException as error:
         if isinstance(error.__cause__, MgnetError):
             raise error.__cause__ from None

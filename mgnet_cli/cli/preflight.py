@@ -52,7 +52,7 @@ EXTRAS = {  # Hydra plugins that come with an extra of mgnet (pyproject.toml)
 }
 
 
-def explain(error: Exception, command: str) -> str:
+def explain(error: Exception, command: str, overrides: list[str] = ()) -> str:
     """One line (plus a hint line) for a Hydra composition or override-parsing error."""
     from omegaconf.errors import OmegaConfBaseException
 
@@ -69,8 +69,11 @@ def explain(error: Exception, command: str) -> str:
         if extra:
             return (f"{group}={option} needs an extra that is not installed\n"
                     f"  pip install \"mgnet[{extra}]\" (or, in a checkout, pip install -e \".[{extra}]\")")
-        options = ", ".join(line.strip() for line in available.splitlines() if line.strip())
-        return f"{group}={option}: no such option\n  choose one of: {options}"
+        return no_such_option(group, option, [line.strip() for line in available.splitlines() if line.strip()])
+    pinned = re.search(r"In '([^']+)/([^']+)': ConfigKeyError raised while composing config:\n.*?"
+                       r"full_key: ([\w.]+)", text, re.S)
+    if pinned:
+        return pinned_elsewhere(*pinned.groups(), overrides)
     unknown = re.search(r"Could not override '([^']+)'", text)
     if unknown:
         key = unknown.group(1)
@@ -80,6 +83,43 @@ def explain(error: Exception, command: str) -> str:
         first = text.splitlines()[0]
         return f"cannot parse the command line: {first}\n  overrides look like key=value or group=option"
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def no_such_option(group: str, option: str, choices: list[str]) -> str:
+    return f"{group}={option}: no such option\n  choose one of: {', '.join(choices)}"
+
+
+def pinned_elsewhere(group: str, option: str, key: str, overrides: list[str]) -> str:
+    """A preset (``experiment/<option>``) sets ``key``, which the option swapped on top lacks."""
+    swapped_group = key.split(".")[0]
+    preset = chosen(overrides, group) or f"{group}={option}"
+    if preset != f"{group}={option}":
+        preset += f" (by way of {option})"
+    swapped = chosen(overrides, swapped_group) or f"the {swapped_group} chosen"
+    return (f"{preset} sets {key}, which {swapped} does not have: this preset cannot take {swapped} "
+            f"(keep its {swapped_group}, or start from another preset; README, Presets and baselines)")
+
+
+def chosen(overrides: list[str], group: str) -> str | None:
+    """The last ``group=option`` of the command line, if any."""
+    found = [o.lstrip("+") for o in overrides if o.lstrip("+").split("=")[0] == group]
+    return found[-1] if found else None
+
+
+def check_options(overrides: list[str]) -> None:
+    """Every ``group=option`` names a shipped option, optional groups included: Hydra drops an
+    optional group's unknown option without a word (``experiment=typo`` trained the default)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mgnet_cli.shipped import config_dir
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        group, option = override.key_or_group, override.value()
+        folder = config_dir() / group
+        if (override.is_delete() or group.startswith("hydra") or not isinstance(option, str)
+                or not folder.is_dir() or (folder / f"{option}.yaml").is_file()):
+            continue
+        raise ConfigError(no_such_option(group, option, sorted(path.stem for path in folder.glob("*.yaml"))))
 
 
 def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None:
@@ -111,10 +151,11 @@ def check_job(config_name: str, overrides: list[str]) -> None:
 
     from mgnet_cli import schema
 
+    check_options(overrides)
     try:
         cfg = compose(config_name, overrides=overrides)
     except Exception as error:  # Hydra's composition errors
-        raise ConfigError(explain(error, config_name)) from error
+        raise ConfigError(explain(error, config_name, overrides)) from error
     if config_name in schema.COMMANDS:  # the range rules, and keys added with +
         schema.check(schema.typed(OmegaConf.to_container(cfg), config_name), config_name)
 

@@ -7,6 +7,8 @@ checkpoint) on these schemas, each group's chosen by its ``_target_`` among the 
 picks code that a schema does not list.
 """
 
+import functools
+import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -14,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.schema import commands, data, model, rules, solve, train
+from mgnet_cli.schema import commands, data, model, rules, solve, stored, train
 
 GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: /schema/<group>/<name>
     "trainer": {"trainer": train.TrainerConfig},
@@ -80,11 +82,15 @@ def schema_for(group: str, node: Any, where: str) -> type:
 
 
 def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
-    """``config`` (plain data, interpolations allowed) rebuilt on the schemas of ``command``:
-    unknown keys, wrong types and unlisted ``_target_`` raise ConfigError (prefixed ``source``)."""
+    """``config`` (plain data) rebuilt on the schemas of ``command``: unknown keys, wrong types and
+    unlisted ``_target_`` raise ConfigError (prefixed ``source``). A config read from a file (a
+    ``source`` given) is data: checked by ``stored`` before OmegaConf sees it."""
     where = f"{source}: " if source else ""
     groups = groups_of(command)
     top = {key: value for key, value in config.items() if key not in groups}
+    if source:
+        stored.refuse_interpolations(config, tuple(GROUPS), where)
+        stored.check_shapes(top, COMMANDS[command], "", where)
     root = merged(OmegaConf.structured(COMMANDS[command]), top, where)
     OmegaConf.set_struct(root, False)  # the groups are Any-typed fields: each gets its own schema
     for group in groups:
@@ -95,14 +101,33 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
             schema_for("smoother", node["smoother"], f"{where}model.")  # a resolved copy: checked, then
             node["smoother"] = "${smoother}"  # the smoother group is the one the model reads
         schema = schema_for(group, node, where)
+        if source:
+            stored.check_shapes(node, schema, f"{group}.", where)
         root[group] = merged(OmegaConf.structured(schema), node, where, prefix=f"{group}.")
     for group in NESTED_GROUPS.get(command, ()):
         parent, name = group.split("/")
         node = config.get(parent, {}).get(name) if isinstance(config.get(parent), dict) else None
         schema = schema_for(group, node, where)
+        if source:
+            stored.check_shapes(node, schema, f"{parent}.{name}.", where)
         root[parent][name] = merged(OmegaConf.structured(schema), node, where, prefix=f"{parent}.{name}.")
     OmegaConf.set_struct(root, True)
     return root
+
+
+@functools.cache
+def code_nodes() -> frozenset[str]:
+    """The keys at which a group's schema nests a node that names code (a model's ``stem`` and
+    ``block``, MgNet's ``smoother``, the smoother group): the only nodes built inside another."""
+    names = set()
+    for schemas in GROUPS.values():
+        for owner in schemas.values():
+            for field in fields(owner):
+                kind = rules.declared(field)
+                if hasattr(kind, "TARGETS") or (typing.get_origin(kind) is typing.Literal
+                                                and all("${" in str(value) for value in typing.get_args(kind))):
+                    names.add(field.name)
+    return frozenset(names)
 
 
 def groups_of(command: str) -> tuple[str, ...]:
@@ -135,7 +160,7 @@ def expected_type(owner: type | None, name: str) -> str:
         return "wrong type"
     for field in fields(owner):
         if field.name == name:
-            kind = field.type
+            kind = rules.declared(field)
             text = getattr(kind, "__name__", str(kind))
             if isinstance(kind, type) and issubclass(kind, rules.Enum):
                 return "use one of " + ", ".join(member.value for member in kind)

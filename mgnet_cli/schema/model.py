@@ -1,7 +1,7 @@
 """Schemas of the model and smoother groups (MgNet, the ResNet baselines, the smoothers)."""
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from mgnet_cli import shipped
 from mgnet_cli.schema import rules
@@ -26,9 +26,9 @@ class MgNetConfig:
     """MgNet (``configs/model/mgnet.yaml``); its smoother is the ``smoother`` group."""
     _target_: str = "mgnet_cli.model.mgnet.MgNet"
     smoothing_steps: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
-    channels: Any = 256  # an int, or one per level
-    channels_f: Any = None  # null (= channels), an int, or one per level
-    smoother: Any = "${smoother}"
+    channels: Any = rules.typed_as(int | list[int], 256)  # an int, or one per level
+    channels_f: Any = rules.typed_as(int | list[int] | None, None)  # null (= channels), an int, or one per level
+    smoother: Any = rules.typed_as(Literal["${smoother}"], "${smoother}")  # the smoother group, always
     stem: StemConfig = field(default_factory=StemConfig)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.mgnet.MgNet",)
 

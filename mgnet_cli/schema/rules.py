@@ -7,10 +7,29 @@ path (``trainer.`` + ``epochs``) and turns it into the one-line ``<key>=<value>:
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import Field, field
 from enum import Enum
 from typing import Any
 
 LARGEST_COUNT = 10**9  # epochs, batches, steps: anything larger is a typo, not a plan
+
+
+def typed_as(kind: Any, default: Any) -> Any:
+    """A field whose type OmegaConf cannot state (a union with a list: ``int | list[int]``; the one
+    reference a key may hold: ``Literal["${smoother}"]``): annotated ``Any`` for OmegaConf, ``kind``
+    for the check of configs read from files (``mgnet_cli.schema.stored``) and for the messages."""
+    return field(default=default, metadata={"type": kind})
+
+
+def group(name: str) -> Any:
+    """A field holding the config group ``name``: typed by the schema its option extends, which
+    ``mgnet_cli.schema.typed`` picks (OmegaConf cannot state a union of schemas)."""
+    return field(default=None, metadata={"group": name})
+
+
+def declared(owner_field: Field) -> Any:
+    """The type a field takes: its annotation, or what ``typed_as`` says OmegaConf cannot state."""
+    return owner_field.metadata.get("type", owner_field.type)
 
 
 class Choice(str, Enum):

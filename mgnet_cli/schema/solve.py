@@ -283,7 +283,7 @@ class SolverConfig:
     learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
     learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
     stencil_aware: StencilAwareConfig = field(default_factory=StencilAwareConfig)
-    smoother: Any = None  # the solver/smoother group
+    smoother: Any = rules.group("solver/smoother")
 
     def __post_init__(self) -> None:
         rules.count(self, "pre_smooth", minimum=0, maximum=100)
@@ -301,6 +301,6 @@ class SolverConfig:
 @dataclass
 class SolveConfig:
     """``configs/solve.yaml``: a problem and a solver."""
-    problem: Any = None
+    problem: Any = rules.group("problem")
     solver: SolverConfig = field(default_factory=SolverConfig)
 

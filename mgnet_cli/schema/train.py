@@ -171,12 +171,12 @@ class TrainConfig:
     eval: EvalTTAConfig = field(default_factory=EvalTTAConfig)
     resume: str | None = None
     objective: Objective = Objective.auto
-    dataset: Any = None  # the groups: each has its own schema (mgnet_cli.schema.GROUPS)
-    model: Any = None
-    smoother: Any = None
-    optimizer: Any = None
-    scheduler: Any = None
-    trainer: Any = None
+    dataset: Any = rules.group("dataset")  # each group has its own schemas (mgnet_cli.schema.GROUPS)
+    model: Any = rules.group("model")
+    smoother: Any = rules.group("smoother")
+    optimizer: Any = rules.group("optimizer")
+    scheduler: Any = rules.group("scheduler")
+    trainer: Any = rules.group("trainer")
 
     def __post_init__(self) -> None:
         rules.count(self, "seed", minimum=0, maximum=2**63 - 1)

@@ -84,6 +84,8 @@ def out_of_range(key: str, kind) -> list[str]:
         return ["false"]
     if name in NO_RANGE or kind is bool or (isinstance(kind, type) and issubclass(kind, Enum)):
         return []
+    if name == "num_classes":  # a class count: at least two classes, wherever it is given
+        return ["0", "1", "-1", str(HUGE)]
     if kind is int or name in ("channels", "channels_f"):
         return ["-1", str(HUGE)]
     if kind is float:
