@@ -34,7 +34,7 @@ def run_dir(resume: str | None, default: str) -> str:
 
 
 def hydra_subdir(resume: str | None) -> str:
-    """``hydra.output_subdir``: a resume keeps the run's own ``.hydra`` record and adds its own."""
+    """Where a run's ``.hydra`` record goes: a resume keeps the run's own and adds its own."""
     if resume in (None, "", "None", "null"):
         return ".hydra"
     from datetime import datetime
@@ -51,7 +51,6 @@ def register_configs() -> None:
     schema.register()
     if not OmegaConf.has_resolver("mgnet_run_dir"):
         OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
-        OmegaConf.register_new_resolver("mgnet_hydra_subdir", hydra_subdir)
 
 
 def version() -> str:
@@ -109,8 +108,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mgnet {(argv or sys.argv[1:] or ['?'])[0]}: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # `mgnet ... | head`: the reader is gone, nothing left to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+        reader_gone()
+
+
+def reader_left() -> bool:
+    """True when stdout is a pipe whose reader has gone (``mgnet info | head -1``), not when some
+    other pipe broke (a data loader's worker)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError):  # no stdout at all
+        return False
+
+
+def quiet_stdout() -> None:
+    """What is left to print goes nowhere, the buffered rest too (Python's "Note on SIGPIPE")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def reader_gone() -> None:
+    """Every command ends the same way when its reader leaves: quietly, with exit code 0."""
+    quiet_stdout()
+    sys.exit(0)
 
 
 def command(argv: list[str]) -> None:
