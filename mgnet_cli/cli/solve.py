@@ -213,10 +213,10 @@ def run(cfg: DictConfig) -> float:
                "smoother": smoother,
                "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
                **result.summary(), **records}
-    write_json_atomic(run_dir / "results.json", results)
     residual_history(result.relative_residuals, tol, f"{title}: factor {result.convergence_factor:.3f}",
                      run_dir / "residual_history.png")
     write_scalars(result, run_dir)
+    write_json_atomic(run_dir / "results.json", results)  # last: a run with results has every file
     log.info("results in %s", run_dir)
     if result.status == "diverged":
         raise MgnetError(f"the solve diverged: relative residual {result.relative_residuals[-1]:.3g} after "
