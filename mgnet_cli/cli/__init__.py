@@ -4,10 +4,13 @@ This package is the only code that sees ``DictConfig``: each subcommand module t
 config into typed arguments for the library below it.
 """
 
+import contextlib
 import importlib
+import io
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mgnet_cli.shipped import config_dir  # noqa: F401 (the commands' configs folder)
@@ -97,7 +100,7 @@ def complete(line: str) -> None:
     os.environ["COMP_LINE"] = "mgnet " + line.split(None, 2)[2] if len(line.split(None, 2)) > 2 else "mgnet "
     sys.argv = ["mgnet", "-sc", "query=bash"]
     register_configs()
-    hydra_app(module.run, config_name=name)()
+    printed_by_hydra(hydra_app(module.run, config_name=name))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,6 +112,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:  # `mgnet ... | head`: the reader is gone, nothing left to say
         reader_gone()
+
+
+HYDRA_PRINTS = ("--cfg", "-c", "--info", "-i", "--hydra-help", *COMPLETION_FLAGS)  # Hydra prints, runs nothing
+
+
+def printed_by_hydra(app: Callable[[], None]) -> None:
+    """Runs an app that only prints (``--cfg job``, completion) with its output held back and
+    written here, where a reader that left is quiet (Hydra would report the BrokenPipeError)."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held):
+            app()
+    finally:
+        sys.stdout.write(held.getvalue())
+        sys.stdout.flush()
 
 
 def reader_left() -> bool:
@@ -171,6 +189,9 @@ def command(argv: list[str]) -> None:
     register_configs()
     preflight(name, argv[1:])
     if launched_world_size() <= 1:
+        if any(arg.split("=")[0] in HYDRA_PRINTS for arg in argv[1:]):
+            printed_by_hydra(hydra_app(module.run, config_name=name))
+            return
         hydra_app(module.run, config_name=name)()
         return
     from mgnet_cli.train.distributed import process_group

@@ -38,6 +38,7 @@ def finished(tmp_path_factory) -> Path:
     ["--help"], ["--version"], ["info", "--help"], ["train", "--help"], ["report", "--help"],
     ["info", "dataset=synthetic"], ["info", "dataset=synthetic", "info.format=json"],
     ["solve", "problem.n=15"], ["solve", "-m", "problem.n=15,31"],
+    ["train", "--cfg", "job"], ["train", "--shell-completion", "install=bash"], ["info", "--info"],
 ])
 def test_a_command_whose_reader_left_ends_quietly(args, tmp_path):
     result = into_a_closed_pipe(*args, cwd=tmp_path)
