@@ -4,10 +4,13 @@ This package is the only code that sees ``DictConfig``: each subcommand module t
 config into typed arguments for the library below it.
 """
 
+import contextlib
 import importlib
+import io
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mgnet_cli.shipped import config_dir  # noqa: F401 (the commands' configs folder)
@@ -48,7 +51,6 @@ def register_configs() -> None:
     schema.register()
     if not OmegaConf.has_resolver("mgnet_run_dir"):
         OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
-        OmegaConf.register_new_resolver("mgnet_hydra_subdir", hydra_subdir)
 
 
 def version() -> str:
@@ -101,7 +103,7 @@ def complete(line: str) -> None:
     os.environ["COMP_LINE"] = "mgnet " + line.split(None, 2)[2] if len(line.split(None, 2)) > 2 else "mgnet "
     sys.argv = ["mgnet", "-sc", "query=bash"]
     register_configs()
-    hydra_app(module.run, config_name=name)()
+    printed_by_hydra(hydra_app(module.run, config_name=name))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,8 +114,46 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mgnet {(argv or sys.argv[1:] or ['?'])[0]}: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # `mgnet ... | head`: the reader is gone, nothing left to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+        reader_gone()
+
+
+HYDRA_PRINTS = ("--cfg", "-c", "--info", "-i", "--hydra-help", *COMPLETION_FLAGS)  # Hydra prints, runs nothing
+
+
+def printed_by_hydra(app: Callable[[], None]) -> None:
+    """Runs an app that only prints (``--cfg job``, completion) with its output held back and
+    written here, where a reader that left is quiet (Hydra would report the BrokenPipeError)."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held):
+            app()
+    finally:
+        sys.stdout.write(held.getvalue())
+        sys.stdout.flush()
+
+
+def reader_left() -> bool:
+    """True when stdout is a pipe whose reader has gone (``mgnet info | head -1``), not when some
+    other pipe broke (a data loader's worker)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError):  # no stdout at all
+        return False
+
+
+def quiet_stdout() -> None:
+    """What is left to print goes nowhere, the buffered rest too (Python's "Note on SIGPIPE")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def reader_gone() -> None:
+    """Every command ends the same way when its reader leaves: quietly, with exit code 0."""
+    quiet_stdout()
+    sys.exit(0)
 
 
 def command(argv: list[str]) -> None:
@@ -152,6 +192,9 @@ def command(argv: list[str]) -> None:
     register_configs()
     preflight(name, argv[1:])
     if launched_world_size() <= 1:
+        if any(arg.split("=")[0] in HYDRA_PRINTS for arg in argv[1:]):
+            printed_by_hydra(hydra_app(module.run, config_name=name))
+            return
         hydra_app(module.run, config_name=name)()
         return
     from mgnet_cli.train.distributed import process_group

@@ -7,11 +7,49 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mgnet_cli.cli import config_dir
+from mgnet_cli.cli import config_dir, hydra_subdir, quiet_stdout, reader_gone, reader_left
 from mgnet_cli.cli.torchrun import launched_rank
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 log = logging.getLogger(__name__)
+RECORDED = ("train", "solve")  # the commands whose run folder keeps Hydra's record, .hydra/
+
+
+class Console(logging.StreamHandler):
+    """Log lines on stdout (configs/hydra/job_logging/); once a pipe's reader has left
+    (``mgnet train ... | head``), the rest goes nowhere, with no "Logging error" per line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError) and reader_left():
+            quiet_stdout()
+            return
+        super().handleError(record)
+
+
+def write_record(config_name: str, cfg: "DictConfig", run_dir: Path) -> None:
+    """Hydra's record of a run (``config.yaml``, ``hydra.yaml``, ``overrides.yaml`` in ``.hydra/``,
+    a resume's in ``.hydra/resume-<time>/``, by ``cli.train.record_resume``), written here rather than by Hydra (the configs set
+    ``hydra.output_subdir: null``) so that it is atomic, never follows a link out of the run
+    folder, and a full disk is one line. Ranks > 0 of a torchrun write none."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from mgnet_cli.storage import write_text_atomic
+
+    if config_name not in RECORDED or launched_rank() > 0:
+        return
+    subdir = hydra_subdir(cfg.get("resume"))
+    if subdir is None:  # a resume: cli/train.py's record_resume writes it once the resume is accepted
+        return
+    hydra_cfg = HydraConfig.instance().cfg
+    folder = run_dir / subdir
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg),
+                       ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
+        write_text_atomic(folder / name, OmegaConf.to_yaml(node), root=run_dir)
 
 
 def in_sweep() -> bool:
@@ -92,6 +130,7 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
         new = config_name == "train" and not cfg.get("resume") and not in_sweep() and \
             not (run_dir / "results.json").exists()
         try:
+            write_record(config_name, cfg, run_dir)
             return task(cfg)
         except Interrupted as stop:  # a checkpoint is saved; the message says how to resume
             if launched_rank() == 0:  # under torchrun, one line for the run
@@ -106,6 +145,8 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
                 print(f"mgnet {config_name}: interrupted", file=sys.stderr)
             sys.exit(130)
         except Exception as error:
+            if isinstance(error, BrokenPipeError) and reader_left():
+                reader_gone()  # `mgnet info | head -1`
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             if in_sweep():  # recorded (results.json, summary.csv); the other jobs still run

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from mgnet_cli.report.document import write_report
 from mgnet_cli.report.runs import find_runs
+from mgnet_cli.storage import WriteError
 
 PROGRAM = "mgnet report"
 
@@ -70,6 +71,8 @@ def main(argv: list[str]) -> None:
         fail(problem)
     try:
         report, written = write_report(survey, output)
+    except WriteError as error:  # it names the file; what was written before it is complete
+        fail(str(error))
     except OSError as error:
         fail(f"cannot write the report into {output}: {error.strerror or error}")
     print(report)

@@ -39,6 +39,7 @@ from mgnet_cli.report.plots import residual_history
 from mgnet_cli.report.text import residual_table
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.settings import choose_threads, resolve_device
+from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -128,23 +129,16 @@ def stencil_aware_smoother(node: DictConfig, options: MultigridSettings, run_dir
 
 def write_scalars(result: SolveResult, run_dir: Path) -> None:
     """The residual history and the run's figures as TensorBoard scalars."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(log_dir=str(run_dir))
-    try:
+    with Tracker(run_dir) as tracker:
         norms = result.residual_norms
         for cycle, (norm, relative) in enumerate(zip(norms, result.relative_residuals)):
-            writer.add_scalar("residual/norm", norm, cycle)
-            writer.add_scalar("residual/relative", relative, cycle)
+            tracker.scalars(cycle, {"residual/norm": norm, "residual/relative": relative})
             if cycle and norms[cycle - 1]:
-                writer.add_scalar("residual/reduction", norm / norms[cycle - 1], cycle)
+                tracker.scalars(cycle, {"residual/reduction": norm / norms[cycle - 1]})
         summary = result.summary()
-        for key in ("convergence_factor", "cycles", "setup_time_s", "solve_time_s",
-                    "time_per_cycle_s", "error_max", "error_l2"):
-            if summary[key] is not None:
-                writer.add_scalar(f"solve/{key}", summary[key], result.cycles)
-    finally:
-        writer.close()
+        tracker.scalars(result.cycles, {f"solve/{key}": summary[key] for key in (
+            "convergence_factor", "cycles", "setup_time_s", "solve_time_s", "time_per_cycle_s",
+            "error_max", "error_l2") if summary[key] is not None})
 
 
 def learned_parts(solver: DictConfig, smoother: str, options: MultigridSettings, run_dir: Path,
@@ -225,10 +219,10 @@ def run(cfg: DictConfig) -> float:
                "smoother": smoother,
                "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
                **result.summary(), **records}
-    write_json_atomic(run_dir / "results.json", results)
     residual_history(result.relative_residuals, tol, f"{title}: factor {result.convergence_factor:.3f}",
                      run_dir / "residual_history.png")
     write_scalars(result, run_dir)
+    write_json_atomic(run_dir / "results.json", results)  # last: a run with results has every file
     log.info("results in %s", run_dir)
     if result.status == "diverged":
         raise MgnetError(f"{said} (results in {run_dir})")

@@ -152,7 +152,7 @@ def record_resume(run_dir: Path, cfg: DictConfig) -> None:
     hydra = HydraConfig.get()
     for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
                        ("overrides.yaml", hydra.overrides.task)):
-        write_text_atomic(folder / name, OmegaConf.to_yaml(node))
+        write_text_atomic(folder / name, OmegaConf.to_yaml(node), root=run_dir)
 
 
 def record_hyperparameters(cfg: DictConfig, run_dir: Path, results: dict[str, Any]) -> None:

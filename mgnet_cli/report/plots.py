@@ -25,15 +25,16 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 @contextlib.contextmanager
-def figure_file(path: Path, size: tuple[float, float]) -> Iterator["Axes"]:
-    """Axes to draw on; when the block ends, the figure is written to ``path`` as a PNG."""
+def figure_file(path: Path, size: tuple[float, float], root: Path | None = None) -> Iterator["Axes"]:
+    """Axes to draw on; when the block ends, the figure is written to ``path`` as a PNG (no link
+    followed below ``root``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=size)
     FigureCanvasAgg(figure)
     yield figure.subplots()
-    write_atomic(path, lambda file: figure.savefig(file, format="png", dpi=DPI, bbox_inches="tight"))
+    write_atomic(path, lambda file: figure.savefig(file, format="png", dpi=DPI, bbox_inches="tight"), root)
 
 
 def style(index: int) -> dict[str, Any]:
@@ -73,12 +74,14 @@ def parameter_axis(axes: "Axes", counts: Sequence[int]) -> None:
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
 
 
-def confusion_heatmap(matrix: np.ndarray, classes: Sequence[str], title: str, path: Path) -> "Figure":
-    """Row-normalised confusion matrix (true class down, predicted across) as a heat map."""
+def confusion_heatmap(matrix: np.ndarray, classes: Sequence[str], title: str, path: Path,
+                      root: Path | None = None) -> "Figure":
+    """Row-normalised confusion matrix (true class down, predicted across) as a heat map, written
+    to ``path`` (no link followed below ``root``)."""
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
     size = max(4.0, 0.45 * len(classes) + 2)
-    with figure_file(path, (size + 1, size)) as axes:
+    with figure_file(path, (size + 1, size), root) as axes:
         image = axes.imshow(share, cmap="viridis", vmin=0, vmax=1)
         axes.figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
         if len(classes) <= 30:

@@ -1,16 +1,31 @@
-"""What a run shows and leaves behind: progress bars or log lines, TensorBoard scalars."""
+"""What a run shows and leaves behind: progress bars or log lines, the log file, TensorBoard scalars.
 
+The log file and the event files are opened without following a link in the run folder, and a
+write that fails (a full or read-only disk) is one WriteError naming the file, raised in the
+training's own thread, so the run ends ``failed`` with one line, not a traceback per write.
+"""
+
+import io
+import itertools
 import logging
+import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.summary.writer.record_writer import RecordWriter
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+from torch.utils.tensorboard.summary import scalar
 from tqdm import tqdm
+
+from mgnet_cli.errors import MgnetError
+from mgnet_cli.storage import WriteError, open_own, refusal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,24 +85,97 @@ def progress(items: Iterable[T], total: int, description: str, log_every_n: int 
     return Progress(items, total, description, log_every_n, show, describe, clock)
 
 
+class RunLogHandler(logging.FileHandler):
+    """Hydra's log file (``<run>/<command>.log``, configs' ``hydra.job_logging``): opened at the
+    first record, without following a link; the first write that fails raises one WriteError
+    (the run fails with it), and the handler is silent after it."""
+
+    def __init__(self, filename: str, mode: str = "a", encoding: str | None = None, delay: bool = True,
+                 errors: str | None = None) -> None:
+        super().__init__(filename, mode, encoding or "utf-8", delay=True, errors=errors)
+        self.failed = False
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = open_own(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed:
+            return
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(self.format(record) + self.terminator)
+            self.stream.flush()
+        except OSError as error:
+            self.failed = True
+            if self.stream is not None:
+                stream, self.stream = self.stream, None
+                try:
+                    stream.close()
+                except OSError:
+                    pass  # what it holds cannot be written either
+            path = Path(self.baseFilename)
+            raise refusal(path, error, path.parent) from None
+
+
+class EventFile:
+    """One TensorBoard event file, written in the caller's thread (``SummaryWriter`` writes from
+    a thread of its own, whose failures print tracebacks and surface later): a new file, never a
+    link, named as TensorBoard names its own (``events.out.tfevents.<time>.<host>.<pid>.<n>``)."""
+
+    numbers = itertools.count()
+
+    def __init__(self, folder: Path) -> None:
+        name = f"events.out.tfevents.{time.time():010.0f}.{socket.gethostname()}.{os.getpid()}.{next(self.numbers)}"
+        self.path = Path(folder) / name
+        fd = open_own(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        self.records = RecordWriter(os.fdopen(fd, "wb"))
+        self.add(Event(file_version="brain.Event:2"))
+
+    def add(self, event: Event) -> None:
+        if not event.wall_time:
+            event.wall_time = time.time()
+        self.guarded(self.records.write, event.SerializeToString())
+
+    def summary(self, summary: Summary, step: int) -> None:
+        self.add(Event(summary=summary, step=step))
+
+    def flush(self) -> None:
+        self.guarded(self.records.flush)
+
+    def close(self) -> None:
+        if not self.records.closed:
+            self.guarded(self.records.close)
+
+    def guarded(self, write: Any, *args: Any) -> None:
+        try:
+            write(*args)
+        except OSError as error:
+            raise WriteError(f"cannot write {self.path}: {error.strerror or error}") from None
+
+
 class Tracker:
     """TensorBoard scalars for one run folder; use as a context manager so events are flushed.
     Without a folder (``None``: the ranks > 0 of a data-parallel run) it records nothing."""
 
     def __init__(self, run_dir: Path | None, purge_step: int | None = None) -> None:
-        # purge_step drops events a stopped run wrote after its last checkpoint (resume)
-        self.writer = None if run_dir is None else SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+        self.writer = None if run_dir is None else EventFile(run_dir)
+        if self.writer is not None and purge_step is not None:
+            # hides the events a stopped run wrote after its last checkpoint (resume)
+            self.writer.add(Event(step=purge_step, file_version="brain.Event:2"))
+            self.writer.add(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self.writer is None:
             return
         for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+            self.writer.summary(scalar(tag, value), step)
 
     def step_scalar(self, name: str, value: float, step: int) -> None:
         """A scalar at optimizer step ``step`` (``train/running_loss`` every log_every_n_steps)."""
         if self.writer is not None:
-            self.writer.add_scalar(name, value, step)
+            self.writer.summary(scalar(name, value), step)
 
     def learned_scalars(self, step: int, model: nn.Module) -> None:
         """Logs what modules report through a ``scalars()`` method (e.g. Chebyshev's k_i)."""
@@ -97,7 +185,7 @@ class Tracker:
             report = getattr(module, "scalars", None)
             if callable(report):
                 for key, value in report().items():
-                    self.writer.add_scalar(f"scalars/{name}/{key}", value, step)
+                    self.writer.summary(scalar(f"scalars/{name}/{key}", value), step)
 
     def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
         """The run's hyperparameters and final metrics for TensorBoard's HParams tab, written into
@@ -107,9 +195,9 @@ class Tracker:
         tagged = {f"hparams/{name}": value for name, value in metrics.items()}
         experiment, session_start, session_end = hparams_summary(params, tagged)
         for summary in (experiment, session_start, session_end):
-            self.writer.file_writer.add_summary(summary)
+            self.writer.summary(summary, 0)
         for name, value in metrics.items():
-            self.writer.add_scalar(f"hparams/{name}", value, step)
+            self.writer.summary(scalar(f"hparams/{name}", value), step)
 
     def flush(self) -> None:
         if self.writer is not None:
@@ -122,5 +210,9 @@ class Tracker:
     def __enter__(self) -> "Tracker":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        try:
+            self.close()
+        except MgnetError:
+            if kind is None:
+                raise  # else the error in flight says more (and the events cannot be saved)
