@@ -7,7 +7,7 @@ import torch
 
 from mgnet_cli.timing import free_cores, usable_cpus
 from mgnet_cli.train.settings import choose_threads
-from tests.helpers import fit_config
+from tests.helpers import fit_config, mgnet_solve
 
 
 def snapshots(busy: dict[int, int]) -> list[str]:
@@ -67,3 +67,11 @@ def test_the_real_proc_stat_is_read_per_usable_cpu():
     cores = free_cores()
     assert cores.usable == len(os.sched_getaffinity(0)) and 0.0 <= cores.busy <= cores.usable
     assert 1 <= cores.free <= cores.usable
+
+
+def test_mgnet_solve_caps_its_threads_too(tmp_path):
+    done = mgnet_solve("problem.n=15", "solver.threads=512", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    usable = len(usable_cpus())
+    assert done.returncode == 0, done.stderr
+    assert f"{usable} CPU thread{'s' if usable > 1 else ''}: 512 threads asked, {usable} cores usable" in (
+        done.stdout + done.stderr)
