@@ -18,6 +18,7 @@ from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.schedules import Constant
 from mgnet_cli.train.settings import TrainSettings
+from tests.conftest import CONFIGS
 from tests.helpers import fit_config
 
 CPU = torch.device("cpu")
@@ -262,3 +263,11 @@ def test_cuda_autocast_steps_match_fp32(compose_config, precision):
         results.append(train_epoch(step, batches.train, "test", 2).metrics())
     assert results[1]["loss"] == pytest.approx(results[0]["loss"], rel=LOSS["bf16"])
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("preset", sorted((CONFIGS / "experiment").glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_preset_states_its_precision(compose_config, preset):
+    """In a comment: a value in the preset would override a trainer option swapped on top of it."""
+    assert "# Precision: the trainer's auto" in preset.read_text()
+    settings = trainer_settings(compose_config(f"experiment={preset.stem}", tiny=False))
+    assert settings.precision == auto_precision(settings.device)[0]
