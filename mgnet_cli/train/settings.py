@@ -55,7 +55,7 @@ class TrainSettings:
 def choose_threads(requested: int | None, look: Callable[[], Cores] = free_cores) -> tuple[int, str]:
     """CPU threads for torch and why: by default the cores this process may use that other processes
     leave idle now (``look``: ``timing.free_cores``), at least one; a request as asked, but never
-    more threads than usable cores (far more crash torch's thread pool). Threads beyond the free
+    more threads than usable cores (far more were reported to crash torch). Threads beyond the free
     cores wait on each other (the figures: docs/benchmarks.md)."""
     usable = len(usable_cpus())
     if requested is not None and requested > usable:
