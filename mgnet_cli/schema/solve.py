@@ -279,7 +279,7 @@ class SolverConfig:
     max_cycles: int = 50
     dtype: Dtype = Dtype.float64
     device: str = "auto"
-    threads: int | None = None  # CPU threads; null: the cores the machine's load leaves free
+    threads: int | None = None  # CPU threads; null: the cores idle now (capped at the usable ones)
     learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
     learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
     stencil_aware: StencilAwareConfig = field(default_factory=StencilAwareConfig)

@@ -9,10 +9,12 @@ from mgnet_cli.schema import rules
 
 
 class Precision(rules.Choice):
-    """Training arithmetic: fp32, or bf16/fp16 autocast with BatchNorm in fp32 (train/fast.py)."""
+    """Training arithmetic: fp32, or bf16/fp16 autocast with BatchNorm in fp32 (train/fast.py); auto:
+    bf16 where the device has bf16 arithmetic units, else fp32."""
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    auto = "auto"
 
 
 class Objective(rules.Choice):
@@ -40,14 +42,14 @@ class TrainerConfig:
     limit_train_batches: int | None = None
     limit_eval_batches: int | None = None
     deterministic: bool = False
-    precision: Precision = Precision.fp32
+    precision: Precision = Precision.auto
     compile: bool = False
     channels_last: bool = True
     num_workers: int = 4
     skip_nonfinite: bool = False
     checkpoints: bool = True
     sync_bn: bool = False
-    threads: int | None = None  # CPU threads; null: the cores the machine's load leaves free
+    threads: int | None = None  # CPU threads; null: the cores idle now (capped at the usable ones)
     log_every_n_steps: int = 50
     label_smoothing: float = 0.0
     clip_grad_norm: float | None = None

@@ -4,6 +4,7 @@
 - precision: ``bf16``/``fp16`` autocast (convolutions and matmuls in 16 bits; BatchNorm, its
   parameters and running statistics, the loss and the optimizer stay fp32). fp16 needs loss scaling,
   so it gets a GradScaler and is CUDA only; bf16 runs on both (CPUs with AVX-512 BF16 or AMX gain).
+  ``auto`` is bf16 where the device has bf16 arithmetic units, fp32 elsewhere (``auto_precision``).
 - channels_last: the model's weights and the batches in NHWC memory order, the layout the fast
   convolution kernels (oneDNN, cuDNN tensor cores) use natively.
 - compile: ``torch.compile`` of the model's forward (and so its backward); the plain module is what
@@ -15,6 +16,8 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,12 +27,42 @@ from mgnet_cli.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_BF16 = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX-512 BF16"}  # /proc/cpuinfo flags: their names
+CUDA_BF16 = (8, 0)  # the compute capability from which NVIDIA GPUs have bf16 tensor cores (Ampere)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags as Linux lists them (the instructions it has and the kernel enabled);
+    none where there is no ``/proc/cpuinfo``."""
+    if not cpuinfo.exists():
+        return set()
+    line = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def auto_precision(device: torch.device, flags: Callable[[], set[str]] = cpu_flags,
+                   cuda_capability: Callable[[torch.device], tuple[int, int]] = torch.cuda.get_device_capability,
+                   ) -> tuple[str, str]:
+    """``trainer.precision=auto``: (bf16 or fp32, why), from what the device's hardware has. bf16 on
+    CUDA GPUs with bf16 tensor cores (and ROCm GPUs) and on CPUs with AMX-BF16 or AVX-512 BF16;
+    elsewhere bf16 would be emulated, slower than fp32, so fp32."""
+    if device.type == "cuda":
+        if torch.version.hip:
+            return "bf16", "auto: a ROCm GPU has bf16 matrix cores"
+        major, minor = cuda_capability(device)
+        has = (major, minor) >= CUDA_BF16
+        return ("bf16" if has else "fp32"), (f"auto: compute capability {major}.{minor} "
+                                             f"{'has' if has else 'has no'} bf16 tensor cores")
+    found = [name for flag, name in CPU_BF16.items() if flag in flags()]
+    if found:
+        return "bf16", f"auto: the CPU has {' and '.join(found)}"
+    return "fp32", "auto: the CPU has neither AMX-BF16 nor AVX-512 BF16 (bf16 would be emulated)"
 
 
 def check_precision(precision: str, device: torch.device) -> None:
     """A ConfigError for an unknown precision, or fp16 off CUDA (no loss scaling nor fast fp16 there)."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision={precision!r}: use fp32, bf16 or fp16")
+        raise ConfigError(f"trainer.precision={precision!r}: use fp32, bf16, fp16 or auto")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError(
             f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and {device.type} "

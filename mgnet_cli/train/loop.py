@@ -146,7 +146,8 @@ class TrainingRun:
                               settings.channels_last, settings.label_smoothing, settings.clip_grad_norm,
                               settings.skip_nonfinite, self.average, world, self.watch, self.scaler)
         log.info("training %s parameters on %s (%s%s%s%s), %d epochs of %d steps%s",
-                 f"{self.record.parameters:,}", settings.device, settings.precision,
+                 f"{self.record.parameters:,}", settings.device,
+                 settings.precision + (f" ({settings.precision_why})" if settings.precision_why else ""),
                  ", channels-last" if settings.channels_last else "",
                  ", compiled" if settings.compile else "", self.threads, settings.epochs, self.steps,
                  f", data-parallel over {world.world_size} ranks" if world.active else "")

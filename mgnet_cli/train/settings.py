@@ -1,14 +1,15 @@
 """How a run trains, as plain values: the ``trainer`` config group checked, and the device chosen."""
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema.train import TrainerConfig as T
+from mgnet_cli.timing import Cores, free_cores, usable_cpus
 from mgnet_cli.train.distributed import check_sync_bn
-from mgnet_cli.train.fast import check_precision
+from mgnet_cli.train.fast import auto_precision, check_precision
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class TrainSettings:
     limit_eval_batches: int | None = T.limit_eval_batches
     checkpoints: bool = T.checkpoints
     seed: int = 0  # the config's top-level seed
-    precision: str = T.precision.value  # fp32, or bf16/fp16 autocast (see train/fast.py)
+    precision: str = T.precision.value  # fp32, or bf16/fp16 autocast (train/fast.py); auto: resolved
+    precision_why: str = ""  # why auto chose the precision (the start line says it); "" when asked for
     channels_last: bool = T.channels_last  # NHWC model and batches
     compile: bool = T.compile  # torch.compile the model
     tta: str = "none"  # eval.tta: none, or flip (average the logits of x and its mirror)
@@ -40,24 +42,32 @@ class TrainSettings:
     ema_decay: float | None = T.ema_decay  # an exponential moving average of the weights, beside them
 
     def __post_init__(self) -> None:
+        if self.precision == "auto":  # one of the others from here on, as for a device of "auto"
+            precision, why = auto_precision(self.device)
+            object.__setattr__(self, "precision", precision)
+            object.__setattr__(self, "precision_why", why)
         check_precision(self.precision, self.device)
         check_sync_bn(self.sync_bn, self.device)
         if self.tta not in ("none", "flip"):
             raise ConfigError(f"eval.tta={self.tta!r}: use none or flip")
 
 
-def choose_threads(requested: int | None) -> tuple[int, str]:
-    """CPU threads for torch and why: ``requested``, or the cores this process may use that the
-    machine's load (1-minute average) leaves free, at least one. Threads beyond the free cores wait
-    on each other (the figures: docs/benchmarks.md)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    free = max(1, min(cores, round(cores - load)))
+def choose_threads(requested: int | None, look: Callable[[], Cores] = free_cores) -> tuple[int, str]:
+    """CPU threads for torch and why: by default the cores this process may use that other processes
+    leave idle now (``look``: ``timing.free_cores``), at least one; a request as asked, but never
+    more threads than usable cores (far more were reported to crash torch). Threads beyond the free
+    cores wait on each other (the figures: docs/benchmarks.md)."""
+    usable = len(usable_cpus())
+    if requested is not None and requested > usable:
+        return usable, f"{requested} threads asked, {usable} cores usable: using {usable}"
+    if requested == 1:  # nothing to look at: one thread never waits on another
+        return 1, "1 requested"
+    cores = look()
     if requested is None:
-        return free, f"{free} of {cores} cores free at load {load:.1f}"
-    note = f"{requested} requested" + (f"; the load {load:.1f} leaves about {free} of {cores} cores "
-                                       "free: threads beyond them wait on each other"
-                                       if requested > free else "")
+        return cores.free, f"{cores.free} of {cores.usable} cores free now ({cores.busy:.1f} busy)"
+    note = f"{requested} requested" + (f"; about {cores.free} of {cores.usable} cores are free now: "
+                                       "threads beyond them wait on each other"
+                                       if requested > cores.free else "")
     return requested, note
 
 

@@ -88,7 +88,7 @@ def test_a_resume_writes_nothing_through_a_link_in_the_run_folder(finished, tmp_
     (run / name).symlink_to(outside if target == "file" else outside.parent)
     result = mgnet("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
-    assert name in line and "symbolic link" in line
+    assert name in line and "link" in line  # refused by the resume's own check of links leaving the folder
     assert untouched(outside)
     assert '"status": "completed"' in (run / "results.json").read_text()
 

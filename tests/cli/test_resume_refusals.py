@@ -65,7 +65,8 @@ REFUSALS = {  # reason: (overrides, how the run or its surroundings are set up f
     "fewer epochs than were run": (["trainer.epochs=1"], None, "trainer.epochs=1 is fewer than the 2 epochs"),
     "data not where it is said to be": (["dataset.root=nowhere"], None, "CIFAR-10 not found"),
     "weights of another architecture": ([], other_architecture, "another architecture"),
-    "the lock a link outside": ([], lambda run, out: moved_out(run, ".mgnet.lock", out), "outside the run folder"),
+    # the lock is checked first, by the run-folder lock itself (storage.refusal): it names the link too
+    "the lock a link outside": ([], lambda run, out: moved_out(run, ".mgnet.lock", out), "never where a link points"),
     "train.log a link outside": ([], lambda run, out: moved_out(run, "train.log", out), "outside the run folder"),
     ".hydra a link outside": ([], lambda run, out: moved_out(run, ".hydra", out), "outside the run folder"),
     "last.pt a link outside": ([], lambda run, out: moved_out(run, "last.pt", out), "outside the run folder"),

@@ -123,9 +123,9 @@ def test_threads_beyond_the_free_cores_are_named():
     from mgnet_cli.train.settings import choose_threads
 
     chosen, why = choose_threads(None)
-    assert chosen >= 1 and "cores free at load" in why
-    many, why = choose_threads(4096)
-    assert many == 4096 and "threads beyond them wait on each other" in why
+    assert chosen >= 1 and "cores free now" in why
+    many, why = choose_threads(4096)  # capped at the usable cores (tests/train/test_threads.py)
+    assert many < 4096 and why.startswith("4096 threads asked")
 
 
 def test_smoke_is_a_tiny_model_and_best_pt_is_last_pt(tmp_path):

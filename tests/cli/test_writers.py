@@ -110,4 +110,5 @@ def test_eval_into_a_folder_it_cannot_make_is_one_line(finished, tmp_path):
     (tmp_path / "a file").write_text("")
     result = mgnet("eval", f"checkpoint={finished}", "device=cpu", f"output_dir={tmp_path / 'a file' / 'eval'}",
                    cwd=tmp_path, check=False)
-    assert f"cannot write {tmp_path / 'a file' / 'eval'}" in one_line_error(result, "eval")
+    line = one_line_error(result, "eval")  # checked before anything is evaluated (cli/eval.py output_folder)
+    assert f"output_dir={tmp_path / 'a file' / 'eval'}" in line and "is not a folder" in line

@@ -160,7 +160,7 @@ def test_the_shipped_defaults_pass_their_schema(hydra_initialised, command):
 def test_rules_name_the_interval_and_the_choices(hydra_initialised):
     with pytest.raises(ConfigError, match=r"^optimizer.momentum=1.0: give a finite number in \[0, 1\)$"):
         check_job("train", ["optimizer.momentum=1.0"])
-    with pytest.raises(ConfigError, match=r"^trainer.precision=fp8: use one of fp32, bf16, fp16$"):
+    with pytest.raises(ConfigError, match=r"^trainer.precision=fp8: use one of fp32, bf16, fp16, auto$"):
         check_job("train", ["trainer.precision=fp8"])
     with pytest.raises(ConfigError, match=r"^scheduler.warmup_epochs=5.0: give a finite number in \[0, 3\) "
                                           r"\(a warm-up shorter than the run, trainer.epochs=3\)$"):

@@ -13,10 +13,13 @@ from mgnet_cli.cli.build import build_data, build_model, build_training
 from mgnet_cli.cli.build import trainer_settings
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
-from mgnet_cli.train.fast import prepare_model
+from mgnet_cli.train.fast import auto_precision, cpu_flags, prepare_model
 from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.schedules import Constant
+from mgnet_cli.train.settings import TrainSettings
+from tests.conftest import CONFIGS
+from tests.helpers import fit_config
 
 CPU = torch.device("cpu")
 SMALL = ["trainer.channels_last=false",  # the plain path; a test's overrides come after and win
@@ -55,8 +58,10 @@ def test_settings_read_the_switches(compose_config):
                                                "trainer.compile=true", "eval.tta=flip"))
     assert (settings.precision, settings.channels_last, settings.compile, settings.tta) == (
         "bf16", True, True, "flip")
-    default = trainer_settings(compose_config())  # channels-last is on by default: it pays everywhere
-    assert (default.precision, default.channels_last, default.compile, default.tta) == ("fp32", True, False, "none")
+    default = trainer_settings(compose_config(tiny=False))  # channels-last is on by default: it pays everywhere
+    auto = auto_precision(default.device)  # bf16 or fp32, as this machine's hardware has it
+    assert (default.precision, default.precision_why, default.channels_last, default.compile, default.tta) == (
+        *auto, True, False, "none")
     plain = trainer_settings(compose_config(*SMALL))
     assert plain.channels_last is False
 
@@ -65,6 +70,63 @@ def test_the_fast_trainer_preset_turns_every_switch_on(compose_config):
     fast = trainer_settings(compose_config("trainer=fast", tiny=False))
     assert (fast.precision, fast.channels_last, fast.compile, fast.epochs, fast.batch_size) == (
         "bf16", True, True, 300, 128)
+
+
+@pytest.mark.parametrize("flags, precision, why", [
+    ({"avx2", "fma"}, "fp32", "auto: the CPU has neither AMX-BF16 nor AVX-512 BF16 (bf16 would be emulated)"),
+    ({"avx512f", "avx512_bf16"}, "bf16", "auto: the CPU has AVX-512 BF16"),
+    ({"amx_tile", "amx_bf16", "avx512_bf16"}, "bf16", "auto: the CPU has AMX-BF16 and AVX-512 BF16"),
+])  # fmt: skip
+def test_auto_is_bf16_on_cpus_with_bf16_instructions_only(flags, precision, why):
+    assert auto_precision(CPU, flags=lambda: flags) == (precision, why)
+
+
+@pytest.mark.skipif(torch.version.hip is not None, reason="every ROCm GPU has bf16 matrix cores")
+@pytest.mark.parametrize("capability, precision", [((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_is_bf16_on_gpus_with_bf16_tensor_cores_only(capability, precision):
+    chosen, why = auto_precision(torch.device("cuda"), cuda_capability=lambda device: capability)
+    assert chosen == precision and f"compute capability {capability[0]}.{capability[1]}" in why
+
+
+def test_cpu_flags_are_read_from_proc_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_bf16"}
+    assert cpu_flags(tmp_path / "absent") == set()
+
+
+def test_auto_is_resolved_once_and_an_asked_precision_is_kept():
+    auto = TrainSettings(precision="auto", device=CPU)
+    assert (auto.precision, auto.precision_why) == auto_precision(CPU)
+    assert (TrainSettings(precision="fp32").precision, TrainSettings(precision="fp32").precision_why) == ("fp32", "")
+    assert TrainSettings(precision="bf16").precision == "bf16"
+
+
+def test_smoke_pins_fp32_so_tests_compute_the_same_numbers_everywhere(compose_config):
+    assert trainer_settings(compose_config()).precision == "fp32"
+
+
+def test_the_start_line_says_which_precision_auto_chose_and_why(compose_config, tmp_path, caplog):
+    cfg = compose_config("trainer.precision=auto", "trainer.limit_train_batches=1")
+    with caplog.at_level("INFO", logger="mgnet_cli.train.loop"):
+        fit_config(cfg, tmp_path)
+    precision, why = auto_precision(CPU)
+    start = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training "))
+    assert f"on cpu ({precision} ({why})" in start
+
+
+def test_the_loss_gradients_and_optimizer_state_stay_fp32_under_bf16(compose_config):
+    _, batches, model = setup(compose_config)
+    forward = prepare_model(model, CPU, channels_last=False, compile=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    step = TrainStep(forward, optimizer, scheduler, CPU, precision="bf16", label_smoothing=0.1)
+    loss, logits, _ = step(*next(iter(batches.train)))
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32  # cross-entropy in fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the master weights
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(grad.dtype == torch.float32 for grad in grads)
+    assert all(state["momentum_buffer"].dtype == torch.float32 for state in optimizer.state.values())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is refused on CPU-only machines")
@@ -201,3 +263,11 @@ def test_cuda_autocast_steps_match_fp32(compose_config, precision):
         results.append(train_epoch(step, batches.train, "test", 2).metrics())
     assert results[1]["loss"] == pytest.approx(results[0]["loss"], rel=LOSS["bf16"])
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("preset", sorted((CONFIGS / "experiment").glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_preset_states_its_precision(compose_config, preset):
+    """In a comment: a value in the preset would override a trainer option swapped on top of it."""
+    assert "# Precision: the trainer's auto" in preset.read_text()
+    settings = trainer_settings(compose_config(f"experiment={preset.stem}", tiny=False))
+    assert settings.precision == auto_precision(settings.device)[0]
