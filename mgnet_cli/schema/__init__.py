@@ -87,9 +87,11 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
     ``source`` given) is data: checked by ``stored`` before OmegaConf sees it."""
     where = f"{source}: " if source else ""
     groups = groups_of(command)
+    if source:
+        config = stored.data_folder_read(config)
+        stored.refuse_interpolations(config, tuple(GROUPS), where)
     top = {key: value for key, value in config.items() if key not in groups}
     if source:
-        stored.refuse_interpolations(config, tuple(GROUPS), where)
         stored.check_shapes(top, COMMANDS[command], "", where)
     root = merged(OmegaConf.structured(COMMANDS[command]), top, where)
     OmegaConf.set_struct(root, False)  # the groups are Any-typed fields: each gets its own schema

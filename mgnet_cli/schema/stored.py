@@ -8,6 +8,7 @@ refused where the schema's field takes none, and so is one that holds anything b
 ``mgnet_cli.schema.typed`` then rebuilds the config on the schemas.
 """
 
+import os
 import typing
 from dataclasses import fields, is_dataclass
 from enum import Enum
@@ -22,10 +23,26 @@ PLAIN = (str, int, float, bool, NoneType)  # what a stored value is made of: no 
 DEEPEST = 8  # levels of nesting in the deepest config mgnet writes (solver.learned.scheduler.epochs: 4)
 
 
+SHIPPED_DATA_FOLDER = "${oc.env:MGNET_DATA_DIR,data}"  # the one resolver of the shipped configs
+
+
+def data_folder_read(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with a ``dataset.root`` that starts with the shipped ``${oc.env:MGNET_DATA_DIR,data}``
+    (runs written before mgnet recorded the folder it read) read here, in Python, as the shipped
+    config reads it: so no resolver of a file ever reaches OmegaConf, this one included."""
+    dataset = config.get("dataset")
+    root = dataset.get("root") if isinstance(dataset, dict) else None
+    if not isinstance(root, str) or not root.startswith(SHIPPED_DATA_FOLDER):
+        return config
+    folder = os.environ.get("MGNET_DATA_DIR", "data") + root[len(SHIPPED_DATA_FOLDER):]
+    return {**config, "dataset": {**dataset, "root": folder}}
+
+
 def refuse_interpolations(config: dict[str, Any], groups: tuple[str, ...], where: str) -> None:
     """Raises ConfigError (prefixed ``where``) at the first ``${...}`` of ``config`` that the
     shipped configs do not hold at the same key (any in a list, or in a key name)."""
-    allowed = shipped.interpolations(groups)
+    allowed = {key: frozenset(value for value in values if ":" not in value)  # no resolver: references only
+               for key, values in shipped.interpolations(groups).items()}
 
     def visit(path: str, value: Any) -> None:
         if path.count(".") > DEEPEST:

@@ -245,6 +245,23 @@ def test_the_shipped_interpolations_load_from_a_file(stored_configs):
     assert checked.scheduler.epochs == 7
 
 
+def test_an_older_runs_data_folder_is_read_without_a_resolver(stored_configs, monkeypatch):
+    """Runs written before mgnet recorded its data folder hold the shipped
+    ``${oc.env:MGNET_DATA_DIR,data}``: read in Python as the shipped config reads it; any other
+    resolver there, or that one at another key, is refused."""
+    config = copy.deepcopy(stored_configs[("train", ())])
+    monkeypatch.setenv("MGNET_DATA_DIR", "/elsewhere")
+    config["dataset"]["root"] = "${oc.env:MGNET_DATA_DIR,data}"
+    assert schema.typed(config, "train", source="old.pt").dataset.root == "/elsewhere"
+    monkeypatch.delenv("MGNET_DATA_DIR")
+    assert schema.typed(config, "train", source="old.pt").dataset.root == "data"
+    for key, value in (("root", "${oc.env:HOME}"), ("download", "${oc.env:MGNET_DATA_DIR,data}")):
+        crafted = copy.deepcopy(config)
+        crafted["dataset"][key] = value
+        with pytest.raises(ConfigError, match=f"old.pt: dataset.{key}="):
+            schema.typed(crafted, "train", source="old.pt")
+
+
 def test_only_the_nodes_the_schemas_name_code_at_are_built(tmp_path):
     """``instantiate`` builds a model's stem, block and smoother, never a node a config nests elsewhere."""
     from mgnet_cli.cli.build import instantiate
