@@ -38,7 +38,7 @@ def fit_config(cfg, run_dir: Path):
     from mgnet_cli.train.loop import fit
 
     t = build_training(cfg)
-    return t.model, fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, run_dir, {"config": {"seed": 0}})
+    return t.model, fit(t, run_dir, {"config": {"seed": 0}})
 
 
 def train(run: Path, *overrides: str, cwd: Path | None = None) -> Path:

@@ -18,7 +18,7 @@ from mgnet_cli.report.text import as_json, format_evaluation
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
 from mgnet_cli.train.evaluation import evaluate_split
-from mgnet_cli.train.settings import resolve_device
+from mgnet_cli.device import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from mgnet_cli.data.batches import Augmentation, batch_windows
-from mgnet_cli.data.pipeline import Batches
+from mgnet_cli.data.batches import Augmentation, Batches, batch_windows
 from mgnet_cli.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mgnet_cli.data.splits import ImageData, ImageSet
+from mgnet_cli.data.batches import ImageSet
+from mgnet_cli.data.splits import ImageData
 from mgnet_cli.errors import ConfigError
 
 log = logging.getLogger(__name__)

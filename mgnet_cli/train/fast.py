@@ -17,6 +17,7 @@ import ctypes.util
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -68,6 +69,26 @@ def check_precision(precision: str, device: torch.device) -> None:
             f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and {device.type} "
             "has no fast fp16 convolutions): use trainer.precision=bf16 or fp32"
         )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what arithmetic a run computes: ``trainer.device`` and ``trainer.precision``
+    resolved (``placement``); ``why`` says why ``auto`` chose the precision ("" when asked for)."""
+
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"  # fp32, bf16 or fp16
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, self.device)
+
+
+def placement(device: torch.device, precision: str) -> Placement:
+    """``precision`` (``trainer.precision``, ``auto`` included) on ``device``, checked."""
+    if precision == "auto":
+        return Placement(device, *auto_precision(device))
+    return Placement(device, str(precision))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

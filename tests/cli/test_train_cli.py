@@ -120,7 +120,7 @@ def test_a_run_says_where_it_goes_first_and_logs_the_running_loss(tmp_path):
 
 
 def test_threads_beyond_the_free_cores_are_named():
-    from mgnet_cli.train.settings import choose_threads
+    from mgnet_cli.device import choose_threads
 
     chosen, why = choose_threads(None)
     assert chosen >= 1 and "cores free now" in why

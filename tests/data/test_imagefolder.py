@@ -1,5 +1,6 @@
 """``dataset=imagefolder`` on a tiny tree of generated JPEG and PNG files."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -7,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mgnet_cli.cli.build import build_data, build_model
-from mgnet_cli.cli.build import trainer_settings
+from mgnet_cli.cli.build import build_data, build_training
 from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.imagefolder import FolderData, load_imagefolder
 from mgnet_cli.errors import ConfigError, DataError
@@ -177,12 +177,8 @@ def test_an_mgnet_with_the_imagenet_stem_trains_from_the_folders(compose_config,
         "trainer.batch_size=4", "trainer.eval_batch_size=4", "model.channels=4",
         "model.smoothing_steps=[1,1]", "model.stem._target_=mgnet_cli.model.stems.imagenet_stem",
         tiny=False)
-    settings = trainer_settings(cfg)
-    data, augmentation = build_data(cfg, settings.seed)
-    model = build_model(cfg, data.in_channels, data.num_classes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
-                           augmentation, settings.seed)
-    results = fit(model, optimizer, lambda epoch: 1.0, batches, settings, tmp_path / "run")
+    t = build_training(cfg)
+    optimizer = torch.optim.SGD(t.model.parameters(), lr=0.1)
+    results = fit(dataclasses.replace(t, optimizer=optimizer, schedule=lambda epoch: 1.0), tmp_path / "run")
     assert results["status"] == "completed" and results["history"][0]["train_loss"] > 0
     assert results["final_test_acc"] in {0.0, 0.25, 0.5, 0.75, 1.0}  # 4 val images, one batch

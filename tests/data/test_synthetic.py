@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader
+from mgnet_cli.data.batches import Augmentation, BatchLoader, Batching
 from mgnet_cli.data.synthetic import load_synthetic
 from mgnet_cli.errors import ConfigError
 
@@ -52,8 +52,8 @@ def test_a_small_cnn_learns_it_in_two_epochs() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     common = {"mean": data.mean, "std": data.std, "device": torch.device("cpu")}
     augmentation = Augmentation(crop_padding=2, flip=True)
-    train = BatchLoader(data.train, 64, shuffle=True, augmentation=augmentation,
-                        generator=torch.Generator().manual_seed(0), **common)  # fmt: skip
+    train = BatchLoader(data.train, Batching(64, shuffle=True, augmentation=augmentation, **common),
+                        torch.Generator().manual_seed(0))
     for _ in range(2):
         for images, labels in train:
             loss = nn.functional.cross_entropy(model(images), labels)
@@ -62,6 +62,6 @@ def test_a_small_cnn_learns_it_in_two_epochs() -> None:
             optimizer.step()
     model.eval()
     with torch.no_grad():
-        test = BatchLoader(data.test, 128, shuffle=False, **common)
+        test = BatchLoader(data.test, Batching(128, **common))
         correct = sum((model(images).argmax(1) == labels).sum().item() for images, labels in test)
     assert correct / len(data.test) > 0.4  # chance is 0.1; this seed reaches about 0.7

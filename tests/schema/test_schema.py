@@ -177,17 +177,6 @@ def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment():
     assert excluded - {"search"} == train_keys  # the YAML cannot import the list: this keeps them one
 
 
-def test_the_loops_settings_default_to_the_shipped_trainer(hydra_initialised):
-    """TrainSettings' defaults are the schema's, and the schema's are configs/trainer/default.yaml's:
-    one default per key (a library user gets what the command line gets)."""
-    from mgnet_cli.cli.build import trainer_settings
-    from mgnet_cli.train.settings import TrainSettings
-
-    from hydra import compose
-
-    assert trainer_settings(compose("train", overrides=["trainer.device=cpu"])) == TrainSettings()
-
-
 def test_a_plain_schema_allows_the_code_its_shipped_options_name(tmp_path, monkeypatch):
     """``shipped.targets``: the ``_target_`` of each YAML extending the schema, nothing else."""
     from mgnet_cli import shipped
