@@ -1,7 +1,6 @@
 """Config -> objects: the one wiring of a training run (``build_training``) and its pieces."""
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

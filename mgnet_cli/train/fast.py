@@ -61,9 +61,10 @@ def auto_precision(device: torch.device, flags: Callable[[], set[str]] = cpu_fla
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """A ConfigError for an unknown precision, or fp16 off CUDA (no loss scaling nor fast fp16 there)."""
+    """A ValueError for a precision without arithmetic (the schema's choices are checked before),
+    a ConfigError for fp16 off CUDA (no loss scaling nor fast fp16 there)."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision={precision!r}: use fp32, bf16, fp16 or auto")
+        raise ValueError(f"precision={precision!r}: one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError(
             f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and {device.type} "
