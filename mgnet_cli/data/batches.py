@@ -8,7 +8,6 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from mgnet_cli.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,7 @@ class Augmentation:
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
-            raise ConfigError(
-                f"augmentation.crop_padding={self.crop_padding} is not allowed: use 0 or more"
-            )
+            raise ValueError(f"crop_padding={self.crop_padding}: 0 or more pixels")
 
     @property
     def active(self) -> bool:

@@ -222,13 +222,10 @@ def load_imagefolder(
 ) -> FolderData:
     """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings."""
     root = Path(root).expanduser()
-    if not 0 < image_size <= resize:
-        raise ConfigError(f"dataset.image_size={image_size}, dataset.resize={resize}: "
-                          "need 0 < image_size <= resize")
-    if crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1:
-        raise ConfigError(f"dataset.crop_scale={list(crop_scale)}: need 0 < low <= high <= 1, or null")
-    if num_workers < 0:
-        raise ConfigError(f"trainer.num_workers={num_workers}: use 0 (decode in the main process) or more")
+    if not 0 < image_size <= resize or num_workers < 0 or (
+            crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1):
+        raise ValueError(f"image_size={image_size}, resize={resize}, crop_scale={crop_scale}, num_workers="
+                         f"{num_workers}: need 0 < image_size <= resize, 0 < low <= high <= 1, workers >= 0")
     if not root.is_dir():
         raise layout_error(root, f"{root} does not exist")
     classes = class_folders(root / "train", root)

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from mgnet_cli.data.batches import Augmentation, BatchLoader, Batching, ImageSet, crop_and_flip
-from mgnet_cli.errors import ConfigError
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}  # normalised pixels = the uint8 values
@@ -147,7 +146,7 @@ def test_channels_last_layout_keeps_the_values() -> None:
 
 
 def test_invalid_settings_are_rejected() -> None:
-    with pytest.raises(ConfigError, match="crop_padding=-1"):
+    with pytest.raises(ValueError, match="crop_padding=-1"):
         Augmentation(crop_padding=-1)
     with pytest.raises(ValueError, match="batch_size=0"):
         loader_of(image_set(4), 0, device=CPU, shuffle=False, **IDENTITY)

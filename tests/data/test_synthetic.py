@@ -6,7 +6,6 @@ from torch import nn
 
 from mgnet_cli.data.batches import Augmentation, BatchLoader, Batching
 from mgnet_cli.data.synthetic import load_synthetic
-from mgnet_cli.errors import ConfigError
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
@@ -37,7 +36,7 @@ def test_test_set_does_not_change_the_train_set_and_root_is_ignored() -> None:
 
 
 def test_sizes_are_validated() -> None:
-    with pytest.raises(ConfigError, match=r"dataset\.num_classes=1 is too small: use at least 2"):
+    with pytest.raises(ValueError, match=r"num_classes=1: 2 or more"):
         load_synthetic(num_classes=1)
 
 
