@@ -11,12 +11,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mgnet_cli import memory, schema
-from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
+from mgnet_cli.device import resolve_device
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.model.mgnet import MgNet
-from mgnet_cli.device import resolve_device
 from mgnet_cli.model.summary import summary
+from mgnet_cli.schema.data import AugmentationConfig
 from mgnet_cli.schema.train import TrainConfig
 from mgnet_cli.train.distributed import Distributed, check_sync_bn
 from mgnet_cli.train.fast import Placement, placement
@@ -36,7 +36,7 @@ def build_training(cfg: DictConfig, world: Distributed | None = None,
     place = placed(checked) if world is None else placement(world.device, trainer.precision)  # cuda:LOCAL_RANK
     seed_everything(checked.seed, trainer.deterministic)
     refuse_if_too_large(count_on_meta(cfg), place.device.type == "cpu")
-    data, augmentation = build_data(cfg, checked.seed)
+    data, augmentation = build_data(cfg, checked)
     model = build_model(cfg, data.in_channels, data.num_classes)
     if place.device.type == "cpu":
         refuse_activations_too_large(model, data_shape(cfg), trainer.batch_size)
@@ -65,8 +65,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:
-    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set.
+def build_data(cfg: DictConfig, checked: TrainConfig) -> tuple[Any, AugmentationConfig]:
+    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set, as the
+    checked config (``schema.check(cfg, "train")``) says.
 
     The data is an ``ImageData`` or a file-backed set that quacks like one (``FolderData``), which
     brings its own validation folder and cannot be split.
@@ -76,18 +77,13 @@ def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:
         loader_cfg["root"] = Path(str(loader_cfg["root"])).expanduser()
     data = instantiate(loader_cfg)
     check_shape(cfg, data)
-    batch_size = OmegaConf.select(cfg, "trainer.batch_size")
-    if batch_size is not None and int(batch_size) > len(data.train):
+    batch_size, val_size = checked.trainer.batch_size, checked.dataset.val_size
+    if batch_size > len(data.train):
         raise ConfigError(f"trainer.batch_size={batch_size} is larger than the {len(data.train):,} "
                           f"training images of {data.name}: use at most {len(data.train)}")
-    val_size = int(cfg.dataset.get("val_size", 0))
-    if isinstance(data, ImageData):
-        data = split_validation(data, val_size, seed)
-    elif val_size:
-        raise ConfigError(f"dataset.val_size={val_size}: {data.name} (image folders) evaluates on its "
-                          "val/ folder and cannot split off training images; set dataset.val_size=0")
-    augmentation = Augmentation(**OmegaConf.to_container(cfg.dataset.augmentation))
-    return data, augmentation
+    if isinstance(data, ImageData):  # image folders bring their val/ folder (their schema keeps val_size 0)
+        data = split_validation(data, val_size, checked.seed)
+    return data, checked.dataset.augmentation
 
 
 def data_shape(cfg: DictConfig) -> dict[str, int]:

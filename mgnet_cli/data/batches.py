@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from mgnet_cli.schema.data import AugmentationConfig
 
 
 @dataclass(frozen=True)
@@ -19,22 +20,6 @@ class ImageSet:
 
     def __len__(self) -> int:
         return self.labels.shape[0]
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random training-time augmentation, drawn independently for every image."""
-
-    crop_padding: int = 0  # random crop after zero-padding this many pixels per side
-    flip: bool = False  # random horizontal flip
-
-    def __post_init__(self) -> None:
-        if self.crop_padding < 0:
-            raise ValueError(f"crop_padding={self.crop_padding}: 0 or more pixels")
-
-    @property
-    def active(self) -> bool:
-        return self.crop_padding > 0 or self.flip
 
 
 def crop_and_flip(
@@ -94,7 +79,7 @@ class Batching:
     std: tuple[float, ...]
     device: torch.device = torch.device("cpu")
     shuffle: bool = False
-    augmentation: Augmentation | None = None
+    augmentation: AugmentationConfig | None = None
     drop_last: bool = False
     channels_last: bool = False
     shard: tuple[int, int] = (0, 1)

@@ -21,8 +21,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from mgnet_cli.data.batches import Augmentation, Batches, batch_windows
+from mgnet_cli.data.batches import Batches, batch_windows
 from mgnet_cli.errors import ConfigError, DataError
+from mgnet_cli.schema.data import AugmentationConfig
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class FolderData:
     def in_channels(self) -> int:
         return 3
 
-    def transform(self, augmentation: Augmentation | None) -> Any:
+    def transform(self, augmentation: AugmentationConfig | None) -> Any:
         """PIL image -> uint8 (3, S, S): augmented for training, or the evaluation crop (None)."""
         from torchvision.transforms import v2  # imported here: slow, and only needed to train
 
@@ -191,7 +192,7 @@ class FolderData:
         return v2.Compose([*steps, v2.PILToTensor()])
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
-                augmentation: Augmentation | None, seed: int, channels_last: bool = False,
+                augmentation: AugmentationConfig | None, seed: int, channels_last: bool = False,
                 shard: tuple[int, int] = (0, 1)) -> Batches:
         """Training and evaluation batches decoded by ``num_workers`` workers; ``generator`` draws
         the training order and the workers' seeds (so the augmentation) of every epoch.

@@ -4,8 +4,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader, Batches, Batching, ImageSet
+from mgnet_cli.data.batches import BatchLoader, Batches, Batching, ImageSet
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.data import AugmentationConfig
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class ImageData:
     val: ImageSet | None = None
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
-                augmentation: Augmentation | None, seed: int,
+                augmentation: AugmentationConfig | None, seed: int,
                 channels_last: bool = False, shard: tuple[int, int] = (0, 1)) -> Batches:
         """The run's batch sources (NHWC images if ``channels_last``; this rank's part of every
         global batch with ``shard = (rank, world size)``, evaluation keeping every image, each

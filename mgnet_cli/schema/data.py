@@ -17,12 +17,17 @@ class Labels(rules.Choice):
 # --- dataset ------------------------------------------------------------------------------------
 @dataclass
 class AugmentationConfig:
-    """Random training-time augmentation, drawn for every image."""
+    """Random training-time augmentation, drawn independently for every image (the batch
+    pipeline, ``mgnet_cli/data/batches.py``, takes this object as it is)."""
     crop_padding: int = 0  # random crop after zero-padding this many pixels per side
     flip: bool = False  # random horizontal flip
 
     def __post_init__(self) -> None:
         rules.count(self, "crop_padding", minimum=0, maximum=64)
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip
 
 
 @dataclass
@@ -139,6 +144,9 @@ class ImageFolderConfig:
                 raise rules.Invalid(key, list(values), "give 3 finite numbers (one per channel)"
                                     + (", each > 0" if key == "std" else ""))
         rules.count(self, "num_workers", minimum=0, maximum=1024)
-        rules.count(self, "val_size", minimum=0, maximum=0)
+        rules.count(self, "val_size", minimum=0, maximum=10**8)
+        if self.val_size:
+            raise rules.Invalid("val_size", self.val_size, "must stay 0: image folders evaluate on their val/ "
+                                                           "folder and cannot split off training images")
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader, Batching, ImageSet, crop_and_flip
+from mgnet_cli.data.batches import BatchLoader, Batching, ImageSet, crop_and_flip
+from mgnet_cli.schema.data import AugmentationConfig
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}  # normalised pixels = the uint8 values
@@ -93,7 +94,7 @@ def test_crop_and_flip_matches_the_per_image_reference(padding: int) -> None:
 
 def test_augmented_batches_are_windows_of_the_padded_images() -> None:
     data, padding = image_set(40, size=8), 2
-    augmentation = Augmentation(crop_padding=padding, flip=True)
+    augmentation = AugmentationConfig(crop_padding=padding, flip=True)
     loader = loader_of(data, 16, device=CPU, shuffle=True, augmentation=augmentation,
                          generator=torch.Generator().manual_seed(1), **IDENTITY)  # fmt: skip
     matches = []
@@ -112,7 +113,7 @@ def test_augmented_batches_are_windows_of_the_padded_images() -> None:
 
 def test_flip_only_mirrors_or_keeps_each_image() -> None:
     data = image_set(64)
-    loader = loader_of(data, 64, device=CPU, shuffle=False, augmentation=Augmentation(flip=True),
+    loader = loader_of(data, 64, device=CPU, shuffle=False, augmentation=AugmentationConfig(flip=True),
                          generator=torch.Generator().manual_seed(0), **IDENTITY)  # fmt: skip
     images, _ = next(iter(loader))
     mirrored = (as_pixels(images) == data.images.flip(-1)).flatten(1).all(1)
@@ -122,7 +123,7 @@ def test_flip_only_mirrors_or_keeps_each_image() -> None:
 
 def test_generator_state_replays_an_epoch() -> None:
     generator = torch.Generator().manual_seed(7)
-    loader = loader_of(image_set(30), 8, device=CPU, shuffle=True, augmentation=Augmentation(2, True),
+    loader = loader_of(image_set(30), 8, device=CPU, shuffle=True, augmentation=AugmentationConfig(2, True),
                          generator=generator, **IDENTITY)  # fmt: skip
     state = generator.get_state()
     first = list(loader)
@@ -147,14 +148,14 @@ def test_channels_last_layout_keeps_the_values() -> None:
 
 def test_invalid_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="crop_padding=-1"):
-        Augmentation(crop_padding=-1)
+        AugmentationConfig(crop_padding=-1)
     with pytest.raises(ValueError, match="batch_size=0"):
         loader_of(image_set(4), 0, device=CPU, shuffle=False, **IDENTITY)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_batches_equal_cpu_batches_for_the_same_generator_state() -> None:
-    data, augmentation = image_set(50), Augmentation(crop_padding=2, flip=True)
+    data, augmentation = image_set(50), AugmentationConfig(crop_padding=2, flip=True)
     outputs = []
     for device in (CPU, torch.device("cuda")):
         loader = loader_of(data, 16, device=device, shuffle=True, augmentation=augmentation,

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader, Batching
+from mgnet_cli.data.batches import BatchLoader, Batching
 from mgnet_cli.data.synthetic import load_synthetic
+from mgnet_cli.schema.data import AugmentationConfig
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
@@ -50,7 +51,7 @@ def test_a_small_cnn_learns_it_in_two_epochs() -> None:
     )  # fmt: skip
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     common = {"mean": data.mean, "std": data.std, "device": torch.device("cpu")}
-    augmentation = Augmentation(crop_padding=2, flip=True)
+    augmentation = AugmentationConfig(crop_padding=2, flip=True)
     train = BatchLoader(data.train, Batching(64, shuffle=True, augmentation=augmentation, **common),
                         torch.Generator().manual_seed(0))
     for _ in range(2):

@@ -16,11 +16,11 @@ from omegaconf import OmegaConf
 from torch.utils.data import SequentialSampler
 
 from mgnet_cli.cli.build import build_model
-from mgnet_cli.data.batches import Augmentation, BatchLoader, Batching
+from mgnet_cli.data.batches import BatchLoader, Batching, ImageSet
 from mgnet_cli.data.imagefolder import RankBatches
-from mgnet_cli.data.batches import ImageSet
 from mgnet_cli.data.synthetic import load_synthetic
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.data import AugmentationConfig
 from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, check_sync_bn, sync_batchnorm
 from mgnet_cli.train.guards import LossWatch, StopSignal
 from mgnet_cli.train.epoch import TrainStep, evaluate, summed, train_epoch
@@ -45,7 +45,7 @@ def rank_loaders(data: ImageSet, batch_size: int, world: int, **options) -> list
 @pytest.mark.parametrize("world", [1, 2, 3])
 @pytest.mark.parametrize("count", [48, 53])  # 53: a final partial batch of 5 (kept for 1 and 2 ranks)
 def test_the_ranks_parts_make_up_the_single_process_batches(world, count):
-    options = {"shuffle": True, "augmentation": Augmentation(crop_padding=2, flip=True)}
+    options = {"shuffle": True, "augmentation": AugmentationConfig(crop_padding=2, flip=True)}
     single = list(rank_loaders(image_set(count), 12, 1, **options)[0])
     loaders = rank_loaders(image_set(count), 12, world, **options)
     parts = [list(loader) for loader in loaders]

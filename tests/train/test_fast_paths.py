@@ -258,8 +258,9 @@ def test_fit_compiled_by_inductor_saves_a_plain_checkpoint(compose_config, tmp_p
 def test_cuda_autocast_steps_match_fp32(compose_config, precision):
     cuda = torch.device("cuda")
     cfg = compose_config(*SMALL)
-    seed = schema.check(cfg, "train").seed
-    data, augmentation = build_data(cfg, seed)
+    checked = schema.check(cfg, "train")
+    seed = checked.seed
+    data, augmentation = build_data(cfg, checked)
     torch.manual_seed(0)
     model = build_model(cfg, data.in_channels, data.num_classes)
     reference = copy.deepcopy(model)
