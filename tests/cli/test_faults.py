@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mgnet_cli.train.guards import StopSignal, resume_command
-from tests.helpers import TINY, mgnet, one_line_error, start, train, wait_for
+from tests.helpers import BIN, TINY, mgnet, one_line_error, start, train, wait_for
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -61,7 +61,7 @@ def test_the_printed_resume_line_works_for_any_folder_name(finished, tmp_path, n
     shutil.copytree(finished, run)
     line = resume_command(run)
     result = subprocess.run(["bash", "-c", f"{line} trainer.epochs=2"], cwd=tmp_path, capture_output=True,
-                            text=True, env=os.environ | {"PATH": f"{Path(shutil.which('python')).parent}:{os.environ['PATH']}"})
+                            text=True, env=os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})  # the venv's mgnet, activated or not
     assert result.returncode == 0, (line, result.stderr)
     assert json.loads((run / "results.json").read_text())["epochs"] == 2
 
