@@ -111,8 +111,8 @@ def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 
 
 def mgnet_solve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``mgnet solve <args>``, whatever its exit code."""
-    return mgnet("solve", *args, cwd=cwd, check=False)
+    """``mgnet solve <args>`` in-process, whatever its exit code."""
+    return cli("solve", *args, cwd=cwd, check=False)
 
 
 def fit_config(cfg, run_dir: Path):
