@@ -62,7 +62,13 @@ class LearningResult:
     settings: LearningSettings
     losses: list[float] = field(default_factory=list)
     factors: list[tuple[int, float]] = field(default_factory=list)
+    held_out: dict[str, float] = field(default_factory=dict)  # none: the factor is measured on one grid
     time_s: float = 0.0
+
+    @property
+    def model(self) -> LearnedKernels:
+        """What was learned (as ``ProlongationResult.model``)."""
+        return self.kernels
 
 
 def with_kernels(options: MultigridSettings, kernels: LearnedKernels) -> MultigridSettings:

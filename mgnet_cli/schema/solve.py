@@ -13,6 +13,12 @@ GRID_SIZES = tuple(2**level - 1 for level in range(2, 14))  # 3 .. 8191 interior
 BYTES_PER_POINT = 8 * 40  # float64, about 40 arrays a point over the hierarchy (stencils, vectors)
 
 
+class ProblemKind(rules.Choice):
+    poisson = "poisson"
+    diffusion = "diffusion"
+    anisotropic = "anisotropic"
+
+
 class RightHandSide(rules.Choice):
     random = "random"
     ones = "ones"
