@@ -29,9 +29,8 @@ from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learned_smoother import START_OMEGA
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
-from mgnet_cli.pde.prolongation_learning import (FieldLearningSettings, ProlongationSettings, learn_prolongation,
-                                                 load_prolongation, save_prolongation)
-from mgnet_cli.pde.smoother_learning import (LearningSettings, MakeOptimizer, kernel_table, learn_smoother,
+from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
+from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother,
                                              load_learned, save_learned, with_kernels)
 from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_poisson
 from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
@@ -67,7 +66,6 @@ class Part:
     key: str
     file: str
     record: str  # its entry in results.json
-    settings: type
     what: str  # what the training grids' levels are: smoothed or coarsened
     load: Callable[[Path, MultigridSettings], tuple[Any, dict[str, Any]]]
     learn: Callable[[Any, MultigridSettings, MakeOptimizer, Schedule, Path, torch.device], Any]
@@ -81,21 +79,19 @@ def galerkin_rule(options: MultigridSettings) -> ProlongationRule:
 
 PARTS = {
     "learned": Part(
-        "learned", "learned_smoother.pt", "learned_smoother", LearningSettings, "smoothed",
+        "learned", "learned_smoother.pt", "learned_smoother", "smoothed",
         load=lambda path, options: load_learned(path),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_smoother(
             settings, options, make, schedule, run_dir, device),
         save=save_learned),
     "stencil_aware": Part(
-        "stencil_aware", "stencil_aware_smoother.pt", "stencil_aware_smoother", FieldLearningSettings,
-        "smoothed",
+        "stencil_aware", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
         load=lambda path, options: load_stencil_smoother(path, options, galerkin_rule(options)),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_stencil_smoother(
             settings, options, galerkin_rule(options), make, schedule, run_dir),
         save=save_stencil_smoother),
     "learned_prolongation": Part(
-        "learned_prolongation", "learned_prolongation.pt", "learned_prolongation", ProlongationSettings,
-        "coarsened",
+        "learned_prolongation", "learned_prolongation.pt", "learned_prolongation", "coarsened",
         load=lambda path, options: load_prolongation(path),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_prolongation(
             settings, options, make, schedule, run_dir),
@@ -114,7 +110,7 @@ def load_or_learn(part: Part, node: Any, options: MultigridSettings, run_dir: Pa
         log.info("%s loaded from %s (learned for %s)", part.record.replace("_", " "), path, state.get("cycle"))
         return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
                        "settings": state.get("settings")}
-    settings = training_settings(node, part.settings, key, options.coarsest_n, part.what)
+    settings = training_settings(node, key, options.coarsest_n, part.what)
     make_optimizer, schedule = learning_tools(node, key, settings.steps)
     result = part.learn(settings, options, make_optimizer, schedule, run_dir, device)
     path = run_dir / part.file

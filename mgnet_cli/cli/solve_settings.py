@@ -5,7 +5,7 @@ Each a one-line ConfigError."""
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +88,10 @@ def above_coarsest(train_sizes: Any, key: str, coarsest_n: int, what: str = "smo
     return tuple(sizes)
 
 
-def training_settings(node: Any, settings_type: type, key: str, coarsest_n: int, what: str = "smoothed") -> Any:
-    """A learned part's checked training keys (``solver.learned``, ...) as the library's ``settings_type``."""
-    def plain(value: Any) -> Any:
-        return tuple(plain(item) for item in value) if isinstance(value, list) else \
-            str(value) if isinstance(value, str) else value
-    values = {field.name: plain(getattr(node, field.name)) for field in fields(settings_type)}
-    return settings_type(**{**values, "train_sizes": above_coarsest(node.train_sizes, key, coarsest_n, what)})
+def training_settings(node: Any, key: str, coarsest_n: int, what: str = "smoothed") -> Any:
+    """A learned part's checked node (``solver.learned``, ...) with its training grids sorted, each
+    above the coarsest grid."""
+    return replace(node, train_sizes=list(above_coarsest(node.train_sizes, key, coarsest_n, what)))
 
 
 def built(node: Any, key: str, check: Callable[[Any], Any]) -> Any:

@@ -11,7 +11,7 @@ from mgnet_cli import schema
 from mgnet_cli.cli.solve import PARTS, load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.solve_settings import multigrid_settings, smoother_factory, training_settings
-from mgnet_cli.pde.smoother_learning import LearningSettings
+from mgnet_cli.pde.smoother_learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.helpers import mgnet_solve
@@ -95,8 +95,8 @@ def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
 
 def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compose_config, tmp_path):
     cfg = compose_config("solver/smoother=learned", config_name="solve", tiny=False)
-    settings = training_settings(schema.check(cfg, "solve").solver.learned, LearningSettings, "solver.learned", 7)
-    assert settings.train_sizes == (31, 63) and settings.shared and settings.measure_size == 127
+    settings = training_settings(schema.check(cfg, "solve").solver.learned, "solver.learned", 7)
+    assert settings.train_sizes == [31, 63] and settings.shared and measure_size(settings) == 127
     cfg = compose_config("solver/smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
                          config_name="solve", tiny=False)
     with pytest.raises(MgnetError, match="no.pt does not exist"):
