@@ -154,14 +154,14 @@ def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles
 
 def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tuple[Callable, str]:
     """The learned prolongation from ``path``, or trained here; and a line saying which."""
-    from mgnet_cli.pde.prolongation_learning import (ProlongationSettings, learn_prolongation,
-                                                     load_prolongation)
+    from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation
+    from mgnet_cli.schema.solve import LearnedProlongationConfig
     from mgnet_cli.train.schedules import WarmupCosine
 
     if path is not None:
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = ProlongationSettings(train_sizes=(31,), steps=steps, batch=4, cycles=2)  # solve.yaml's
+    settings = LearnedProlongationConfig(train_sizes=[31], steps=steps)  # solve.yaml's
     options = MultigridSettings(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
     result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=1e-3), schedule)
@@ -176,7 +176,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
 def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str]:
     """The stencil-aware smoother from ``path``, or trained here as ``mgnet solve`` would (with
     configs/solve.yaml's ``solver.stencil_aware``; ``quick``: 3 steps); and a line saying which."""
-    from mgnet_cli.pde.prolongation_learning import FieldLearningSettings
+    from mgnet_cli.schema.solve import StencilAwareConfig
     from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
     from mgnet_cli.train.schedules import WarmupCosine
 
@@ -184,8 +184,7 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
     if path is not None:
         net, state = load_stencil_smoother(Path(path), options, rule)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = FieldLearningSettings(train_sizes=(31,), steps=3 if quick else 60, batch=4, cycles=2,
-                                     measure_every=20, hidden=16, fields=("anisotropic", "jumps"))  # solve.yaml's
+    settings = StencilAwareConfig(steps=3 if quick else 60)  # solve.yaml's
     schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
     result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=3e-3), schedule)
     return with_net(options, result.model).smoother, (

@@ -15,9 +15,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-KRYLOV: tuple[str, ...] = ("none", "cg")
-
-
 def adjoint_post_smoother(smoother: nn.Module) -> nn.Module:
     """The post-smoother that makes the V cycle symmetric: its sweeps in reverse order."""
     if hasattr(smoother, "reverse"):

@@ -4,7 +4,8 @@ and range when the file is loaded. ``mgnet solve`` copies its settings and cycle
 after the solve, so a value JSON cannot write must be refused before the solve, never after it."""
 
 import typing
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,27 @@ CYCLES = ("v", "w", "backslash")
 LARGEST_GRID = 8191  # interior points per side of the largest grid mgnet solves on
 
 
-def value_fault(value: Any, kind: Any, choices: tuple[str, ...] | None) -> str | None:
-    """What keeps ``value`` from being a setting of type ``kind`` (bool, int, str, or a tuple of
-    ints or of strings) among ``choices``; None if nothing does."""
-    if typing.get_origin(kind) is tuple:
+def training_keys(settings_type: type) -> dict[str, Any]:
+    """A learned part's training keys (its schema's fields less the checkpoint and the optimizer
+    and schedule, which are code, not a record) and their types."""
+    return {field.name: field.type for field in fields(settings_type)
+            if field.name != "checkpoint" and not is_dataclass(field.type)}
+
+
+def training_record(settings: Any) -> dict[str, Any]:
+    """The training keys of ``settings`` (a schema dataclass) as plain data, for a weights-only file."""
+    def plain(value: Any) -> Any:
+        return [plain(item) for item in value] if isinstance(value, (list, tuple)) else \
+            value.value if isinstance(value, Enum) else value
+    return {name: plain(getattr(settings, name)) for name in training_keys(type(settings))}
+
+
+def value_fault(value: Any, kind: Any, choices: tuple[str, ...] | None = None) -> str | None:
+    """What keeps ``value`` from being a setting of type ``kind`` (bool, int, str, a choice of the
+    schema, or a list of ints or of choices) among ``choices``; None if nothing does."""
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        kind, choices = str, tuple(member.value for member in kind)
+    if typing.get_origin(kind) in (tuple, list):
         item = typing.get_args(kind)[0]
         if not isinstance(value, (list, tuple)) or not value or len(value) > 64:
             return "is not a list of 1 to 64 entries"
@@ -33,14 +51,14 @@ def value_fault(value: Any, kind: Any, choices: tuple[str, ...] | None) -> str |
     return f"is not a {getattr(kind, '__name__', kind)}"
 
 
-def settings_fault(settings: Any, settings_type: type, choices: dict[str, tuple[str, ...]]) -> str | None:
-    """``settings`` as ``save_*`` wrote them: some of ``settings_type``'s fields, each of its type
-    (``choices``: the words a field may hold; ``train_sizes``: grids mgnet solves on)."""
-    kinds = {field.name: field.type for field in fields(settings_type)}
+def settings_fault(settings: Any, settings_type: type) -> str | None:
+    """``settings`` as ``save_*`` wrote them: some of the training keys of ``settings_type`` (the
+    part's schema), each of its type (``train_sizes``: grids mgnet solves on)."""
+    kinds = training_keys(settings_type)
     if not isinstance(settings, dict) or not set(settings) <= set(kinds):
         return f"is not a dict of {', '.join(kinds)}"
     for key, value in settings.items():
-        fault = value_fault(value, kinds[key], choices.get(key))
+        fault = value_fault(value, kinds[key])
         if fault is None and key == "train_sizes" and not all(3 <= size <= LARGEST_GRID for size in value):
             fault = f"is not a list of grid sizes from 3 to {LARGEST_GRID}"
         if fault is not None:
@@ -74,10 +92,9 @@ def history_fault(state: dict[str, Any]) -> str | None:
     return None if is_finite(time_s) and time_s >= 0 else "time_s is not a non-negative number"
 
 
-def check_record(state: dict[str, Any], path: Path, settings_type: type,
-                 choices: dict[str, tuple[str, ...]] | None = None) -> None:
+def check_record(state: dict[str, Any], path: Path, settings_type: type) -> None:
     """A MgnetError naming ``path`` and the entry if the file's record is not what ``save_*`` writes."""
-    faults = (("settings", settings_fault(state.get("settings", {}), settings_type, choices or {})),
+    faults = (("settings", settings_fault(state.get("settings", {}), settings_type)),
               ("cycle", cycle_fault(state.get("cycle", {}))), ("", history_fault(state)))
     for part, fault in faults:
         if fault is not None:

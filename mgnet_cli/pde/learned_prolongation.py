@@ -17,10 +17,11 @@ from torch import nn
 from mgnet_cli.pde.galerkin import Prolongation, fine_slice
 from mgnet_cli.pde.hierarchy import PROLONGATIONS
 from mgnet_cli.pde.stencils import scaled_neighbours
+from mgnet_cli.schema.solve import ProlongationBase
 from mgnet_cli.untrusted import is_count, load_finite_weights
 
 CHECKPOINT_KIND = "learned_prolongation"
-BASES: tuple[str, ...] = ("black_box", "bilinear")
+BASES: tuple[str, ...] = tuple(base.value for base in ProlongationBase)
 
 
 def keeps_constants(correction: torch.Tensor) -> torch.Tensor:

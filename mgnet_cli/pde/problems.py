@@ -135,7 +135,6 @@ def anisotropic_stencil(n: int, epsilon: float, theta: float) -> torch.Tensor:
 
 
 ProblemKind = Literal["poisson", "diffusion", "anisotropic"]
-PROBLEMS: tuple[str, ...] = ("poisson", "diffusion", "anisotropic")
 
 
 @dataclass(frozen=True)

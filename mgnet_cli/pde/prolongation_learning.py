@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,12 @@ import torch
 from mgnet_cli.device import one_cpu_thread
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule, build_galerkin_cycle, solve_stencil
-from mgnet_cli.pde.learned_files import check_record
-from mgnet_cli.pde.learned_prolongation import BASES, LearnedProlongation
+from mgnet_cli.pde.learned_files import check_record, training_record
+from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.solve import MultigridSettings, smoother_name
+from mgnet_cli.schema.solve import LearnedProlongationConfig, StencilAwareConfig, TrainingField
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from mgnet_cli.train.tracking import Tracker, progress
 
@@ -37,28 +38,7 @@ log = logging.getLogger(__name__)
 MakeOptimizer = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
-FIELDS: tuple[str, ...] = ("lognormal", "jumps", "anisotropic")  # the kinds of training problem
-
-
-@dataclass(frozen=True)
-class FieldLearningSettings:
-    """What to learn on and how long: training grids, steps, problems per step, unrolled cycles."""
-
-    train_sizes: tuple[int, ...] = (31,)
-    steps: int = 100
-    batch: int = 4  # random fields per training grid and step
-    cycles: int = 4  # unrolled cycles per field
-    seed: int = 0
-    measure_every: int = 25
-    hidden: int = 32
-    fields: tuple[str, ...] = ("lognormal", "jumps")  # the kinds of training field, taken in turn
-
-
-@dataclass(frozen=True)
-class ProlongationSettings(FieldLearningSettings):
-    """``solver.learned_prolongation`` in configs/solve.yaml: also the rule the network corrects."""
-
-    base: str = "black_box"
+FieldLearningConfig = LearnedProlongationConfig | StencilAwareConfig  # the parts learned on random fields
 
 
 @dataclass
@@ -67,7 +47,7 @@ class ProlongationResult:
     and the last measurement's factor per kind of field (``held_out``)."""
 
     model: torch.nn.Module
-    settings: FieldLearningSettings
+    settings: FieldLearningConfig
     losses: list[float] = field(default_factory=list)
     factors: list[tuple[int, float]] = field(default_factory=list)
     held_out: dict[str, float] = field(default_factory=dict)
@@ -75,7 +55,7 @@ class ProlongationResult:
 
 
 def random_stencil(n: int, generator: torch.Generator, kind: str) -> torch.Tensor:
-    """A training problem's stencil (3, 3, n, n) of ``kind`` (one of FIELDS), drawn from ``generator``."""
+    """A training problem's stencil (3, 3, n, n) of ``kind`` (a ``TrainingField``), drawn from ``generator``."""
     uniform = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
     if kind == "jumps":
         contrast = 10 ** (1 + 2 * uniform[0])
@@ -84,7 +64,7 @@ def random_stencil(n: int, generator: torch.Generator, kind: str) -> torch.Tenso
     if kind == "anisotropic":
         return anisotropic_stencil(n, 10 ** (-3 + 2 * uniform[0]), math.pi * uniform[1])
     if kind != "lognormal":
-        raise ValueError(f"fields: {kind!r} is not one of {FIELDS}")
+        raise ValueError(f"fields: {kind!r} is not one of {', '.join(field.value for field in TrainingField)}")
     sigma = 0.5 + 1.5 * uniform[0]
     return diffusion_stencil(torch.exp(sigma * torch.randn(n, n, generator=generator, dtype=torch.float64)))
 
@@ -130,7 +110,7 @@ def held_out_factors(rule: ProlongationRule, options: MultigridSettings, n: int,
     return factors
 
 
-def learn_on_fields(model: torch.nn.Module, settings: FieldLearningSettings, options: MultigridSettings,
+def learn_on_fields(model: torch.nn.Module, settings: FieldLearningConfig, options: MultigridSettings,
                     rule: ProlongationRule, make_optimizer: MakeOptimizer, schedule: Callable[[int], float],
                     run_dir: Path | None = None, name: str = "prolongation") -> ProlongationResult:
     """Trains ``model``, a part of ``options``' cycle (its smoother) or ``rule`` itself, on the CPU
@@ -146,7 +126,7 @@ def learn_on_fields(model: torch.nn.Module, settings: FieldLearningSettings, opt
         tracker = None if run_dir is None else stack.enter_context(Tracker(run_dir))
         stack.enter_context(one_cpu_thread(torch.device("cpu")))
         for step in progress(range(1, settings.steps + 1), settings.steps, f"learning the {name}"):
-            kinds = settings.fields
+            kinds = [str(kind) for kind in settings.fields]  # plain words: they key the saved record
             losses = [unrolled_loss(random_stencil(n, generator, kinds[index % len(kinds)]),
                                     rule, options, settings.cycles, generator)
                       for n in settings.train_sizes for index in range(settings.batch)]
@@ -173,12 +153,12 @@ def learn_on_fields(model: torch.nn.Module, settings: FieldLearningSettings, opt
     return result
 
 
-def learn_prolongation(settings: ProlongationSettings, options: MultigridSettings,
+def learn_prolongation(settings: LearnedProlongationConfig, options: MultigridSettings,
                        make_optimizer: MakeOptimizer, schedule: Callable[[int], float],
                        run_dir: Path | None = None) -> ProlongationResult:
     """Trains a ``LearnedProlongation`` for ``options``' cycle."""
     torch.manual_seed(settings.seed)
-    model = LearnedProlongation(settings.hidden, settings.base)
+    model = LearnedProlongation(settings.hidden, str(settings.base))
     return learn_on_fields(model, settings, options, model, make_optimizer, schedule, run_dir)
 
 
@@ -186,7 +166,7 @@ def save_prolongation(path: Path, result: ProlongationResult, options: Multigrid
     """The network's weights and the record of its training, weights-only."""
     save_checkpoint(path, {
         **result.model.state(),
-        "settings": {**asdict(result.settings), "train_sizes": list(result.settings.train_sizes)},
+        "settings": training_record(result.settings),
         "cycle": {"shape": options.cycle, "smoother": smoother_name(options.smoother), "pre_smooth": options.pre_smooth,
                   "post_smooth": options.post_smooth, "coarsest_n": options.coarsest_n},
         "losses": result.losses, "factors": [list(pair) for pair in result.factors], "time_s": result.time_s,
@@ -200,5 +180,5 @@ def load_prolongation(path: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
         model = LearnedProlongation.from_state(state)
     except ValueError as error:
         raise MgnetError(f"{path} holds no usable learned prolongation: {error}") from error
-    check_record(state, path, ProlongationSettings, {"fields": FIELDS, "base": BASES})
+    check_record(state, path, LearnedProlongationConfig)
     return model, state

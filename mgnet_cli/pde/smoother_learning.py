@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ import torch
 from mgnet_cli.device import one_cpu_thread
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.cycle import MultigridCycle
-from mgnet_cli.pde.learned_files import check_record
+from mgnet_cli.pde.learned_files import check_record, training_record
 from mgnet_cli.pde.learned_smoother import START_OMEGA, LearnedKernels, LearnedSmoother
 from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.solve import MultigridSettings, build_cycle, solve_poisson
+from mgnet_cli.schema.solve import LearnedSmootherConfig
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from mgnet_cli.train.tracking import Tracker, progress
 
@@ -37,22 +38,9 @@ MakeOptimizer = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 CHECKPOINT_KIND = "learned_smoother"
 
 
-@dataclass(frozen=True)
-class LearningSettings:
-    """What to learn and how long: one kernel or one per grid size, training grids, steps, batch."""
-
-    shared: bool = True
-    train_sizes: tuple[int, ...] = (31, 63)
-    steps: int = 200
-    batch: int = 16  # random problems per training grid and step
-    cycles: int = 6  # unrolled cycles per problem
-    seed: int = 0
-    measure_every: int = 25  # steps between factor measurements
-
-    @property
-    def measure_size(self) -> int:
-        """The grid the factor is measured on while training: the next finer one, never trained on."""
-        return 2 * max(self.train_sizes) + 1
+def measure_size(settings: LearnedSmootherConfig) -> int:
+    """The grid the factor is measured on while training: the next finer one, never trained on."""
+    return 2 * max(settings.train_sizes) + 1
 
 
 @dataclass
@@ -60,10 +48,16 @@ class LearningResult:
     """The kernels, the loss of every step, and the measured factors ``(step, factor)``."""
 
     kernels: LearnedKernels
-    settings: LearningSettings
+    settings: LearnedSmootherConfig
     losses: list[float] = field(default_factory=list)
     factors: list[tuple[int, float]] = field(default_factory=list)
+    held_out: dict[str, float] = field(default_factory=dict)  # none: the factor is measured on one grid
     time_s: float = 0.0
+
+    @property
+    def model(self) -> LearnedKernels:
+        """What was learned (as ``ProlongationResult.model``)."""
+        return self.kernels
 
 
 def with_kernels(options: MultigridSettings, kernels: LearnedKernels) -> MultigridSettings:
@@ -109,7 +103,7 @@ def random_problems(cycle: MultigridCycle, n: int, batch: int, generator: torch.
     return f, u / cycle.levels[0].A.diagonal
 
 
-def learn_smoother(settings: LearningSettings, options: MultigridSettings, make_optimizer: MakeOptimizer,
+def learn_smoother(settings: LearnedSmootherConfig, options: MultigridSettings, make_optimizer: MakeOptimizer,
                    schedule: Callable[[int], float], run_dir: Path | None = None,
                    device: torch.device | str = "cpu") -> LearningResult:
     """Trains kernels for ``options``' cycle; TensorBoard scalars go to ``run_dir`` when given."""
@@ -153,7 +147,7 @@ def learn_smoother(settings: LearningSettings, options: MultigridSettings, make_
 def _measure(result: LearningResult, step: int, options: MultigridSettings, tracker: Tracker | None,
              device: torch.device) -> None:
     """Measures the factor on the unseen grid, records and logs it."""
-    n = result.settings.measure_size
+    n = measure_size(result.settings)
     factor = measured_factor(n, options, seed=result.settings.seed + 1, device=device)
     result.factors.append((step, factor))
     if tracker is not None:
@@ -168,7 +162,7 @@ def save_learned(path: Path, result: LearningResult, options: MultigridSettings)
     """The kernels, the settings they were learned with and the training record, weights-only."""
     save_checkpoint(path, {
         "kind": CHECKPOINT_KIND, **result.kernels.state(),
-        "settings": {**asdict(result.settings), "train_sizes": list(result.settings.train_sizes)},
+        "settings": training_record(result.settings),
         "cycle": {"shape": options.cycle, "pre_smooth": options.pre_smooth,
                   "post_smooth": options.post_smooth, "coarsest_n": options.coarsest_n,
                   "omega": START_OMEGA},
@@ -187,7 +181,7 @@ def load_learned(path: Path) -> tuple[LearnedKernels, dict[str, Any]]:
         kernels = LearnedKernels.from_state(state)
     except (KeyError, ValueError) as error:
         raise MgnetError(f"{path} holds no usable kernels: {error}") from error
-    check_record(state, path, LearningSettings)  # its settings and cycle go into results.json
+    check_record(state, path, LearnedSmootherConfig)  # its settings and cycle go into results.json
     return kernels, state
 
 

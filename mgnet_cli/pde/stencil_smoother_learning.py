@@ -10,7 +10,7 @@ eval mode, where each level checks its taps lower the energy (stencil_smoother.p
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule
-from mgnet_cli.pde.learned_files import check_record
-from mgnet_cli.pde.prolongation_learning import (FIELDS, FieldLearningSettings, MakeOptimizer, ProlongationResult,
-                                                 held_out_factors, learn_on_fields)
+from mgnet_cli.pde.learned_files import check_record, training_record
+from mgnet_cli.pde.prolongation_learning import (MakeOptimizer, ProlongationResult, held_out_factors,
+                                                 learn_on_fields)
 from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
+from mgnet_cli.schema.solve import StencilAwareConfig
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECK_N = 31  # the grid a loaded network is checked on
@@ -43,7 +44,7 @@ def refuse_divergent(factors: dict[str, float], where: str) -> None:
                          "nothing saved or used; lower solver.stencil_aware.optimizer.lr or its steps")
 
 
-def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridSettings,
+def learn_stencil_smoother(settings: StencilAwareConfig, options: MultigridSettings,
                            rule: ProlongationRule, make_optimizer: MakeOptimizer,
                            schedule: Callable[[int], float], run_dir: Path | None = None) -> ProlongationResult:
     """Trains a ``StencilKernelNet`` for ``options``' cycle with prolongation ``rule``; refused if its
@@ -55,7 +56,7 @@ def learn_stencil_smoother(settings: FieldLearningSettings, options: MultigridSe
                              name="stencil-aware smoother")
     net.eval()  # from here on guarded, as when loaded
     n = 2 * max(settings.train_sizes) + 1
-    result.held_out = held_out_factors(rule, options, n, settings.seed + 1, settings.fields)
+    result.held_out = held_out_factors(rule, options, n, settings.seed + 1, [str(kind) for kind in settings.fields])
     refuse_divergent(result.held_out, f"on the held-out problems (n={n})")
     return result
 
@@ -64,8 +65,7 @@ def save_stencil_smoother(path: Path, result: ProlongationResult, options: Multi
     """The network's weights and the record of its training, weights-only."""
     save_checkpoint(path, {
         **result.model.state(),
-        "settings": {**asdict(result.settings), "train_sizes": list(result.settings.train_sizes),
-                     "fields": list(result.settings.fields)},
+        "settings": training_record(result.settings),
         "cycle": {"shape": options.cycle, "prolongation": options.prolongation,
                   "pre_smooth": options.pre_smooth, "post_smooth": options.post_smooth,
                   "coarsest_n": options.coarsest_n},
@@ -83,8 +83,8 @@ def load_stencil_smoother(path: Path, options: MultigridSettings,
         net = StencilKernelNet.from_state(state)
     except ValueError as error:
         raise MgnetError(f"{path} holds no usable stencil-aware smoother: {error}") from error
-    check_record(state, path, FieldLearningSettings, {"fields": FIELDS})  # before its fields are used
-    kinds = state.get("settings", {}).get("fields") or ["anisotropic", "jumps"]
+    check_record(state, path, StencilAwareConfig)  # before its fields are used
+    kinds = state.get("settings", {}).get("fields") or [str(kind) for kind in StencilAwareConfig().fields]
     with torch.inference_mode():
         factors = held_out_factors(rule, with_net(options, net), CHECK_N, seed=1, kinds=kinds)
     refuse_divergent(factors, f"on the check grid n={CHECK_N} ({path})")

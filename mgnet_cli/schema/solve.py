@@ -13,6 +13,12 @@ GRID_SIZES = tuple(2**level - 1 for level in range(2, 14))  # 3 .. 8191 interior
 BYTES_PER_POINT = 8 * 40  # float64, about 40 arrays a point over the hierarchy (stencils, vectors)
 
 
+class ProblemKind(rules.Choice):
+    poisson = "poisson"
+    diffusion = "diffusion"
+    anisotropic = "anisotropic"
+
+
 class RightHandSide(rules.Choice):
     random = "random"
     ones = "ones"
@@ -37,6 +43,12 @@ class Prolongation(rules.Choice):
     bilinear = "bilinear"
     black_box = "black_box"
     learned = "learned"
+
+
+class ProlongationBase(rules.Choice):
+    """The rule a learned prolongation corrects (and starts from)."""
+    black_box = "black_box"
+    bilinear = "bilinear"
 
 
 class Krylov(rules.Choice):
@@ -222,6 +234,12 @@ class LearnedSmootherConfig:
         rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
 
 
+class TrainingField(rules.Choice):
+    lognormal = "lognormal"
+    jumps = "jumps"
+    anisotropic = "anisotropic"
+
+
 @dataclass
 class LearnedProlongationConfig(LearnedSmootherConfig):
     """``solver.learned_prolongation``: the CNN that predicts P's weights."""
@@ -230,19 +248,14 @@ class LearnedProlongationConfig(LearnedSmootherConfig):
     batch: int = 4
     cycles: int = 2
     hidden: int = 32
-    base: Prolongation = Prolongation.black_box
+    base: ProlongationBase = ProlongationBase.black_box
+    fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.lognormal, TrainingField.jumps])
 
     def __post_init__(self) -> None:
         super().__post_init__()
         rules.count(self, "hidden", maximum=4096)
-        if self.base == Prolongation.learned:
-            raise rules.Invalid("base", self.base, "use one of black_box, bilinear")
-
-
-class TrainingField(rules.Choice):
-    lognormal = "lognormal"
-    jumps = "jumps"
-    anisotropic = "anisotropic"
+        if not self.fields:
+            raise rules.Invalid("fields", self.fields, "give at least one of lognormal, jumps, anisotropic")
 
 
 @dataclass

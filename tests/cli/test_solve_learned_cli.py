@@ -7,9 +7,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mgnet_cli.cli.solve import learned_smoother
+from mgnet_cli import schema
+from mgnet_cli.cli.solve import PARTS, load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.solve_settings import learning_settings, multigrid_settings
+from mgnet_cli.cli.solve_settings import multigrid_settings, smoother_factory, training_settings
+from mgnet_cli.pde.smoother_learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.helpers import mgnet_solve
@@ -76,22 +78,29 @@ def test_bad_learned_values_name_the_key(override, message):
     assert str(refused.value).startswith(message)
 
 
+def learn_or_load(cfg, run_dir):
+    """The learned smoother of a composed ``solve`` config, as ``mgnet solve`` loads or learns it."""
+    solver = schema.check(cfg, "solve").solver
+    options = multigrid_settings(solver, smoother_factory(solver.smoother))
+    return load_or_learn(PARTS["learned"], solver.learned, options, run_dir, torch.device("cpu"))
+
+
 def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
     cfg = compose_config("solver/smoother=learned", "solver.learned.train_sizes=[7,31]", config_name="solve",
                          tiny=False)
     with pytest.raises(ConfigError, match="7 is not above solver.coarsest_n=7"):
-        learned_smoother(cfg.solver, multigrid_settings(cfg.solver), tmp_path, torch.device("cpu"))
+        learn_or_load(cfg, tmp_path)
     assert not list(tmp_path.iterdir())  # refused before learning anything
 
 
 def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compose_config, tmp_path):
     cfg = compose_config("solver/smoother=learned", config_name="solve", tiny=False)
-    settings = learning_settings(cfg.solver.learned, coarsest_n=7)
-    assert settings.train_sizes == (31, 63) and settings.shared and settings.measure_size == 127
+    settings = training_settings(schema.check(cfg, "solve").solver.learned, "solver.learned", 7)
+    assert settings.train_sizes == [31, 63] and settings.shared and measure_size(settings) == 127
     cfg = compose_config("solver/smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
                          config_name="solve", tiny=False)
     with pytest.raises(MgnetError, match="no.pt does not exist"):
-        learned_smoother(cfg.solver, multigrid_settings(cfg.solver), tmp_path, torch.device("cpu"))
+        learn_or_load(cfg, tmp_path)
 
 
 TINY_PROLONGATION = ["problem=diffusion", "problem.n=63", "solver.prolongation=learned",

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.lib.format as npy_format
 import pytest
 
+from mgnet_cli import schema
 from mgnet_cli.cli.solve_settings import problem_settings
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.problems import read_field
@@ -80,7 +81,7 @@ def test_the_field_is_read_once_and_the_solve_uses_what_was_checked(tmp_path, co
     np.save(tmp_path / "k.npy", field)
     cfg = compose_config("problem=diffusion", "problem.n=15", "problem.coefficient=file",
                          f"problem.file={tmp_path / 'k.npy'}", config_name="solve", tiny=False)
-    problem = problem_settings(cfg.problem)
+    problem = problem_settings(schema.check(cfg, "solve").problem)
     (tmp_path / "k.npy").write_bytes(b"")  # changed after the check: never read again
     assert problem.field().numpy().tolist() == field.tolist()
     assert problem.stencil().shape == (3, 3, 15, 15)
@@ -91,7 +92,7 @@ def test_a_bad_file_is_one_config_error_naming_the_key(tmp_path, compose_config)
     cfg = compose_config("problem=diffusion", "problem.n=15", "problem.coefficient=file",
                          f"problem.file={tmp_path / 'k.npy'}", config_name="solve", tiny=False)
     with pytest.raises(ConfigError, match=r"problem.file='.*k.npy': .* holds 16 bytes of data"):
-        problem_settings(cfg.problem)
+        problem_settings(schema.check(cfg, "solve").problem)
 
 
 def test_a_file_given_with_another_coefficient_is_refused(tmp_path):

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learned_smoother import LearnedKernels, LearnedSmoother, convolve
-from mgnet_cli.pde.smoother_learning import (LearningSettings, learn_smoother, load_learned, log_reduction,
+from mgnet_cli.schema.solve import LearnedSmootherConfig
+from mgnet_cli.pde.smoother_learning import (learn_smoother, load_learned, log_reduction,
                                     measured_factor, save_learned, smoothed_sizes, with_kernels)
 from mgnet_cli.pde.poisson import Laplacian
 from mgnet_cli.pde.smoothers import DampedJacobi
@@ -19,7 +20,7 @@ from mgnet_cli.train.schedules import Constant
 
 DOUBLE = torch.float64
 OPTIONS = MultigridSettings(coarsest_n=3)  # V(1,1); on n = 15 the levels are 15, 7 and 3
-TINY = LearningSettings(train_sizes=(15,), steps=12, batch=4, cycles=3, measure_every=100)
+TINY = LearnedSmootherConfig(train_sizes=[15], steps=12, batch=4, cycles=3, measure_every=100)
 ADAM = functools.partial(torch.optim.Adam, lr=0.05)
 
 

@@ -8,7 +8,8 @@ from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import coefficient_field, diffusion_stencil
-from mgnet_cli.pde.prolongation_learning import (ProlongationSettings, learn_prolongation,
+from mgnet_cli.schema.solve import LearnedProlongationConfig
+from mgnet_cli.pde.prolongation_learning import (learn_prolongation,
                                                  load_prolongation, save_prolongation)
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridSettings
@@ -25,8 +26,8 @@ def factor(rule, n: int, seed: int = 77, kind: str = "lognormal", max_cycles: in
 
 @pytest.fixture(scope="module")
 def learned() -> LearnedProlongation:
-    settings = ProlongationSettings(train_sizes=(15,), steps=30, batch=2, cycles=2, measure_every=100,
-                                    base="bilinear", fields=("lognormal",))
+    settings = LearnedProlongationConfig(train_sizes=[15], steps=30, batch=2, cycles=2, measure_every=100,
+                                         base="bilinear", fields=["lognormal"])
     result = learn_prolongation(settings, OPTIONS, lambda p: torch.optim.Adam(p, lr=1e-2), lambda step: 1.0)
     return result.model
 
@@ -50,7 +51,7 @@ def test_a_saved_solver_reloads_to_the_same_factor(learned, tmp_path):
     from mgnet_cli.pde.prolongation_learning import ProlongationResult
 
     path = tmp_path / "learned_prolongation.pt"
-    save_prolongation(path, ProlongationResult(learned, ProlongationSettings()), OPTIONS)
+    save_prolongation(path, ProlongationResult(learned, LearnedProlongationConfig()), OPTIONS)
     reloaded, state = load_prolongation(path)
     assert state["cycle"]["smoother"] == "RedBlackGaussSeidel"
     assert factor(reloaded, 63) == factor(learned, 63)

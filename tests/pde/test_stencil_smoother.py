@@ -11,7 +11,7 @@ from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
-from mgnet_cli.pde.prolongation_learning import FieldLearningSettings
+from mgnet_cli.schema.solve import StencilAwareConfig
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
@@ -34,8 +34,8 @@ def factor(options: MultigridSettings, stencil: torch.Tensor, max_cycles: int = 
 
 @pytest.fixture(scope="module")
 def learned():
-    settings = FieldLearningSettings(train_sizes=(15,), steps=15, batch=2, cycles=2, hidden=8,
-                                     measure_every=100, fields=("anisotropic",))
+    settings = StencilAwareConfig(train_sizes=[15], steps=15, batch=2, cycles=2, hidden=8,
+                                  measure_every=100, fields=["anisotropic"])
     return learn_stencil_smoother(settings, OPTIONS, RULE, lambda p: torch.optim.Adam(p, lr=1e-2),
                                   lambda step: 1.0)
 
