@@ -26,7 +26,7 @@ import scipy.sparse as sparse
 SPLITTINGS = ("rs", "pmis")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SetupSettings:
     theta: float = 0.25  # strength threshold
     splitting: str = "rs"
