@@ -30,13 +30,13 @@ def _check_room(path: Path, rows: int, cols: int, entries: int) -> None:
         raise _fault(path, f"negative size in the header ({rows} x {cols}, {entries} entries)")
     if rows != cols:
         raise _fault(path, f"not square ({rows} x {cols}); AMG needs a square SPD matrix")
+    if max(rows, entries) >= 2**31:
+        raise _fault(path, f"{rows} rows and {entries} entries are more than 32-bit indices hold")
     needed = BYTES_PER_ENTRY * entries + 16 * rows
     bound = free_memory()
     if bound is not None and needed > bound.free:
         raise _fault(path, f"{rows} rows and {entries} entries need about {needed / 2**30:.1f} GiB, "
                            f"more than the {bound.free / 2**30:.1f} GiB of {bound.source}")
-    if max(rows, entries) >= 2**31:
-        raise _fault(path, f"{rows} rows and {entries} entries are more than 32-bit indices hold")
 
 
 def _read_mtx(path: Path) -> sparse.csr_matrix:
