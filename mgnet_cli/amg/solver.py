@@ -24,15 +24,16 @@ from mgnet_cli.amg.setup import Hierarchy, SetupSettings, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 
 SMOOTHERS = ("l1_jacobi", "gauss_seidel", "symmetric_gauss_seidel", "chebyshev")
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 def to_torch(matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
     matrix = sparse.csr_matrix(matrix, dtype=np.float64)
-    return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                   torch.from_numpy(matrix.indices.astype(np.int64)),
-                                   torch.from_numpy(matrix.data), size=matrix.shape,
-                                   dtype=torch.float64, device=device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": printed once per process otherwise
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+                                       torch.from_numpy(matrix.data), size=matrix.shape,
+                                       dtype=torch.float64, device=device, check_invariants=False)
 
 
 class SparseOperator(nn.Module):
