@@ -15,7 +15,7 @@ from tests.helpers import TINY, cli, mgnet, one_line_error, train
 def test_eval_rebuilds_the_model_and_saves_json_and_png(tmp_path):
     run = tmp_path / "run"
     cli("train", *TINY, "trainer.epochs=2", "trainer.limit_eval_batches=null", f"hydra.run.dir={run}",
-          cwd=tmp_path)
+        cwd=tmp_path)
     out = cli("eval", f"checkpoint={run / 'last.pt'}", "device=cpu", cwd=tmp_path).stdout
     assert "top-1" in out and "per-class accuracy" in out and "confusion" in out
     report = json.loads((run / "eval" / "last_test.json").read_text())

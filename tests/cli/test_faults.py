@@ -49,7 +49,7 @@ def test_a_resume_of_a_typo_creates_nothing_anywhere(tmp_path):
 
 def test_a_new_run_refused_before_training_leaves_no_folder(tmp_path):
     result = cli("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nodata'}",
-                   "trainer.device=cpu", cwd=tmp_path, check=False)
+                 "trainer.device=cpu", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "nodata").exists()
 
@@ -123,7 +123,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_one_line_the_status_is_true_and_last_pt_loads(small_disk, tmp_path):
     run = small_disk / "run"
     result = cli("train", *TINY, "model.channels=24", "trainer.epochs=20", "trainer.limit_train_batches=1",
-                   f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+                 f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert "No space left on device" in line and str(run) in line
     if (run / "last.pt").exists():  # the last complete one

@@ -58,7 +58,7 @@ def test_kill_9_leaves_the_last_complete_checkpoint_and_no_temporary_file(tmp_pa
 def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
     run = tmp_path / "run"
     result = cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
-                   f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+                 f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
     assert "NaN or infinite at step" in message and "lr 1e+12" in message and "last finite loss" in message
@@ -67,7 +67,7 @@ def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
 
     skipped = tmp_path / "skipped"
     cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
-          "trainer.skip_nonfinite=true", f"hydra.run.dir={skipped}", cwd=tmp_path)
+        "trainer.skip_nonfinite=true", f"hydra.run.dir={skipped}", cwd=tmp_path)
     history = json.loads((skipped / "results.json").read_text())["history"]
     assert history[0]["train_skipped_nonfinite"] >= 1
 
@@ -76,7 +76,7 @@ def test_a_run_whose_every_batch_was_skipped_failed(tmp_path):
     """Epoch 1 learns from its first step and blows up; epoch 2 skips every batch: failed, not completed."""
     run = tmp_path / "run"
     result = cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=4", "trainer.epochs=2",
-                   "trainer.skip_nonfinite=true", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+                 "trainer.skip_nonfinite=true", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "every batch of epoch 2" in result.stderr
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "failed" and "every batch of epoch 2" in results["error"]
