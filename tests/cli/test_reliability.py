@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import LONG, TINY, cli, mgnet, start, wait_for
+from tests.helpers import LONG, TINY, cli, start, wait_for
 
 
 def start_long(run: Path, cwd: Path, *extra: str):
@@ -33,7 +33,7 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, signal_number
     assert state["epoch"] >= 1 and 0 <= state.get("epoch_progress", {"step": 0})["step"] <= 128
     assert json.loads((run / "results.json").read_text())["status"] == "interrupted"
 
-    mgnet("train", f"resume={run}", f"trainer.epochs={stopped_in}", cwd=tmp_path)
+    cli("train", f"resume={run}", f"trainer.epochs={stopped_in}", cwd=tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed"
     assert [h["epoch"] for h in results["history"]] == list(range(1, stopped_in + 1))
@@ -50,7 +50,7 @@ def test_kill_9_leaves_the_last_complete_checkpoint_and_no_temporary_file(tmp_pa
     assert state["epoch"] >= 1
     orphan = run / ".last.pt.x1y2z3.tmp"  # what a kill -9 inside a save leaves
     orphan.write_bytes(b"half a checkpoint")
-    mgnet("train", f"resume={run}", f"trainer.epochs={state['epoch'] + 1}", cwd=tmp_path)
+    cli("train", f"resume={run}", f"trainer.epochs={state['epoch'] + 1}", cwd=tmp_path)
     assert json.loads((run / "results.json").read_text())["epochs"] == state["epoch"] + 1
     assert not list(run.glob(".*.tmp"))
 
