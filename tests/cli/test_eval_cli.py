@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from tests.cli.test_faults import mounted
-from tests.helpers import TINY, cli, mgnet, one_line_error, train
+from tests.helpers import TINY, cli, one_line_error, train
 
 
 def test_eval_rebuilds_the_model_and_saves_json_and_png(tmp_path):
     run = tmp_path / "run"
     cli("train", *TINY, "trainer.epochs=2", "trainer.limit_eval_batches=null", f"hydra.run.dir={run}",
-          cwd=tmp_path)
+        cwd=tmp_path)
     out = cli("eval", f"checkpoint={run / 'last.pt'}", "device=cpu", cwd=tmp_path).stdout
     assert "top-1" in out and "per-class accuracy" in out and "confusion" in out
     report = json.loads((run / "eval" / "last_test.json").read_text())
@@ -56,7 +56,6 @@ def test_eval_into_a_file_is_one_line_before_it_evaluates(finished, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"] and not (finished / "eval").exists()
 
 
-@pytest.mark.process
 def test_eval_into_a_read_only_folder_is_one_line(finished, tmp_path):
     folder = tmp_path / "ro"
     if not mounted(folder, "size=1m"):
@@ -64,10 +63,10 @@ def test_eval_into_a_read_only_folder_is_one_line(finished, tmp_path):
     try:
         shutil.copytree(finished, folder / "run")
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-        result = mgnet("eval", f"checkpoint={folder / 'run'}", f"output_dir={folder / 'eval'}", cwd=tmp_path,
-                       check=False)
+        result = cli("eval", f"checkpoint={folder / 'run'}", f"output_dir={folder / 'eval'}", cwd=tmp_path,
+                     check=False)
         assert f"{folder} is not writable; give output_dir=" in one_line_error(result, "eval")
-        result = mgnet("eval", f"checkpoint={folder / 'run'}", cwd=tmp_path, check=False)  # <run>/eval
+        result = cli("eval", f"checkpoint={folder / 'run'}", cwd=tmp_path, check=False)  # <run>/eval
         assert f"the default output folder {folder / 'run' / 'eval'}: {folder / 'run'} is not writable" in \
             one_line_error(result, "eval")
     finally:

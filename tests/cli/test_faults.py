@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mgnet_cli.train.guards import StopSignal, resume_command
-from tests.helpers import BIN, TINY, cli, mgnet, one_line_error, start, train, wait_for
+from tests.helpers import BIN, TINY, cli, one_line_error, start, train, wait_for
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -49,7 +49,7 @@ def test_a_resume_of_a_typo_creates_nothing_anywhere(tmp_path):
 
 def test_a_new_run_refused_before_training_leaves_no_folder(tmp_path):
     result = cli("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nodata'}",
-                   "trainer.device=cpu", cwd=tmp_path, check=False)
+                 "trainer.device=cpu", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "nodata").exists()
 
@@ -74,9 +74,9 @@ def test_a_run_folder_has_one_writer(tmp_path):
                   "trainer.limit_train_batches=null", "trainer.epochs=1000", f"hydra.run.dir={run}", cwd=tmp_path)
     try:
         wait_for((run / "last.pt").exists, first, "the first run's first checkpoint")
-        second = mgnet("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+        second = cli("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
         assert "is being written by mgnet (pid" in one_line_error(second, "train")
-        again = mgnet("train", f"resume={run}", cwd=tmp_path, check=False)
+        again = cli("train", f"resume={run}", cwd=tmp_path, check=False)
         assert "is being written by mgnet (pid" in one_line_error(again, "train")
     finally:
         first.send_signal(signal.SIGTERM)
@@ -123,7 +123,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_one_line_the_status_is_true_and_last_pt_loads(small_disk, tmp_path):
     run = small_disk / "run"
     result = cli("train", *TINY, "model.channels=24", "trainer.epochs=20", "trainer.limit_train_batches=1",
-                   f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+                 f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert "No space left on device" in line and str(run) in line
     if (run / "last.pt").exists():  # the last complete one
@@ -141,7 +141,7 @@ def test_a_resume_on_a_read_only_mount_is_refused_before_it_starts(finished, tmp
     try:
         shutil.copytree(finished, folder / "run")
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-        result = mgnet("train", f"resume={folder / 'run'}", "trainer.epochs=2", cwd=tmp_path, check=False)
+        result = cli("train", f"resume={folder / 'run'}", "trainer.epochs=2", cwd=tmp_path, check=False)
         assert "is not writable" in one_line_error(result, "train")
     finally:
         subprocess.run(["umount", str(folder)], check=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import LONG, TINY, cli, mgnet, start, wait_for
+from tests.helpers import LONG, TINY, cli, start, wait_for
 
 
 def start_long(run: Path, cwd: Path, *extra: str):
@@ -33,7 +33,7 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, signal_number
     assert state["epoch"] >= 1 and 0 <= state.get("epoch_progress", {"step": 0})["step"] <= 128
     assert json.loads((run / "results.json").read_text())["status"] == "interrupted"
 
-    mgnet("train", f"resume={run}", f"trainer.epochs={stopped_in}", cwd=tmp_path)
+    cli("train", f"resume={run}", f"trainer.epochs={stopped_in}", cwd=tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed"
     assert [h["epoch"] for h in results["history"]] == list(range(1, stopped_in + 1))
@@ -50,7 +50,7 @@ def test_kill_9_leaves_the_last_complete_checkpoint_and_no_temporary_file(tmp_pa
     assert state["epoch"] >= 1
     orphan = run / ".last.pt.x1y2z3.tmp"  # what a kill -9 inside a save leaves
     orphan.write_bytes(b"half a checkpoint")
-    mgnet("train", f"resume={run}", f"trainer.epochs={state['epoch'] + 1}", cwd=tmp_path)
+    cli("train", f"resume={run}", f"trainer.epochs={state['epoch'] + 1}", cwd=tmp_path)
     assert json.loads((run / "results.json").read_text())["epochs"] == state["epoch"] + 1
     assert not list(run.glob(".*.tmp"))
 
@@ -58,7 +58,7 @@ def test_kill_9_leaves_the_last_complete_checkpoint_and_no_temporary_file(tmp_pa
 def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
     run = tmp_path / "run"
     result = cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
-                   f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+                 f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
     assert "NaN or infinite at step" in message and "lr 1e+12" in message and "last finite loss" in message
@@ -67,7 +67,7 @@ def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
 
     skipped = tmp_path / "skipped"
     cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
-          "trainer.skip_nonfinite=true", f"hydra.run.dir={skipped}", cwd=tmp_path)
+        "trainer.skip_nonfinite=true", f"hydra.run.dir={skipped}", cwd=tmp_path)
     history = json.loads((skipped / "results.json").read_text())["history"]
     assert history[0]["train_skipped_nonfinite"] >= 1
 
@@ -76,7 +76,7 @@ def test_a_run_whose_every_batch_was_skipped_failed(tmp_path):
     """Epoch 1 learns from its first step and blows up; epoch 2 skips every batch: failed, not completed."""
     run = tmp_path / "run"
     result = cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=4", "trainer.epochs=2",
-                   "trainer.skip_nonfinite=true", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+                 "trainer.skip_nonfinite=true", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "every batch of epoch 2" in result.stderr
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "failed" and "every batch of epoch 2" in results["error"]

@@ -42,7 +42,7 @@ def test_resume_may_switch_the_speed_settings(tmp_path):
     run = tmp_path / "run"
     cli("train", *TINY, "trainer.channels_last=false", f"hydra.run.dir={run}", cwd=tmp_path)
     cli("train", f"resume={run}", "trainer.epochs=2", "trainer.precision=bf16",
-          "trainer.channels_last=true", cwd=tmp_path)
+        "trainer.channels_last=true", cwd=tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed" and [h["epoch"] for h in results["history"]] == [1, 2]
     trainer = torch.load(run / "last.pt", weights_only=True)["config"]["trainer"]

@@ -19,7 +19,7 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
     """A job that fails while training (lr 1e12: the loss becomes NaN) is recorded; the rest run."""
     sweep = tmp_path / "sweep"
     result = cli("train", "-m", *TINY, "trainer.limit_train_batches=null", "optimizer.lr=0.1,1e12", "seed=0,1",
-                   f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+                 f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     assert result.returncode == 1  # a job failed: the sweep says so, after running the rest
     with (sweep / "summary.csv").open() as file:
         rows = list(csv.DictReader(file))
@@ -40,7 +40,7 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
 def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = cli("train", "-m", *TINY, "smoother=resnet,densenet", "smoother.b_per_step=false",
-                   f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+                 f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert "smoother.b_per_step=false: densenet needs true" in line and "in the job smoother=densenet" in line
     assert not sweep.exists()
@@ -50,7 +50,7 @@ def test_jobs_in_one_process_do_not_leak_state(tmp_path):
     """Two jobs with the same seed in one process must train identically."""
     sweep = tmp_path / "sweep"
     cli("train", "-m", *TINY, "smoother=chebyshev", "trainer.epochs=1,1", "trainer.deterministic=true",
-          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     runs = sorted(path.parent for path in sweep.rglob("results.json"))
     first, second = (json.loads((run / "results.json").read_text())["history"] for run in runs)
     assert first[0]["train_loss"] == second[0]["train_loss"]
@@ -75,7 +75,7 @@ def test_optuna_search_maximises_the_returned_accuracy(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     sweep = tmp_path / "search"
     cli("train", "-m", "search=optuna", *TINY, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
-          cwd=tmp_path)
+        cwd=tmp_path)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     with (sweep / "summary.csv").open() as file:
         rows = list(csv.DictReader(file))
@@ -88,7 +88,7 @@ def test_optuna_selects_on_the_validation_split_when_there_is_one(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     sweep = tmp_path / "search"
     cli("train", "-m", "search=optuna", *TINY, "dataset.val_size=16", "hydra.sweeper.n_trials=2",
-          f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     runs = [json.loads(path.read_text()) for path in sweep.glob("*/results.json")]
     assert len(runs) == 2
@@ -138,7 +138,7 @@ def test_a_diverged_solve_job_is_listed_as_diverged_with_its_message(learned_fil
     """Not as "no results.json": the row's status and error are the job's own."""
     sweep, crafted = tmp_path / "sweep", crafted_kernels(learned_file, tmp_path, 6.0)
     result = cli("solve", "-m", "solver/smoother=learned", f"solver.learned.checkpoint={learned_file},{crafted}",
-                   "problem.n=63", "solver.device=cpu", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+                 "problem.n=63", "solver.device=cpu", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     assert result.returncode == 1, result.stderr
     converged, diverged = read_rows(sweep / "summary.csv")
     assert converged["status"] == "completed" and converged["error"] == ""
@@ -154,8 +154,8 @@ def test_an_optuna_trial_that_fails_is_told_as_failed_and_the_search_goes_on(tmp
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     sweep = tmp_path / "search"
     result = cli("train", "-m", "search=optuna", *TINY, "trainer.limit_train_batches=null",
-                   "optimizer.lr=choice(0.1,1e12)", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}",
-                   cwd=tmp_path, check=False)
+                 "optimizer.lr=choice(0.1,1e12)", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}",
+                 cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
     rows = read_rows(sweep / "summary.csv")
     failed = [row for row in rows if row["status"] == "failed"]

@@ -55,10 +55,10 @@ def test_unknown_command_is_one_line(tmp_path):
 
 def test_info_prints_the_papers_parameter_count(tmp_path):
     out = cli("info", "dataset=cifar10", "model.channels=256", "model.smoothing_steps=[2,2,2,2]",
-                "smoother=resnet", cwd=tmp_path).stdout
+              "smoother=resnet", cwd=tmp_path).stdout
     assert "8,278,794" in out and "32x32" in out and "4x4" in out
     facts = json.loads(cli("info", "dataset=cifar100", "smoother.b_per_step=true", "info.format=json",
-                             cwd=tmp_path).stdout)
+                           cwd=tmp_path).stdout)
     assert facts["parameters"] == 10_661_220 and len(facts["levels"]) == 4
     assert list(tmp_path.iterdir()) == []  # info writes nothing
 
@@ -84,7 +84,7 @@ def test_train_end_to_end_with_tensorboard_events(tmp_path):
 def test_chebyshev_k_is_logged(tmp_path):
     run_dir = tmp_path / "run"
     cli("train", *TINY, "model.smoothing_steps=[2,2]", "smoother=chebyshev", f"hydra.run.dir={run_dir}",
-          cwd=tmp_path)
+        cwd=tmp_path)
     events = EventAccumulator(str(run_dir))
     events.Reload()
     k_tags = [tag for tag in events.Tags()["scalars"] if tag.endswith("/k_2")]
@@ -112,7 +112,7 @@ def test_bad_value_is_one_line_exit_2(tmp_path):
 def test_a_run_says_where_it_goes_first_and_logs_the_running_loss(tmp_path):
     run = tmp_path / "run"
     result = cli("train", *TINY, "trainer.limit_train_batches=4", "trainer.log_every_n_steps=2",
-                   "trainer.threads=1", f"hydra.run.dir={run}", cwd=tmp_path)
+                 "trainer.threads=1", f"hydra.run.dir={run}", cwd=tmp_path)
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("[")]
     assert f"run folder {run}" in lines[0]
     assert any("epoch 1/1: 2/4 batches, loss " in line for line in lines)

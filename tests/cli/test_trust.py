@@ -16,7 +16,7 @@ from mgnet_cli.cli.build import build_model, plain
 from mgnet_cli.cli.resume import saved_config
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.schema import rules
-from tests.helpers import cli, mgnet, one_line_error, train
+from tests.helpers import cli, one_line_error, train
 from tests.schema.test_schema import options_extending
 
 
@@ -137,12 +137,11 @@ def test_a_truncated_checkpoint_is_one_line(honest, tmp_path, cut):
     assert str(path) in one_line_error(cli("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
 
 
-@pytest.mark.process
 def test_solve_calls_nothing_a_learned_smoother_file_names(tmp_path):
     """A learned_smoother.pt is data: kernels; code named anywhere in it is never called."""
     run = tmp_path / "learn"
-    mgnet("solve", "solver/smoother=learned", "solver.learned.steps=2", "solver.learned.measure_every=2",
-          "problem.n=31", "solver.learned.train_sizes=[15]", f"hydra.run.dir={run}", cwd=tmp_path)
+    cli("solve", "solver/smoother=learned", "solver.learned.steps=2", "solver.learned.measure_every=2",
+        "problem.n=31", "solver.learned.train_sizes=[15]", f"hydra.run.dir={run}", cwd=tmp_path)
     marker = tmp_path / "PWNED"
     state = torch.load(run / "learned_smoother.pt", weights_only=True)
     nodes = payloads(marker, run / "learned_smoother.pt")
@@ -151,8 +150,8 @@ def test_solve_calls_nothing_a_learned_smoother_file_names(tmp_path):
     state["config"] = {"solver": {"smoother": nodes["builtins.exec"]}}
     crafted_file = tmp_path / "gift.pt"
     torch.save(state, crafted_file)
-    mgnet("solve", "solver/smoother=learned", f"solver.learned.checkpoint={crafted_file}", "problem.n=31",
-          f"hydra.run.dir={tmp_path / 'solve'}", cwd=tmp_path, check=False)
+    cli("solve", "solver/smoother=learned", f"solver.learned.checkpoint={crafted_file}", "problem.n=31",
+        f"hydra.run.dir={tmp_path / 'solve'}", cwd=tmp_path, check=False)
     assert not marker.exists()
 
 

@@ -109,6 +109,6 @@ def test_a_report_on_a_full_disk_is_one_line_naming_the_file(finished, full_disk
 def test_eval_into_a_folder_it_cannot_make_is_one_line(finished, tmp_path):
     (tmp_path / "a file").write_text("")
     result = cli("eval", f"checkpoint={finished}", "device=cpu", f"output_dir={tmp_path / 'a file' / 'eval'}",
-                   cwd=tmp_path, check=False)
+                 cwd=tmp_path, check=False)
     line = one_line_error(result, "eval")  # checked before anything is evaluated (cli/eval.py output_folder)
     assert f"output_dir={tmp_path / 'a file' / 'eval'}" in line and "is not a folder" in line
