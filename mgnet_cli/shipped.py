@@ -32,6 +32,18 @@ def targets(group: str, schema: str) -> tuple[str, ...]:
     return tuple(named)
 
 
+class Targets:
+    """A schema's ``TARGETS`` (``TARGETS = Targets(group, schema)``, unannotated, so that dataclasses
+    leave it alone): ``targets(group, schema)``, read when first asked for, so that importing a
+    schema reads no file."""
+
+    def __init__(self, group: str, schema: str) -> None:
+        self.group, self.schema = group, schema
+
+    def __get__(self, instance: object, owner: type | None = None) -> tuple[str, ...]:
+        return targets(self.group, self.schema)
+
+
 @cache
 def interpolations(groups: tuple[str, ...]) -> dict[str, frozenset[str]]:
     """Dotted key -> the ``${...}`` values the shipped configs hold there (``scheduler.epochs`` ->

@@ -91,3 +91,16 @@ def plain_fault(value: Any, depth: int = 3, finite: bool = True) -> str | None:
         if fault is not None:
             return f"{key}: {fault}"
     return None
+
+
+def load_finite_weights(model: torch.nn.Module, weights: dict) -> None:
+    """Loads a file's ``weights`` into ``model`` (as float64) only if they are exactly its tensors,
+    of its shapes, dense finite floats; else a ValueError naming the first that is not."""
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        raise ValueError(f"expected the tensors {sorted(expected)}, got {sorted(weights)}")
+    for key, tensor in weights.items():
+        fault = tensor_fault(tensor, tuple(expected[key].shape))
+        if fault is not None:
+            raise ValueError(f"{key} {fault}: expected dense finite floats of shape {tuple(expected[key].shape)}")
+    model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})

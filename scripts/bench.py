@@ -47,6 +47,7 @@ from mgnet_cli.cli.build import build_training
 from mgnet_cli.cli.preflight import explain
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.model.summary import flop_count, image_flops
+from mgnet_cli.schema.train import TrainerConfig
 from mgnet_cli.timing import timed, wait_until_idle
 from mgnet_cli.train.fast import autocast, prepare_model, retain_freed_memory
 from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
@@ -78,25 +79,26 @@ class Bench:
 
     def __init__(self, cfg: DictConfig, steps: int, allocator_tuning: bool = True) -> None:
         training = build_training(cfg)
-        self.settings = settings = training.settings
+        self.settings = settings = training.trainer
+        self.place = place = training.place
         data, self.model, self.batches = training.data, training.model, training.batches
         self.in_channels, self.image_size = data.in_channels, data.image_size
         self.forward_flops = image_flops(self.model, data.in_channels, data.image_size)
-        if settings.device.type == "cpu" and allocator_tuning:  # as fit does
+        if place.device.type == "cpu" and allocator_tuning:  # as fit does
             retain_freed_memory()
-        self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)
+        self.forward = prepare_model(self.model, place.device, settings.channels_last, settings.compile)
         self.optimizer = training.optimizer
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
-        self.step = TrainStep(self.forward, self.optimizer, self.scheduler, settings.device,
-                              settings.precision, settings.channels_last)
+        self.step = TrainStep(self.forward, self.optimizer, self.scheduler,
+                              TrainerConfig(channels_last=settings.channels_last), place)
         self.steps = min(steps, len(self.batches.train))
         self.ready = list(itertools.islice(self.batches.train, self.steps))  # the pure-compute batches
         self.eval_images = sum(len(labels) for _, labels in self.batches.evaluations["test"])
-        self.fast = {"precision": settings.precision, "channels_last": settings.channels_last}
+        self.fast = {"precision": place.precision, "channels_last": settings.channels_last}
 
     def train(self, batches: object) -> float:
         """Seconds for ``train_epoch`` over ``batches``."""
-        return timed(self.settings.device, lambda: train_epoch(self.step, batches, "bench"))
+        return timed(self.place.device, lambda: train_epoch(self.step, batches, "bench"))
 
     def paired(self, chunk: int) -> tuple[float, float, float]:
         """One pass over ``self.ready`` in chunks of ``chunk`` steps, each chunk followed by as many
@@ -114,11 +116,11 @@ class Bench:
 
     def evaluation(self, tta: str) -> float:
         test = self.batches.evaluations["test"]
-        return timed(self.settings.device, lambda: evaluate(self.forward, test, tta=tta, **self.fast))
+        return timed(self.place.device, lambda: evaluate(self.forward, test, tta=tta, **self.fast))
 
     def pipeline(self) -> float:
         """Seconds to draw one epoch of training batches and nothing else."""
-        return timed(self.settings.device,
+        return timed(self.place.device,
                      lambda: [None for _ in itertools.islice(self.batches.train, self.steps)])
 
     def training_flops(self) -> float:
@@ -127,7 +129,7 @@ class Bench:
         self.model.train()
 
         def step() -> None:
-            with autocast(self.settings.device, self.settings.precision):
+            with autocast(self.place.device, self.place.precision):
                 loss = F.cross_entropy(self.model(images), labels)
             loss.backward()
 
@@ -203,11 +205,11 @@ def best_times(bench: Bench, rounds: int, quiet_s: float) -> dict[str, float]:
     and the best chunk is kept, so that neither is favoured by catching a shorter quiet moment.
     The data share adds up all rounds: compute chunks and pipeline chunks alternate (``paired``).
     """
-    device, settings, steps = bench.settings.device, bench.settings, bench.steps
+    device, settings, steps = bench.place.device, bench.settings, bench.steps
     peaks = {f"conv_{'nhwc' if last else 'nchw'}": ConvPeak(bench.finest_width(), settings.batch_size,
-                                                            device, settings.precision, last)
+                                                            device, bench.place.precision, last)
              for last in (False, True)}
-    peaks["matmul"] = MatmulPeak(4096 if device.type == "cpu" else 8192, device, settings.precision)
+    peaks["matmul"] = MatmulPeak(4096 if device.type == "cpu" else 8192, device, bench.place.precision)
     chunk, repeats = (1, 8) if device.type == "cpu" else (10, 50)
     work: dict[str, tuple[Callable[[], float], int]] = {  # name: (seconds of one run, units per run)
         "pipeline": (bench.pipeline, steps),
@@ -273,7 +275,8 @@ def machine(device: torch.device) -> str:
 
 def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bool) -> str:
     s = bench.settings
-    matmul = "bf16" if matmul_dtype(s.device, s.precision) == torch.bfloat16 else "fp32"
+    place = bench.place
+    matmul = "bf16" if matmul_dtype(place.device, place.precision) == torch.bfloat16 else "fp32"
     rows = [
         ("forward GFLOPs per image", f"{f['forward_gflops']:.4f}"),
         ("training GFLOPs per image (fwd + bwd)", f"{f['train_gflops']:.4f}"),
@@ -293,9 +296,9 @@ def report(f: dict[str, float], bench: Bench, overrides: list[str], markdown: bo
         ("data pipeline share of an epoch (1 - compute / epoch)", f"{f['data_share']:.1%}"),
         ("drawing the batches alone / epoch", f"{f['pipeline_share']:.1%}"),
     ]
-    head = (f"{machine(s.device)}; Python {platform.python_version()}, torch {torch.__version__}; "
+    head = (f"{machine(place.device)}; Python {platform.python_version()}, torch {torch.__version__}; "
             f"{datetime.date.today()}; "
-            f"{s.device.type}, {s.precision}, batch {s.batch_size}, "
+            f"{place.device.type}, {place.precision}, batch {s.batch_size}, "
             f"channels_last={s.channels_last}, compile={s.compile}")
     command = "scripts/bench.py " + " ".join(overrides)
     if not markdown:
@@ -328,7 +331,7 @@ def main() -> None:
     except (HydraException, MgnetError) as error:
         print(f"bench.py: error: {explain(error, 'train')}", file=sys.stderr)
         sys.exit(2)
-    log.info("%s, %d steps per round", machine(bench.settings.device), bench.steps)
+    log.info("%s, %d steps per round", machine(bench.place.device), bench.steps)
     print(report(figures(bench, args.rounds, args.wait_idle), bench, args.overrides, args.markdown))
 
 

@@ -9,6 +9,8 @@ Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
 solve reports it. PyAMG: ruge_stuben_solver (default; CF=('RS', {'second_pass': True})) and
 smoothed_aggregation_solver with their default smoothers (symmetric Gauss-Seidel), V cycles.
+mgnet AMG: mgnet_cli/amg on the same CSR matrix (Ruge-Stueben, direct interpolation, V(1,1) with
+Gauss-Seidel forward before and backward after the coarse correction), alone and in CG.
 The stencil-aware smoother (stencil_smoother.py) is trained here with configs/solve.yaml's
 ``solver.stencil_aware`` settings unless ``--stencil-aware`` gives a checkpoint. Times: n =
 ``--time-size`` to 1e-8, setup included (the learned parts' training is not; it is printed apart),
@@ -45,6 +47,7 @@ from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
 ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
+AMG = ["mgnet AMG RS, GS", "mgnet AMG RS, GS, CG"]  # mgnet_cli/amg: the same CSR matrix as PyAMG's
 OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
         ("Black Box, line GS", "black_box", ZebraLineGaussSeidel),
@@ -107,6 +110,33 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
     return Run(norms, times[:len(norms)], setup)
 
 
+def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
+    """mgnet's algebraic multigrid (amg/setup.py, Ruge-Stueben first pass, direct interpolation,
+    V(1,1) with forward / backward Gauss-Seidel), as a cycle or as CG's preconditioner."""
+    from mgnet_cli.amg.solver import setup as amg_setup
+
+    f = torch.from_numpy(b)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        cycle, _ = amg_setup(A)
+        setup = time.perf_counter() - start
+        times = [setup]
+        if name.endswith(", CG"):
+            _, norms, _ = conjugate_gradients(cycle, cycle.levels[0].A, f, tol, max_cycles,
+                                              each=lambda: times.append(time.perf_counter() - start))
+            return Run(norms, times, setup)
+        norms = [torch.linalg.vector_norm(f).item()]
+        u, residual = None, f
+        for _ in range(max_cycles):  # iterate() without its clock: the same loop, timed per cycle
+            u = cycle(u, f, residual)
+            residual = cycle.levels[0].A.residual(u, f)
+            norms.append(torch.linalg.vector_norm(residual).item())
+            times.append(time.perf_counter() - start)
+            if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
+                break
+    return Run(norms, times, setup)
+
+
 def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
              tol: float, max_cycles: int, krylov: str = "none") -> Run:
     options = MultigridSettings(smoother=smoother, prolongation=prolongation, krylov=krylov)
@@ -144,7 +174,9 @@ def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles
     """Every method on one problem: the same stencil, the same right-hand side."""
     stencil = problem.stencil()
     f = right_hand_side("random", problem.n, seed=0)
-    runs = {name: run_pyamg(name, matrix(stencil), f.numpy().ravel(), tol, max_cycles) for name in ANCHORS}
+    A, b = matrix(stencil), f.numpy().ravel()
+    runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
+    runs.update({name: run_amg(name, A, b, tol, max_cycles) for name in AMG})
     for label, prolongation, smoother in ours:
         if prolongation in rule_of:
             runs[label] = run_ours(stencil, f, prolongation, smoother, rule_of, tol, max_cycles)

@@ -1,9 +1,23 @@
-"""What the tests share: the ``mgnet`` command in a subprocess, one tiny set-up, and waiting on events."""
+"""What the tests share: the ``mgnet`` command in-process or in a subprocess, one tiny set-up, and
+waiting on events.
 
+``cli(...)`` runs a command in this process (``mgnet_cli.cli.command``, the function the console
+script calls): same argv, same Hydra run, same exit code and output, without paying the interpreter,
+torch and Hydra imports again (3-6 s a launch). ``mgnet(...)`` launches the real console script; keep
+it for what only a process shows (exit codes seen by a shell, signals, argv parsing, the shape of
+stdout/stderr, torchrun) and mark those tests ``@pytest.mark.process``.
+"""
+
+import contextlib
+import io
+import logging
+import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -27,9 +41,78 @@ def mgnet(*args: str, cwd: Path, check: bool = True, timeout: float = PATIENCE_S
     return result
 
 
+@contextlib.contextmanager
+def process_state_kept(cwd: Path) -> Iterator[None]:
+    """Runs the body in ``cwd`` and puts back what a command changes in its process: working
+    folder, argv, environment, logging handlers and levels, warning filters, signal handlers,
+    torch's thread count, random state and deterministic flags, Hydra's global state."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logger.level for name, logger in logging.Logger.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger)}
+    signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    state = (os.getcwd(), list(sys.argv), dict(os.environ), torch.get_num_threads(),
+             torch.get_rng_state(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    os.chdir(cwd)
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        cwd_before, argv, environ, threads, rng, deterministic, warn_only, benchmark = state
+        os.chdir(cwd_before)
+        sys.argv[:] = argv
+        os.environ.clear()
+        os.environ.update(environ)
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, logger in logging.Logger.manager.loggerDict.items():
+            if isinstance(logger, logging.Logger):
+                logger.setLevel(levels.get(name, logging.NOTSET))
+        for number, handler in signals.items():
+            signal.signal(number, handler)
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_flush_denormal(False)
+        GlobalHydra.instance().clear()
+
+
+def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """``mgnet <args>`` run in this process: its exit code (``sys.exit``'s, 0 if it returned) and
+    what it wrote to stdout and stderr, in the shape ``mgnet(...)`` gives."""
+    from mgnet_cli.cli import command
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with process_state_kept(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            command(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            if not isinstance(stop.code, int | None):
+                print(stop.code, file=sys.stderr)
+        except Exception:  # what the console script would print as a traceback, exit code 1
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    result = subprocess.CompletedProcess(["mgnet", *args], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"mgnet {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def mgnet_solve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``mgnet solve <args>``, whatever its exit code."""
-    return mgnet("solve", *args, cwd=cwd, check=False)
+    """``mgnet solve <args>`` in-process, whatever its exit code."""
+    return cli("solve", *args, cwd=cwd, check=False)
 
 
 def fit_config(cfg, run_dir: Path):
@@ -38,12 +121,12 @@ def fit_config(cfg, run_dir: Path):
     from mgnet_cli.train.loop import fit
 
     t = build_training(cfg)
-    return t.model, fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, run_dir, {"config": {"seed": 0}})
+    return t.model, fit(t, run_dir, {"config": {"seed": 0}})
 
 
 def train(run: Path, *overrides: str, cwd: Path | None = None) -> Path:
-    """A finished tiny training run in ``run``."""
-    mgnet("train", *TINY, *overrides, f"hydra.run.dir={run}", cwd=cwd or run.parent)
+    """A finished tiny training run in ``run`` (trained in-process)."""
+    cli("train", *TINY, *overrides, f"hydra.run.dir={run}", cwd=cwd or run.parent)
     return run
 
 

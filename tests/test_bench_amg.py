@@ -27,9 +27,13 @@ def test_a_quick_run_prints_every_method_on_every_problem(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows[0].count("|") == 13 and "PyAMG RS 2nd pass" in rows[0] and "learned, line GS" in rows[0]
+    assert rows[0].count("|") == 15 and "PyAMG RS 2nd pass" in rows[0] and "learned, line GS" in rows[0]
     assert "Black Box, stencil-aware" in rows[0] and "PyAMG RS 2nd pass, CG" in rows[0]
     assert "Black Box, line GS, CG" in rows[0]
-    assert len(rows) == 1 + 9 + 1 + 2 * 11  # header, 9 problems, time header, 2 problems x 11 methods
+    assert "mgnet AMG RS, GS" in rows[0] and "mgnet AMG RS, GS, CG" in rows[0]
+    assert len(rows) == 1 + 9 + 1 + 2 * 13  # header, 9 problems, time header, 2 problems x 13 methods
+    amg = rows[0].split(" | ").index("mgnet AMG RS, GS")
+    factors = [float(row.split(" | ")[amg]) for row in rows[1:10]]
+    assert all(0 < factor < 0.9 for factor in factors), factors  # mgnet's AMG converges on every problem
     assert {path.name for path in tmp_path.glob("*.png")} == {"amg_residual_histories.png",
                                                                "learned_prolongation.png"}

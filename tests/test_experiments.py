@@ -75,7 +75,7 @@ def test_preset_trains_a_step_shrunk(compose_config, tmp_path, preset):
     cfg = compose_config(f"experiment={preset}", *STEP, f"dataset.image_size={image_size}",
                          *SHRINK[target], tiny=False)
     t = build_training(cfg)
-    results = fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, tmp_path)
+    results = fit(t, tmp_path)
     assert results["status"] == "completed" and results["epochs"] == 1
     assert 0.0 <= results["final_test_acc"] <= 1.0 and results["parameters"] == count(t.model)
 

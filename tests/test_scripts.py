@@ -57,6 +57,7 @@ def test_bench_solve_times_each_solve_and_counts_idle_starts():
     assert idle == 0  # no time given to wait for an idle machine: no start counts as idle
 
 
+@pytest.mark.process
 def test_bench_prints_every_figure(tmp_path):
     out = script("bench.py", "model.channels=8", "model.smoothing_steps=[1,1]", "trainer.batch_size=16",
                  "trainer.device=cpu", "--steps", "2", "--rounds", "1", "--markdown", cwd=tmp_path).stdout
@@ -72,6 +73,7 @@ def test_bench_prints_every_figure(tmp_path):
     assert float(rows["evaluation images/s, flip TTA"]) < float(rows["evaluation images/s (batch 512)"])
 
 
+@pytest.mark.process
 def test_compare_fast_trains_both_paths_from_the_same_start(tmp_path):
     """channels-last fp32 computes what NCHW does: the two runs' losses agree to float tolerance."""
     out = script("compare_fast.py", "--output", str(tmp_path / "runs"), "--fast", "trainer.channels_last=true",
@@ -93,6 +95,7 @@ def test_compare_fast_trains_both_paths_from_the_same_start(tmp_path):
     ("compare_fast.py", ["--fast", "trainer.precision=fp8", "--", *TINY],
      "compare_fast.py: the fast run failed: mgnet train: error: trainer.precision=fp8: use one of"),
 ])  # fmt: skip
+@pytest.mark.process
 def test_scripts_say_what_is_wrong_in_a_line(tmp_path, name, args, message):
     result = script(name, *args, cwd=tmp_path, check=False)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

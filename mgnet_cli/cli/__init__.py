@@ -106,6 +106,44 @@ def complete(line: str) -> None:
     printed_by_hydra(hydra_app(module.run, config_name=name))
 
 
+class StartUpSignal:
+    """A Ctrl-C during start-up (imports, composing the config, Hydra's job set-up), recorded
+    rather than raised: raised inside a library's import it can be swallowed by a broad ``except``
+    there, and the run would go on. ``honour()`` raises it where mgnet handles it (one line,
+    exit code 130, a new run folder removed) and hands SIGINT back to Python's own handler; the
+    task's first step calls it, and so does every way out of ``command``."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self.previous: object = None
+
+    def _record(self, number: int, frame: object) -> None:
+        self.received = True
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and self.previous is None:
+            self.previous = signal.signal(signal.SIGINT, self._record)
+
+    def honour(self) -> None:
+        """Start-up is over: SIGINT raises KeyboardInterrupt again, and one received so far is
+        raised now."""
+        import signal
+
+        if self.previous is not None:
+            if signal.getsignal(signal.SIGINT) == self._record:  # nobody took it over since
+                signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+        if self.received:
+            self.received = False
+            raise KeyboardInterrupt
+
+
+START_UP = StartUpSignal()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``mgnet`` console script: a Ctrl-C outside training is one line."""
     try:
@@ -157,7 +195,16 @@ def reader_gone() -> None:
 
 
 def command(argv: list[str]) -> None:
-    """Runs ``mgnet <argv>``."""
+    """Runs ``mgnet <argv>``; a Ctrl-C during its start-up is recorded and honoured
+    (``StartUpSignal``)."""
+    START_UP.install()
+    try:
+        started(argv)
+    finally:
+        START_UP.honour()  # one not yet honoured (a command that printed only, or failed first)
+
+
+def started(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mgnet_cli.cli import config_dir, hydra_subdir, quiet_stdout, reader_gone, reader_left
+from mgnet_cli.cli import START_UP, config_dir, hydra_subdir, quiet_stdout, reader_gone, reader_left
 from mgnet_cli.cli.torchrun import launched_rank
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ def preflight(name: str, argv: list[str]) -> None:
         if name == "train":
             check_writable(argv)
             check_resume(argv)
+        if START_UP.received:  # a Ctrl-C so far: stop while nothing is written
+            START_UP.honour()
     except MgnetError as error:
         fail(name, error)
     except KeyboardInterrupt:
@@ -130,6 +132,7 @@ def hydra_app(task: Callable, config_name: str) -> Callable[[], None]:
         new = config_name == "train" and not cfg.get("resume") and not in_sweep() and \
             not (run_dir / "results.json").exists()
         try:
+            START_UP.honour()  # a Ctrl-C during Hydra's job set-up (its imports) stops here
             write_record(config_name, cfg, run_dir)
             return task(cfg)
         except Interrupted as stop:  # a checkpoint is saved; the message says how to resume

@@ -1,8 +1,6 @@
 """Config -> objects: the one wiring of a training run (``build_training``) and its pieces."""
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,62 +11,49 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mgnet_cli import memory, schema
-from mgnet_cli.data.pipeline import Batches
-from mgnet_cli.schema.train import TrainConfig, TrainerConfig
-from mgnet_cli.train.distributed import Distributed
-from mgnet_cli.train.settings import TrainSettings, resolve_device
-
-from mgnet_cli.data.batches import Augmentation
 from mgnet_cli.data.splits import ImageData, split_validation
+from mgnet_cli.device import resolve_device
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.model.mgnet import MgNet
 from mgnet_cli.model.summary import summary
+from mgnet_cli.schema.data import AugmentationConfig
+from mgnet_cli.schema.train import TrainConfig
+from mgnet_cli.train.distributed import Distributed, check_sync_bn
+from mgnet_cli.train.fast import Placement, placement
+from mgnet_cli.train.loop import Training
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
 
-@dataclass
-class Training:
-    """Everything ``fit`` takes, built from one config."""
-
-    settings: TrainSettings
-    data: Any  # ImageData, or FolderData for image folders
-    augmentation: Augmentation
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: Callable[[float], float]
-    batches: Batches
-
-
 def build_training(cfg: DictConfig, world: Distributed | None = None,
-                   settings: TrainSettings | None = None) -> Training:
+                   checked: TrainConfig | None = None) -> Training:
     """The config checked, seeded (deterministic kernels if asked), then its data, model, optimizer,
     schedule and batches: the set-up ``mgnet train``, the benchmarks and the tests share.
     ``world``: this process's rank under torchrun (its device and its part of every batch);
-    ``settings``: ``trainer_settings(cfg)`` when the caller has them already (checked once)."""
-    settings = settings or trainer_settings(cfg)
-    if world is not None:
-        settings = replace(settings, device=world.device)  # cuda:LOCAL_RANK under torchrun
-    seed_everything(settings.seed, settings.deterministic)
-    refuse_if_too_large(count_on_meta(cfg), settings.device.type == "cpu")
-    data, augmentation = build_data(cfg, settings.seed)
+    ``checked``: ``schema.check(cfg, "train")`` when the caller has it already (checked once)."""
+    checked = checked or schema.check(cfg, "train")
+    trainer = checked.trainer
+    place = placed(checked) if world is None else placement(world.device, trainer.precision)  # cuda:LOCAL_RANK
+    seed_everything(checked.seed, trainer.deterministic)
+    refuse_if_too_large(count_on_meta(cfg), place.device.type == "cpu")
+    data, augmentation = build_data(cfg, checked)
     model = build_model(cfg, data.in_channels, data.num_classes)
-    if settings.device.type == "cpu":
-        refuse_activations_too_large(model, data_shape(cfg), settings.batch_size)
+    if place.device.type == "cpu":
+        refuse_activations_too_large(model, data_shape(cfg), trainer.batch_size)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
-    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device, augmentation,
-                           settings.seed, channels_last=settings.channels_last,
+    batches = data.batches(trainer.batch_size, trainer.eval_batch_size, place.device, augmentation,
+                           checked.seed, channels_last=trainer.channels_last,
                            shard=world.shard if world is not None else (0, 1))
-    return Training(settings, data, augmentation, model, optimizer, instantiate(cfg.scheduler), batches)
+    return Training(trainer, place, model, optimizer, instantiate(cfg.scheduler), batches,
+                    tta=checked.eval.tta.value, data=data, augmentation=augmentation)
 
 
-def trainer_settings(cfg: DictConfig) -> TrainSettings:
-    """The config, checked by its schema (``mgnet_cli.schema``), as the loop's settings."""
-    checked: TrainConfig = schema.check(cfg, "train")
-    trainer: TrainerConfig = checked.trainer
-    same = {f.name: getattr(trainer, f.name) for f in fields(TrainSettings) if hasattr(trainer, f.name)}
-    return TrainSettings(**same | {"device": resolve_device(trainer.device), "precision": trainer.precision.value,
-                                   "seed": checked.seed, "tta": checked.eval.tta.value})
+def placed(checked: TrainConfig) -> Placement:
+    """The checked config's device and precision, resolved (``auto``) and checked against each other
+    and ``trainer.sync_bn``."""
+    device = resolve_device(checked.trainer.device)
+    check_sync_bn(checked.trainer.sync_bn, device)
+    return placement(device, checked.trainer.precision)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -80,8 +65,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:
-    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set.
+def build_data(cfg: DictConfig, checked: TrainConfig) -> tuple[Any, AugmentationConfig]:
+    """Loads ``cfg.dataset`` (its ``_target_`` loader) and splits off the validation set, as the
+    checked config (``schema.check(cfg, "train")``) says.
 
     The data is an ``ImageData`` or a file-backed set that quacks like one (``FolderData``), which
     brings its own validation folder and cannot be split.
@@ -91,18 +77,13 @@ def build_data(cfg: DictConfig, seed: int) -> tuple[Any, Augmentation]:
         loader_cfg["root"] = Path(str(loader_cfg["root"])).expanduser()
     data = instantiate(loader_cfg)
     check_shape(cfg, data)
-    batch_size = OmegaConf.select(cfg, "trainer.batch_size")
-    if batch_size is not None and int(batch_size) > len(data.train):
+    batch_size, val_size = checked.trainer.batch_size, checked.dataset.val_size
+    if batch_size > len(data.train):
         raise ConfigError(f"trainer.batch_size={batch_size} is larger than the {len(data.train):,} "
                           f"training images of {data.name}: use at most {len(data.train)}")
-    val_size = int(cfg.dataset.get("val_size", 0))
-    if isinstance(data, ImageData):
-        data = split_validation(data, val_size, seed)
-    elif val_size:
-        raise ConfigError(f"dataset.val_size={val_size}: {data.name} (image folders) evaluates on its "
-                          "val/ folder and cannot split off training images; set dataset.val_size=0")
-    augmentation = Augmentation(**OmegaConf.to_container(cfg.dataset.augmentation))
-    return data, augmentation
+    if isinstance(data, ImageData):  # image folders bring their val/ folder (their schema keeps val_size 0)
+        data = split_validation(data, val_size, checked.seed)
+    return data, checked.dataset.augmentation
 
 
 def data_shape(cfg: DictConfig) -> dict[str, int]:

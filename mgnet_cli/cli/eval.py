@@ -18,7 +18,7 @@ from mgnet_cli.report.text import as_json, format_evaluation
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
 from mgnet_cli.train.evaluation import evaluate_split
-from mgnet_cli.train.settings import resolve_device
+from mgnet_cli.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,15 @@ def run(cfg: DictConfig) -> float:
     run_cfg = saved_config(checkpoint, path)  # rebuilt on the schemas: the file picks no code
     if options.dataset_root:
         run_cfg.dataset.root = options.dataset_root
-    seed = schema.check(run_cfg, "train").seed
+    checked = schema.check(run_cfg, "train")
     try:  # the data folder the run recorded, unless dataset_root says where it is now
-        data, _ = build_data(run_cfg, seed)
+        data, _ = build_data(run_cfg, checked)
     except DataError as error:
         raise naming("dataset_root", error) from None
     model = build_model(run_cfg, data.in_channels, data.num_classes)
     load_weights(model, checkpoint["model"], path)
     model.to(device)
-    batches = data.batches(options.batch_size, options.batch_size, device, None, seed)
+    batches = data.batches(options.batch_size, options.batch_size, device, None, checked.seed)
     source = batches.train if split == "train" else batches.evaluations.get(split)
     if source is None:
         raise ConfigError(f"split={split}: this run held out no validation set (dataset.val_size=0)")

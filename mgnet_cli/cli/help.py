@@ -57,8 +57,9 @@ def help_text(command: str) -> str:
         lines.append("")
     lines.append(f"keys (configs/{command}.yaml):")
     lines += [f"  {line}" for line in own_keys(text)]
-    lines += ["", f"`mgnet {command} --cfg job` prints every key of the composed config (each group's keys are",
-              "explained in its YAML file, configs/<group>/<option>.yaml); `--hydra-help` shows Hydra's flags."]
+    lines += ["", f"`mgnet {command} --cfg job` prints every key of the composed config (README's \"Config groups\"",
+              "explains them; an option's YAML file, configs/<group>/<option>.yaml, says what it changes",
+              "from the defaults); `--hydra-help` shows Hydra's flags."]
     return "\n".join(lines)
 
 

@@ -196,8 +196,7 @@ def override_value(argv: list[str], key: str) -> str | None:
 def check_resume(argv: list[str]) -> None:
     """``resume=``: the run or checkpoint exists, is not being written, is a training checkpoint
     with a config the schemas accept, and the other overrides may change on a resume."""
-    from mgnet_cli.cli.resume import refused_overrides, resume_config
-    from mgnet_cli.cli.train import checkpoint_path
+    from mgnet_cli.cli.resume import checkpoint_path, refused_overrides, resume_config
     from mgnet_cli.storage import check_unlocked
     from mgnet_cli.train.checkpoint import load_checkpoint
 

@@ -98,3 +98,8 @@ def links_leaving(folder: Path) -> None:
             if link.is_symlink() and target != inside and inside not in target.parents:
                 raise ConfigError(f"resume: {link} is a link to {target}, outside the run folder "
                                   f"{folder}: replace it with a copy of what it points to, then resume")
+
+
+def checkpoint_path(target: Path) -> Path:
+    """``resume=`` takes a run folder (its last.pt) or a checkpoint file."""
+    return target / "last.pt" if target.is_dir() else target

@@ -39,7 +39,7 @@ from mgnet_cli.report.plots import residual_history
 from mgnet_cli.report.text import residual_table
 from mgnet_cli.schema.solve import PoissonProblemConfig, ProblemKind, SolveConfig, SolverConfig
 from mgnet_cli.storage import write_json_atomic
-from mgnet_cli.train.settings import choose_threads, resolve_device
+from mgnet_cli.device import choose_threads, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
 PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)

@@ -12,15 +12,16 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mgnet_cli.cli.build import Training, build_training, flat_hyperparameters, plain, trainer_settings
-from mgnet_cli.cli.resume import resume_config
+from mgnet_cli import schema
+from mgnet_cli.cli.build import build_training, flat_hyperparameters, placed, plain
+from mgnet_cli.cli.resume import checkpoint_path, resume_config
 from mgnet_cli.cli.torchrun import launched_rank
 from mgnet_cli.data.files import naming
 from mgnet_cli.errors import DataError
 from mgnet_cli.storage import RunLock, write_text_atomic
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
 from mgnet_cli.train.distributed import Distributed, check_batch_sizes, this_process
-from mgnet_cli.train.loop import fit
+from mgnet_cli.train.loop import Training, fit
 from mgnet_cli.train.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,11 @@ def prepare(cfg: DictConfig, run_dir: Path) -> Ready:
         checkpoint = load_checkpoint(path)
         cfg = resume_config(checkpoint, path, HydraConfig.get().overrides.task)
     cfg = with_absolute_root(cfg)
-    settings = trainer_settings(cfg)
-    world = this_process(settings.device)
-    check_batch_sizes(world, settings.batch_size, settings.eval_batch_size)
+    checked = schema.check(cfg, "train")
+    world = this_process(placed(checked).device)
+    check_batch_sizes(world, checked.trainer.batch_size, checked.trainer.eval_batch_size)
     try:
-        training = build_training(cfg, world, settings)
+        training = build_training(cfg, world, checked)
     except DataError as error:  # a resume reads the folder its run recorded, not MGNET_DATA_DIR
         if checkpoint is None:
             raise
@@ -90,8 +91,7 @@ def train(ready: Ready, run_dir: Path) -> float:
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     metadata = {"config": plain(cfg), "config_source": plain(cfg, resolve=False),
                 "choices": dict(HydraConfig.get().runtime.choices)}
-    results = fit(training.model, training.optimizer, training.schedule, training.batches,
-                  training.settings, run_dir, metadata, ready.checkpoint, world)
+    results = fit(training, run_dir, metadata, ready.checkpoint, world)
     choice = str(cfg.get("objective", "auto"))  # auto: never select on the test set if we can help it
     objective = results["best_test_acc"] if choice == "test" else results.get("best_val_acc", results["best_test_acc"])
     if not world.is_main:
@@ -161,8 +161,3 @@ def record_hyperparameters(cfg: DictConfig, run_dir: Path, results: dict[str, An
     metrics = {key: results[key] for key in ("best_test_acc", "final_test_acc", "final_test_loss")}
     with Tracker(run_dir) as tracker:
         tracker.hparams(flat_hyperparameters(cfg, choices), metrics, results["epochs"])
-
-
-def checkpoint_path(target: Path) -> Path:
-    """``resume=`` takes a run folder (its last.pt) or a checkpoint file."""
-    return target / "last.pt" if target.is_dir() else target

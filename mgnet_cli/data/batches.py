@@ -1,32 +1,25 @@
 """The in-memory batch pipeline: the whole data set sits on the device as uint8 and every batch
 is shuffled, cropped, flipped and normalised there with batched tensor ops (no per-image work)."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from mgnet_cli.data.splits import ImageSet
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.data import AugmentationConfig
 
 
 @dataclass(frozen=True)
-class Augmentation:
-    """Random training-time augmentation, drawn independently for every image."""
+class ImageSet:
+    """Images and their labels, kept as the files store them (no normalisation)."""
 
-    crop_padding: int = 0  # random crop after zero-padding this many pixels per side
-    flip: bool = False  # random horizontal flip
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
 
-    def __post_init__(self) -> None:
-        if self.crop_padding < 0:
-            raise ConfigError(
-                f"augmentation.crop_padding={self.crop_padding} is not allowed: use 0 or more"
-            )
-
-    @property
-    def active(self) -> bool:
-        return self.crop_padding > 0 or self.flip
+    def __len__(self) -> int:
+        return self.labels.shape[0]
 
 
 def crop_and_flip(
@@ -70,57 +63,60 @@ def batch_windows(count: int, batch_size: int, shard: tuple[int, int] = (0, 1), 
             yield slice(start + part.start, start + part.stop)
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How a ``BatchLoader`` serves one split: ``batch_size`` images a batch (the global batch in
+    data-parallel training), normalised by ``mean`` and ``std`` (per channel, in [0, 1] pixel units)
+    on ``device``; shuffled and augmented each epoch if asked; NHWC if ``channels_last``.
+
+    ``shard = (rank, world size)``: this rank's part of each batch (``shard_slice``). With
+    ``drop_last`` False the final partial batch is kept unless each rank's part of it would hold
+    fewer than ``min_images`` (2 to train: BatchNorm cannot train on one; 0 keeps every image, for
+    evaluation, a rank whose part is empty skipping it)."""
+
+    batch_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: torch.device = torch.device("cpu")
+    shuffle: bool = False
+    augmentation: AugmentationConfig | None = None
+    drop_last: bool = False
+    channels_last: bool = False
+    shard: tuple[int, int] = (0, 1)
+    min_images: int = 2
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}: a batch holds 1 image or more")
+        if not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(f"shard={self.shard} is not (rank, world size) with 0 <= rank < world size")
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean and std need a value per channel each, got {len(self.mean)} and {len(self.std)}")
+
+
 class BatchLoader:
-    """Batches of (images float32 normalised (B, C, H, W), labels int64 (B,)) on `device`.
+    """Batches of (images float32 normalised (B, C, H, W), labels int64 (B,)) of ``data``, as
+    ``batching`` says, on its device.
 
-    The uint8 images move to `device` once. Each epoch draws its order, crop offsets and flips from
-    `generator` (a CPU torch.Generator; None uses torch's global generator) when iteration starts,
-    so restoring `generator.get_state()` replays an epoch exactly. With drop_last False the final
-    partial batch is kept unless it would hold a single image, which BatchNorm cannot train on
-    (`min_images=0`: keep every image, for evaluation).
-
-    `shard = (rank, world size)`: in data-parallel training `batch_size` is the global batch and this
-    rank yields its part of each one (`shard_slice`); every rank draws the same order and augmentation,
-    so the ranks' parts together are exactly the batches of a single process, for any world size.
-    A rank whose part of the final evaluation batch is empty skips it.
+    The uint8 images move to the device once. Each epoch draws its order, crop offsets and flips from
+    ``generator`` (a CPU torch.Generator; None uses torch's global generator) when iteration starts,
+    so restoring ``generator.get_state()`` replays an epoch exactly. In data-parallel training every
+    rank draws the same order and augmentation, so the ranks' parts together are exactly the batches
+    of a single process, for any world size.
     """
 
-    def __init__(
-        self,
-        data: ImageSet,
-        batch_size: int,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        device: torch.device,
-        shuffle: bool,
-        augmentation: Augmentation | None = None,
-        generator: torch.Generator | None = None,
-        drop_last: bool = False,
-        channels_last: bool = False,
-        shard: tuple[int, int] = (0, 1),
-        min_images: int = 2,
-    ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size={batch_size} is not allowed: use 1 or more")
-        if not 0 <= shard[0] < shard[1]:
-            raise ValueError(f"shard={shard} is not (rank, world size) with 0 <= rank < world size")
+    def __init__(self, data: ImageSet, batching: Batching, generator: torch.Generator | None = None) -> None:
         channels = data.images.shape[1]
-        if len(mean) != channels or len(std) != channels:
-            raise ValueError(f"mean and std need {channels} values each, got {len(mean)} and {len(std)}")
+        if len(batching.mean) != channels:
+            raise ValueError(f"mean and std need {channels} values each, got {len(batching.mean)}")
+        device = torch.device(batching.device)
         self.images = data.images.to(device)  # (N, C, H, W) uint8
         self.labels = data.labels.to(device)  # (N,) int64
-        self.batch_size = batch_size
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.device = torch.device(device)
-        self.shuffle = shuffle
+        self.batching, self.device, self.generator = batching, device, generator
+        self.mean = torch.tensor(batching.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(batching.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        augmentation = batching.augmentation
         self.augmentation = augmentation if augmentation is not None and augmentation.active else None
-        self.generator = generator
-        self.drop_last = drop_last
-        self.channels_last = channels_last
-        self.shard = shard
-        self.min_images = min_images
 
     def __len__(self) -> int:
         """Batches per epoch (this rank's)."""
@@ -128,7 +124,7 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         count = len(self.labels)
-        if self.shuffle:
+        if self.batching.shuffle:
             order = torch.randperm(count, generator=self.generator)
         else:
             order = torch.arange(count)
@@ -143,7 +139,8 @@ class BatchLoader:
             yield self._normalise(images), self.labels[index]
 
     def _windows(self) -> Iterator[slice]:
-        return batch_windows(len(self.labels), self.batch_size, self.shard, self.min_images, self.drop_last)
+        b = self.batching
+        return batch_windows(len(self.labels), b.batch_size, b.shard, b.min_images, b.drop_last)
 
     def _draw_augmentation(self, count: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Crop offsets (count, 2) and flips (count,) for one epoch, in epoch order."""
@@ -163,4 +160,19 @@ class BatchLoader:
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> float32 (x / 255 - mean) / std."""
         images = images.float().div_(255).sub_(self.mean).div_(self.std)
-        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        return images.contiguous(memory_format=torch.channels_last) if self.batching.channels_last else images
+
+
+class BatchSource(Sized, Iterable, Protocol):
+    """An epoch's batches: ``(images float (B, C, H, W), labels int64 (B,))`` on the device."""
+
+
+@dataclass
+class Batches:
+    """The batch sources of one run: what the training loop iterates. ``generator`` decides the
+    order and augmentation of training batches, so saving and restoring its state replays the data
+    exactly (resume)."""
+
+    train: BatchSource
+    evaluations: dict[str, BatchSource]  # "test", and "val" when a validation split is held out
+    generator: torch.Generator

@@ -21,9 +21,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from mgnet_cli.data.batches import Augmentation, batch_windows
-from mgnet_cli.data.pipeline import Batches
+from mgnet_cli.data.batches import Batches, batch_windows
 from mgnet_cli.errors import ConfigError, DataError
+from mgnet_cli.schema.data import AugmentationConfig
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class FolderData:
     def in_channels(self) -> int:
         return 3
 
-    def transform(self, augmentation: Augmentation | None) -> Any:
+    def transform(self, augmentation: AugmentationConfig | None) -> Any:
         """PIL image -> uint8 (3, S, S): augmented for training, or the evaluation crop (None)."""
         from torchvision.transforms import v2  # imported here: slow, and only needed to train
 
@@ -192,7 +192,7 @@ class FolderData:
         return v2.Compose([*steps, v2.PILToTensor()])
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
-                augmentation: Augmentation | None, seed: int, channels_last: bool = False,
+                augmentation: AugmentationConfig | None, seed: int, channels_last: bool = False,
                 shard: tuple[int, int] = (0, 1)) -> Batches:
         """Training and evaluation batches decoded by ``num_workers`` workers; ``generator`` draws
         the training order and the workers' seeds (so the augmentation) of every epoch.
@@ -223,13 +223,10 @@ def load_imagefolder(
 ) -> FolderData:
     """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings."""
     root = Path(root).expanduser()
-    if not 0 < image_size <= resize:
-        raise ConfigError(f"dataset.image_size={image_size}, dataset.resize={resize}: "
-                          "need 0 < image_size <= resize")
-    if crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1:
-        raise ConfigError(f"dataset.crop_scale={list(crop_scale)}: need 0 < low <= high <= 1, or null")
-    if num_workers < 0:
-        raise ConfigError(f"trainer.num_workers={num_workers}: use 0 (decode in the main process) or more")
+    if not 0 < image_size <= resize or num_workers < 0 or (
+            crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1):
+        raise ValueError(f"image_size={image_size}, resize={resize}, crop_scale={crop_scale}, num_workers="
+                         f"{num_workers}: need 0 < image_size <= resize, 0 < low <= high <= 1, workers >= 0")
     if not root.is_dir():
         raise layout_error(root, f"{root} does not exist")
     classes = class_folders(root / "train", root)

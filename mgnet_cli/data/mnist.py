@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from mgnet_cli.data.files import ROOT_KEYS, require_files
-from mgnet_cli.data.splits import ImageData, ImageSet
+from mgnet_cli.data.batches import ImageSet
+from mgnet_cli.data.splits import ImageData
 from mgnet_cli.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -1,26 +1,12 @@
 """Data sets held in memory as uint8 image tensors, with a held-out validation split."""
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 
+from mgnet_cli.data.batches import BatchLoader, Batches, Batching, ImageSet
 from mgnet_cli.errors import ConfigError
-
-if TYPE_CHECKING:
-    from mgnet_cli.data.batches import Augmentation
-    from mgnet_cli.data.pipeline import Batches
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    """Images and their labels, kept as the files store them (no normalisation)."""
-
-    images: torch.Tensor  # (N, C, H, W) uint8
-    labels: torch.Tensor  # (N,) int64
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
+from mgnet_cli.schema.data import AugmentationConfig
 
 
 @dataclass(frozen=True)
@@ -36,14 +22,19 @@ class ImageData:
     val: ImageSet | None = None
 
     def batches(self, batch_size: int, eval_batch_size: int, device: torch.device,
-                augmentation: "Augmentation | None", seed: int,
-                channels_last: bool = False, shard: tuple[int, int] = (0, 1)) -> "Batches":
-        """The run's batch sources (NHWC images if ``channels_last``; this rank's part of each batch
-        with ``shard = (rank, world size)``); the data moves to ``device`` once (see data/pipeline.py)."""
-        from mgnet_cli.data.pipeline import in_memory_batches
-
-        return in_memory_batches(self, batch_size, eval_batch_size, device, augmentation, seed,
-                                 channels_last, shard)
+                augmentation: AugmentationConfig | None, seed: int,
+                channels_last: bool = False, shard: tuple[int, int] = (0, 1)) -> Batches:
+        """The run's batch sources (NHWC images if ``channels_last``; this rank's part of every
+        global batch with ``shard = (rank, world size)``, evaluation keeping every image, each
+        evaluated by exactly one rank); the uint8 images move to ``device`` once (data/batches.py)."""
+        generator = torch.Generator().manual_seed(seed)
+        common = {"mean": tuple(self.mean), "std": tuple(self.std), "device": device,
+                  "channels_last": channels_last, "shard": shard}
+        train = Batching(batch_size, shuffle=True, augmentation=augmentation, **common)
+        evaluation = Batching(eval_batch_size, min_images=0, **common)
+        evaluations = {name: BatchLoader(split, evaluation)
+                       for name, split in (("test", self.test), ("val", self.val)) if split is not None}
+        return Batches(BatchLoader(self.train, train, generator), evaluations, generator)
 
     @property
     def num_classes(self) -> int:

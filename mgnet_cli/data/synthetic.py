@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mgnet_cli.data.splits import ImageData, ImageSet
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.data.batches import ImageSet
+from mgnet_cli.data.splits import ImageData
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,9 @@ def load_synthetic(
     The test set is drawn after the train set, so changing num_test leaves the train images alone.
     """
     del root, download  # accepted so that every loader is called the same way
-    minimum = {"num_train": 1, "num_test": 1, "num_classes": 2, "image_size": 1, "channels": 1}
-    values = {"num_train": num_train, "num_test": num_test, "num_classes": num_classes,
-              "image_size": image_size, "channels": channels}  # fmt: skip
-    for key, value in values.items():
-        if value < minimum[key]:
-            raise ConfigError(f"dataset.{key}={value} is too small: use at least {minimum[key]}")
+    if min(num_train, num_test, image_size, channels) < 1 or num_classes < 2:
+        raise ValueError(f"sizes {num_train}, {num_test}, {image_size}, {channels}: each 1 or more; "
+                         f"num_classes={num_classes}: 2 or more")
     generator = torch.Generator().manual_seed(seed)
     patterns = _class_patterns(num_classes, channels, image_size, generator)
     train = _samples(patterns, num_train, generator)

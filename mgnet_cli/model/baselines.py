@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.stems import cifar_stem
 from mgnet_cli.model.layers import bn_relu, conv3x3
 
@@ -91,12 +90,9 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         layers, widths = list(layers), list(widths)
-        if not layers or len(layers) != len(widths):
-            raise ConfigError(f"model.layers={layers} and model.widths={widths}: give one number "
-                              "of blocks and one width per stage, e.g. [2,2,2,2] and [64,128,256,512]")
-        for key, values in (("model.layers", layers), ("model.widths", widths)):
-            if any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
-                raise ConfigError(f"{key}={values}: every entry must be a positive integer")
+        if not layers or len(layers) != len(widths) or not all(
+                isinstance(v, int) and v > 0 for v in layers + widths):
+            raise ValueError(f"layers {layers}, widths {widths}: one positive block count and width per stage")
         self.stem = stem(in_channels, widths[0])
         self.stages = nn.Sequential(*(
             make_stage(block, widths[max(index - 1, 0)], width, blocks, 1 if index == 0 else 2)

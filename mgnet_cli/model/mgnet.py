@@ -17,19 +17,11 @@ StemFactory = Callable[[int, int], nn.Module]
 """``stem(in_channels, channels)`` -> the module computing ``f^1`` from the image (``model/stems.py``)."""
 
 
-def per_level(value: int | Sequence[int], levels: int, key: str) -> list[int]:
-    """An int (the same on every level) or one int per level, checked to be positive."""
-    if not isinstance(value, (int, Sequence)) or isinstance(value, str):
-        raise ConfigError(f"{key}={value!r}: give a positive integer, or a list with one per level")
+def per_level(value: int | Sequence[int], levels: int) -> list[int]:
+    """An int (the same on every level) or one int per level; a ValueError unless each is positive."""
     widths = [value] * levels if isinstance(value, int) else list(value)
-    if len(widths) != levels:
-        raise ConfigError(
-            f"{key}={list(widths)} has {len(widths)} entries but model.smoothing_steps has "
-            f"{levels} levels: give one int, or one int per level"
-        )
-    for width in widths:
-        if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
-            raise ConfigError(f"{key}={value!r}: every entry must be a positive integer")
+    if len(widths) != levels or not all(isinstance(width, int) and width > 0 for width in widths):
+        raise ValueError(f"widths {value!r}: one positive int, or one per level ({levels} levels)")
     return widths
 
 
@@ -53,16 +45,11 @@ class MgNet(nn.Module):
         stem: StemFactory = cifar_stem,
     ) -> None:
         super().__init__()
-        steps = list(smoothing_steps) if isinstance(smoothing_steps, Sequence) and not isinstance(
-            smoothing_steps, str) else []
-        if not steps or any(not isinstance(s, int) or s <= 0 for s in steps):
-            raise ConfigError(
-                f"model.smoothing_steps={steps}: give a non-empty list of positive integers, "
-                "one per level, e.g. [2,2,2,2]"
-            )
-        widths_u = per_level(channels, len(steps), "model.channels")
-        widths_f = per_level(channels if channels_f is None else channels_f, len(steps),
-                             "model.channels_f")
+        steps = list(smoothing_steps)
+        if not steps or not all(isinstance(nu, int) and nu > 0 for nu in steps):
+            raise ValueError(f"smoothing_steps {steps}: one positive int per level")
+        widths_u = per_level(channels, len(steps))
+        widths_f = per_level(channels if channels_f is None else channels_f, len(steps))
         self.smoothing_steps = steps
         self.stem = stem(in_channels, widths_f[0])  # theta
         levels = []

@@ -18,7 +18,7 @@ from mgnet_cli.pde.galerkin import Prolongation, fine_slice
 from mgnet_cli.pde.hierarchy import PROLONGATIONS
 from mgnet_cli.pde.stencils import scaled_neighbours
 from mgnet_cli.schema.solve import ProlongationBase
-from mgnet_cli.untrusted import is_count, tensor_fault
+from mgnet_cli.untrusted import is_count, load_finite_weights
 
 CHECKPOINT_KIND = "learned_prolongation"
 BASES: tuple[str, ...] = tuple(base.value for base in ProlongationBase)
@@ -35,19 +35,6 @@ def keeps_constants(correction: torch.Tensor) -> torch.Tensor:
     m = correction.shape[-1]
     shifted = [[mean[fine_slice(a, m), fine_slice(b, m)] for b in (-1, 0, 1)] for a in (-1, 0, 1)]
     return correction - torch.stack([torch.stack(row) for row in shifted])
-
-
-def load_finite_weights(model: nn.Module, weights: dict) -> None:
-    """Loads a file's ``weights`` into ``model`` (as float64) only if they are exactly its tensors,
-    of its shapes, dense finite floats; else a ValueError naming the first that is not."""
-    expected = model.state_dict()
-    if set(weights) != set(expected):
-        raise ValueError(f"expected the tensors {sorted(expected)}, got {sorted(weights)}")
-    for key, tensor in weights.items():
-        fault = tensor_fault(tensor, tuple(expected[key].shape))
-        if fault is not None:
-            raise ValueError(f"{key} {fault}: expected dense finite floats of shape {tuple(expected[key].shape)}")
-    model.load_state_dict({key: tensor.to(torch.float64) for key, tensor in weights.items()})
 
 
 class LearnedProlongation(nn.Module):

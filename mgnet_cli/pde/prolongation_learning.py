@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
+from mgnet_cli.device import one_cpu_thread
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule, build_galerkin_cycle, solve_stencil
 from mgnet_cli.pde.learned_files import check_record, training_record
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
-from mgnet_cli.pde.smoother_learning import one_cpu_thread
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.solve import MultigridSettings, smoother_name

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from mgnet_cli.device import one_cpu_thread
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.learned_files import check_record, training_record
@@ -100,19 +101,6 @@ def random_problems(cycle: MultigridCycle, n: int, batch: int, generator: torch.
     f = torch.randn(shape, generator=generator, dtype=dtype, device=device)
     u = torch.randn(shape, generator=generator, dtype=dtype, device=device)
     return f, u / cycle.levels[0].A.diagonal
-
-
-@contextlib.contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Runs the body on one CPU thread, then restores the count: on grids this small a parallel
-    operation costs more in synchronisation than it saves (docs/benchmarks.md)."""
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def learn_smoother(settings: LearnedSmootherConfig, options: MultigridSettings, make_optimizer: MakeOptimizer,

@@ -26,10 +26,9 @@ import torch
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
-from mgnet_cli.pde.learned_prolongation import load_finite_weights
 from mgnet_cli.pde.smoothers import Smoother, check_steps
 from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
-from mgnet_cli.untrusted import is_count
+from mgnet_cli.untrusted import is_count, load_finite_weights
 
 log = logging.getLogger(__name__)
 

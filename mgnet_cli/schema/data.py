@@ -17,11 +17,17 @@ class Labels(rules.Choice):
 # --- dataset ------------------------------------------------------------------------------------
 @dataclass
 class AugmentationConfig:
-    crop_padding: int = 0
-    flip: bool = False
+    """Random training-time augmentation, drawn independently for every image (the batch
+    pipeline, ``mgnet_cli/data/batches.py``, takes this object as it is)."""
+    crop_padding: int = 0  # random crop after zero-padding this many pixels per side
+    flip: bool = False  # random horizontal flip
 
     def __post_init__(self) -> None:
         rules.count(self, "crop_padding", minimum=0, maximum=64)
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip
 
 
 @dataclass
@@ -54,9 +60,9 @@ class FileDatasetConfig:
     """A data set in its standard files under ``root`` (CIFAR-10, MNIST, Fashion-MNIST)."""
     _target_: str = MISSING
     root: str = "data"
-    download: bool = True
-    shape: ShapeConfig = field(default_factory=ShapeConfig)
-    val_size: int = 0
+    download: bool = True  # download the files when absent
+    shape: ShapeConfig = field(default_factory=ShapeConfig)  # known without loading (mgnet info)
+    val_size: int = 0  # training images held out for validation; 0 = the paper's protocol
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.cifar.load_cifar10", "mgnet_cli.data.mnist.load_mnist",
@@ -71,7 +77,7 @@ class FileDatasetConfig:
 @dataclass
 class Cifar100Config(FileDatasetConfig):
     _target_: str = "mgnet_cli.data.cifar.load_cifar100"
-    labels: Labels = Labels.fine
+    labels: Labels = Labels.fine  # fine (100 classes) or coarse (20 superclasses)
     shape: CifarShapeConfig = field(default_factory=CifarShapeConfig)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.cifar.load_cifar100",)
@@ -108,15 +114,16 @@ class ImageFolderConfig:
     """``root/train/<class>/`` and ``root/val/<class>/`` images (``configs/dataset/imagefolder.yaml``)."""
     _target_: str = "mgnet_cli.data.imagefolder.load_imagefolder"
     root: str = "data/imagenet"
-    num_classes: int = 1000
-    image_size: int = 224
-    resize: int = 256
+    num_classes: int = 1000  # class folders under train/ (checked when loading)
+    image_size: int = 224  # side of the crops the model sees
+    resize: int = 256  # evaluation: shorter side resized to this, then centre crop image_size
+    # training: random-resized crop of this area fraction; null = evaluation crop
     crop_scale: list[float] | None = field(default_factory=lambda: [0.08, 1.0])
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # ImageNet statistics, pixels in [0, 1]
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     num_workers: int = 4
     shape: ShapeConfig = field(default_factory=ShapeConfig)
-    val_size: int = 0
+    val_size: int = 0  # must stay 0: the val/ folder is the held-out set
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.imagefolder.load_imagefolder",)
 
@@ -137,6 +144,9 @@ class ImageFolderConfig:
                 raise rules.Invalid(key, list(values), "give 3 finite numbers (one per channel)"
                                     + (", each > 0" if key == "std" else ""))
         rules.count(self, "num_workers", minimum=0, maximum=1024)
-        rules.count(self, "val_size", minimum=0, maximum=0)
+        rules.count(self, "val_size", minimum=0, maximum=10**8)
+        if self.val_size:
+            raise rules.Invalid("val_size", self.val_size, "must stay 0: image folders evaluate on their val/ "
+                                                           "folder and cannot split off training images")
 
 

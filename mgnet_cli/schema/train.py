@@ -34,28 +34,33 @@ class TTA(rules.Choice):
 # --- trainer ------------------------------------------------------------------------------------
 @dataclass
 class TrainerConfig:
-    """How a run trains (``configs/trainer/``)."""
+    """How a run trains (``configs/trainer/``: ``default`` is these values, the authors' length
+    and batch size; each other option states only what it changes)."""
     epochs: int = 300
     batch_size: int = 128
     eval_batch_size: int = 512
-    device: str = "auto"
-    limit_train_batches: int | None = None
-    limit_eval_batches: int | None = None
-    deterministic: bool = False
+    device: str = "auto"  # auto = CUDA when present, else CPU; or cpu, cuda, cuda:N
+    limit_train_batches: int | None = None  # cap on steps per epoch (null = whole training set)
+    limit_eval_batches: int | None = None  # cap on evaluation batches (null = whole set)
+    deterministic: bool = False  # true: deterministic kernels (bitwise-repeatable runs and resumes)
+    # auto = bf16 where the device has bf16 units (GPUs from Ampere, CPUs with AMX/AVX-512 BF16),
+    # else fp32; or fp32, bf16, fp16 autocast (BatchNorm, loss, optimizer stay fp32)
     precision: Precision = Precision.auto
-    compile: bool = False
-    channels_last: bool = True
-    num_workers: int = 4
-    skip_nonfinite: bool = False
-    checkpoints: bool = True
-    sync_bn: bool = False
-    threads: int | None = None  # CPU threads; null: the cores idle now (capped at the usable ones)
-    log_every_n_steps: int = 50
-    label_smoothing: float = 0.0
-    clip_grad_norm: float | None = None
-    early_stopping_patience: int | None = None  # epochs without a better selection accuracy
-    metrics_csv: bool = True
-    ema_decay: float | None = None  # EMA of the weights, evaluated and checkpointed beside them
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = True  # NHWC memory format (the layout fast conv kernels use: +23 % on a CPU); false = NCHW
+    num_workers: int = 4  # decoding workers for file-backed data sets (imagefolder)
+    skip_nonfinite: bool = False  # false: a NaN/inf loss stops the run; true: skip such batches (one host sync per step)
+    checkpoints: bool = True  # last.pt every epoch, best.pt on the best test accuracy
+    sync_bn: bool = False  # torchrun on CUDA: SyncBatchNorm (statistics over the global batch, not each rank's part)
+    # CPU threads (intra-op); null = the cores other processes leave idle at the start; capped at the usable cores
+    threads: int | None = None
+    log_every_n_steps: int = 50  # running loss on the progress bar (or a log line off a terminal) and in TensorBoard
+    label_smoothing: float = 0.0  # cross-entropy against targets softened by this much (0.1 is common)
+    clip_grad_norm: float | None = None  # cap on the gradients' global norm (e.g. 1.0); null = none
+    early_stopping_patience: int | None = None  # stop after this many epochs without a better val (else test) accuracy
+    metrics_csv: bool = True  # metrics.csv beside the TensorBoard events: one row per epoch
+    # e.g. 0.999: an exponential moving average of the weights, evaluated (test/ema_acc) and checkpointed beside them
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         rules.count(self, "epochs", maximum=100_000)
@@ -80,7 +85,7 @@ class TrainerConfig:
 class SGDConfig:
     """SGD with momentum (``configs/optimizer/sgd.yaml``), the authors' optimizer."""
     _target_: str = "torch.optim.SGD"
-    _partial_: bool = True
+    _partial_: bool = True  # the model's parameters are passed in
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -119,11 +124,12 @@ class AdamWConfig:
 # --- scheduler ----------------------------------------------------------------------------------
 @dataclass
 class StepDecayConfig:
-    """lr x gamma every step_epochs epochs (``configs/scheduler/step.yaml``)."""
+    """lr x gamma every step_epochs epochs (``configs/scheduler/step.yaml``), the authors' schedule."""
     _target_: str = "mgnet_cli.train.schedules.StepDecay"
     step_epochs: int = 50
     gamma: float = 0.1
-    counted_from: int = 1  # 1: epochs numbered from 1, as the authors' code (first decay at epoch 50)
+    # the authors' code numbers epochs from 1: lr x gamma from epoch 50, 100, ... (0: after 50, 100, ...)
+    counted_from: int = 1
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.StepDecay",)
 
     def __post_init__(self) -> None:
@@ -135,7 +141,8 @@ class StepDecayConfig:
 
 @dataclass
 class WarmupCosineConfig:
-    """Linear warm-up, then cosine decay (``configs/scheduler/cosine.yaml``)."""
+    """Linear warm-up, then cosine decay to final_fraction x lr at the last epoch, updated every
+    step (``configs/scheduler/cosine.yaml``)."""
     _target_: str = "mgnet_cli.train.schedules.WarmupCosine"
     epochs: int = MISSING  # ${trainer.epochs}
     warmup_epochs: float = 5.0

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.train import TTA
 from mgnet_cli.train.distributed import Distributed
 from mgnet_cli.train.fast import autocast, memory_format
 
@@ -19,7 +20,7 @@ def predict(model: nn.Module, images: torch.Tensor, tta: str = "none") -> torch.
         return model(images)
     if tta == "flip":
         return 0.5 * (model(images) + model(images.flip(-1)))
-    raise ValueError(f"tta={tta!r}: use none or flip")
+    raise ValueError(f"tta={tta!r}: one of {', '.join(TTA)}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import ctypes.util
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -60,14 +61,35 @@ def auto_precision(device: torch.device, flags: Callable[[], set[str]] = cpu_fla
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """A ConfigError for an unknown precision, or fp16 off CUDA (no loss scaling nor fast fp16 there)."""
+    """A ValueError for a precision without arithmetic (the schema's choices are checked before),
+    a ConfigError for fp16 off CUDA (no loss scaling nor fast fp16 there)."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision={precision!r}: use fp32, bf16, fp16 or auto")
+        raise ValueError(f"precision={precision!r}: one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError(
             f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and {device.type} "
             "has no fast fp16 convolutions): use trainer.precision=bf16 or fp32"
         )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what arithmetic a run computes: ``trainer.device`` and ``trainer.precision``
+    resolved (``placement``); ``why`` says why ``auto`` chose the precision ("" when asked for)."""
+
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"  # fp32, bf16 or fp16
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, self.device)
+
+
+def placement(device: torch.device, precision: str) -> Placement:
+    """``precision`` (``trainer.precision``, ``auto`` included) on ``device``, checked."""
+    if precision == "auto":
+        return Placement(device, *auto_precision(device))
+    return Placement(device, str(precision))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -5,6 +5,7 @@ import io
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,19 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from mgnet_cli.data.pipeline import Batches
+from mgnet_cli.data.batches import Batches
+from mgnet_cli.device import choose_threads
+from mgnet_cli.schema.data import AugmentationConfig
+from mgnet_cli.schema.train import TrainerConfig
 from mgnet_cli.storage import link_atomic, write_json_atomic, write_text_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
-from mgnet_cli.train.epoch import EpochProgress, TrainStep, evaluate, own_share, summed, train_epoch
-from mgnet_cli.train.fast import grad_scaler, prepare_model, retain_freed_memory
+from mgnet_cli.train.epoch import EpochHooks, EpochProgress, TrainStep, evaluate, own_share, summed, train_epoch
+from mgnet_cli.train.fast import Placement, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
 from mgnet_cli.train.results import RunRecord
-from mgnet_cli.train.settings import TrainSettings, choose_threads
 from mgnet_cli.train.state import restore_training, training_state
-from mgnet_cli.train.tracking import Tracker
+from mgnet_cli.train.tracking import Tracker, warn_about
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +34,31 @@ def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
+@dataclass
+class Training:
+    """Everything ``fit`` takes, built from one checked config (``cli.build.build_training``)."""
+
+    trainer: TrainerConfig  # the trainer group, checked by its schema
+    place: Placement  # trainer.device and trainer.precision, resolved
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Callable[[float], float]  # epoch (fractional) -> lr multiplier
+    batches: Batches
+    tta: str = "none"  # eval.tta: none, or flip (average the logits of x and its mirror)
+    data: Any = None  # the ImageData (or FolderData) the batches come from
+    augmentation: AugmentationConfig | None = None  # what the training batches draw
+
+
 def fit(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: Callable[[float], float],
-    batches: Batches,
-    settings: TrainSettings,
+    training: Training,
     run_dir: Path,
     metadata: dict[str, Any] | None = None,
     resume: dict[str, Any] | None = None,
     distributed: Distributed | None = None,
 ) -> dict[str, Any]:
-    """Trains ``model`` for ``settings.epochs``; writes events, checkpoints and results.json.
+    """Trains ``training.model`` for ``trainer.epochs``; writes events, checkpoints and results.json.
 
-    ``schedule(epoch) -> lr multiplier`` is applied every step at the fractional epoch. ``metadata``
+    ``training.schedule(epoch) -> lr multiplier`` is applied every step at the fractional epoch. ``metadata``
     (e.g. the config) is stored in every checkpoint. ``resume`` is a checkpoint of this run:
     training continues where it stopped (mid-epoch after a signal), as if never stopped.
     SIGINT/SIGTERM save ``last.pt`` at the next step boundary and raise ``Interrupted``; a
@@ -55,14 +69,14 @@ def fit(
     of ranks to resume.
     Returns the results (also in ``run_dir/results.json``, rewritten after every epoch).
     """
-    run = TrainingRun(model, optimizer, schedule, batches, settings, run_dir, metadata or {},
-              distributed or Distributed(device=settings.device))
+    run = TrainingRun(training, run_dir, metadata or {}, distributed or Distributed(device=training.place.device))
+    batches, epochs = training.batches, training.trainer.epochs
     done, partial = run.restore(resume) if resume is not None else (0, EpochProgress())
     with Tracker(run_dir if run.world.is_main else None, purge_step=done + 1) as tracker, \
             StopSignal() as signal:
         run.start(signal, tracker)
         try:
-            for epoch in range(done + 1, settings.epochs + 1):
+            for epoch in range(done + 1, epochs + 1):
                 data_state = batches.generator.get_state()  # this epoch's order and augmentation
                 metrics, partial = run.train(epoch, partial)
                 if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
@@ -71,7 +85,7 @@ def fit(
                 partial = EpochProgress()  # the next epoch starts at its first step
                 if run.patience_ran_out():
                     break
-                if run.stop() and epoch < settings.epochs:  # a signal after the last epoch: done
+                if run.stop() and epoch < epochs:  # a signal after the last epoch: done
                     stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
                                run.stop.received, tracker)
         except Interrupted as stop:
@@ -86,33 +100,34 @@ def fit(
 class TrainingRun:
     """What ``fit`` holds for the length of a run; its methods are the parts of an epoch."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 schedule: Callable[[float], float], batches: Batches, settings: TrainSettings,
-                 run_dir: Path, metadata: dict[str, Any], world: Distributed) -> None:
+    def __init__(self, training: Training, run_dir: Path, metadata: dict[str, Any], world: Distributed) -> None:
+        trainer, place = training.trainer, training.place
+        model, optimizer, batches = training.model, training.optimizer, training.batches
         self.threads = ""
-        if settings.device.type == "cpu":
-            threads, why = choose_threads(settings.threads)
+        if place.device.type == "cpu":
+            threads, why = choose_threads(trainer.threads)
             torch.set_num_threads(threads)
             self.threads = f", {threads} thread{'s' if threads > 1 else ''}: {why}"
             if retain_freed_memory():
                 log.debug("glibc keeps freed activation buffers for reuse (no mmap per activation)")
             # Denormal floats (|x| < 1e-38, common once a loss nears 0) run many times slower on x86 CPUs
             torch.set_flush_denormal(True)
-        self.model = sync_batchnorm(model, world, settings.sync_bn)
-        self.forward = prepare_model(self.model, settings.device, settings.channels_last, settings.compile)
-        self.optimizer, self.schedule, self.batches, self.settings = optimizer, schedule, batches, settings
+        self.model = sync_batchnorm(model, world, trainer.sync_bn)
+        self.forward = prepare_model(self.model, place.device, trainer.channels_last, trainer.compile)
+        self.optimizer, self.schedule, self.batches = optimizer, training.schedule, batches
+        self.trainer, self.place, self.tta = trainer, place, training.tta
         self.run_dir, self.metadata, self.world = run_dir, metadata, world
-        self.scaler = grad_scaler(settings.device, settings.precision)
-        self.ema = None if settings.ema_decay is None else AveragedModel(
-            self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+        self.scaler = grad_scaler(place.device, place.precision)
+        self.ema = None if trainer.ema_decay is None else AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(trainer.ema_decay), use_buffers=True)
         self.ema_forward = None if self.ema is None else prepare_model(
-            self.ema.module, settings.device, settings.channels_last, compile=False)
-        self.fast = {"precision": settings.precision, "channels_last": settings.channels_last}
-        self.steps = len(batches.train) if settings.limit_train_batches is None else min(
-            settings.limit_train_batches, len(batches.train))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step / self.steps))
+            self.ema.module, place.device, trainer.channels_last, compile=False)
+        self.fast = {"precision": place.precision, "channels_last": trainer.channels_last}
+        self.steps = len(batches.train) if trainer.limit_train_batches is None else min(
+            trainer.limit_train_batches, len(batches.train))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule(step / self.steps))
         self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
-        self.watch = LossWatch(settings.device)
+        self.watch = LossWatch(place.device)
         self.ranks = {"world_size": world.world_size} if world.active else {}
         # set by start(), once a restore has run: the signal and what listens for it, the training
         # step (its forward DDP-wrapped under torchrun), the clock and the base learning rate
@@ -132,26 +147,26 @@ class TrainingRun:
             self.scaler.load_state_dict(resume["grad_scaler"])
         if self.ema is not None and "ema" in resume:
             self.ema.load_state_dict(resume["ema"])
-        log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.settings.epochs)
+        log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.trainer.epochs)
         return done, partial
 
     def start(self, signal: StopSignal, tracker: Tracker) -> None:
         """Wraps the model for data-parallel steps (after any restore), listens for ``signal``
         (agreed across the ranks every few steps under DDP) and says what will run."""
-        settings, world = self.settings, self.world
+        trainer, world = self.trainer, self.world
         self.signal, self.tracker = signal, tracker
         self.stop = StepAgreement(world, signal, self.watch) if world.active else signal
-        forward = world.data_parallel(self.model, settings.compile) if world.active else self.forward
-        self.step = TrainStep(forward, self.optimizer, self.scheduler, settings.device, settings.precision,
-                              settings.channels_last, settings.label_smoothing, settings.clip_grad_norm,
-                              settings.skip_nonfinite, self.average, world, self.watch, self.scaler)
+        forward = world.data_parallel(self.model, trainer.compile) if world.active else self.forward
+        place = self.place
+        self.step = TrainStep(forward, self.optimizer, self.scheduler, trainer, place, self.average, world,
+                              self.watch, self.scaler)
         log.info("training %s parameters on %s (%s%s%s%s), %d epochs of %d steps%s",
-                 f"{self.record.parameters:,}", settings.device,
-                 settings.precision + (f" ({settings.precision_why})" if settings.precision_why else ""),
-                 ", channels-last" if settings.channels_last else "",
-                 ", compiled" if settings.compile else "", self.threads, settings.epochs, self.steps,
+                 f"{self.record.parameters:,}", place.device,
+                 place.precision + (f" ({place.why})" if place.why else ""),
+                 ", channels-last" if trainer.channels_last else "",
+                 ", compiled" if trainer.compile else "", self.threads, trainer.epochs, self.steps,
                  f", data-parallel over {world.world_size} ranks" if world.active else "")
-        if settings.compile:
+        if trainer.compile:
             log.info("torch.compile compiles the model during the first steps (tens of seconds); "
                      "the time left is estimated from the epochs after the first")
         self.started = time.perf_counter() - self.record.wall_time_s
@@ -172,16 +187,16 @@ class TrainingRun:
         also agree whether a signal reached any of them."""
         if self.world.active:
             self.stop.agree()
-        if not self.settings.skip_nonfinite:
+        if not self.trainer.skip_nonfinite:
             self.watch.check(lambda step: self.base_lr * self.schedule(step / self.steps))
 
     def train(self, epoch: int, partial: EpochProgress) -> tuple[dict[str, float], EpochProgress]:
         """The epoch's steps (from ``partial.step`` on): its training metrics and totals over the ranks."""
-        settings, world = self.settings, self.world
-        partial = train_epoch(self.step, self.batches.train, f"epoch {epoch}/{settings.epochs}",
-                              settings.limit_train_batches, done=own_share(partial, world), stop=self.stop,
-                              check=self.check, check_every=10 if world.active else 50,
-                              log_every=settings.log_every_n_steps, report=self.report)
+        trainer, world = self.trainer, self.world
+        hooks = EpochHooks(stop=self.stop, check=self.check, check_every=10 if world.active else 50,
+                           log_every=trainer.log_every_n_steps, report=self.report)
+        partial = train_epoch(self.step, self.batches.train, f"epoch {epoch}/{trainer.epochs}",
+                              trainer.limit_train_batches, done=own_share(partial, world), hooks=hooks)
         self.check()
         partial = summed(partial, world)
         if partial.skipped and partial.count == 0:  # nothing of this epoch was learned from
@@ -199,12 +214,12 @@ class TrainingRun:
         self.world.broadcast_buffers(self.model)  # every rank evaluates (and rank 0 saves) one model
         metrics: dict[str, float] = {}
         for name, source in self.batches.evaluations.items():
-            scores = evaluate(self.forward, source, self.settings.limit_eval_batches, tta=self.settings.tta,
+            scores = evaluate(self.forward, source, self.trainer.limit_eval_batches, tta=self.tta,
                               world=self.world, **self.fast)
             metrics |= {f"{name}_{key}": value for key, value in scores.items()}
             if self.ema_forward is not None:  # the averaged weights, beside the raw ones
-                scores = evaluate(self.ema_forward, source, self.settings.limit_eval_batches,
-                                  tta=self.settings.tta, world=self.world, **self.fast)
+                scores = evaluate(self.ema_forward, source, self.trainer.limit_eval_batches,
+                                  tta=self.tta, world=self.world, **self.fast)
                 metrics |= {f"{name}_ema_{key}": value for key, value in scores.items()}
         return metrics
 
@@ -214,17 +229,17 @@ class TrainingRun:
         if not self.world.is_main:
             return
         log_epoch(tracker, self.model, metrics, self.time_left(int(metrics["epoch"])))
-        if self.settings.checkpoints:
+        if self.trainer.checkpoints:
             self.save("last.pt", int(metrics["epoch"]))
             if improved:  # the same checkpoint: best.pt links to it (last.pt is replaced, not rewritten)
                 link_atomic(self.run_dir / "last.pt", self.run_dir / "best.pt")
         write_json_atomic(self.run_dir / "results.json", self.record.summary() | self.ranks)
-        if self.settings.metrics_csv:
+        if self.trainer.metrics_csv:
             write_metrics_csv(self.run_dir / "metrics.csv", self.record.history)
 
     def patience_ran_out(self) -> bool:
         """Early stopping: ``early_stopping_patience`` epochs since the best selection accuracy."""
-        patience, history = self.settings.early_stopping_patience, self.record.history
+        patience, history = self.trainer.early_stopping_patience, self.record.history
         if patience is None or not history:
             return False
         key = f"{self.record.selection}_acc"
@@ -242,9 +257,9 @@ class TrainingRun:
         history = self.record.history
         seconds = [later["wall_time_s"] - earlier["wall_time_s"] for earlier, later in zip(history, history[1:])
                    if "wall_time_s" in earlier and "wall_time_s" in later]
-        if not self.settings.compile:
-            return (self.settings.epochs - epoch) * self.record.wall_time_s / epoch
-        return (self.settings.epochs - epoch) * sum(seconds) / len(seconds) if seconds else 0.0
+        if not self.trainer.compile:
+            return (self.trainer.epochs - epoch) * self.record.wall_time_s / epoch
+        return (self.trainer.epochs - epoch) * sum(seconds) / len(seconds) if seconds else 0.0
 
     def save(self, name: str, epoch: int, **extra: Any) -> None:
         if not self.world.is_main:
@@ -297,17 +312,6 @@ def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def warn_unstable_chebyshev(model: nn.Module) -> None:
-    """A Chebyshev ``k_i`` outside (-1, 1) makes the two-step recurrence unstable: say so."""
-    for name, module in model.named_modules():
-        report = getattr(module, "scalars", None)
-        if callable(report):
-            loose = {key: value for key, value in report().items() if key.startswith("k_") and abs(value) >= 1}
-            if loose:
-                log.warning("%s: Chebyshev %s left (-1, 1), where the two-step recurrence is stable",
-                            name, ", ".join(f"{key} = {value:.3f}" for key, value in loose.items()))
-
-
 def duration(seconds: float) -> str:
     """``45 s``, ``12 min``, ``3.4 h``: a time to read at a glance."""
     if seconds < 90:
@@ -329,7 +333,7 @@ def log_epoch(tracker: Tracker, model: nn.Module, metrics: dict[str, float], lef
     tracker.scalars(epoch, scalars)
     tracker.learned_scalars(epoch, model)
     tracker.flush()
-    warn_unstable_chebyshev(model)
+    warn_about(model)
     held_out = "".join(f"  {split} loss {metrics[split + '_loss']:.4f} acc {metrics[split + '_acc']:.2%}"
                        for split in ("val", "test") if f"{split}_acc" in metrics)
     left = f", about {duration(left_s)} left" if left_s > 0 else ""

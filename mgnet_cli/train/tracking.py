@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -155,6 +155,24 @@ class EventFile:
             raise WriteError(f"cannot write {self.path}: {error.strerror or error}") from None
 
 
+@runtime_checkable
+class Reporting(Protocol):
+    """A module that reports its learned scalars (Chebyshev's k_i) after each epoch: their values
+    for TensorBoard, and a line for each that has left where the module works as meant."""
+
+    def scalars(self) -> dict[str, float]: ...
+
+    def warnings(self) -> list[str]: ...
+
+
+def warn_about(model: nn.Module) -> None:
+    """Logs what each ``Reporting`` module of ``model`` says is wrong with its learned scalars."""
+    for name, module in model.named_modules():
+        if isinstance(module, Reporting):
+            for warning in module.warnings():
+                log.warning("%s: %s", name, warning)
+
+
 class Tracker:
     """TensorBoard scalars for one run folder; use as a context manager so events are flushed.
     Without a folder (``None``: the ranks > 0 of a data-parallel run) it records nothing."""
@@ -178,13 +196,12 @@ class Tracker:
             self.writer.summary(scalar(name, value), step)
 
     def learned_scalars(self, step: int, model: nn.Module) -> None:
-        """Logs what modules report through a ``scalars()`` method (e.g. Chebyshev's k_i)."""
+        """Logs what ``Reporting`` modules report (e.g. Chebyshev's k_i)."""
         if self.writer is None:
             return
         for name, module in model.named_modules():
-            report = getattr(module, "scalars", None)
-            if callable(report):
-                for key, value in report().items():
+            if isinstance(module, Reporting):
+                for key, value in module.scalars().items():
                     self.writer.summary(scalar(f"scalars/{name}/{key}", value), step)
 
     def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:

@@ -13,7 +13,7 @@ from mgnet_cli.cli import eval as eval_command
 from mgnet_cli.errors import DataError
 from tests.cli.test_resume_refusals import FILES
 from tests.data.test_cifar import write_cifar10
-from tests.helpers import mgnet
+from tests.helpers import cli
 
 
 def train_from_elsewhere(root: Path) -> Path:
@@ -24,7 +24,7 @@ def train_from_elsewhere(root: Path) -> Path:
     (root / "empty").mkdir()
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("MGNET_DATA_DIR", "../data")
-        mgnet("train", *FILES, "hydra.run.dir=outputs/run", cwd=root / "work")
+        cli("train", *FILES, "hydra.run.dir=outputs/run", cwd=root / "work")
     return root / "work" / "outputs" / "run"
 
 
@@ -57,8 +57,8 @@ def test_eval_reads_the_recorded_folder_from_anywhere(shared, tmp_path, monkeypa
 def test_resume_and_resume_latest_read_the_recorded_folder(shared, tmp_path):
     run = tmp_path / "outputs" / "run"
     shutil.copytree(shared, run)
-    mgnet("train", f"resume={run}", "trainer.epochs=3", cwd=shared.parents[2] / "empty")
-    mgnet("train", "resume=latest", "trainer.epochs=4", cwd=tmp_path)
+    cli("train", f"resume={run}", "trainer.epochs=3", cwd=shared.parents[2] / "empty")
+    cli("train", "resume=latest", "trainer.epochs=4", cwd=tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed" and [h["epoch"] for h in results["history"]] == [1, 2, 3, 4]
     assert f"CIFAR-10 from {shared.parents[2] / 'data'}" in (run / "train.log").read_text()
@@ -75,9 +75,9 @@ def test_moved_data_names_the_key_each_command_accepts(tmp_path, monkeypatch, co
     found = compose_config(f"checkpoint={trained}", "device=cpu", "dataset_root=moved", config_name="eval", tiny=False)
     assert eval_command.run(found) == json.loads((trained / "results.json").read_text())["best_test_acc"]
 
-    result = mgnet("train", f"resume={trained}", "trainer.epochs=3", cwd=tmp_path, check=False)
+    result = cli("train", f"resume={trained}", "trainer.epochs=3", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"not found in {tmp_path / 'data'}" in result.stderr and "point dataset.root at" in result.stderr
     assert "MGNET_DATA_DIR" not in result.stderr
-    mgnet("train", f"resume={trained}", "trainer.epochs=3", "dataset.root=moved", cwd=tmp_path)
+    cli("train", f"resume={trained}", "trainer.epochs=3", "dataset.root=moved", cwd=tmp_path)
     assert json.loads((trained / "results.json").read_text())["epochs"] == 3

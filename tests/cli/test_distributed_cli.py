@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import LONG, TINY, mgnet, wait_for
+from tests.helpers import LONG, TINY, cli, mgnet, wait_for
 
 BIN = Path(sys.executable).parent
 # 33 test images: the ranks evaluate 17 and 16; one step an epoch, so the first epoch's train loss
@@ -40,11 +40,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     own folder) and on one process; the tests copy a folder before resuming it."""
     cwd = tmp_path_factory.mktemp("distributed")
     torchrun("train", *RUN, cwd=cwd)
-    mgnet("train", *RUN, f"hydra.run.dir={cwd / 'single'}", cwd=cwd)
+    cli("train", *RUN, f"hydra.run.dir={cwd / 'single'}", cwd=cwd)
     return {"cwd": cwd, "single": cwd / "single",
             "outputs": [path for path in (cwd / "outputs").glob("*/*") if path.is_dir()]}
 
 
+@pytest.mark.process
 def test_two_ranks_write_one_run_folder_with_the_same_weights(runs):
     assert len(runs["outputs"]) == 1, runs["outputs"]
     run = runs["outputs"][0]
@@ -57,6 +58,7 @@ def test_two_ranks_write_one_run_folder_with_the_same_weights(runs):
     assert two["ranks_in_sync"] is True and two["max_rank_difference"] == 0.0
 
 
+@pytest.mark.process
 def test_the_first_step_loss_is_the_single_process_one_but_for_batchnorm(runs):
     """The same seed and global batch (16) give the same first step on 1 and 2 processes, but for
     BatchNorm: each rank normalises its 8 images by their own statistics (no SyncBatchNorm on the
@@ -68,6 +70,7 @@ def test_the_first_step_loss_is_the_single_process_one_but_for_batchnorm(runs):
     assert two == pytest.approx(one, rel=0.05)
 
 
+@pytest.mark.process
 def test_a_two_rank_run_resumes_on_one_process(runs, tmp_path):
     run = shutil.copytree(runs["outputs"][0], tmp_path / "run")
     mgnet("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path)
@@ -76,6 +79,7 @@ def test_a_two_rank_run_resumes_on_one_process(runs, tmp_path):
     assert resumed["history"][0] == results(runs["outputs"][0])["history"][0]
 
 
+@pytest.mark.process
 def test_a_single_process_run_resumes_on_two_ranks(runs, tmp_path):
     run = shutil.copytree(runs["single"], tmp_path / "run")
     torchrun("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path)
@@ -84,6 +88,7 @@ def test_a_single_process_run_resumes_on_two_ranks(runs, tmp_path):
     assert resumed["world_size"] == 2 and resumed["ranks_in_sync"] is True
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("arguments, message", [
     (["train", "-m", "seed=1,2"], "a sweep (-m) cannot run under torchrun"),
     (["eval"], "mgnet eval runs in one process"),
@@ -95,6 +100,7 @@ def test_what_torchrun_cannot_run_is_one_line(tmp_path, arguments, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.process
 def test_a_signal_to_torchrun_stops_every_rank_with_one_resume_line(tmp_path):
     """SIGTERM to torchrun reaches both ranks; they stop at the same step, rank 0 saves last.pt
     mid-epoch, and the user reads one "Resume with" line, not one per rank."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import TINY, mgnet, one_line_error
+from tests.helpers import TINY, cli, one_line_error
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -22,7 +22,7 @@ from tests.helpers import TINY, mgnet, one_line_error
     ([*TINY, "trainer.precision=fp8"], "trainer.precision=fp8: use one of fp32, bf16, fp16"),
 ])
 def test_bad_configuration_is_one_line(tmp_path, arguments, message):
-    result = mgnet("train", *arguments, cwd=tmp_path, check=False)
+    result = cli("train", *arguments, cwd=tmp_path, check=False)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if not line.startswith("[")]
@@ -30,6 +30,7 @@ def test_bad_configuration_is_one_line(tmp_path, arguments, message):
     assert message in lines[0]
 
 
+@pytest.mark.process
 def test_full_error_still_shows_the_traceback(tmp_path):
     import os
     import subprocess
@@ -49,7 +50,7 @@ def test_a_missing_extra_names_the_pip_install(tmp_path):
 
     if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):
         pytest.skip("the slurm extra is installed here")
-    line = one_line_error(mgnet("train", "hydra/launcher=submitit_slurm", cwd=tmp_path, check=False), "train")
+    line = one_line_error(cli("train", "hydra/launcher=submitit_slurm", cwd=tmp_path, check=False), "train")
     assert "needs an extra that is not installed" in line
-    result = mgnet("train", "hydra/launcher=submitit_slurm", cwd=tmp_path, check=False)
+    result = cli("train", "hydra/launcher=submitit_slurm", cwd=tmp_path, check=False)
     assert 'pip install "mgnet[slurm]"' in result.stderr

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from tests.cli.test_faults import mounted
-from tests.helpers import TINY, mgnet, one_line_error, train
+from tests.helpers import TINY, cli, mgnet, one_line_error, train
 
 
 def test_eval_rebuilds_the_model_and_saves_json_and_png(tmp_path):
     run = tmp_path / "run"
-    mgnet("train", *TINY, "trainer.epochs=2", "trainer.limit_eval_batches=null", f"hydra.run.dir={run}",
+    cli("train", *TINY, "trainer.epochs=2", "trainer.limit_eval_batches=null", f"hydra.run.dir={run}",
           cwd=tmp_path)
-    out = mgnet("eval", f"checkpoint={run / 'last.pt'}", "device=cpu", cwd=tmp_path).stdout
+    out = cli("eval", f"checkpoint={run / 'last.pt'}", "device=cpu", cwd=tmp_path).stdout
     assert "top-1" in out and "per-class accuracy" in out and "confusion" in out
     report = json.loads((run / "eval" / "last_test.json").read_text())
     confusion = torch.tensor(report["confusion"])
@@ -27,19 +27,19 @@ def test_eval_rebuilds_the_model_and_saves_json_and_png(tmp_path):
     assert abs(report["loss"] - trained["test_loss"]) < 1e-4
     assert (run / "eval" / "last_test_confusion.png").stat().st_size > 1000
 
-    flipped = mgnet("eval", f"checkpoint={run}", "tta=flip", "split=train", cwd=tmp_path)
+    flipped = cli("eval", f"checkpoint={run}", "tta=flip", "split=train", cwd=tmp_path)
     assert json.loads((run / "eval" / "best_train_tta-flip.json").read_text())["images"] == 64
     assert "best.pt" in flipped.stdout
 
 
 def test_eval_of_a_missing_checkpoint_is_one_line(tmp_path):
-    result = mgnet("eval", f"checkpoint={tmp_path / 'none.pt'}", cwd=tmp_path, check=False)
+    result = cli("eval", f"checkpoint={tmp_path / 'none.pt'}", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_eval_without_a_checkpoint_is_one_line(tmp_path):
-    line = one_line_error(mgnet("eval", cwd=tmp_path, check=False), "eval")
+    line = one_line_error(cli("eval", cwd=tmp_path, check=False), "eval")
     assert "checkpoint is required: give checkpoint=" in line
     assert not list(tmp_path.iterdir())
 
@@ -51,11 +51,12 @@ def finished(tmp_path_factory) -> Path:
 
 def test_eval_into_a_file_is_one_line_before_it_evaluates(finished, tmp_path):
     (tmp_path / "taken").write_text("a file")
-    result = mgnet("eval", f"checkpoint={finished}", "output_dir=taken/eval", cwd=tmp_path, check=False)
+    result = cli("eval", f"checkpoint={finished}", "output_dir=taken/eval", cwd=tmp_path, check=False)
     assert f"output_dir=taken/eval: {tmp_path / 'taken'} is not a folder" in one_line_error(result, "eval")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"] and not (finished / "eval").exists()
 
 
+@pytest.mark.process
 def test_eval_into_a_read_only_folder_is_one_line(finished, tmp_path):
     folder = tmp_path / "ro"
     if not mounted(folder, "size=1m"):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mgnet_cli.train.guards import StopSignal, resume_command
-from tests.helpers import TINY, mgnet, one_line_error, start, train, wait_for
+from tests.helpers import BIN, TINY, cli, mgnet, one_line_error, start, train, wait_for
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -35,7 +35,7 @@ def finished(tmp_path_factory) -> Path:
 ])
 def test_a_refused_resume_leaves_the_run_exactly_as_it_was(finished, tmp_path, overrides, message):
     before = fingerprint(finished)
-    line = one_line_error(mgnet("train", f"resume={finished}", *overrides, cwd=tmp_path, check=False), "train")
+    line = one_line_error(cli("train", f"resume={finished}", *overrides, cwd=tmp_path, check=False), "train")
     assert message in line
     assert fingerprint(finished) == before
     assert json.loads((finished / "results.json").read_text())["status"] == "completed"
@@ -43,17 +43,18 @@ def test_a_refused_resume_leaves_the_run_exactly_as_it_was(finished, tmp_path, o
 
 
 def test_a_resume_of_a_typo_creates_nothing_anywhere(tmp_path):
-    line = one_line_error(mgnet("train", "resume=outputs/2026-01-01/typo", cwd=tmp_path, check=False), "train")
+    line = one_line_error(cli("train", "resume=outputs/2026-01-01/typo", cwd=tmp_path, check=False), "train")
     assert "does not exist" in line and not list(tmp_path.iterdir())
 
 
 def test_a_new_run_refused_before_training_leaves_no_folder(tmp_path):
-    result = mgnet("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nodata'}",
+    result = cli("train", "dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path / 'nodata'}",
                    "trainer.device=cpu", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "nodata").exists()
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("name", ["0_smoother=resnet,seed=0", "a folder with spaces", "résumé ü",
                                   "it's", "cost$1"])
 def test_the_printed_resume_line_works_for_any_folder_name(finished, tmp_path, name):
@@ -61,11 +62,12 @@ def test_the_printed_resume_line_works_for_any_folder_name(finished, tmp_path, n
     shutil.copytree(finished, run)
     line = resume_command(run)
     result = subprocess.run(["bash", "-c", f"{line} trainer.epochs=2"], cwd=tmp_path, capture_output=True,
-                            text=True, env=os.environ | {"PATH": f"{Path(shutil.which('python')).parent}:{os.environ['PATH']}"})
+                            text=True, env=os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})  # the venv's mgnet, activated or not
     assert result.returncode == 0, (line, result.stderr)
     assert json.loads((run / "results.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.process
 def test_a_run_folder_has_one_writer(tmp_path):
     run = tmp_path / "run"
     first = start("train", *TINY, "dataset.num_train=2048", "trainer.batch_size=16",
@@ -92,6 +94,7 @@ def test_a_second_ctrl_c_waits_for_the_checkpoint_being_written():
             os.kill(os.getpid(), signal.SIGINT)  # outside a save, the second Ctrl-C stops at once
 
 
+@pytest.mark.process
 def test_ctrl_c_during_start_up_is_one_line_and_leaves_nothing(tmp_path):
     process = start("train", *TINY, "dataset.num_train=20000", cwd=tmp_path)  # seconds to generate
     wait_for(lambda: (tmp_path / "outputs").exists(), process, "the run folder")
@@ -119,7 +122,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_is_one_line_the_status_is_true_and_last_pt_loads(small_disk, tmp_path):
     run = small_disk / "run"
-    result = mgnet("train", *TINY, "model.channels=24", "trainer.epochs=20", "trainer.limit_train_batches=1",
+    result = cli("train", *TINY, "model.channels=24", "trainer.epochs=20", "trainer.limit_train_batches=1",
                    f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert "No space left on device" in line and str(run) in line
@@ -130,6 +133,7 @@ def test_a_full_disk_is_one_line_the_status_is_true_and_last_pt_loads(small_disk
     assert not list(run.glob(".*.tmp"))
 
 
+@pytest.mark.process
 def test_a_resume_on_a_read_only_mount_is_refused_before_it_starts(finished, tmp_path):
     folder = tmp_path / "ro"
     if not mounted(folder, "size=4m"):

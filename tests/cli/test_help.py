@@ -41,6 +41,7 @@ def test_other_words_are_left_to_hydra(word):
     assert group_choices("train", word) is None  # problem is solve's group, not train's
 
 
+@pytest.mark.process
 def test_completing_a_group_does_not_import_torch():
     """`mgnet train dataset=c<TAB>` used to import torch and compose every config (4-9 s)."""
     code = ("import os, sys; os.environ['COMP_LINE'] = 'mgnet train dataset=c'; "

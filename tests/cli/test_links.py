@@ -11,7 +11,7 @@ import pytest
 
 from mgnet_cli.storage import RunLock, WriteError, check_unlocked, write_json_atomic
 from mgnet_cli.train.tracking import RunLogHandler
-from tests.helpers import mgnet, one_line_error, train
+from tests.helpers import cli, one_line_error, train
 
 PRECIOUS = b"someone else's file\n"
 
@@ -86,7 +86,7 @@ def test_a_resume_writes_nothing_through_a_link_in_the_run_folder(finished, tmp_
     shutil.copytree(finished, run, symlinks=True)
     shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
     (run / name).symlink_to(outside if target == "file" else outside.parent)
-    result = mgnet("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path, check=False)
+    result = cli("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert name in line and "link" in line  # refused by the resume's own check of links leaving the folder
     assert untouched(outside)
@@ -97,7 +97,7 @@ def test_eval_writes_nothing_through_a_linked_eval_folder(finished, tmp_path, ou
     run = tmp_path / "run"
     shutil.copytree(finished, run, symlinks=True)
     (run / "eval").symlink_to(outside.parent)
-    result = mgnet("eval", f"checkpoint={run}", "device=cpu", cwd=tmp_path, check=False)
+    result = cli("eval", f"checkpoint={run}", "device=cpu", cwd=tmp_path, check=False)
     assert "eval is a symbolic link" in one_line_error(result, "eval")
     assert untouched(outside)
     assert os.readlink(run / "eval") == str(outside.parent)

@@ -12,6 +12,8 @@ import pytest
 from mgnet_cli import memory
 from tests.helpers import BIN, PATIENCE_S, TINY, one_line_error
 
+pytestmark = pytest.mark.process  # address-space limits and what a started process maps
+
 HEADROOM = 3 * 2**29  # 1.5 GiB above what an mgnet process maps when it starts
 
 

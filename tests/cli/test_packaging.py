@@ -19,6 +19,7 @@ def test_every_config_is_in_the_package():
     assert sorted(p.relative_to(packaged) for p in packaged.rglob("*.yaml")) == on_disk
 
 
+@pytest.mark.process
 def test_a_built_wheel_holds_the_configs(tmp_path):
     pytest.importorskip("setuptools", reason="building a wheel needs setuptools")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import BIN, PATIENCE_S, TINY, train
 
+pytestmark = pytest.mark.process  # what a closed pipe does to a real process's stdout
+
 
 def into_a_closed_pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``mgnet <args>`` writing its output into a pipe nobody reads any more."""

@@ -4,6 +4,8 @@ import pytest
 
 from tests.helpers import TINY, mgnet
 
+pytestmark = pytest.mark.process  # logging off a terminal, as a process's stdout shows it
+
 
 def test_an_optuna_sweep_off_a_terminal_logs_plain_lines_without_alembic(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import LONG, TINY, mgnet, start, wait_for
+from tests.helpers import LONG, TINY, cli, mgnet, start, wait_for
 
 
 def start_long(run: Path, cwd: Path, *extra: str):
     return start("train", *LONG, *extra, f"hydra.run.dir={run}", cwd=cwd)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, signal_number):
     run = tmp_path / "run"
@@ -38,6 +39,7 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, signal_number
     assert [h["epoch"] for h in results["history"]] == list(range(1, stopped_in + 1))
 
 
+@pytest.mark.process
 def test_kill_9_leaves_the_last_complete_checkpoint_and_no_temporary_file(tmp_path):
     run = tmp_path / "run"
     process = start_long(run, tmp_path)
@@ -55,7 +57,7 @@ def test_kill_9_leaves_the_last_complete_checkpoint_and_no_temporary_file(tmp_pa
 
 def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
     run = tmp_path / "run"
-    result = mgnet("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
+    result = cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
                    f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
@@ -64,7 +66,7 @@ def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
     assert json.loads((run / "results.json").read_text())["status"] == "failed"
 
     skipped = tmp_path / "skipped"
-    mgnet("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
+    cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=20",
           "trainer.skip_nonfinite=true", f"hydra.run.dir={skipped}", cwd=tmp_path)
     history = json.loads((skipped / "results.json").read_text())["history"]
     assert history[0]["train_skipped_nonfinite"] >= 1
@@ -73,7 +75,7 @@ def test_nonfinite_loss_stops_with_step_loss_and_lr(tmp_path):
 def test_a_run_whose_every_batch_was_skipped_failed(tmp_path):
     """Epoch 1 learns from its first step and blows up; epoch 2 skips every batch: failed, not completed."""
     run = tmp_path / "run"
-    result = mgnet("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=4", "trainer.epochs=2",
+    result = cli("train", *TINY, "optimizer.lr=1e12", "trainer.limit_train_batches=4", "trainer.epochs=2",
                    "trainer.skip_nonfinite=true", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "every batch of epoch 2" in result.stderr
     results = json.loads((run / "results.json").read_text())

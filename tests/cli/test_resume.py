@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from tests.helpers import TINY, mgnet
+from tests.helpers import TINY, cli
 
 DETERMINISTIC = [*TINY, "trainer.deterministic=true", "trainer.limit_train_batches=3",
                  "dataset.augmentation.crop_padding=2", "dataset.augmentation.flip=true",
@@ -14,9 +14,9 @@ DETERMINISTIC = [*TINY, "trainer.deterministic=true", "trainer.limit_train_batch
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    mgnet("train", *DETERMINISTIC, "trainer.epochs=2", f"hydra.run.dir={straight}", cwd=tmp_path)
-    mgnet("train", *DETERMINISTIC, "trainer.epochs=1", f"hydra.run.dir={resumed}", cwd=tmp_path)
-    mgnet("train", f"resume={resumed}", "trainer.epochs=2", cwd=tmp_path)
+    cli("train", *DETERMINISTIC, "trainer.epochs=2", f"hydra.run.dir={straight}", cwd=tmp_path)
+    cli("train", *DETERMINISTIC, "trainer.epochs=1", f"hydra.run.dir={resumed}", cwd=tmp_path)
+    cli("train", f"resume={resumed}", "trainer.epochs=2", cwd=tmp_path)
 
     a = torch.load(straight / "last.pt", weights_only=True)
     b = torch.load(resumed / "last.pt", weights_only=True)
@@ -32,16 +32,16 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
 
 def test_resume_refuses_an_architecture_change(tmp_path):
     run = tmp_path / "run"
-    mgnet("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path)
-    result = mgnet("train", f"resume={run}", "model.channels=16", cwd=tmp_path, check=False)
+    cli("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path)
+    result = cli("train", f"resume={run}", "model.channels=16", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "model.channels=16 would change the run" in result.stderr
 
 
 def test_resume_may_switch_the_speed_settings(tmp_path):
     """A run started plain goes on with bf16 and channels-last (as when it moves to a GPU)."""
     run = tmp_path / "run"
-    mgnet("train", *TINY, "trainer.channels_last=false", f"hydra.run.dir={run}", cwd=tmp_path)
-    mgnet("train", f"resume={run}", "trainer.epochs=2", "trainer.precision=bf16",
+    cli("train", *TINY, "trainer.channels_last=false", f"hydra.run.dir={run}", cwd=tmp_path)
+    cli("train", f"resume={run}", "trainer.epochs=2", "trainer.precision=bf16",
           "trainer.channels_last=true", cwd=tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["status"] == "completed" and [h["epoch"] for h in results["history"]] == [1, 2]
@@ -50,5 +50,5 @@ def test_resume_may_switch_the_speed_settings(tmp_path):
 
 
 def test_resume_of_a_missing_run_says_so(tmp_path):
-    result = mgnet("train", f"resume={tmp_path / 'nowhere'}", cwd=tmp_path, check=False)
+    result = cli("train", f"resume={tmp_path / 'nowhere'}", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr

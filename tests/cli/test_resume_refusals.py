@@ -11,7 +11,7 @@ import torch
 
 from mgnet_cli.storage import RunLock
 from tests.data.test_cifar import write_cifar10
-from tests.helpers import TINY, mgnet, one_line_error
+from tests.helpers import TINY, cli, one_line_error
 
 FILES = [*TINY[3:], "dataset=cifar10", "dataset.download=false", "trainer.batch_size=16", "trainer.epochs=2"]
 """TINY on CIFAR-10 files (written by the test): a run whose data lives in a folder."""
@@ -39,7 +39,7 @@ def finished(tmp_path_factory) -> Path:
     """A finished 2-epoch run on CIFAR-10 files in ``<tmp>/data``."""
     root = tmp_path_factory.mktemp("finished")
     write_cifar10(root / "data", per_batch=13, num_test=8)
-    mgnet("train", *FILES, f"dataset.root={root / 'data'}", f"hydra.run.dir={root / 'run'}", cwd=root)
+    cli("train", *FILES, f"dataset.root={root / 'data'}", f"hydra.run.dir={root / 'run'}", cwd=root)
     return root / "run"
 
 
@@ -82,7 +82,7 @@ def test_a_refused_resume_changes_nothing(finished, tmp_path, reason):
     if set_up:
         set_up(run, outside)
     before = snapshot(tmp_path)
-    result = mgnet("train", f"resume={run}", *(overrides or ["trainer.epochs=3"]), cwd=here, check=False)
+    result = cli("train", f"resume={run}", *(overrides or ["trainer.epochs=3"]), cwd=here, check=False)
     if reason == "data not where it is said to be":  # the data error's three lines (README)
         assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
     else:
@@ -96,7 +96,7 @@ def test_a_resume_refused_for_its_device_changes_nothing(finished, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     before = snapshot(tmp_path)
-    result = mgnet("train", f"resume={run}", "trainer.device=cuda", cwd=tmp_path, check=False)
+    result = cli("train", f"resume={run}", "trainer.device=cuda", cwd=tmp_path, check=False)
     assert "no CUDA device" in one_line_error(result, "train")
     assert snapshot(tmp_path) == before
 
@@ -106,7 +106,7 @@ def test_a_resume_of_a_run_being_written_changes_nothing(finished, tmp_path):
     shutil.copytree(finished, run)
     with RunLock(run):  # this process writes the run
         before = snapshot(tmp_path)
-        result = mgnet("train", f"resume={run}", "trainer.epochs=3", cwd=tmp_path, check=False)
+        result = cli("train", f"resume={run}", "trainer.epochs=3", cwd=tmp_path, check=False)
         assert "is being written by mgnet" in one_line_error(result, "train")
         assert snapshot(tmp_path) == before
 
@@ -116,7 +116,7 @@ def test_an_accepted_resume_records_itself_once_it_runs(finished, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     log_before = (run / "train.log").read_text()
-    mgnet("train", f"resume={run}", "trainer.epochs=3", cwd=tmp_path)
+    cli("train", f"resume={run}", "trainer.epochs=3", cwd=tmp_path)
     records = list((run / ".hydra").glob("resume-*"))
     assert len(records) == 1 and sorted(p.name for p in records[0].iterdir()) == \
         ["config.yaml", "hydra.yaml", "overrides.yaml"]

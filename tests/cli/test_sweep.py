@@ -12,13 +12,13 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mgnet_cli.cli.sweep import COLUMNS, read_rows, record_row
 from tests.cli.test_solve_learned_cli import crafted_kernels, learned_file  # noqa: F401 (a fixture)
-from tests.helpers import TINY, mgnet, one_line_error
+from tests.helpers import TINY, cli, one_line_error
 
 
 def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
     """A job that fails while training (lr 1e12: the loss becomes NaN) is recorded; the rest run."""
     sweep = tmp_path / "sweep"
-    result = mgnet("train", "-m", *TINY, "trainer.limit_train_batches=null", "optimizer.lr=0.1,1e12", "seed=0,1",
+    result = cli("train", "-m", *TINY, "trainer.limit_train_batches=null", "optimizer.lr=0.1,1e12", "seed=0,1",
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     assert result.returncode == 1  # a job failed: the sweep says so, after running the rest
     with (sweep / "summary.csv").open() as file:
@@ -31,7 +31,7 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
     failed = json.loads((sweep / folders[-1] / "results.json").read_text())
     assert failed["status"] == "failed" and "NaN or infinite" in failed["error"]
 
-    report = mgnet("report", str(sweep), cwd=tmp_path).stdout
+    report = cli("report", str(sweep), cwd=tmp_path).stdout
     assert "| optimizer.lr=0.1 | 2 | 0 1 |" in report  # seeds pooled into one row
     assert report.count("failed: ") == 2 and (sweep / "report.md").is_file()
     assert (sweep / "accuracy_vs_parameters.png").is_file()
@@ -39,7 +39,7 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
 
 def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path):
     sweep = tmp_path / "sweep"
-    result = mgnet("train", "-m", *TINY, "smoother=resnet,densenet", "smoother.b_per_step=false",
+    result = cli("train", "-m", *TINY, "smoother=resnet,densenet", "smoother.b_per_step=false",
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert "smoother.b_per_step=false: densenet needs true" in line and "in the job smoother=densenet" in line
@@ -49,7 +49,7 @@ def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path):
 def test_jobs_in_one_process_do_not_leak_state(tmp_path):
     """Two jobs with the same seed in one process must train identically."""
     sweep = tmp_path / "sweep"
-    mgnet("train", "-m", *TINY, "smoother=chebyshev", "trainer.epochs=1,1", "trainer.deterministic=true",
+    cli("train", "-m", *TINY, "smoother=chebyshev", "trainer.epochs=1,1", "trainer.deterministic=true",
           f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     runs = sorted(path.parent for path in sweep.rglob("results.json"))
     first, second = (json.loads((run / "results.json").read_text())["history"] for run in runs)
@@ -59,7 +59,7 @@ def test_jobs_in_one_process_do_not_leak_state(tmp_path):
 
 def test_hparams_are_in_the_runs_own_event_folder(tmp_path):
     run = tmp_path / "run"
-    mgnet("train", *TINY, "smoother=chebyshev", f"hydra.run.dir={run}", cwd=tmp_path)
+    cli("train", *TINY, "smoother=chebyshev", f"hydra.run.dir={run}", cwd=tmp_path)
     assert not [path for path in run.iterdir() if path.is_dir() and path.name != ".hydra"]
     events = EventAccumulator(str(run))
     events.Reload()
@@ -74,7 +74,7 @@ def test_hparams_are_in_the_runs_own_event_folder(tmp_path):
 def test_optuna_search_maximises_the_returned_accuracy(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     sweep = tmp_path / "search"
-    mgnet("train", "-m", "search=optuna", *TINY, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
+    cli("train", "-m", "search=optuna", *TINY, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
           cwd=tmp_path)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     with (sweep / "summary.csv").open() as file:
@@ -87,7 +87,7 @@ def test_optuna_search_maximises_the_returned_accuracy(tmp_path):
 def test_optuna_selects_on_the_validation_split_when_there_is_one(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     sweep = tmp_path / "search"
-    mgnet("train", "-m", "search=optuna", *TINY, "dataset.val_size=16", "hydra.sweeper.n_trials=2",
+    cli("train", "-m", "search=optuna", *TINY, "dataset.val_size=16", "hydra.sweeper.n_trials=2",
           f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     runs = [json.loads(path.read_text()) for path in sweep.glob("*/results.json")]
@@ -137,7 +137,7 @@ def test_two_sweeps_into_one_folder_keep_each_others_rows(tmp_path):
 def test_a_diverged_solve_job_is_listed_as_diverged_with_its_message(learned_file, tmp_path):
     """Not as "no results.json": the row's status and error are the job's own."""
     sweep, crafted = tmp_path / "sweep", crafted_kernels(learned_file, tmp_path, 6.0)
-    result = mgnet("solve", "-m", "solver/smoother=learned", f"solver.learned.checkpoint={learned_file},{crafted}",
+    result = cli("solve", "-m", "solver/smoother=learned", f"solver.learned.checkpoint={learned_file},{crafted}",
                    "problem.n=63", "solver.device=cpu", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     assert result.returncode == 1, result.stderr
     converged, diverged = read_rows(sweep / "summary.csv")
@@ -153,7 +153,7 @@ def test_an_optuna_trial_that_fails_is_told_as_failed_and_the_search_goes_on(tmp
     trial failed, the two others run, the summary lists all three, and the sweep exits 1."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     sweep = tmp_path / "search"
-    result = mgnet("train", "-m", "search=optuna", *TINY, "trainer.limit_train_batches=null",
+    result = cli("train", "-m", "search=optuna", *TINY, "trainer.limit_train_batches=null",
                    "optimizer.lr=choice(0.1,1e12)", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}",
                    cwd=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
@@ -169,5 +169,5 @@ def test_an_optuna_trial_that_fails_is_told_as_failed_and_the_search_goes_on(tmp
 
 
 def test_the_objective_can_insist_on_a_validation_split(tmp_path):
-    line = one_line_error(mgnet("train", *TINY, "objective=val", cwd=tmp_path, check=False), "train")
+    line = one_line_error(cli("train", *TINY, "objective=val", cwd=tmp_path, check=False), "train")
     assert "objective=val: needs a validation split" in line

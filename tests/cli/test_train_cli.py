@@ -11,9 +11,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import BIN, TINY, mgnet
+from tests.helpers import BIN, TINY, cli, mgnet
 
 
+@pytest.mark.process
 def test_help_lists_the_commands(tmp_path):
     out = mgnet("--help", cwd=tmp_path).stdout
     assert "train" in out and "info" in out and "solve" in out
@@ -24,6 +25,7 @@ def test_help_lists_the_commands(tmp_path):
     assert "tta: none  # test-time augmentation" in train_help  # the key's own YAML comment
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("command, own, foreign", [
     ("eval", "checkpoint: ???      # a checkpoint file", "smoother"),
     ("solve", "solver/smoother  chebyshev", "smoother  chebyshev, densenet"),
@@ -34,6 +36,7 @@ def test_each_commands_help_shows_its_own_keys_only(tmp_path, command, own, fore
     assert out.startswith(f"usage: mgnet {command}") and own in out and foreign not in out
 
 
+@pytest.mark.process
 def test_version_names_mgnet_torch_and_the_device(tmp_path):
     import mgnet_cli
 
@@ -43,6 +46,7 @@ def test_version_names_mgnet_torch_and_the_device(tmp_path):
     assert device in out and len(out.splitlines()) == 1
 
 
+@pytest.mark.process
 def test_unknown_command_is_one_line(tmp_path):
     result = mgnet("fly", cwd=tmp_path, check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
@@ -50,10 +54,10 @@ def test_unknown_command_is_one_line(tmp_path):
 
 
 def test_info_prints_the_papers_parameter_count(tmp_path):
-    out = mgnet("info", "dataset=cifar10", "model.channels=256", "model.smoothing_steps=[2,2,2,2]",
+    out = cli("info", "dataset=cifar10", "model.channels=256", "model.smoothing_steps=[2,2,2,2]",
                 "smoother=resnet", cwd=tmp_path).stdout
     assert "8,278,794" in out and "32x32" in out and "4x4" in out
-    facts = json.loads(mgnet("info", "dataset=cifar100", "smoother.b_per_step=true", "info.format=json",
+    facts = json.loads(cli("info", "dataset=cifar100", "smoother.b_per_step=true", "info.format=json",
                              cwd=tmp_path).stdout)
     assert facts["parameters"] == 10_661_220 and len(facts["levels"]) == 4
     assert list(tmp_path.iterdir()) == []  # info writes nothing
@@ -61,7 +65,7 @@ def test_info_prints_the_papers_parameter_count(tmp_path):
 
 def test_train_end_to_end_with_tensorboard_events(tmp_path):
     run_dir = tmp_path / "run"
-    mgnet("train", *TINY, "smoother=chebyshev", "trainer.epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    cli("train", *TINY, "smoother=chebyshev", "trainer.epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "completed" and results["epochs"] == 2
     assert {"best_test_acc", "final_test_acc", "parameters", "wall_time_s"} <= set(results)
@@ -79,7 +83,7 @@ def test_train_end_to_end_with_tensorboard_events(tmp_path):
 
 def test_chebyshev_k_is_logged(tmp_path):
     run_dir = tmp_path / "run"
-    mgnet("train", *TINY, "model.smoothing_steps=[2,2]", "smoother=chebyshev", f"hydra.run.dir={run_dir}",
+    cli("train", *TINY, "model.smoothing_steps=[2,2]", "smoother=chebyshev", f"hydra.run.dir={run_dir}",
           cwd=tmp_path)
     events = EventAccumulator(str(run_dir))
     events.Reload()
@@ -87,6 +91,7 @@ def test_chebyshev_k_is_logged(tmp_path):
     assert len(k_tags) == 2  # one k_2 per level
 
 
+@pytest.mark.process
 def test_runs_started_together_get_their_own_folders(tmp_path):
     script = Path(sys.executable).parent / "mgnet"
     processes = [subprocess.Popen([str(script), "train", *TINY], cwd=tmp_path,
@@ -98,7 +103,7 @@ def test_runs_started_together_get_their_own_folders(tmp_path):
 
 
 def test_bad_value_is_one_line_exit_2(tmp_path):
-    result = mgnet("train", *TINY, "smoother=densenet", "smoother.b_per_step=false", cwd=tmp_path, check=False)
+    result = cli("train", *TINY, "smoother=densenet", "smoother.b_per_step=false", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("mgnet train: error: smoother.b_per_step=false")
@@ -106,7 +111,7 @@ def test_bad_value_is_one_line_exit_2(tmp_path):
 
 def test_a_run_says_where_it_goes_first_and_logs_the_running_loss(tmp_path):
     run = tmp_path / "run"
-    result = mgnet("train", *TINY, "trainer.limit_train_batches=4", "trainer.log_every_n_steps=2",
+    result = cli("train", *TINY, "trainer.limit_train_batches=4", "trainer.log_every_n_steps=2",
                    "trainer.threads=1", f"hydra.run.dir={run}", cwd=tmp_path)
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("[")]
     assert f"run folder {run}" in lines[0]
@@ -120,7 +125,7 @@ def test_a_run_says_where_it_goes_first_and_logs_the_running_loss(tmp_path):
 
 
 def test_threads_beyond_the_free_cores_are_named():
-    from mgnet_cli.train.settings import choose_threads
+    from mgnet_cli.device import choose_threads
 
     chosen, why = choose_threads(None)
     assert chosen >= 1 and "cores free now" in why
@@ -130,13 +135,14 @@ def test_threads_beyond_the_free_cores_are_named():
 
 def test_smoke_is_a_tiny_model_and_best_pt_is_last_pt(tmp_path):
     run = tmp_path / "run"
-    mgnet("train", "dataset=synthetic", "trainer=smoke", "trainer.device=cpu", f"hydra.run.dir={run}", cwd=tmp_path)
+    cli("train", "dataset=synthetic", "trainer=smoke", "trainer.device=cpu", f"hydra.run.dir={run}", cwd=tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert results["parameters"] < 100_000  # the paper's model has 8,278,794
     assert (run / "best.pt").stat().st_ino == (run / "last.pt").stat().st_ino  # one file, two names
-    assert mgnet("info", "model=resnet18", "trainer=smoke", cwd=tmp_path).stdout.count("parameters: 701,466")
+    assert cli("info", "model=resnet18", "trainer=smoke", cwd=tmp_path).stdout.count("parameters: 701,466")
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("line, word, expected", [
     ("mgnet ev", 1, "eval"),
     ("mgnet train dataset=c", 2, "dataset=cifar10 dataset=cifar100"),

@@ -16,7 +16,7 @@ from mgnet_cli.cli.build import build_model, plain
 from mgnet_cli.cli.resume import saved_config
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.schema import rules
-from tests.helpers import mgnet, one_line_error, train
+from tests.helpers import cli, mgnet, one_line_error, train
 from tests.schema.test_schema import options_extending
 
 
@@ -103,7 +103,7 @@ def test_the_commands_refuse_a_crafted_checkpoint_and_create_nothing(honest, tmp
     before = sorted(tmp_path.rglob("*"))
     arguments = (["eval", f"checkpoint={path}", "device=cpu"] if command == "eval"
                  else ["train", f"resume={path}", "trainer.epochs=2"])
-    line = one_line_error(mgnet(*arguments, cwd=tmp_path, check=False), arguments[0])
+    line = one_line_error(cli(*arguments, cwd=tmp_path, check=False), arguments[0])
     assert str(path) in line
     assert not marker.exists() and sorted(tmp_path.rglob("*")) == before
 
@@ -111,7 +111,7 @@ def test_the_commands_refuse_a_crafted_checkpoint_and_create_nothing(honest, tmp
 def test_a_learned_smoother_file_is_not_a_training_checkpoint(honest, tmp_path):
     path = tmp_path / "learned_smoother.pt"
     torch.save({"format_version": 1, "kind": "learned smoother", "kernels": torch.zeros(1, 3, 3)}, path)
-    line = one_line_error(mgnet("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
+    line = one_line_error(cli("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
     assert "is a learned smoother file, not a training checkpoint" in line
 
 
@@ -126,7 +126,7 @@ def test_a_checkpoint_of_the_wrong_structure_says_what_is_wrong(honest, tmp_path
     change(state)
     path = tmp_path / "odd.pt"
     torch.save(state, path)
-    assert message in one_line_error(mgnet("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
+    assert message in one_line_error(cli("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
 
 
 @pytest.mark.parametrize("cut", [0, 100, 0.5])
@@ -134,9 +134,10 @@ def test_a_truncated_checkpoint_is_one_line(honest, tmp_path, cut):
     data = honest.read_bytes()
     path = tmp_path / "cut.pt"
     path.write_bytes(data[:int(cut * len(data)) if isinstance(cut, float) else cut])
-    assert str(path) in one_line_error(mgnet("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
+    assert str(path) in one_line_error(cli("eval", f"checkpoint={path}", cwd=tmp_path, check=False), "eval")
 
 
+@pytest.mark.process
 def test_solve_calls_nothing_a_learned_smoother_file_names(tmp_path):
     """A learned_smoother.pt is data: kernels; code named anywhere in it is never called."""
     run = tmp_path / "learn"

@@ -14,7 +14,7 @@ import pytest
 
 from mgnet_cli.storage import WriteError
 from mgnet_cli.train.tracking import RunLogHandler, Tracker
-from tests.helpers import TINY, fit_config, mgnet, one_line_error, train
+from tests.helpers import TINY, cli, fit_config, one_line_error, train
 
 NO_SPACE = "No space left on device"
 
@@ -80,7 +80,7 @@ def test_a_failing_event_file_ends_the_training_failed_naming_it(compose_config,
 
 def test_solve_on_a_full_disk_is_one_line_and_writes_no_half_file(full_disk, tmp_path):
     run = full_disk / "run"
-    result = mgnet("solve", "problem.n=15", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+    result = cli("solve", "problem.n=15", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     line = one_line_error(result, "solve")
     assert f"cannot write {run}/" in line and NO_SPACE in line
     assert no_temporary_files(run) and not (run / "results.json").exists()
@@ -88,7 +88,7 @@ def test_solve_on_a_full_disk_is_one_line_and_writes_no_half_file(full_disk, tmp
 
 def test_train_on_a_full_disk_is_one_line_and_leaves_no_folder(full_disk, tmp_path):
     run = full_disk / "run"
-    result = mgnet("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+    result = cli("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     line = one_line_error(result, "train")
     assert f"cannot write {run}/" in line and NO_SPACE in line
     assert not run.exists()
@@ -100,7 +100,7 @@ def finished(tmp_path_factory) -> Path:
 
 
 def test_a_report_on_a_full_disk_is_one_line_naming_the_file(finished, full_disk, tmp_path):
-    result = mgnet("report", str(finished), "--output", str(full_disk / "report"), cwd=tmp_path, check=False)
+    result = cli("report", str(finished), "--output", str(full_disk / "report"), cwd=tmp_path, check=False)
     line = one_line_error(result, "report")
     assert f"cannot write {full_disk}/report/" in line and NO_SPACE in line
     assert no_temporary_files(full_disk)
@@ -108,7 +108,7 @@ def test_a_report_on_a_full_disk_is_one_line_naming_the_file(finished, full_disk
 
 def test_eval_into_a_folder_it_cannot_make_is_one_line(finished, tmp_path):
     (tmp_path / "a file").write_text("")
-    result = mgnet("eval", f"checkpoint={finished}", "device=cpu", f"output_dir={tmp_path / 'a file' / 'eval'}",
+    result = cli("eval", f"checkpoint={finished}", "device=cpu", f"output_dir={tmp_path / 'a file' / 'eval'}",
                    cwd=tmp_path, check=False)
     line = one_line_error(result, "eval")  # checked before anything is evaluated (cli/eval.py output_folder)
     assert f"output_dir={tmp_path / 'a file' / 'eval'}" in line and "is not a folder" in line

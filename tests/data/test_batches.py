@@ -5,9 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader, crop_and_flip
-from mgnet_cli.data.splits import ImageSet
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.data.batches import BatchLoader, Batching, ImageSet, crop_and_flip
+from mgnet_cli.schema.data import AugmentationConfig
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}  # normalised pixels = the uint8 values
@@ -18,6 +17,12 @@ def image_set(count: int, size: int = 8, seed: int = 0) -> ImageSet:
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (count, 3, size, size), generator=generator, dtype=torch.uint8)
     return ImageSet(images, torch.arange(count))
+
+
+def loader_of(data: ImageSet, batch_size: int, generator: torch.Generator | None = None,
+              **options) -> BatchLoader:
+    """A loader of ``data`` batched as ``options`` (``Batching``'s fields) say."""
+    return BatchLoader(data, Batching(batch_size, **options), generator)
 
 
 def reference_crop(image: torch.Tensor, top: int, left: int, flip: bool, padding: int) -> torch.Tensor:
@@ -46,7 +51,7 @@ def all_windows(image: torch.Tensor, padding: int) -> list[torch.Tensor]:
 def test_batch_sizes_and_the_single_image_rule(
     count: int, batch_size: int, drop_last: bool, sizes: list[int]
 ) -> None:
-    loader = BatchLoader(image_set(count), batch_size, device=CPU, shuffle=True, drop_last=drop_last,
+    loader = loader_of(image_set(count), batch_size, device=CPU, shuffle=True, drop_last=drop_last,
                          generator=torch.Generator().manual_seed(0), **IDENTITY)  # fmt: skip
     batches = list(loader)
     assert len(loader) == len(sizes) and [len(labels) for _, labels in batches] == sizes
@@ -59,7 +64,7 @@ def test_batch_sizes_and_the_single_image_rule(
 
 def test_without_shuffle_images_come_in_order_and_unchanged() -> None:
     data = image_set(10)
-    batches = list(BatchLoader(data, 4, device=CPU, shuffle=False, **IDENTITY))
+    batches = list(loader_of(data, 4, device=CPU, shuffle=False, **IDENTITY))
     assert torch.cat([labels for _, labels in batches]).tolist() == list(range(10))
     assert torch.equal(as_pixels(torch.cat([images for images, _ in batches])), data.images)
 
@@ -67,7 +72,7 @@ def test_without_shuffle_images_come_in_order_and_unchanged() -> None:
 def test_normalisation_numbers() -> None:
     images = torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 3, 1, 1).repeat(2, 1, 2, 2)
     data = ImageSet(images, torch.zeros(2, dtype=torch.int64))
-    loader = BatchLoader(data, 2, mean=(0.5, 0.1, 0.4), std=(0.25, 0.5, 0.2), device=CPU, shuffle=False)
+    loader = loader_of(data, 2, mean=(0.5, 0.1, 0.4), std=(0.25, 0.5, 0.2), device=CPU, shuffle=False)
     normalised, _ = next(iter(loader))
     expected = torch.tensor([(0 - 0.5) / 0.25, (0.2 - 0.1) / 0.5, (1 - 0.4) / 0.2])  # -2.0, 0.2, 3.0
     assert torch.allclose(normalised[:, :, 1, 0], expected.expand(2, 3), atol=1e-6)
@@ -89,8 +94,8 @@ def test_crop_and_flip_matches_the_per_image_reference(padding: int) -> None:
 
 def test_augmented_batches_are_windows_of_the_padded_images() -> None:
     data, padding = image_set(40, size=8), 2
-    augmentation = Augmentation(crop_padding=padding, flip=True)
-    loader = BatchLoader(data, 16, device=CPU, shuffle=True, augmentation=augmentation,
+    augmentation = AugmentationConfig(crop_padding=padding, flip=True)
+    loader = loader_of(data, 16, device=CPU, shuffle=True, augmentation=augmentation,
                          generator=torch.Generator().manual_seed(1), **IDENTITY)  # fmt: skip
     matches = []
     for images, labels in loader:
@@ -108,7 +113,7 @@ def test_augmented_batches_are_windows_of_the_padded_images() -> None:
 
 def test_flip_only_mirrors_or_keeps_each_image() -> None:
     data = image_set(64)
-    loader = BatchLoader(data, 64, device=CPU, shuffle=False, augmentation=Augmentation(flip=True),
+    loader = loader_of(data, 64, device=CPU, shuffle=False, augmentation=AugmentationConfig(flip=True),
                          generator=torch.Generator().manual_seed(0), **IDENTITY)  # fmt: skip
     images, _ = next(iter(loader))
     mirrored = (as_pixels(images) == data.images.flip(-1)).flatten(1).all(1)
@@ -118,7 +123,7 @@ def test_flip_only_mirrors_or_keeps_each_image() -> None:
 
 def test_generator_state_replays_an_epoch() -> None:
     generator = torch.Generator().manual_seed(7)
-    loader = BatchLoader(image_set(30), 8, device=CPU, shuffle=True, augmentation=Augmentation(2, True),
+    loader = loader_of(image_set(30), 8, device=CPU, shuffle=True, augmentation=AugmentationConfig(2, True),
                          generator=generator, **IDENTITY)  # fmt: skip
     state = generator.get_state()
     first = list(loader)
@@ -133,8 +138,8 @@ def test_generator_state_replays_an_epoch() -> None:
 
 def test_channels_last_layout_keeps_the_values() -> None:
     data = image_set(6)
-    plain, _ = next(iter(BatchLoader(data, 6, device=CPU, shuffle=False, **IDENTITY)))
-    packed, _ = next(iter(BatchLoader(data, 6, device=CPU, shuffle=False, channels_last=True,
+    plain, _ = next(iter(loader_of(data, 6, device=CPU, shuffle=False, **IDENTITY)))
+    packed, _ = next(iter(loader_of(data, 6, device=CPU, shuffle=False, channels_last=True,
                                       **IDENTITY)))  # fmt: skip
     assert packed.is_contiguous(memory_format=torch.channels_last)
     assert not plain.is_contiguous(memory_format=torch.channels_last)
@@ -142,18 +147,18 @@ def test_channels_last_layout_keeps_the_values() -> None:
 
 
 def test_invalid_settings_are_rejected() -> None:
-    with pytest.raises(ConfigError, match="crop_padding=-1"):
-        Augmentation(crop_padding=-1)
-    with pytest.raises(ConfigError, match="batch_size=0"):
-        BatchLoader(image_set(4), 0, device=CPU, shuffle=False, **IDENTITY)
+    with pytest.raises(ValueError, match="crop_padding=-1"):
+        AugmentationConfig(crop_padding=-1)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        loader_of(image_set(4), 0, device=CPU, shuffle=False, **IDENTITY)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_batches_equal_cpu_batches_for_the_same_generator_state() -> None:
-    data, augmentation = image_set(50), Augmentation(crop_padding=2, flip=True)
+    data, augmentation = image_set(50), AugmentationConfig(crop_padding=2, flip=True)
     outputs = []
     for device in (CPU, torch.device("cuda")):
-        loader = BatchLoader(data, 16, device=device, shuffle=True, augmentation=augmentation,
+        loader = loader_of(data, 16, device=device, shuffle=True, augmentation=augmentation,
                              generator=torch.Generator().manual_seed(3), **IDENTITY)  # fmt: skip
         outputs.append([(images.cpu(), labels.cpu()) for images, labels in loader])
         assert next(iter(loader))[0].device.type == device.type

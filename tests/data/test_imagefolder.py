@@ -1,5 +1,6 @@
 """``dataset=imagefolder`` on a tiny tree of generated JPEG and PNG files."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -7,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mgnet_cli.cli.build import build_data, build_model
-from mgnet_cli.cli.build import trainer_settings
-from mgnet_cli.data.batches import Augmentation
+from mgnet_cli import schema
+from mgnet_cli.cli.build import build_data, build_training
 from mgnet_cli.data.imagefolder import FolderData, load_imagefolder
 from mgnet_cli.errors import ConfigError, DataError
+from mgnet_cli.schema.data import AugmentationConfig
 from mgnet_cli.train.loop import fit
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -57,7 +58,7 @@ def test_classes_are_the_sorted_train_folders_and_val_uses_their_labels(tree):
 
 def test_batches_have_the_crop_size_and_the_right_labels(tree):
     data = load_imagefolder(tree, num_classes=3, **SMALL)
-    batches = data.batches(5, 3, torch.device("cpu"), Augmentation(flip=True), seed=0)
+    batches = data.batches(5, 3, torch.device("cpu"), AugmentationConfig(flip=True), seed=0)
     train = list(batches.train)
     assert len(train) == len(batches.train) == 2
     assert [tuple(images.shape) for images, _ in train] == [(5, 3, 32, 32), (4, 3, 32, 32)]
@@ -71,7 +72,7 @@ def test_batches_have_the_crop_size_and_the_right_labels(tree):
 
 def test_a_training_batch_of_one_is_dropped(tree):
     data = load_imagefolder(tree, num_classes=3, **SMALL)
-    batches = data.batches(8, 8, torch.device("cpu"), Augmentation(), seed=0)  # 9 = 8 + 1
+    batches = data.batches(8, 8, torch.device("cpu"), AugmentationConfig(), seed=0)  # 9 = 8 + 1
     assert len(batches.train) == 1 and len(list(batches.train)) == 1
 
 
@@ -87,7 +88,7 @@ def test_training_crops_are_random_resized_and_flipped(tree):
     data = load_imagefolder(tree, num_classes=3, image_size=32, resize=40, num_workers=0)
     image = two_colour(90, 50, 30)
     torch.manual_seed(0)
-    crops = [data.transform(Augmentation(flip=True))(image) for _ in range(30)]
+    crops = [data.transform(AugmentationConfig(flip=True))(image) for _ in range(30)]
     assert {tuple(crop.shape) for crop in crops} == {(3, 32, 32)}
     red_on_the_left = [crop[0, 16, 0] > 128 for crop in crops]
     red_on_the_right = [crop[0, 16, -1] > 128 for crop in crops]
@@ -98,12 +99,12 @@ def test_training_crops_are_random_resized_and_flipped(tree):
 def test_without_crop_scale_or_flip_training_sees_the_evaluation_crop(tree):
     data = load_imagefolder(tree, num_classes=3, crop_scale=None, **SMALL)
     image = two_colour(70, 45, 33)
-    assert torch.equal(data.transform(Augmentation(flip=False))(image), data.transform(None)(image))
+    assert torch.equal(data.transform(AugmentationConfig(flip=False))(image), data.transform(None)(image))
 
 
 def test_the_generator_replays_an_epoch_decoded_in_a_worker(tree):
     data = load_imagefolder(tree, num_classes=3, image_size=32, resize=40, num_workers=1)
-    batches = data.batches(4, 4, torch.device("cpu"), Augmentation(flip=True), seed=5)
+    batches = data.batches(4, 4, torch.device("cpu"), AugmentationConfig(flip=True), seed=5)
     state = batches.generator.get_state()
     first = list(batches.train)
     batches.generator.set_state(state)
@@ -117,20 +118,19 @@ def test_build_data_reads_the_yaml_and_passes_the_shape_check(compose_config, tr
     cfg = compose_config("dataset=imagefolder", f"dataset.root={tree}", "dataset.num_classes=3",
                          "dataset.image_size=32", "dataset.resize=40", "trainer.num_workers=0",
                          "trainer.batch_size=4", tiny=False)
-    data, augmentation = build_data(cfg, seed=0)
+    data, augmentation = build_data(cfg, schema.check(cfg, "train"))
     assert isinstance(data, FolderData) and data.num_workers == 0
-    assert augmentation == Augmentation(crop_padding=0, flip=True)
+    assert augmentation == AugmentationConfig(crop_padding=0, flip=True)
     assert data.crop_scale == (0.08, 1.0) and data.mean == (0.485, 0.456, 0.406)
     with pytest.raises(ConfigError, match="val_size=10.*val/ folder"):
-        build_data(compose_config("dataset=imagefolder", f"dataset.root={tree}",
-                                  "dataset.num_classes=3", "dataset.val_size=10", "trainer.batch_size=4",
-                                  tiny=False), 0)
+        schema.check(compose_config("dataset=imagefolder", f"dataset.root={tree}", "dataset.num_classes=3",
+                                    "dataset.val_size=10", "trainer.batch_size=4", tiny=False), "train")
 
 
 def test_crop_padding_is_refused(tree):
     data = load_imagefolder(tree, num_classes=3, **SMALL)
     with pytest.raises(ConfigError, match="crop_padding=4"):
-        data.batches(4, 4, torch.device("cpu"), Augmentation(crop_padding=4), seed=0)
+        data.batches(4, 4, torch.device("cpu"), AugmentationConfig(crop_padding=4), seed=0)
 
 
 def test_num_classes_must_match_the_folders(tree):
@@ -177,12 +177,8 @@ def test_an_mgnet_with_the_imagenet_stem_trains_from_the_folders(compose_config,
         "trainer.batch_size=4", "trainer.eval_batch_size=4", "model.channels=4",
         "model.smoothing_steps=[1,1]", "model.stem._target_=mgnet_cli.model.stems.imagenet_stem",
         tiny=False)
-    settings = trainer_settings(cfg)
-    data, augmentation = build_data(cfg, settings.seed)
-    model = build_model(cfg, data.in_channels, data.num_classes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    batches = data.batches(settings.batch_size, settings.eval_batch_size, settings.device,
-                           augmentation, settings.seed)
-    results = fit(model, optimizer, lambda epoch: 1.0, batches, settings, tmp_path / "run")
+    t = build_training(cfg)
+    optimizer = torch.optim.SGD(t.model.parameters(), lr=0.1)
+    results = fit(dataclasses.replace(t, optimizer=optimizer, schedule=lambda epoch: 1.0), tmp_path / "run")
     assert results["status"] == "completed" and results["history"][0]["train_loss"] > 0
     assert results["final_test_acc"] in {0.0, 0.25, 0.5, 0.75, 1.0}  # 4 val images, one batch

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from mgnet_cli.data.splits import ImageData, ImageSet, split_validation
+from mgnet_cli.data.batches import ImageSet
+from mgnet_cli.data.splits import ImageData, split_validation
 from mgnet_cli.errors import ConfigError
 
 

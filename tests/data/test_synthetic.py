@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mgnet_cli.data.batches import Augmentation, BatchLoader
+from mgnet_cli.data.batches import BatchLoader, Batching
 from mgnet_cli.data.synthetic import load_synthetic
-from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.data import AugmentationConfig
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
@@ -37,7 +37,7 @@ def test_test_set_does_not_change_the_train_set_and_root_is_ignored() -> None:
 
 
 def test_sizes_are_validated() -> None:
-    with pytest.raises(ConfigError, match=r"dataset\.num_classes=1 is too small: use at least 2"):
+    with pytest.raises(ValueError, match=r"num_classes=1: 2 or more"):
         load_synthetic(num_classes=1)
 
 
@@ -51,9 +51,9 @@ def test_a_small_cnn_learns_it_in_two_epochs() -> None:
     )  # fmt: skip
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     common = {"mean": data.mean, "std": data.std, "device": torch.device("cpu")}
-    augmentation = Augmentation(crop_padding=2, flip=True)
-    train = BatchLoader(data.train, 64, shuffle=True, augmentation=augmentation,
-                        generator=torch.Generator().manual_seed(0), **common)  # fmt: skip
+    augmentation = AugmentationConfig(crop_padding=2, flip=True)
+    train = BatchLoader(data.train, Batching(64, shuffle=True, augmentation=augmentation, **common),
+                        torch.Generator().manual_seed(0))
     for _ in range(2):
         for images, labels in train:
             loss = nn.functional.cross_entropy(model(images), labels)
@@ -62,6 +62,6 @@ def test_a_small_cnn_learns_it_in_two_epochs() -> None:
             optimizer.step()
     model.eval()
     with torch.no_grad():
-        test = BatchLoader(data.test, 128, shuffle=False, **common)
+        test = BatchLoader(data.test, Batching(128, **common))
         correct = sum((model(images).argmax(1) == labels).sum().item() for images, labels in test)
     assert correct / len(data.test) > 0.4  # chance is 0.1; this seed reaches about 0.7

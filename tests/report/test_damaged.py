@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from mgnet_cli.cli.sweep import COLUMNS
-from tests.helpers import TINY, mgnet
+from tests.helpers import TINY, cli
 
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:
     """One real training run folder, copied by each test."""
     root = tmp_path_factory.mktemp("real")
-    mgnet("train", *TINY, f"hydra.run.dir={root / 'run'}", cwd=root)
+    cli("train", *TINY, f"hydra.run.dir={root / 'run'}", cwd=root)
     return root / "run"
 
 
@@ -90,7 +90,7 @@ DAMAGED_SUMMARIES = {  # summary.csv's content -> the reason the report must giv
 
 
 def report(*folders: Path, cwd: Path) -> tuple[str, str, int]:
-    result = mgnet("report", *map(str, folders), cwd=cwd, check=False)
+    result = cli("report", *map(str, folders), cwd=cwd, check=False)
     return result.stdout, result.stderr, result.returncode
 
 
@@ -165,7 +165,7 @@ def test_a_bad_command_line_is_one_line_and_exit_2(case, real_run, tmp_path):
     (tmp_path / "file.txt").write_text("not a folder")
     (tmp_path / "empty").mkdir()
     arguments, message = BAD_COMMAND_LINES[case]
-    result = mgnet("report", *arguments, cwd=tmp_path, check=False)
+    result = cli("report", *arguments, cwd=tmp_path, check=False)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("mgnet report: error: ") and len(result.stderr.splitlines()) == 1
     assert message in result.stderr

@@ -177,17 +177,6 @@ def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment():
     assert excluded - {"search"} == train_keys  # the YAML cannot import the list: this keeps them one
 
 
-def test_the_loops_settings_default_to_the_shipped_trainer(hydra_initialised):
-    """TrainSettings' defaults are the schema's, and the schema's are configs/trainer/default.yaml's:
-    one default per key (a library user gets what the command line gets)."""
-    from mgnet_cli.cli.build import trainer_settings
-    from mgnet_cli.train.settings import TrainSettings
-
-    from hydra import compose
-
-    assert trainer_settings(compose("train", overrides=["trainer.device=cpu"])) == TrainSettings()
-
-
 def test_a_plain_schema_allows_the_code_its_shipped_options_name(tmp_path, monkeypatch):
     """``shipped.targets``: the ``_target_`` of each YAML extending the schema, nothing else."""
     from mgnet_cli import shipped
@@ -197,9 +186,25 @@ def test_a_plain_schema_allows_the_code_its_shipped_options_name(tmp_path, monke
     (group / "a.yaml").write_text("defaults:\n  - /schema/smoother/base@_here_\n  - _self_\n_target_: pkg.A\n")
     (group / "b.yaml").write_text("defaults:\n  - /schema/smoother/densenet@_here_\n_target_: pkg.B\n")
     (group / "c.yaml").write_text("_target_: pkg.C\n")  # extends nothing: calls nothing
+    # the real groups: every shipped smoother's code, on both sides, and only that (read before
+    # config_dir points elsewhere: a schema reads its targets when first asked)
+    assert schema.GROUPS["smoother"]["base"].TARGETS == ("mgnet_cli.model.smoothers.resnet.ResNetSmoother",)
+    assert "mgnet_cli.pde.lines.ZebraLineGaussSeidel" in schema.GROUPS["solver/smoother"]["base"].TARGETS
     monkeypatch.setattr(shipped, "config_dir", lambda: tmp_path)
     assert shipped.targets.__wrapped__("smoother", "base") == ("pkg.A",)
     assert shipped.targets.__wrapped__("smoother", "densenet") == ("pkg.B",)
-    # the real groups: every shipped smoother's code, on both sides, and only that
-    assert schema.GROUPS["smoother"]["base"].TARGETS == ("mgnet_cli.model.smoothers.resnet.ResNetSmoother",)
-    assert "mgnet_cli.pde.lines.ZebraLineGaussSeidel" in schema.GROUPS["solver/smoother"]["base"].TARGETS
+
+
+def test_importing_the_schemas_reads_no_file_of_the_training_groups():
+    """A schema lists the code its shipped options name when first asked (``shipped.Targets``),
+    not at import. (``configs/solver/`` is still read at import by schema/solve.py, the solve side's.)"""
+    import subprocess
+    import sys
+
+    spy = ("import pathlib\nread = []\noriginal = pathlib.Path.read_text\n"
+           "def recorded(self, *args, **kwargs):\n    read.append(str(self))\n    return original(self, *args, **kwargs)\n"
+           "pathlib.Path.read_text = recorded\nimport mgnet_cli.schema\nprint('\\n'.join(read))\n")
+    result = subprocess.run([sys.executable, "-c", spy], capture_output=True, text=True, check=True)
+    read = result.stdout.split()
+    assert [path for path in read if "/solver/" not in path] == []
+    assert schema.GROUPS["smoother"]["densenet"].TARGETS == ("mgnet_cli.model.smoothers.densenet.DenseNetSmoother",)

@@ -16,16 +16,14 @@ from omegaconf import OmegaConf
 from torch.utils.data import SequentialSampler
 
 from mgnet_cli.cli.build import build_model
-from mgnet_cli.data.batches import Augmentation, BatchLoader
+from mgnet_cli.data.batches import BatchLoader, Batching, ImageSet
 from mgnet_cli.data.imagefolder import RankBatches
-from mgnet_cli.data.pipeline import in_memory_batches
-from mgnet_cli.data.splits import ImageSet
 from mgnet_cli.data.synthetic import load_synthetic
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, sync_batchnorm
+from mgnet_cli.schema.data import AugmentationConfig
+from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, check_sync_bn, sync_batchnorm
 from mgnet_cli.train.guards import LossWatch, StopSignal
 from mgnet_cli.train.epoch import TrainStep, evaluate, summed, train_epoch
-from mgnet_cli.train.settings import TrainSettings
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}
@@ -39,15 +37,15 @@ def image_set(count: int) -> ImageSet:
 
 def rank_loaders(data: ImageSet, batch_size: int, world: int, **options) -> list[BatchLoader]:
     """One loader per rank, each with its own generator seeded alike (as every rank seeds it)."""
-    return [BatchLoader(data, batch_size, device=CPU, shard=(rank, world),
-                        generator=torch.Generator().manual_seed(3), **IDENTITY, **options)
+    return [BatchLoader(data, Batching(batch_size, device=CPU, shard=(rank, world), **IDENTITY, **options),
+                        torch.Generator().manual_seed(3))
             for rank in range(world)]
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
 @pytest.mark.parametrize("count", [48, 53])  # 53: a final partial batch of 5 (kept for 1 and 2 ranks)
 def test_the_ranks_parts_make_up_the_single_process_batches(world, count):
-    options = {"shuffle": True, "augmentation": Augmentation(crop_padding=2, flip=True)}
+    options = {"shuffle": True, "augmentation": AugmentationConfig(crop_padding=2, flip=True)}
     single = list(rank_loaders(image_set(count), 12, 1, **options)[0])
     loaders = rank_loaders(image_set(count), 12, world, **options)
     parts = [list(loader) for loader in loaders]
@@ -87,7 +85,7 @@ def test_batch_sizes_and_sync_bn_are_checked():
     with pytest.raises(ConfigError, match="eval_batch_size=2 .* at least 4"):
         check_batch_sizes(world, 32, 2)
     with pytest.raises(ConfigError, match="sync_bn=true needs CUDA.*gloo"):
-        TrainSettings(epochs=1, batch_size=8, sync_bn=True)
+        check_sync_bn(True, CPU)
     with pytest.raises(ConfigError, match="sync_bn"):
         sync_batchnorm(torch.nn.BatchNorm2d(3), world, True)
 
@@ -108,13 +106,13 @@ def two_ranks(rank: int, folder: str, config: dict) -> None:
     try:
         world = Distributed(rank, 2, rank, CPU)
         model = tiny_model(config)
-        batches = in_memory_batches(load_synthetic(64, 33), 16, 8, CPU, None, seed=0, shard=world.shard)
+        batches = load_synthetic(64, 33).batches(16, 8, CPU, None, seed=0, shard=world.shard)
         first = next(iter(batches.train))
         batches.generator.manual_seed(0)  # the epoch below starts from the same order again
         eval_loss = evaluate(model, [first], world=world)["loss"]
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        step = TrainStep(world.data_parallel(model), optimizer, scheduler, CPU, world=world)
+        step = TrainStep(world.data_parallel(model), optimizer, scheduler, world=world)
         progress = train_epoch(step, batches.train, "step", limit=1)
         world.broadcast_buffers(model)  # as fit does before evaluating
         test = evaluate(model, batches.evaluations["test"], world=world)
@@ -153,7 +151,7 @@ def test_two_gloo_ranks_take_the_single_process_step(compose_config, tmp_path):
 
     model = tiny_model(config)
     data = load_synthetic(64, 33)
-    single = in_memory_batches(data, 16, 8, CPU, None, seed=0)
+    single = data.batches(16, 8, CPU, None, seed=0)
     images, labels = next(iter(single.train))
     assert ranks[0]["eval_loss"] == ranks[1]["eval_loss"]
     assert ranks[0]["eval_loss"] == pytest.approx(evaluate(model, [(images, labels)])["loss"], rel=1e-6)
@@ -179,5 +177,5 @@ def test_two_gloo_ranks_take_the_single_process_step(compose_config, tmp_path):
 
     # evaluation of the 33 test images (17 + 16) after the step equals one process's
     model.load_state_dict(ranks[0]["weights"])
-    expected = evaluate(model, in_memory_batches(data, 16, 8, CPU, None, seed=0).evaluations["test"])
+    expected = evaluate(model, data.batches(16, 8, CPU, None, seed=0).evaluations["test"])
     assert ranks[0]["test"] == ranks[1]["test"] == pytest.approx(expected, rel=1e-6)

@@ -2,6 +2,7 @@
 channels-last, bf16 autocast, torch.compile and flip test-time augmentation. No timings here."""
 
 import copy
+import dataclasses
 import functools
 
 import pytest
@@ -9,15 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.cli.build import build_data, build_model, build_training
-from mgnet_cli.cli.build import trainer_settings
+from mgnet_cli import schema
+from mgnet_cli.cli.build import build_data, build_model, build_training, placed
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.train import TrainerConfig
 from mgnet_cli.train.checkpoint import load_checkpoint
-from mgnet_cli.train.fast import auto_precision, cpu_flags, prepare_model
+from mgnet_cli.train.fast import Placement, auto_precision, cpu_flags, placement, prepare_model
 from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.schedules import Constant
-from mgnet_cli.train.settings import TrainSettings
 from tests.conftest import CONFIGS
 from tests.helpers import fit_config
 
@@ -33,18 +34,25 @@ TOLERANCE = {"fp32": {"rtol": 1e-3, "atol": 1e-3}, "bf16": {"rtol": 2e-2, "atol"
 
 
 def setup(compose_config, *overrides):
-    """(settings, batches, model) of the tiny config; the model's weights are the same every call."""
+    """(training, batches, model) of the tiny config; the model's weights are the same every call."""
     t = build_training(compose_config(*SMALL, *overrides))
-    return t.settings, t.batches, t.model
+    return t, t.batches, t.model
 
 
-def train_steps(model, batches, steps=2, **fast):
+def settings(cfg):
+    """(the checked config, its device and precision) as ``mgnet train`` resolves them."""
+    checked = schema.check(cfg, "train")
+    return checked, placed(checked)
+
+
+def train_steps(model, batches, steps=2, precision="fp32", compile=False, channels_last=False):
     """Metrics of ``steps`` SGD steps of ``model`` (moved and compiled as ``fit`` does)."""
-    compile_ = fast.pop("compile", False)
-    forward = prepare_model(model, CPU, fast.get("channels_last", False), compile_)
+    forward = prepare_model(model, CPU, channels_last, compile)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return train_epoch(TrainStep(forward, optimizer, scheduler, CPU, **fast), batches.train, "test", steps).metrics()
+    step = TrainStep(forward, optimizer, scheduler, TrainerConfig(channels_last=channels_last),
+                     Placement(CPU, precision))
+    return train_epoch(step, batches.train, "test", steps).metrics()
 
 
 def assert_same_parameters(model, reference, precision="fp32"):
@@ -54,21 +62,23 @@ def assert_same_parameters(model, reference, precision="fp32"):
 
 
 def test_settings_read_the_switches(compose_config):
-    settings = trainer_settings(compose_config("trainer.precision=bf16", "trainer.channels_last=true",
-                                               "trainer.compile=true", "eval.tta=flip"))
-    assert (settings.precision, settings.channels_last, settings.compile, settings.tta) == (
+    checked, place = settings(compose_config("trainer.precision=bf16", "trainer.channels_last=true",
+                                             "trainer.compile=true", "eval.tta=flip"))
+    assert (place.precision, checked.trainer.channels_last, checked.trainer.compile, checked.eval.tta) == (
         "bf16", True, True, "flip")
-    default = trainer_settings(compose_config(tiny=False))  # channels-last is on by default: it pays everywhere
-    auto = auto_precision(default.device)  # bf16 or fp32, as this machine's hardware has it
-    assert (default.precision, default.precision_why, default.channels_last, default.compile, default.tta) == (
+    default, place = settings(compose_config(tiny=False))  # channels-last is on by default: it pays everywhere
+    auto = auto_precision(place.device)  # bf16 or fp32, as this machine's hardware has it
+    trainer = default.trainer
+    assert (place.precision, place.why, trainer.channels_last, trainer.compile, default.eval.tta) == (
         *auto, True, False, "none")
-    plain = trainer_settings(compose_config(*SMALL))
-    assert plain.channels_last is False
+    plain, _ = settings(compose_config(*SMALL))
+    assert plain.trainer.channels_last is False
 
 
 def test_the_fast_trainer_preset_turns_every_switch_on(compose_config):
-    fast = trainer_settings(compose_config("trainer=fast", tiny=False))
-    assert (fast.precision, fast.channels_last, fast.compile, fast.epochs, fast.batch_size) == (
+    fast, place = settings(compose_config("trainer=fast", tiny=False))
+    trainer = fast.trainer
+    assert (place.precision, trainer.channels_last, trainer.compile, trainer.epochs, trainer.batch_size) == (
         "bf16", True, True, 300, 128)
 
 
@@ -96,14 +106,14 @@ def test_cpu_flags_are_read_from_proc_cpuinfo(tmp_path):
 
 
 def test_auto_is_resolved_once_and_an_asked_precision_is_kept():
-    auto = TrainSettings(precision="auto", device=CPU)
-    assert (auto.precision, auto.precision_why) == auto_precision(CPU)
-    assert (TrainSettings(precision="fp32").precision, TrainSettings(precision="fp32").precision_why) == ("fp32", "")
-    assert TrainSettings(precision="bf16").precision == "bf16"
+    auto = placement(CPU, "auto")
+    assert (auto.precision, auto.why) == auto_precision(CPU)
+    assert (placement(CPU, "fp32").precision, placement(CPU, "fp32").why) == ("fp32", "")
+    assert placement(CPU, "bf16").precision == "bf16"
 
 
 def test_smoke_pins_fp32_so_tests_compute_the_same_numbers_everywhere(compose_config):
-    assert trainer_settings(compose_config()).precision == "fp32"
+    assert settings(compose_config())[1].precision == "fp32"
 
 
 def test_the_start_line_says_which_precision_auto_chose_and_why(compose_config, tmp_path, caplog):
@@ -120,7 +130,7 @@ def test_the_loss_gradients_and_optimizer_state_stay_fp32_under_bf16(compose_con
     forward = prepare_model(model, CPU, channels_last=False, compile=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    step = TrainStep(forward, optimizer, scheduler, CPU, precision="bf16", label_smoothing=0.1)
+    step = TrainStep(forward, optimizer, scheduler, TrainerConfig(label_smoothing=0.1), Placement(CPU, "bf16"))
     loss, logits, _ = step(*next(iter(batches.train)))
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32  # cross-entropy in fp32
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the master weights
@@ -133,7 +143,7 @@ def test_the_loss_gradients_and_optimizer_state_stay_fp32_under_bf16(compose_con
 def test_fp16_without_cuda_is_a_config_error(compose_config):
     """(Unknown precisions and TTA modes are refused by the schema: tests/schema.)"""
     with pytest.raises(ConfigError, match="fp16 runs on CUDA only"):
-        trainer_settings(compose_config("trainer.precision=fp16"))
+        settings(compose_config("trainer.precision=fp16"))
 
 
 @pytest.mark.parametrize("fast", [
@@ -218,10 +228,10 @@ def compiled_steps_match_the_plain_path(compose_config) -> None:
 
 
 def fit_with_every_switch(compose_config, tmp_path):
-    settings, batches, model = setup(compose_config, "trainer.precision=bf16", "trainer.channels_last=true",
-                                     "trainer.compile=true", "eval.tta=flip")
+    training, _, model = setup(compose_config, "trainer.precision=bf16", "trainer.channels_last=true",
+                               "trainer.compile=true", "eval.tta=flip")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    results = fit(model, optimizer, Constant(), batches, settings, tmp_path, {"config": {}})
+    results = fit(dataclasses.replace(training, optimizer=optimizer, schedule=Constant()), tmp_path, {"config": {}})
     return model, results
 
 
@@ -248,18 +258,19 @@ def test_fit_compiled_by_inductor_saves_a_plain_checkpoint(compose_config, tmp_p
 def test_cuda_autocast_steps_match_fp32(compose_config, precision):
     cuda = torch.device("cuda")
     cfg = compose_config(*SMALL)
-    settings = trainer_settings(cfg)
-    data, augmentation = build_data(cfg, settings.seed)
+    checked = schema.check(cfg, "train")
+    seed = checked.seed
+    data, augmentation = build_data(cfg, checked)
     torch.manual_seed(0)
     model = build_model(cfg, data.in_channels, data.num_classes)
     reference = copy.deepcopy(model)
     results = []
     for net, prec in ((reference, "fp32"), (model, precision)):
-        batches = data.batches(16, 64, cuda, augmentation, settings.seed, channels_last=True)
+        batches = data.batches(16, 64, cuda, augmentation, seed, channels_last=True)
         forward = prepare_model(net, cuda, channels_last=True, compile=False)
         optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        step = TrainStep(forward, optimizer, scheduler, cuda, precision=prec, channels_last=True)
+        step = TrainStep(forward, optimizer, scheduler, TrainerConfig(channels_last=True), Placement(cuda, prec))
         results.append(train_epoch(step, batches.train, "test", 2).metrics())
     assert results[1]["loss"] == pytest.approx(results[0]["loss"], rel=LOSS["bf16"])
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -269,5 +280,5 @@ def test_cuda_autocast_steps_match_fp32(compose_config, precision):
 def test_every_preset_states_its_precision(compose_config, preset):
     """In a comment: a value in the preset would override a trainer option swapped on top of it."""
     assert "# Precision: the trainer's auto" in preset.read_text()
-    settings = trainer_settings(compose_config(f"experiment={preset.stem}", tiny=False))
-    assert settings.precision == auto_precision(settings.device)[0]
+    _, place = settings(compose_config(f"experiment={preset.stem}", tiny=False))
+    assert place.precision == auto_precision(place.device)[0]

@@ -2,6 +2,7 @@
 clipping, early stopping, resume=latest and a CSV of the metrics."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -24,7 +25,7 @@ def one_step(compose_config, lr: float, **options):
     t = build_training(compose_config(*plain_sgd(lr)))
     before = {name: p.detach().clone() for name, p in t.model.named_parameters()}
     scheduler = torch.optim.lr_scheduler.LambdaLR(t.optimizer, lambda step: 1.0)
-    step = TrainStep(t.model, t.optimizer, scheduler, t.settings.device, **options)
+    step = TrainStep(t.model, t.optimizer, scheduler, dataclasses.replace(t.trainer, **options), t.place)
     progress = train_epoch(step, t.batches.train, "test", 1)
     return t, before, progress
 
@@ -71,7 +72,7 @@ def test_gradient_clipping_caps_the_step(compose_config):
 def test_early_stopping_ends_the_run_when_the_accuracy_stops_improving(compose_config, tmp_path):
     t = build_training(compose_config("trainer.epochs=30", "trainer.early_stopping_patience=2",
                                       "optimizer.lr=1e-9", "scheduler=constant"))  # next to no learning
-    results = fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, tmp_path)
+    results = fit(t, tmp_path)
     accuracies = [epoch["test_acc"] for epoch in results["history"]]
     best = accuracies.index(max(accuracies)) + 1  # the first epoch with the best accuracy
     assert results["status"] == "completed" and results["epochs"] < 30
@@ -97,7 +98,7 @@ def test_resume_latest_without_runs_is_one_line(tmp_path):
 @pytest.mark.parametrize("decay, follows", [(1e-9, "the last weights"), (1 - 1e-9, "the first step's weights")])
 def test_the_ema_of_the_weights_is_evaluated_and_checkpointed(compose_config, tmp_path, decay, follows):
     t = build_training(compose_config("trainer.limit_train_batches=3", f"trainer.ema_decay={decay}"))
-    results = fit(t.model, t.optimizer, t.schedule, t.batches, t.settings, tmp_path)
+    results = fit(t, tmp_path)
     assert {"test_ema_acc", "test_ema_loss"} <= set(results["history"][0])
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     ema = {key.removeprefix("module."): value for key, value in state["ema"].items() if key.startswith("module.")}

@@ -10,7 +10,7 @@ from mgnet_cli.cli.build import build_model
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import duration
-from mgnet_cli.train.settings import resolve_device
+from mgnet_cli.device import resolve_device
 from mgnet_cli.train.schedules import Constant, StepDecay, WarmupCosine
 from tests.helpers import fit_config
 
@@ -102,12 +102,12 @@ def test_the_logged_lr_is_the_one_the_epoch_ended_with(compose_config, tmp_path)
 
 def test_a_chebyshev_k_outside_the_stable_range_is_logged(caplog):
     from mgnet_cli.model.smoothers.chebyshev import ChebyshevSmoother
-    from mgnet_cli.train.loop import warn_unstable_chebyshev
+    from mgnet_cli.train.tracking import warn_about
 
     smoother = ChebyshevSmoother(channels_u=4, channels_f=4, steps=3, k_init=0.5)
-    warn_unstable_chebyshev(smoother)
+    warn_about(torch.nn.Sequential(smoother))
     assert not caplog.records
     with torch.no_grad():
         smoother.k[1] = -1.2
-    warn_unstable_chebyshev(smoother)
+    warn_about(torch.nn.Sequential(smoother))
     assert "k_3 = -1.200 left (-1, 1)" in caplog.text

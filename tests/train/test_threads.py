@@ -6,7 +6,7 @@ import os
 import torch
 
 from mgnet_cli.timing import free_cores, usable_cpus
-from mgnet_cli.train.settings import choose_threads
+from mgnet_cli.device import choose_threads
 from tests.helpers import fit_config, mgnet_solve
 
 

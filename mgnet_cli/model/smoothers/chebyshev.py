@@ -31,6 +31,14 @@ class ChebyshevSmoother(ResNetSmoother):
         """The learned k_i, for logging."""
         return {f"k_{i + 2}": value for i, value in enumerate(self.k.detach().cpu().tolist())}
 
+    def warnings(self) -> list[str]:
+        """A ``k_i`` outside (-1, 1) makes the two-step recurrence unstable: say so."""
+        loose = {key: value for key, value in self.scalars().items() if abs(value) >= 1}
+        if not loose:
+            return []
+        values = ", ".join(f"{key} = {value:.3f}" for key, value in loose.items())
+        return [f"Chebyshev {values} left (-1, 1), where the two-step recurrence is stable"]
+
     def forward(
         self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: nn.Module
     ) -> torch.Tensor:

@@ -7,7 +7,6 @@ residual, so ``B^i`` takes ``i * channels_f`` channels and cannot be shared acro
 import torch
 from torch import nn
 
-from mgnet_cli.errors import ConfigError
 from mgnet_cli.model.layers import NormActivation, bn_relu, conv3x3
 
 
@@ -24,10 +23,7 @@ class DenseNetSmoother(nn.Module):
     ) -> None:
         super().__init__()
         if not b_per_step:
-            raise ConfigError(
-                "smoother.b_per_step=false is not possible with smoother=densenet: B^i takes "
-                "i * channels_f channels, so every step needs its own; set smoother.b_per_step=true"
-            )
+            raise ValueError("b_per_step=False: B^i takes i * channels_f channels, so every step needs its own")
         self.steps = steps
         self.B = nn.ModuleList(conv3x3(i * channels_f, channels_u) for i in range(1, steps + 1))
         self.sigma_residual = nn.ModuleList(norm_activation(channels_f) for _ in range(steps))

@@ -1,0 +1,218 @@
+"""The AMG hierarchy (setup.py) as levels of the shared cycle (mgnet_cli/cycle.py): a sparse
+operator (torch sparse CSR, float64) per level, P and P^T as the transfers, the smoothers that suit a
+general matrix, and a direct (Cholesky) solve on the coarsest level. Vectors are 1-D tensors.
+
+Smoothers: ``l1_jacobi`` (damped by 1/(a_ii + sum_j |a_ij|), j != i: convergent for any SPD
+matrix, its own adjoint), ``gauss_seidel`` (forward sweeps before the coarse correction, backward
+after: a symmetric V cycle; triangular solves by SciPy on CPU), ``symmetric_gauss_seidel`` (a
+forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A over
+[rho/30, 1.1 rho], rho from power iterations; its own adjoint, runs on any device).
+"""
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sparse
+import scipy.sparse.linalg as sparse_linalg
+import torch
+from torch import nn
+
+from mgnet_cli.amg.setup import Hierarchy, SetupSettings, ruge_stuben
+from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
+
+SMOOTHERS = ("l1_jacobi", "gauss_seidel", "symmetric_gauss_seidel", "chebyshev")
+
+
+def to_torch(matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
+    matrix = sparse.csr_matrix(matrix, dtype=np.float64)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": printed once per process otherwise
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+                                       torch.from_numpy(matrix.data), size=matrix.shape,
+                                       dtype=torch.float64, device=device, check_invariants=False)
+
+
+class SparseOperator(nn.Module):
+    """A level's ``A`` as a torch sparse CSR matrix; keeps the SciPy matrix for the CPU smoothers."""
+
+    def __init__(self, matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.matrix = sparse.csr_matrix(matrix, dtype=np.float64)
+        self.register_buffer("A", to_torch(self.matrix, device), persistent=False)
+        self.register_buffer("diagonal", torch.from_numpy(self.matrix.diagonal()).to(device), persistent=False)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.mv(self.A, u)
+
+    def residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return f - torch.mv(self.A, u)
+
+
+class SparseTransfer(nn.Module):
+    """``x -> M x`` for a fixed sparse ``M`` (P, or P^T as the restriction)."""
+
+    def __init__(self, matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.register_buffer("M", to_torch(matrix, device), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.mv(self.M, x)
+
+
+class L1Jacobi(nn.Module):
+    """``u <- u + r / d``, ``d_i = sum_j |a_ij|``: no damping factor to choose, convergent for SPD."""
+
+    def __init__(self, A: SparseOperator, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+        d = np.asarray(abs(A.matrix).sum(axis=1)).ravel()
+        self.register_buffer("inverse", torch.from_numpy(1.0 / d).to(A.diagonal.device), persistent=False)
+
+    def forward(self, u, f, residual, A):
+        for step in range(self.steps):
+            if step:
+                residual = A.residual(u, f)
+            u = zero_if_none(u, f) + self.inverse * residual
+        return zero_if_none(u, f)
+
+
+class GaussSeidel(nn.Module):
+    """Gauss-Seidel sweeps by triangular solves (SciPy's SuperLU on each triangle, on CPU): forward ``(D + L)^-1``, or backward
+    ``(D + U)^-1`` where ``reverse`` (krylov.adjoint_post_smoother sets it); ``symmetric``: both per step."""
+
+    def __init__(self, A: SparseOperator, steps: int, symmetric: bool = False, reverse: bool = False) -> None:
+        super().__init__()
+        self.steps, self.symmetric, self.reverse = steps, symmetric, reverse
+        # SuperLU on a triangle in its own order, no pivoting, factors it as itself: its solve is
+        # the sweep, without spsolve_triangular's checks and copies on every call.
+        self.solvers = {lower: sparse_linalg.splu(triangle(A.matrix, format="csc"), permc_spec="NATURAL",
+                                                  diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+                        for lower, triangle in ((True, sparse.tril), (False, sparse.triu))}
+
+    def _sweep(self, residual: torch.Tensor, lower: bool) -> torch.Tensor:
+        solved = self.solvers[lower].solve(residual.cpu().numpy())
+        return torch.from_numpy(solved).to(residual.device)
+
+    def forward(self, u, f, residual, A):
+        order = [not self.reverse] + ([self.reverse] if self.symmetric else [])
+        first = True
+        for _ in range(self.steps):
+            for lower in order:
+                if not first:
+                    residual = A.residual(u, f)
+                u = zero_if_none(u, f) + self._sweep(residual, lower)
+                first = False
+        return zero_if_none(u, f)
+
+
+def spectral_radius(A: SparseOperator, inverse_diagonal: torch.Tensor, iterations: int = 15) -> float:
+    """rho(D^-1 A) by power iterations from a fixed random start (an estimate from below)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(A.matrix.shape[0], generator=generator, dtype=torch.float64).to(inverse_diagonal.device)
+    estimate = 1.0
+    for _ in range(iterations):
+        y = inverse_diagonal * A(x)
+        estimate = torch.linalg.vector_norm(y).item() / torch.linalg.vector_norm(x).item()
+        x = y / torch.linalg.vector_norm(y)
+    return estimate
+
+
+class Chebyshev(nn.Module):
+    """``steps`` Chebyshev iterations on ``D^-1 A`` over [rho / 30, 1.1 rho] (the smoothing range)."""
+
+    def __init__(self, A: SparseOperator, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+        self.register_buffer("inverse", 1.0 / A.diagonal, persistent=False)
+        rho = spectral_radius(A, self.inverse)
+        self.upper, self.lower = 1.1 * rho, 1.1 * rho / 30
+
+    def forward(self, u, f, residual, A):
+        theta, delta = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
+        sigma = theta / delta
+        rho = 1 / sigma
+        d = self.inverse * residual / theta
+        u = zero_if_none(u, f) + d
+        for _ in range(self.steps - 1):
+            residual = A.residual(u, f)
+            rho_next = 1 / (2 * sigma - rho)
+            d = rho_next * rho * d + 2 * rho_next / delta * self.inverse * residual
+            rho = rho_next
+            u = u + d
+        return u
+
+
+class DirectSolve(nn.Module):
+    """The coarsest level: ``u + A^-1 (f - A u)`` by a dense Cholesky factor."""
+
+    steps = 1
+
+    def __init__(self, A: SparseOperator) -> None:
+        super().__init__()
+        dense = torch.from_numpy(A.matrix.toarray()).to(A.diagonal.device)
+        self.register_buffer("factor", torch.linalg.cholesky(dense), persistent=False)
+
+    def forward(self, u, f, residual, A):
+        correction = torch.cholesky_solve(residual.unsqueeze(1), self.factor).squeeze(1)
+        return correction if u is None else u + correction
+
+
+def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) -> nn.Module:
+    if name == "l1_jacobi":
+        return L1Jacobi(A, steps)
+    if name in ("gauss_seidel", "symmetric_gauss_seidel"):
+        return GaussSeidel(A, steps, symmetric=name == "symmetric_gauss_seidel", reverse=post)
+    if name == "chebyshev":
+        return Chebyshev(A, steps)
+    raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {name!r}")
+
+
+@dataclass(frozen=True)
+class AmgSettings:
+    setup: SetupSettings = SetupSettings()
+    smoother: str = "gauss_seidel"
+    pre_smooth: int = 1
+    post_smooth: int = 1
+    shape: str = "v"  # v or w
+
+
+def build_cycle(hierarchy: Hierarchy, settings: AmgSettings = AmgSettings(),
+                device: str | torch.device = "cpu") -> MultigridCycle:
+    """The hierarchy's levels in the shared cycle: pre- and post-smoothers (the post-smoother the
+    pre-smoother's adjoint, so V(nu, nu) preconditions CG), P^T down, P up, Cholesky at the bottom."""
+    levels = []
+    for depth, matrix in enumerate(hierarchy.A):
+        A = SparseOperator(matrix, device)
+        if depth == len(hierarchy.A) - 1:
+            levels.append(Level(A, DirectSolve(A)))
+            continue
+        P = hierarchy.P[depth]
+        levels.append(Level(A, make_smoother(settings.smoother, A, settings.pre_smooth),
+                            restrict_residual=SparseTransfer(P.T.tocsr(), device),
+                            prolong=SparseTransfer(P, device),
+                            post_smoother=make_smoother(settings.smoother, A, settings.post_smooth, post=True)))
+    return MultigridCycle(levels, settings.shape)
+
+
+def setup(matrix: sparse.csr_matrix, settings: AmgSettings = AmgSettings(),
+          device: str | torch.device = "cpu") -> tuple[MultigridCycle, Hierarchy]:
+    hierarchy = ruge_stuben(matrix, settings.setup)
+    return build_cycle(hierarchy, settings, device), hierarchy
+
+
+def iterate(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles: int) -> tuple[torch.Tensor, list[float]]:
+    """Cycles from u = 0 until ``||f - A u|| <= tol ||f||``: (u, residual norms)."""
+    A = cycle.levels[0].A
+    u, residual = None, f
+    norms = [torch.linalg.vector_norm(f).item()]
+    for _ in range(max_cycles):
+        u = cycle(u, f, residual)
+        residual = A.residual(u, f)
+        norms.append(torch.linalg.vector_norm(residual).item())
+        if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
+            break
+    return zero_if_none(u, f), norms

@@ -1,0 +1,147 @@
+"""Matrix files: .mtx and .npz round-trip exactly; every bad file is one line naming the file."""
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sparse
+
+from mgnet_cli.amg.matrices import read_matrix, write_matrix
+from mgnet_cli.errors import DataError
+from mgnet_cli.memory import free_memory
+
+
+def poisson_1d(n: int) -> sparse.csr_matrix:
+    return sparse.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1], format="csr")
+
+
+@pytest.mark.parametrize("suffix", [".mtx", ".npz"])
+def test_a_written_matrix_reads_back_bit_for_bit(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    B = sparse.random(30, 30, density=0.1, random_state=1, format="csr")
+    A = (B @ B.T + sparse.identity(30) * (1 + rng.random())).tocsr()  # SPD, irrational-looking entries
+    write_matrix(tmp_path / f"A{suffix}", A)
+    read = read_matrix(tmp_path / f"A{suffix}")
+    assert read.shape == (30, 30) and read.dtype == np.float64
+    assert abs(read - A).max() == 0.0
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_a_general_matrix_market_file_from_elsewhere_is_read(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n% a comment\n2 2 4\n"
+                    "1 1 4.0\n1 2 -1.0\n2 1 -1.0\n2 2 3.0\n")
+    assert read_matrix(path).toarray().tolist() == [[4.0, -1.0], [-1.0, 3.0]]
+
+
+def one_line(path, match: str) -> str:
+    with pytest.raises(DataError) as caught:
+        read_matrix(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and match in message, message
+    return message
+
+
+def test_not_square(tmp_path):
+    path = tmp_path / "A.npz"
+    sparse.save_npz(path, sparse.csr_matrix(np.ones((3, 4))))
+    one_line(path, "not square (3 x 4)")
+    mtx = tmp_path / "B.mtx"
+    scipy.io.mmwrite(mtx, sparse.coo_matrix(np.ones((2, 5))))
+    one_line(mtx, "not square (2 x 5)")
+
+
+def test_not_symmetric(tmp_path):
+    A = poisson_1d(6).tolil()
+    A[0, 1] = -1.5
+    path = tmp_path / "A.npz"
+    sparse.save_npz(path, A.tocsr())
+    one_line(path, "not symmetric (max |A - A^T| = 0.5")
+
+
+def test_symmetric_up_to_round_off_is_accepted(tmp_path):
+    A = poisson_1d(6).tolil()
+    A[0, 1] = -1.0 + 1e-14
+    write_matrix(tmp_path / "A.npz", A.tocsr())
+    assert read_matrix(tmp_path / "A.npz").shape == (6, 6)
+
+
+@pytest.mark.parametrize("value", [0.0, -2.0])
+def test_a_diagonal_entry_not_positive(tmp_path, value):
+    A = poisson_1d(5).tolil()
+    A[3, 3] = value
+    write_matrix(tmp_path / "A.mtx", A.tocsr())
+    one_line(tmp_path / "A.mtx", "diagonal entry 3 is")
+
+
+def test_a_missing_diagonal_entry_is_not_positive(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1.0\n1 2 0.5\n2 1 0.5\n")
+    one_line(path, "diagonal entry 1 is 0")
+
+
+def test_a_nan_entry(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 nan\n2 2 1.0\n")
+    one_line(path, "not finite")
+
+
+def test_a_header_too_large_for_memory_is_refused_before_reading(tmp_path):
+    bound = free_memory()
+    if bound is None or bound.free > 60 * 2**30:
+        pytest.skip("this host has room for the 2e9 entries the header claims")
+    path = tmp_path / "A.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n100000000 100000000 2000000000\n1 1 1.0\n")
+    one_line(path, "GiB")
+
+
+def test_a_header_beyond_32_bit_indices_is_refused_before_reading(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n1000000000 1000000000 900000000000\n1 1 1.0\n")
+    one_line(path, "32-bit indices")
+
+
+def test_an_npz_whose_shape_is_too_large_is_refused(tmp_path):
+    path = tmp_path / "A.npz"
+    np.savez(path, format=np.array("csr"), shape=np.array([2**40, 2**40]), data=np.ones(2),
+             indices=np.zeros(2, dtype=np.int64), indptr=np.zeros(3, dtype=np.int64))
+    one_line(path, "32-bit indices")
+
+
+@pytest.mark.parametrize("text", ["not a matrix at all\n", "%%MatrixMarket matrix coordinate real general\n2 2\n",
+                                  "%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1.0\n"])
+def test_unreadable_matrix_market(tmp_path, text):
+    path = tmp_path / "A.mtx"
+    path.write_text(text)
+    one_line(path, "")
+
+
+def test_a_complex_matrix_is_refused(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate complex general\n1 1 1\n1 1 1.0 2.0\n")
+    one_line(path, "only real")
+
+
+def test_an_npz_with_a_pickled_member_is_not_unpickled(tmp_path):
+    path = tmp_path / "A.npz"
+    np.savez(path, format=np.array(["csr", {"evil": 1}], dtype=object), shape=np.array([2, 2]))
+    one_line(path, "unreadable as .npz")
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 broken zip", b"", b"\x00" * 64])
+def test_a_broken_npz(tmp_path, content):
+    path = tmp_path / "A.npz"
+    path.write_bytes(content)
+    one_line(path, "")
+
+
+def test_an_npz_that_is_not_a_sparse_matrix(tmp_path):
+    path = tmp_path / "A.npz"
+    np.savez(path, x=np.ones(3))
+    one_line(path, "not a SciPy sparse .npz")
+
+
+def test_missing_file_folder_and_unknown_suffix(tmp_path):
+    one_line(tmp_path / "none.mtx", "not found")
+    (tmp_path / "folder.mtx").mkdir()
+    one_line(tmp_path / "folder.mtx", "not a regular file")
+    one_line(tmp_path / "A.csv", "unknown suffix '.csv'")
