@@ -15,10 +15,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-def adjoint_post_smoother(smoother: nn.Module) -> nn.Module:
+from mgnet_cli.pde.smoothers import Smoother
+
+def adjoint_post_smoother(smoother: Smoother) -> Smoother:
     """The post-smoother that makes the V cycle symmetric: its sweeps in reverse order."""
-    if hasattr(smoother, "reverse"):
-        smoother.reverse = True
+    smoother.reverse = True
     return smoother
 
 

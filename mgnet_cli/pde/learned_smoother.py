@@ -20,6 +20,7 @@ from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
 from mgnet_cli.pde.learned_files import LARGEST_GRID
+from mgnet_cli.pde.smoothers import Smoother
 from mgnet_cli.pde.stencils import shift_slices
 from mgnet_cli.untrusted import is_count, tensor_fault
 
@@ -102,7 +103,7 @@ class LearnedKernels(nn.Module):
         return learned
 
 
-class LearnedSmoother(nn.Module):
+class LearnedSmoother(Smoother):
     """``steps`` sweeps of ``u <- u + (K / D) * (f - A u)``, ``K`` the kernel of the level's grid size."""
 
     def __init__(self, steps: int, kernels: LearnedKernels | None = None) -> None:

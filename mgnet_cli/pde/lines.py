@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
+from mgnet_cli.pde.smoothers import Smoother
 
 
 class Tridiagonal:
@@ -52,12 +53,10 @@ class Tridiagonal:
 
 def line_systems(A: nn.Module, like: torch.Tensor) -> dict[tuple[str, int], Tridiagonal]:
     """The factorised line systems of ``A`` per (direction, colour), made once and cached on ``A``;
-    an operator without a per-point ``stencil`` (the constant Laplacian) gives its ``kernel``."""
+    the constant Laplacian's kernel is spread over the grid (``stencil_for``)."""
     cached = A.cache.get("lines")
     if cached is None:
-        n = like.shape[-1]
-        s = A.stencil if hasattr(A, "stencil") else \
-            A.kernel(like.dtype).to(like.device).view(3, 3, 1, 1).expand(3, 3, n, n)
+        s = A.stencil_for(like)
         cached = {}
         for colour in (0, 1):
             cached["rows", colour] = Tridiagonal(s[1, 0, colour::2], s[1, 1, colour::2], s[1, 2, colour::2])
@@ -79,7 +78,7 @@ def _line_correction(residual: torch.Tensor, system: Tridiagonal, direction: str
     return correction
 
 
-class ZebraLineGaussSeidel(nn.Module):
+class ZebraLineGaussSeidel(Smoother):
     """``steps`` sweeps of alternating zebra-line Gauss-Seidel (rows, then columns, two colours each);
     ``reverse``: the four half-sweeps in reverse order (the adjoint, for a symmetric V cycle)."""
 
@@ -88,7 +87,6 @@ class ZebraLineGaussSeidel(nn.Module):
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps={steps!r}: give an integer >= 0")
         self.steps = steps
-        self.reverse = False
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:

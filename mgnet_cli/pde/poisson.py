@@ -50,6 +50,11 @@ class Laplacian(nn.Module):
         self.diagonal = 4.0 / h**2  # D, the constant diagonal the smoothers divide by
         self.cache: dict[str, object] = {}  # what smoothers factorise once (line solves)
 
+    def stencil_for(self, like: torch.Tensor) -> torch.Tensor:
+        """The (3, 3, n, n) stencil on ``like``'s grid, dtype and device (as ``StencilOperator``'s)."""
+        n = like.shape[-1]
+        return self.kernel(like.dtype).to(like.device).view(3, 3, 1, 1).expand(3, 3, n, n)
+
     def kernel(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The stencil as a (1, 1, 3, 3) conv weight (padding 1 = zero boundary)."""
         stencil = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]], dtype=dtype)

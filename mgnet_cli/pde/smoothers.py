@@ -21,6 +21,13 @@ SmootherFactory = Callable[[int], nn.Module]
 as ``configs/solver/smoother/*.yaml`` build them with ``_partial_: true``."""
 
 
+class Smoother(nn.Module):
+    """A smoother of the cycle: ``smoother(u, f, residual, A) -> u``. ``reverse``: its sweeps in
+    reverse order (the adjoint, for a symmetric V cycle: krylov.py); a symmetric one ignores it."""
+
+    reverse: bool = False
+
+
 def check_steps(steps: int) -> int:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"steps={steps!r}: give an integer >= 0")
@@ -46,7 +53,7 @@ def _add_(u: torch.Tensor, correction: torch.Tensor, weight: Weight) -> torch.Te
     return u.add_(correction, alpha=weight)
 
 
-class DampedJacobi(nn.Module):
+class DampedJacobi(Smoother):
     """``steps`` sweeps of ``u <- u + omega D^-1 (f - A u)``; ``omega = 4/5`` is optimal in 2D."""
 
     def __init__(self, steps: int, omega: float = 0.8) -> None:
@@ -81,7 +88,7 @@ def _update_colour(u: torch.Tensor, residual: torch.Tensor, weight: Weight, colo
     return u
 
 
-class RedBlackGaussSeidel(nn.Module):
+class RedBlackGaussSeidel(Smoother):
     """``steps`` sweeps of Gauss-Seidel, first on the red points (``i + j`` even), then the black.
 
     Adding ``r_ij / D`` on one colour is the Gauss-Seidel update there, because points of one
@@ -92,7 +99,6 @@ class RedBlackGaussSeidel(nn.Module):
     def __init__(self, steps: int) -> None:
         super().__init__()
         self.steps = check_steps(steps)
-        self.reverse = False
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
@@ -109,7 +115,7 @@ class RedBlackGaussSeidel(nn.Module):
         return u
 
 
-class ChebyshevPolynomial(nn.Module):
+class ChebyshevPolynomial(Smoother):
     """Chebyshev semi-iteration on ``D^-1 A`` over ``[lambda_max / ratio, lambda_max]``, ``steps`` = degree.
 
     The residual after the smoother is ``p(A D^-1) r`` with ``p`` the scaled Chebyshev polynomial

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
-from mgnet_cli.pde.smoothers import check_steps
+from mgnet_cli.pde.smoothers import Smoother, check_steps
 from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
 from mgnet_cli.untrusted import is_count, load_finite_weights
 
@@ -36,13 +36,6 @@ CHECKPOINT_KIND = "stencil_aware_smoother"
 CHECK_SWEEPS = 12
 START_CENTRE = 1.0  # the taps training starts from: red-black Gauss-Seidel
 
-
-def stencil_of(A: nn.Module, like: torch.Tensor) -> torch.Tensor:
-    """``A``'s (3, 3, n, n) stencil; the constant Laplacian's kernel spread over the grid."""
-    if hasattr(A, "stencil"):
-        return A.stencil
-    n = like.shape[-1]
-    return A.kernel(like.dtype).to(like.device).view(3, 3, 1, 1).expand(3, 3, n, n)
 
 
 class StencilKernelNet(nn.Module):
@@ -109,7 +102,7 @@ def colour_masks(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return red, 1.0 - red
 
 
-class StencilAwareSmoother(nn.Module):
+class StencilAwareSmoother(Smoother):
     """``steps`` red-black sweeps of ``u <- u + K(x) * (D^-1 (f - A u))``, ``K(x) = net(stencils near x)``."""
 
     def __init__(self, steps: int, net: StencilKernelNet | None = None) -> None:
@@ -123,7 +116,7 @@ class StencilAwareSmoother(nn.Module):
         cache = getattr(A, "cache", None)
         if cache is not None and key in cache:
             return cache[key]
-        stencil = stencil_of(A, like)
+        stencil = A.stencil_for(like)
         taps = self.net(stencil) / stencil[1, 1]
         if not self.net.training and not torch.is_grad_enabled() and not lowers_energy(taps, A, like):
             log.warning("stencil-aware smoother: its taps raise the error's energy on the %d x %d level; "

@@ -62,6 +62,10 @@ class StencilOperator(nn.Module):
                         if (di, dj) != (0, 0) and flat[1 + di, 1 + dj].item() > 0.0]
         self.cache: dict[str, object] = {}  # what smoothers factorise once (line solves)
 
+    def stencil_for(self, like: torch.Tensor) -> torch.Tensor:
+        """The (3, 3, n, n) stencil (as ``Laplacian``'s; ``like`` gives that one its grid)."""
+        return self.stencil
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return apply_stencil(self.stencil, u, u * self.diagonal, self.offsets)
 
