@@ -6,7 +6,8 @@ import pytest
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.setup import SetupSettings, direct_interpolation, ruge_stuben, split_pmis, split_rs, strength
+from mgnet_cli.amg.setup import (SetupSettings, classical_interpolation, direct_interpolation, ruge_stuben, split_pmis,
+                                  split_rs, strength)
 from mgnet_cli.amg.solver import SMOOTHERS, AmgSettings, iterate, setup
 from mgnet_cli.pde.krylov import conjugate_gradients
 
@@ -70,11 +71,12 @@ def test_the_test_matrices_are_spd():
     assert jumps(15).diagonal().min() > 0
 
 
+@pytest.mark.parametrize("interpolation", ["direct", "classical"])
 @pytest.mark.parametrize("splitting", ["rs", "pmis"])
 @pytest.mark.parametrize("make", [poisson, jumps], ids=["poisson", "jumps"])
-def test_the_solution_matches_a_dense_solve(make, splitting):
+def test_the_solution_matches_a_dense_solve(make, splitting, interpolation):
     A = make(31)
-    cycle, hierarchy = setup(A, AmgSettings(setup=SetupSettings(splitting=splitting)))
+    cycle, hierarchy = setup(A, AmgSettings(setup=SetupSettings(splitting=splitting, interpolation=interpolation)))
     assert len(hierarchy.A) >= 3 and hierarchy.A[-1].shape[0] <= 64
     f = rhs(A.shape[0])
     with torch.inference_mode():
@@ -115,18 +117,33 @@ def test_every_f_point_of_poisson_has_a_strong_c_neighbour_and_c_points_are_inde
         assert np.all((S @ is_c.astype(float))[is_c] == 0)
 
 
-def test_p_interpolates_constants_where_the_row_sum_is_zero():
+@pytest.mark.parametrize("interpolate", [direct_interpolation, classical_interpolation])
+@pytest.mark.parametrize("split", [split_rs, split_pmis])
+def test_p_interpolates_constants_where_the_row_sum_is_zero(interpolate, split):
     n = 15
     A = poisson(n)
     S = strength(A, 0.25)
-    is_c = split_rs(S)
-    P = direct_interpolation(A, S, is_c, truncation=0.0)
+    is_c = split(S)
+    P = interpolate(A, S, is_c, truncation=0.0)
     sums = np.asarray(P.sum(axis=1)).ravel()
     interior = np.isclose(np.asarray(A.sum(axis=1)).ravel(), 0)
     assert interior.sum() == (n - 2) ** 2
     assert np.allclose(sums[interior], 1.0, atol=1e-14)
     assert np.all(sums[~interior & ~is_c] < 1.0)  # next to the boundary the Dirichlet value 0 is interpolated too
     assert np.all(sums[is_c] == 1.0) and np.all(P[is_c].max(axis=1).toarray() == 1.0)
+
+
+def test_classical_interpolation_hands_strong_f_couplings_on_to_the_c_points():
+    """C points 0 and 3, F points 1 and 2, every coupling strong and each row summing to zero. F
+    point 1 hands its coupling -1 to point 2 on to 0 and 3 as 2 couples to them (3 : 1): classical
+    weights (1 + 3/4, 1 + 1/4) / 3; direct ones share the lost coupling evenly, 1/2 and 1/2."""
+    A = sparse.csr_matrix(np.array([[4.0, -1, -3, 0], [-1, 3, -1, -1], [-3, -1, 5, -1], [0, -1, -1, 2]]))
+    S = strength(A, 0.25)
+    is_c = np.array([True, False, False, True])
+    classical = classical_interpolation(A, S, is_c, truncation=0.0).toarray()
+    assert np.allclose(classical, [[1, 0], [7 / 12, 5 / 12], [0.7, 0.3], [0, 1]], atol=1e-15)
+    direct = direct_interpolation(A, S, is_c, truncation=0.0).toarray()
+    assert np.allclose(direct, [[1, 0], [0.5, 0.5], [0.75, 0.25], [0, 1]], atol=1e-15)
 
 
 def test_truncation_keeps_row_sums_and_drops_small_weights():
@@ -190,5 +207,7 @@ def test_gauss_seidel_v_cycle_is_symmetric_so_cg_may_use_it():
 def test_settings_outside_the_choices_are_refused():
     with pytest.raises(ValueError, match="splitting must be one of rs, pmis"):
         ruge_stuben(poisson(9), SetupSettings(splitting="cljp"))
+    with pytest.raises(ValueError, match="interpolation must be one of direct, classical"):
+        ruge_stuben(poisson(9), SetupSettings(interpolation="extended"))
     with pytest.raises(ValueError, match="smoother must be one of"):
         setup(poisson(9), AmgSettings(smoother="ilu"))
