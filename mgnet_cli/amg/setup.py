@@ -36,7 +36,8 @@ class SetupSettings:
     coarsest_size: int = 64  # stop coarsening at or below this many rows (solved directly)
     max_levels: int = 25
     seed: int = 0  # PMIS's random weights
-    interpolation: str = "direct"  # or classical
+    second_pass: bool = True  # RS second pass: strong F-F pairs share a C point
+    interpolation: str = "classical"  # or direct
 
 
 @dataclass
@@ -96,6 +97,32 @@ def split_rs(S: sparse.csr_matrix) -> np.ndarray:
                 push(heap, (-measure[j], j))
     state = np.array(state, dtype=np.int8)
     return state == 1
+
+
+def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
+    """Ruge-Stueben's second pass, in vectorised rounds: two F points that depend strongly on each
+    other must share a strong C point (else classical interpolation loses their coupling). Each
+    round promotes to C the F points with the most such unserved pairs among their unserved
+    partners (ties to the larger index), until no pair is left."""
+    is_c = is_c.copy()
+    n = S.shape[0]
+    while True:
+        c = sparse.diags(is_c.astype(np.float64))
+        f = sparse.diags((~is_c).astype(np.float64))
+        to_c = (S @ c).tocsr()  # strong dependencies on C points
+        shared = sparse.csr_matrix(to_c @ to_c.T)
+        pairs = (f @ S @ f).tocoo()  # strong F-F dependencies
+        served = lookup(shared, pairs.row, pairs.col) > 0
+        rows, cols = pairs.row[~served], pairs.col[~served]
+        if rows.size == 0:
+            return is_c
+        count = np.bincount(np.concatenate([rows, cols]), minlength=n).astype(np.float64)
+        score = count + np.arange(n) / n  # unique: ties go to the larger index
+        best = np.zeros(n)
+        np.maximum.at(best, rows, score[cols])
+        np.maximum.at(best, cols, score[rows])
+        promote = (count > 0) & (score > best)
+        is_c[promote] = True
 
 
 def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
@@ -226,6 +253,8 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings = SetupSettings())
         fine = hierarchy.A[-1]
         S = strength(fine, settings.theta)
         is_c = split_rs(S) if settings.splitting == "rs" else split_pmis(S, settings.seed)
+        if settings.second_pass:
+            is_c = second_pass(S, is_c)
         if not 0 < is_c.sum() < 0.9 * fine.shape[0]:
             break
         interpolate = classical_interpolation if settings.interpolation == "classical" else direct_interpolation
