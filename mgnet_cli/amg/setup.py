@@ -74,14 +74,17 @@ def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     measure = np.diff(ST.indptr).tolist()  # how many points depend strongly on each
     no_dependencies = (np.diff(S.indptr) == 0) & (np.diff(ST.indptr) == 0)
     state = np.where(no_dependencies, 2, 0).tolist()  # 0 unassigned, 1 C, 2 F; isolated points: F
-    heap = [(-measure[i], i) for i in range(n) if state[i] == 0]
+    # heap keys are single ints, -measure * 2^32 + i (int comparisons, not tuples: 2x faster pops)
+    shift = 1 << 32
+    heap = [i - measure[i] * shift for i in range(n) if state[i] == 0]
     heapq.heapify(heap)
     # Python lists, not arrays: the loop reads one entry at a time, and a list entry is 5x cheaper
     S_ptr, S_idx, T_ptr, T_idx = S.indptr.tolist(), S.indices.tolist(), ST.indptr.tolist(), ST.indices.tolist()
     pop, push = heapq.heappop, heapq.heappush
     while heap:
-        negative, i = pop(heap)
-        if state[i] != 0 or -negative != measure[i]:
+        key = pop(heap)
+        i = key % shift
+        if state[i] != 0 or (i - key) // shift != measure[i]:
             continue  # assigned, or a stale entry (its measure changed)
         state[i] = 1
         for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
@@ -90,11 +93,11 @@ def split_rs(S: sparse.csr_matrix) -> np.ndarray:
                 for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
                     if state[k] == 0:
                         measure[k] += 1
-                        push(heap, (-measure[k], k))
+                        push(heap, k - measure[k] * shift)
         for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight
             if state[j] == 0:
                 measure[j] -= 1
-                push(heap, (-measure[j], j))
+                push(heap, j - measure[j] * shift)
     state = np.array(state, dtype=np.int8)
     return state == 1
 
