@@ -1,22 +1,22 @@
 """Classical (Ruge-Stueben) AMG setup on a SciPy CSR matrix, vectorised with scipy.sparse / numpy:
-strength of connection, C/F splitting, direct interpolation with truncation, Galerkin coarse
-operators, levels until the coarse matrix is small.
+strength of connection, C/F splitting, interpolation with truncation, Galerkin coarse operators,
+levels until the coarse matrix is small.
 
 Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >= theta max_k
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
 
-Splitting: ``rs`` is Ruge-Stueben's first pass, followed (``second_pass``, the default) by its
-second pass (strong F-F pairs must share a C point) (greedy on the measure lambda_i = how many points
-depend strongly on i; a priority queue, the one loop of the setup, O(nnz log n)); ``pmis`` is
-Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
+Splitting: ``rs`` is Ruge-Stueben's first pass (greedy on the measure lambda_i = how many points
+depend strongly on i; a priority queue, the one loop of the setup, O(nnz log n)), followed
+(``second_pass``, the default) by its second pass (strong F-F pairs must share a C point);
+``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 
-Interpolation: ``classical`` (the default, ``classical_interpolation``) or ``direct``: an F point i takes from its strong C neighbours C_i,
+Interpolation: ``direct``: an F point i takes from its strong C neighbours C_i,
 ``w_ij = -alpha_i a_ij / a_ii`` (a_ij < 0) and ``-beta_i a_ij / a_ii`` (a_ij > 0), with
 alpha_i (beta_i) the sum of i's negative (positive) off-diagonal entries over those in C_i: a row of
 zero sum is interpolated exactly on constants. Positive entries with no positive C partner are
-lumped onto the diagonal. Weights below ``truncation`` times the row's largest are dropped and the
-rest rescaled to keep the row sum. Classical interpolation also hands strong F-F couplings on to
-the C points.
+lumped onto the diagonal. ``classical`` (the default) also hands strong F-F couplings on to the C
+points (``classical_interpolation``). Weights below ``truncation`` times the row's largest are
+dropped and the rest rescaled to keep the row sum.
 """
 
 import heapq
