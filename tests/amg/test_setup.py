@@ -229,3 +229,17 @@ def test_settings_outside_the_choices_are_refused():
         ruge_stuben(poisson(9), SetupSettings(interpolation="extended"))
     with pytest.raises(ValueError, match="smoother must be one of"):
         setup(poisson(9), AmgSettings(smoother="ilu"))
+
+
+@pytest.mark.parametrize("suffix", [".mtx", ".npz"])
+def test_a_matrix_from_a_file_is_solved_as_the_dense_solve_says(tmp_path, suffix):
+    from mgnet_cli.amg.matrices import read_matrix, write_matrix
+
+    write_matrix(tmp_path / f"A{suffix}", jumps(23, seed=3))
+    A = read_matrix(tmp_path / f"A{suffix}")
+    cycle, _ = setup(A)
+    f = rhs(A.shape[0], seed=4)
+    with torch.inference_mode():
+        u, norms, status = conjugate_gradients(cycle, cycle.levels[0].A, f, 1e-12, 100)
+    exact = np.linalg.solve(A.toarray(), f.numpy())
+    assert status == "converged" and np.abs(u.numpy() - exact).max() <= 1e-8 * np.abs(exact).max()
