@@ -9,7 +9,8 @@ Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
 solve reports it. PyAMG: ruge_stuben_solver (default; CF=('RS', {'second_pass': True})) and
 smoothed_aggregation_solver with their default smoothers (symmetric Gauss-Seidel), V cycles.
-mgnet AMG: mgnet_cli/amg on the same CSR matrix (Ruge-Stueben, direct interpolation, V(1,1) with
+mgnet AMG: mgnet_cli/amg on the same CSR matrix (its defaults: Ruge-Stueben with the second pass,
+classical interpolation, V(1,1) with
 Gauss-Seidel forward before and backward after the coarse correction), alone and in CG.
 The stencil-aware smoother (stencil_smoother.py) is trained here with configs/solve.yaml's
 ``solver.stencil_aware`` settings unless ``--stencil-aware`` gives a checkpoint. Times: n =
@@ -111,8 +112,8 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
 
 
 def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
-    """mgnet's algebraic multigrid (amg/setup.py, Ruge-Stueben first pass, direct interpolation,
-    V(1,1) with forward / backward Gauss-Seidel), as a cycle or as CG's preconditioner."""
+    """mgnet's algebraic multigrid (amg/setup.py's defaults: Ruge-Stueben with the second pass,
+    classical interpolation; V(1,1) with forward / backward Gauss-Seidel), as a cycle or in CG."""
     from mgnet_cli.amg.solver import setup as amg_setup
 
     f = torch.from_numpy(b)

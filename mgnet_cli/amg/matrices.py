@@ -4,7 +4,6 @@ DataError naming the file): unreadable, too large for memory, not square, not sy
 entry that is not positive, an entry that is not finite. Writes are atomic (storage.write_atomic)."""
 
 import io
-import zipfile
 from pathlib import Path
 
 import numpy as np

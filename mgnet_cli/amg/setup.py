@@ -1,20 +1,22 @@
 """Classical (Ruge-Stueben) AMG setup on a SciPy CSR matrix, vectorised with scipy.sparse / numpy:
-strength of connection, C/F splitting, direct interpolation with truncation, Galerkin coarse
-operators, levels until the coarse matrix is small.
+strength of connection, C/F splitting, interpolation with truncation, Galerkin coarse operators,
+levels until the coarse matrix is small.
 
 Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >= theta max_k
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
 
 Splitting: ``rs`` is Ruge-Stueben's first pass (greedy on the measure lambda_i = how many points
-depend strongly on i; a priority queue, the one loop of the setup, O(nnz log n)); ``pmis`` is
-Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
+depend strongly on i; a priority queue, the one loop of the setup, O(nnz log n)), followed
+(``second_pass``, the default) by its second pass (strong F-F pairs must share a C point);
+``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 
-Interpolation (direct): an F point i takes from its strong C neighbours C_i,
+Interpolation: ``direct``: an F point i takes from its strong C neighbours C_i,
 ``w_ij = -alpha_i a_ij / a_ii`` (a_ij < 0) and ``-beta_i a_ij / a_ii`` (a_ij > 0), with
 alpha_i (beta_i) the sum of i's negative (positive) off-diagonal entries over those in C_i: a row of
 zero sum is interpolated exactly on constants. Positive entries with no positive C partner are
-lumped onto the diagonal. Weights below ``truncation`` times the row's largest are dropped and the
-rest rescaled to keep the row sum.
+lumped onto the diagonal. ``classical`` (the default) also hands strong F-F couplings on to the C
+points (``classical_interpolation``). Weights below ``truncation`` times the row's largest are
+dropped and the rest rescaled to keep the row sum.
 """
 
 import heapq
@@ -24,6 +26,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 SPLITTINGS = ("rs", "pmis")
+INTERPOLATIONS = ("direct", "classical")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class SetupSettings:
     coarsest_size: int = 64  # stop coarsening at or below this many rows (solved directly)
     max_levels: int = 25
     seed: int = 0  # PMIS's random weights
+    second_pass: bool = True  # RS second pass: strong F-F pairs share a C point
+    interpolation: str = "classical"  # or direct
 
 
 @dataclass
@@ -70,14 +75,17 @@ def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     measure = np.diff(ST.indptr).tolist()  # how many points depend strongly on each
     no_dependencies = (np.diff(S.indptr) == 0) & (np.diff(ST.indptr) == 0)
     state = np.where(no_dependencies, 2, 0).tolist()  # 0 unassigned, 1 C, 2 F; isolated points: F
-    heap = [(-measure[i], i) for i in range(n) if state[i] == 0]
+    # heap keys are single ints, -measure * 2^32 + i (int comparisons, not tuples: 2x faster pops)
+    shift = 1 << 32
+    heap = [i - measure[i] * shift for i in range(n) if state[i] == 0]
     heapq.heapify(heap)
     # Python lists, not arrays: the loop reads one entry at a time, and a list entry is 5x cheaper
     S_ptr, S_idx, T_ptr, T_idx = S.indptr.tolist(), S.indices.tolist(), ST.indptr.tolist(), ST.indices.tolist()
     pop, push = heapq.heappop, heapq.heappush
     while heap:
-        negative, i = pop(heap)
-        if state[i] != 0 or -negative != measure[i]:
+        key = pop(heap)
+        i = key % shift
+        if state[i] != 0 or (i - key) // shift != measure[i]:
             continue  # assigned, or a stale entry (its measure changed)
         state[i] = 1
         for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
@@ -86,13 +94,39 @@ def split_rs(S: sparse.csr_matrix) -> np.ndarray:
                 for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
                     if state[k] == 0:
                         measure[k] += 1
-                        push(heap, (-measure[k], k))
+                        push(heap, k - measure[k] * shift)
         for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight
             if state[j] == 0:
                 measure[j] -= 1
-                push(heap, (-measure[j], j))
+                push(heap, j - measure[j] * shift)
     state = np.array(state, dtype=np.int8)
     return state == 1
+
+
+def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
+    """Ruge-Stueben's second pass, in vectorised rounds: two F points that depend strongly on each
+    other must share a strong C point (else classical interpolation loses their coupling). Each
+    round promotes to C the F points with the most such unserved pairs among their unserved
+    partners (ties to the larger index), until no pair is left."""
+    is_c = is_c.copy()
+    n = S.shape[0]
+    while True:
+        c = sparse.diags(is_c.astype(np.float64))
+        f = sparse.diags((~is_c).astype(np.float64))
+        to_c = (S @ c).tocsr()  # strong dependencies on C points
+        shared = sparse.csr_matrix(to_c @ to_c.T)
+        pairs = (f @ S @ f).tocoo()  # strong F-F dependencies
+        served = lookup(shared, pairs.row, pairs.col) > 0
+        rows, cols = pairs.row[~served], pairs.col[~served]
+        if rows.size == 0:
+            return is_c
+        count = np.bincount(np.concatenate([rows, cols]), minlength=n).astype(np.float64)
+        score = count + np.arange(n) / n  # unique: ties go to the larger index
+        best = np.zeros(n)
+        np.maximum.at(best, rows, score[cols])
+        np.maximum.at(best, cols, score[rows])
+        promote = (count > 0) & (score > best)
+        is_c[promote] = True
 
 
 def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
@@ -118,6 +152,14 @@ def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
     return state == 1
 
 
+def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows[k], cols[k]]`` for every k, as a float array (SciPy answers a sparse matrix,
+    not an empty array, when there is nothing to look up)."""
+    if rows.size == 0:
+        return np.zeros(0)
+    return np.asarray(matrix[rows, cols], dtype=np.float64).ravel()
+
+
 def direct_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
                          truncation: float) -> sparse.csr_matrix:
     """P (n x n_coarse): identity on C points, direct weights (module docstring) on F points."""
@@ -128,7 +170,7 @@ def direct_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.nd
     off = rows != cols
     rows, cols, values = rows[off], cols[off], values[off]
     diagonal = A.diagonal().astype(np.float64)
-    strong = np.asarray(S[rows, cols]).ravel() > 0
+    strong = lookup(S, rows, cols) > 0
     interp = strong & is_c[cols] & ~is_c[rows]
 
     negative, positive = values < 0, values > 0
@@ -144,6 +186,13 @@ def direct_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.nd
     w_rows, w_cols = rows[interp], coarse_index[cols[interp]]
     weights = -scale * values[interp] / lumped[w_rows]
 
+    return assemble(n, is_c, w_rows, w_cols, weights, truncation)
+
+
+def assemble(n: int, is_c: np.ndarray, w_rows: np.ndarray, w_cols: np.ndarray, weights: np.ndarray,
+             truncation: float) -> sparse.csr_matrix:
+    """P from the F rows' weights (coarse column indices): truncated, identity on the C points."""
+    coarse_index = np.cumsum(is_c) - 1
     if truncation > 0 and weights.size:
         largest = np.zeros(n)
         np.maximum.at(largest, w_rows, np.abs(weights))
@@ -161,20 +210,59 @@ def direct_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.nd
     return sparse.csr_matrix((all_values, (all_rows, all_cols)), shape=(n, int(is_c.sum())))
 
 
+def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
+                            truncation: float) -> sparse.csr_matrix:
+    """P with classical (Ruge-Stueben) weights: an F point's strong F neighbour k hands its coupling
+    a_ik on to i's interpolation points j in proportion to k's negative couplings a_kj to them
+    (lumped onto the diagonal where k has none); weak couplings go onto the diagonal:
+    ``w_ij = -(a_ij + sum_k a_ik a_kj / sum_{m in C_i} a_km) / (a_ii + sum_weak a_in + lumped)``.
+    All by sparse products: no loop over points."""
+    n = A.shape[0]
+    is_f = ~is_c
+    off = (A - sparse.diags(A.diagonal())).tocsr()
+    off.eliminate_zeros()
+    strong = off.multiply(S > 0).tocsr()  # a_ij on the strong pattern (negative entries only)
+    row_f = sparse.diags(is_f.astype(np.float64))
+    to_c, to_f = sparse.diags(is_c.astype(np.float64)), sparse.diags(is_f.astype(np.float64))
+    a_fc = (row_f @ strong @ to_c).tocsr()  # i in F, j in C_i
+    a_ff = (row_f @ strong @ to_f).tocsr()  # i in F, k a strong F neighbour
+    a_ff.eliminate_zeros()
+    pattern_c = a_fc.copy()
+    pattern_c.data[:] = 1.0
+    negative = off.multiply(off < 0).tocsr()
+    reach = sparse.csr_matrix(pattern_c @ negative.T)  # (i, k): sum over m in C_i of a_km (negative)
+    ff = a_ff.tocoo()
+    d = lookup(reach, ff.row, ff.col)
+    served = d != 0
+    ratio = sparse.csr_matrix((ff.data[served] / d[served], (ff.row[served], ff.col[served])), shape=A.shape)
+    lumped = np.bincount(ff.row[~served], ff.data[~served], n)
+    numerator = (a_fc + (ratio @ negative).multiply(pattern_c)).tocoo()
+    weak = np.asarray((off - strong).sum(axis=1)).ravel()
+    denominator = A.diagonal() + weak + lumped
+    coarse_index = np.cumsum(is_c) - 1
+    weights = -numerator.data / denominator[numerator.row]
+    return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
+
+
 def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings = SetupSettings()) -> Hierarchy:
     """The classical AMG hierarchy of ``A`` (SPD, CSR): levels until a matrix has at most
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
     rows, or no C point)."""
     if settings.splitting not in SPLITTINGS:
         raise ValueError(f"splitting must be one of {', '.join(SPLITTINGS)}, got {settings.splitting!r}")
+    if settings.interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {settings.interpolation!r}")
     hierarchy = Hierarchy(A=[sparse.csr_matrix(A, dtype=np.float64)])
     while len(hierarchy.A) < settings.max_levels and hierarchy.A[-1].shape[0] > settings.coarsest_size:
         fine = hierarchy.A[-1]
         S = strength(fine, settings.theta)
         is_c = split_rs(S) if settings.splitting == "rs" else split_pmis(S, settings.seed)
+        if settings.second_pass:
+            is_c = second_pass(S, is_c)
         if not 0 < is_c.sum() < 0.9 * fine.shape[0]:
             break
-        P = direct_interpolation(fine, S, is_c, settings.truncation)
+        interpolate = classical_interpolation if settings.interpolation == "classical" else direct_interpolation
+        P = interpolate(fine, S, is_c, settings.truncation)
         coarse = (P.T @ fine @ P).tocsr()
         coarse.sum_duplicates()
         coarse.eliminate_zeros()

@@ -10,7 +10,6 @@ forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A
 """
 
 import math
-import time
 import warnings
 from dataclasses import dataclass
 

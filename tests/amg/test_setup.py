@@ -6,7 +6,8 @@ import pytest
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.setup import SetupSettings, direct_interpolation, ruge_stuben, split_pmis, split_rs, strength
+from mgnet_cli.amg.setup import (SetupSettings, classical_interpolation, direct_interpolation, ruge_stuben, second_pass,
+                                  split_pmis, split_rs, strength)
 from mgnet_cli.amg.solver import SMOOTHERS, AmgSettings, iterate, setup
 from mgnet_cli.pde.krylov import conjugate_gradients
 
@@ -70,11 +71,12 @@ def test_the_test_matrices_are_spd():
     assert jumps(15).diagonal().min() > 0
 
 
+@pytest.mark.parametrize("interpolation", ["direct", "classical"])
 @pytest.mark.parametrize("splitting", ["rs", "pmis"])
 @pytest.mark.parametrize("make", [poisson, jumps], ids=["poisson", "jumps"])
-def test_the_solution_matches_a_dense_solve(make, splitting):
+def test_the_solution_matches_a_dense_solve(make, splitting, interpolation):
     A = make(31)
-    cycle, hierarchy = setup(A, AmgSettings(setup=SetupSettings(splitting=splitting)))
+    cycle, hierarchy = setup(A, AmgSettings(setup=SetupSettings(splitting=splitting, interpolation=interpolation)))
     assert len(hierarchy.A) >= 3 and hierarchy.A[-1].shape[0] <= 64
     f = rhs(A.shape[0])
     with torch.inference_mode():
@@ -91,6 +93,23 @@ def test_galerkin_coarse_matrices_are_p_transpose_a_p_and_spd():
         assert abs(coarse - coarse.T).max() <= 1e-12 * abs(coarse).max()
         if coarse.shape[0] <= 600:
             assert np.linalg.eigvalsh(coarse.toarray()).min() > 0
+
+
+@pytest.mark.parametrize("make", [poisson, jumps], ids=["poisson", "jumps"])
+def test_after_the_second_pass_every_strong_f_pair_shares_a_c_point(make):
+    """On the first coarse level (a 9-point Galerkin matrix): on the 5-point fine grid the first pass
+    leaves no strong F-F pair, so the second pass has nothing to do there."""
+    A = ruge_stuben(make(31), SetupSettings(second_pass=False)).A[1]
+    S = strength(A, 0.25)
+    first = split_rs(S)
+    both = second_pass(S, first)
+    assert np.all(both[first]) and both.sum() >= first.sum()  # it only adds C points
+    to_c = (S @ sparse.diags(both.astype(float))).tocsr()
+    shared = (to_c @ to_c.T).toarray()
+    f = ~both
+    pairs = np.argwhere((S.toarray() > 0) & f[:, None] & f[None, :])
+    assert all(shared[i, j] > 0 for i, j in pairs)
+    assert both.sum() > first.sum()  # the first pass alone left some pairs unserved (jumps: 119 -> 152 C)
 
 
 def test_strength_is_classical_with_theta():
@@ -115,18 +134,33 @@ def test_every_f_point_of_poisson_has_a_strong_c_neighbour_and_c_points_are_inde
         assert np.all((S @ is_c.astype(float))[is_c] == 0)
 
 
-def test_p_interpolates_constants_where_the_row_sum_is_zero():
+@pytest.mark.parametrize("interpolate", [direct_interpolation, classical_interpolation])
+@pytest.mark.parametrize("split", [split_rs, split_pmis])
+def test_p_interpolates_constants_where_the_row_sum_is_zero(interpolate, split):
     n = 15
     A = poisson(n)
     S = strength(A, 0.25)
-    is_c = split_rs(S)
-    P = direct_interpolation(A, S, is_c, truncation=0.0)
+    is_c = split(S)
+    P = interpolate(A, S, is_c, truncation=0.0)
     sums = np.asarray(P.sum(axis=1)).ravel()
     interior = np.isclose(np.asarray(A.sum(axis=1)).ravel(), 0)
     assert interior.sum() == (n - 2) ** 2
     assert np.allclose(sums[interior], 1.0, atol=1e-14)
     assert np.all(sums[~interior & ~is_c] < 1.0)  # next to the boundary the Dirichlet value 0 is interpolated too
     assert np.all(sums[is_c] == 1.0) and np.all(P[is_c].max(axis=1).toarray() == 1.0)
+
+
+def test_classical_interpolation_hands_strong_f_couplings_on_to_the_c_points():
+    """C points 0 and 3, F points 1 and 2, every coupling strong and each row summing to zero. F
+    point 1 hands its coupling -1 to point 2 on to 0 and 3 as 2 couples to them (3 : 1): classical
+    weights (1 + 3/4, 1 + 1/4) / 3; direct ones share the lost coupling evenly, 1/2 and 1/2."""
+    A = sparse.csr_matrix(np.array([[4.0, -1, -3, 0], [-1, 3, -1, -1], [-3, -1, 5, -1], [0, -1, -1, 2]]))
+    S = strength(A, 0.25)
+    is_c = np.array([True, False, False, True])
+    classical = classical_interpolation(A, S, is_c, truncation=0.0).toarray()
+    assert np.allclose(classical, [[1, 0], [7 / 12, 5 / 12], [0.7, 0.3], [0, 1]], atol=1e-15)
+    direct = direct_interpolation(A, S, is_c, truncation=0.0).toarray()
+    assert np.allclose(direct, [[1, 0], [0.5, 0.5], [0.75, 0.25], [0, 1]], atol=1e-15)
 
 
 def test_truncation_keeps_row_sums_and_drops_small_weights():
@@ -150,15 +184,16 @@ def test_v_cycle_factor_on_poisson_31_is_below_0_2():
 
 
 def test_v_cycle_factor_on_jumps_63():
-    """Measured 0.346 (V(1,1), forward/backward Gauss-Seidel, RS, n = 63, 4 x 4 boxes, seed 0; 0.214 at
-    n = 31, 0.401 at n = 127); the bound leaves a margin for round-off across hosts."""
+    """Measured 0.199 (V(1,1), forward/backward Gauss-Seidel, RS with its second pass, classical
+    interpolation, n = 63, 4 x 4 boxes, seed 0; 0.198 at n = 31, 0.209 at n = 127; the first pass with
+    direct interpolation: 0.214 / 0.346 / 0.401); the bound leaves a margin across hosts."""
     cycle, _ = setup(jumps(63))
     with torch.inference_mode():
         _, norms = iterate(cycle, rhs(63 * 63), 1e-10, 80)
     assert factor(norms) < JUMPS_BOUND
 
 
-JUMPS_BOUND = 0.40
+JUMPS_BOUND = 0.30
 
 
 @pytest.mark.parametrize("smoother", SMOOTHERS)
@@ -190,5 +225,21 @@ def test_gauss_seidel_v_cycle_is_symmetric_so_cg_may_use_it():
 def test_settings_outside_the_choices_are_refused():
     with pytest.raises(ValueError, match="splitting must be one of rs, pmis"):
         ruge_stuben(poisson(9), SetupSettings(splitting="cljp"))
+    with pytest.raises(ValueError, match="interpolation must be one of direct, classical"):
+        ruge_stuben(poisson(9), SetupSettings(interpolation="extended"))
     with pytest.raises(ValueError, match="smoother must be one of"):
         setup(poisson(9), AmgSettings(smoother="ilu"))
+
+
+@pytest.mark.parametrize("suffix", [".mtx", ".npz"])
+def test_a_matrix_from_a_file_is_solved_as_the_dense_solve_says(tmp_path, suffix):
+    from mgnet_cli.amg.matrices import read_matrix, write_matrix
+
+    write_matrix(tmp_path / f"A{suffix}", jumps(23, seed=3))
+    A = read_matrix(tmp_path / f"A{suffix}")
+    cycle, _ = setup(A)
+    f = rhs(A.shape[0], seed=4)
+    with torch.inference_mode():
+        u, norms, status = conjugate_gradients(cycle, cycle.levels[0].A, f, 1e-12, 100)
+    exact = np.linalg.solve(A.toarray(), f.numpy())
+    assert status == "converged" and np.abs(u.numpy() - exact).max() <= 1e-8 * np.abs(exact).max()
