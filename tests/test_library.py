@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mgnet_cli.errors import ConfigError
-from tests.helpers import TINY, mgnet
+from tests.helpers import TINY, cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -19,7 +19,7 @@ def library_block() -> str:
 
 
 def test_readmes_library_block_runs_as_written(tmp_path):
-    mgnet("train", "dataset=synthetic", "trainer=smoke", "trainer.device=cpu", "hydra.run.dir=outputs/smoke",
+    cli("train", "dataset=synthetic", "trainer=smoke", "trainer.device=cpu", "hydra.run.dir=outputs/smoke",
           cwd=tmp_path)
     code = library_block() + "\nassert logits.shape == (8, 10) and not trained.training\n"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

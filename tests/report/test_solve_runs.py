@@ -8,22 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY, mgnet
+from tests.helpers import TINY, cli
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> Path:
     """A real solve sweep (two smoothers, two seeds, n=31) and a real training run."""
     root = tmp_path_factory.mktemp("made")
-    mgnet("solve", "-m", "problem.n=31", "solver/smoother=jacobi,gauss_seidel_rb", "problem.seed=0,1",
+    cli("solve", "-m", "problem.n=31", "solver/smoother=jacobi,gauss_seidel_rb", "problem.seed=0,1",
           f"hydra.sweep.dir={root / 'solves'}", cwd=root)
-    mgnet("train", *TINY, f"hydra.run.dir={root / 'train'}", cwd=root)
+    cli("train", *TINY, f"hydra.run.dir={root / 'train'}", cwd=root)
     return root
 
 
 def report(*arguments: str, cwd: Path) -> tuple[str, list[Path]]:
     """What ``mgnet report`` printed before its last line, and the files that line names."""
-    out = mgnet("report", *arguments, cwd=cwd).stdout
+    out = cli("report", *arguments, cwd=cwd).stdout
     body, written = out.rstrip("\n").rsplit("\n", 1)
     assert written.startswith("written: ")
     return body, [Path(name) for name in written.removeprefix("written: ").split(", ")]

@@ -10,7 +10,7 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.train.checkpoint import check_training_checkpoint, load_checkpoint
-from tests.helpers import mgnet, one_line_error, train
+from tests.helpers import cli, one_line_error, train
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_checkpoint_with_nan_weights_is_not_evaluated(honest, tmp_path):
     nan_first(state["model"])
     path = tmp_path / "nan.pt"
     torch.save(state, path)
-    line = one_line_error(mgnet("eval", f"checkpoint={path}", "device=cpu", cwd=tmp_path, check=False), "eval")
+    line = one_line_error(cli("eval", f"checkpoint={path}", "device=cpu", cwd=tmp_path, check=False), "eval")
     assert f"{path} is not a training checkpoint of mgnet: model: stem.0.weight holds NaN" in line
     assert sorted(tmp_path.iterdir()) == [path]  # no eval/ folder, no results
 
@@ -140,6 +140,6 @@ def test_resume_of_a_damaged_optimizer_exits_2_and_changes_nothing(honest, tmp_p
     state["optimizer"]["state"][0]["momentum_buffer"].fill_(float("nan"))
     torch.save(state, run / "last.pt")
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
-    line = one_line_error(mgnet("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path, check=False), "train")
+    line = one_line_error(cli("train", f"resume={run}", "trainer.epochs=2", cwd=tmp_path, check=False), "train")
     assert "optimizer: state[0].momentum_buffer holds NaN or infinite values" in line
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from mgnet_cli.cli.build import build_training
 from mgnet_cli.train.epoch import TrainStep, train_epoch
 from mgnet_cli.train.loop import fit
-from tests.helpers import TINY, mgnet
+from tests.helpers import TINY, cli
 
 
 def plain_sgd(lr: float) -> list[str]:
@@ -80,8 +80,8 @@ def test_early_stopping_ends_the_run_when_the_accuracy_stops_improving(compose_c
 
 
 def test_resume_latest_and_the_metrics_csv(tmp_path):
-    mgnet("train", *TINY, "trainer.epochs=2", cwd=tmp_path)
-    mgnet("train", "resume=latest", "trainer.epochs=3", cwd=tmp_path)
+    cli("train", *TINY, "trainer.epochs=2", cwd=tmp_path)
+    cli("train", "resume=latest", "trainer.epochs=3", cwd=tmp_path)
     (run,) = [path.parent for path in (tmp_path / "outputs").rglob("results.json")]
     history = json.loads((run / "results.json").read_text())["history"]
     with (run / "metrics.csv").open() as file:
@@ -91,7 +91,7 @@ def test_resume_latest_and_the_metrics_csv(tmp_path):
 
 
 def test_resume_latest_without_runs_is_one_line(tmp_path):
-    result = mgnet("train", "resume=latest", cwd=tmp_path, check=False)
+    result = cli("train", "resume=latest", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "resume=latest: no run with a last.pt under" in result.stderr
 
 
