@@ -73,16 +73,19 @@ def test_a_diagonal_entry_not_positive(tmp_path, value):
     one_line(tmp_path / "A.mtx", "diagonal entry 3 is")
 
 
-def test_a_missing_diagonal_entry_is_not_positive(tmp_path):
-    path = tmp_path / "A.mtx"
-    path.write_text("%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1.0\n1 2 0.5\n2 1 0.5\n")
-    one_line(path, "diagonal entry 1 is 0")
+HEADER = "%%MatrixMarket matrix coordinate real general\n"
 
 
-def test_a_nan_entry(tmp_path):
+@pytest.mark.parametrize("body, says", [
+    ("2 2 3\n1 1 1.0\n1 2 0.5\n2 1 0.5\n", "diagonal entry 1 is 0"),  # a missing diagonal entry
+    ("2 2 2\n1 1 nan\n2 2 1.0\n", "not finite"),
+    ("1000000000 1000000000 900000000000\n1 1 1.0\n", "32-bit indices"),  # refused before reading
+    ("1 1 1\n1 1 1.0 2.0\n", "only real"),  # with the complex header below
+], ids=["missing_diagonal", "nan", "beyond_32_bit_indices", "complex"])
+def test_a_bad_matrix_market_file_is_one_line(tmp_path, body, says):
     path = tmp_path / "A.mtx"
-    path.write_text("%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 nan\n2 2 1.0\n")
-    one_line(path, "not finite")
+    path.write_text((HEADER.replace("real", "complex") if says == "only real" else HEADER) + body)
+    one_line(path, says)
 
 
 def test_a_header_too_large_for_memory_is_refused_before_reading(tmp_path):
@@ -94,31 +97,11 @@ def test_a_header_too_large_for_memory_is_refused_before_reading(tmp_path):
     one_line(path, "GiB")
 
 
-def test_a_header_beyond_32_bit_indices_is_refused_before_reading(tmp_path):
-    path = tmp_path / "A.mtx"
-    path.write_text("%%MatrixMarket matrix coordinate real general\n1000000000 1000000000 900000000000\n1 1 1.0\n")
-    one_line(path, "32-bit indices")
-
-
 def test_an_npz_whose_shape_is_too_large_is_refused(tmp_path):
     path = tmp_path / "A.npz"
     np.savez(path, format=np.array("csr"), shape=np.array([2**40, 2**40]), data=np.ones(2),
              indices=np.zeros(2, dtype=np.int64), indptr=np.zeros(3, dtype=np.int64))
     one_line(path, "32-bit indices")
-
-
-@pytest.mark.parametrize("text", ["not a matrix at all\n", "%%MatrixMarket matrix coordinate real general\n2 2\n",
-                                  "%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1.0\n"])
-def test_unreadable_matrix_market(tmp_path, text):
-    path = tmp_path / "A.mtx"
-    path.write_text(text)
-    one_line(path, "")
-
-
-def test_a_complex_matrix_is_refused(tmp_path):
-    path = tmp_path / "A.mtx"
-    path.write_text("%%MatrixMarket matrix coordinate complex general\n1 1 1\n1 1 1.0 2.0\n")
-    one_line(path, "only real")
 
 
 def test_an_npz_with_a_pickled_member_is_not_unpickled(tmp_path):
@@ -127,9 +110,14 @@ def test_an_npz_with_a_pickled_member_is_not_unpickled(tmp_path):
     one_line(path, "unreadable as .npz")
 
 
-@pytest.mark.parametrize("content", [b"PK\x03\x04 broken zip", b"", b"\x00" * 64])
-def test_a_broken_npz(tmp_path, content):
-    path = tmp_path / "A.npz"
+@pytest.mark.parametrize("name, content", [
+    ("A.mtx", b"not a matrix at all\n"),
+    ("A.mtx", b"%%MatrixMarket matrix coordinate real general\n2 2\n"),
+    ("A.mtx", b"%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1.0\n"),  # fewer entries than said
+    ("A.npz", b"PK\x03\x04 broken zip"), ("A.npz", b""), ("A.npz", b"\x00" * 64),
+])
+def test_an_unreadable_file_is_one_line(tmp_path, name, content):
+    path = tmp_path / name
     path.write_bytes(content)
     one_line(path, "")
 
