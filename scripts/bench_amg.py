@@ -37,6 +37,7 @@ except ImportError:
 
 import torch
 
+from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
@@ -120,21 +121,27 @@ def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycl
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = amg_setup(A)
-        setup = time.perf_counter() - start
-        times = [setup]
-        if name.endswith(", CG"):
-            _, norms, _ = conjugate_gradients(cycle, cycle.levels[0].A, f, tol, max_cycles,
-                                              each=lambda: times.append(time.perf_counter() - start))
-            return Run(norms, times, setup)
-        norms = [torch.linalg.vector_norm(f).item()]
-        u, residual = None, f
-        for _ in range(max_cycles):  # iterate() without its clock: the same loop, timed per cycle
-            u = cycle(u, f, residual)
-            residual = cycle.levels[0].A.residual(u, f)
-            norms.append(torch.linalg.vector_norm(residual).item())
-            times.append(time.perf_counter() - start)
-            if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
-                break
+        return timed_cycles(cycle, f, tol, max_cycles, "cg" if name.endswith(", CG") else "none", start)
+
+
+def timed_cycles(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles: int, krylov: str,
+                 start: float) -> Run:
+    """Cycles (or CG with the cycle, ``krylov="cg"``) from u = 0 until ``tol``, each cycle's time
+    since ``start`` recorded; setup is the time until now."""
+    setup = time.perf_counter() - start
+    A, u, residual = cycle.levels[0].A, None, f
+    norms, times = [torch.linalg.vector_norm(f).item()], [setup]
+    if krylov == "cg":
+        _, norms, _ = conjugate_gradients(cycle, A, f, tol, max_cycles,
+                                          each=lambda: times.append(time.perf_counter() - start))
+        return Run(norms, times, setup)
+    for _ in range(max_cycles):  # iterate() without its early stops: the same loop, timed per cycle
+        u = cycle(u, f, residual)
+        residual = A.residual(u, f)
+        norms.append(torch.linalg.vector_norm(residual).item())
+        times.append(time.perf_counter() - start)
+        if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
+            break
     return Run(norms, times, setup)
 
 
@@ -144,21 +151,7 @@ def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
-        setup = time.perf_counter() - start
-        A, u, residual = cycle.levels[0].A, None, f
-        norms, times = [torch.linalg.vector_norm(f).item()], [setup]
-        if krylov == "cg":
-            _, norms, _ = conjugate_gradients(cycle, A, f, tol, max_cycles,
-                                              each=lambda: times.append(time.perf_counter() - start))
-            return Run(norms, times, setup)
-        for _ in range(max_cycles):
-            u = cycle(u, f, residual)
-            residual = A.residual(u, f)
-            norms.append(torch.linalg.vector_norm(residual).item())
-            times.append(time.perf_counter() - start)
-            if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
-                break
-    return Run(norms, times, setup)
+        return timed_cycles(cycle, f, tol, max_cycles, krylov, start)
 
 
 def problems(sizes: list[int], aniso: int) -> list[tuple[str, Problem]]:

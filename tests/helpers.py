@@ -87,14 +87,15 @@ def process_state_kept(cwd: Path) -> Iterator[None]:
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """``mgnet <args>`` run in this process: its exit code (``sys.exit``'s, 0 if it returned) and
-    what it wrote to stdout and stderr, in the shape ``mgnet(...)`` gives."""
-    from mgnet_cli.cli import command
+    what it wrote to stdout and stderr, in the shape ``mgnet(...)`` gives. It calls ``main``, the
+    console script's own function, so a Ctrl-C or a broken pipe is handled as there."""
+    from mgnet_cli.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with process_state_kept(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            command(list(args))
+            main(list(args))
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
             if not isinstance(stop.code, int | None):

@@ -9,7 +9,6 @@ forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A
 [rho/30, 1.1 rho], rho from power iterations; its own adjoint, runs on any device).
 """
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from torch import nn
 
 from mgnet_cli.amg.setup import Hierarchy, SetupSettings, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
+from mgnet_cli.pde.smoothers import ChebyshevPolynomial
 
 SMOOTHERS = ("l1_jacobi", "gauss_seidel", "symmetric_gauss_seidel", "chebyshev")
 
@@ -120,29 +120,10 @@ def spectral_radius(A: SparseOperator, inverse_diagonal: torch.Tensor, iteration
     return estimate
 
 
-class Chebyshev(nn.Module):
-    """``steps`` Chebyshev iterations on ``D^-1 A`` over [rho / 30, 1.1 rho] (the smoothing range)."""
-
-    def __init__(self, A: SparseOperator, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-        self.register_buffer("inverse", 1.0 / A.diagonal, persistent=False)
-        rho = spectral_radius(A, self.inverse)
-        self.upper, self.lower = 1.1 * rho, 1.1 * rho / 30
-
-    def forward(self, u, f, residual, A):
-        theta, delta = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
-        sigma = theta / delta
-        rho = 1 / sigma
-        d = self.inverse * residual / theta
-        u = zero_if_none(u, f) + d
-        for _ in range(self.steps - 1):
-            residual = A.residual(u, f)
-            rho_next = 1 / (2 * sigma - rho)
-            d = rho_next * rho * d + 2 * rho_next / delta * self.inverse * residual
-            rho = rho_next
-            u = u + d
-        return u
+def chebyshev(A: SparseOperator, steps: int) -> ChebyshevPolynomial:
+    """``steps`` Chebyshev iterations on ``D^-1 A`` over [rho / 30, 1.1 rho] (the smoothing range):
+    the geometric solver's polynomial, with rho measured on this level's matrix."""
+    return ChebyshevPolynomial(steps, ratio=30.0, lambda_max=1.1 * spectral_radius(A, 1.0 / A.diagonal))
 
 
 class DirectSolve(nn.Module):
@@ -166,7 +147,7 @@ def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) 
     if name in ("gauss_seidel", "symmetric_gauss_seidel"):
         return GaussSeidel(A, steps, symmetric=name == "symmetric_gauss_seidel", reverse=post)
     if name == "chebyshev":
-        return Chebyshev(A, steps)
+        return chebyshev(A, steps)
     raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {name!r}")
 
 
@@ -201,17 +182,3 @@ def setup(matrix: sparse.csr_matrix, settings: AmgSettings = AmgSettings(),
           device: str | torch.device = "cpu") -> tuple[MultigridCycle, Hierarchy]:
     hierarchy = ruge_stuben(matrix, settings.setup)
     return build_cycle(hierarchy, settings, device), hierarchy
-
-
-def iterate(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles: int) -> tuple[torch.Tensor, list[float]]:
-    """Cycles from u = 0 until ``||f - A u|| <= tol ||f||``: (u, residual norms)."""
-    A = cycle.levels[0].A
-    u, residual = None, f
-    norms = [torch.linalg.vector_norm(f).item()]
-    for _ in range(max_cycles):
-        u = cycle(u, f, residual)
-        residual = A.residual(u, f)
-        norms.append(torch.linalg.vector_norm(residual).item())
-        if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
-            break
-    return zero_if_none(u, f), norms

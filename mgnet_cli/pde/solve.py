@@ -142,10 +142,12 @@ def above_round_off(residual_norms: list[float]) -> list[float]:
 def checkerboard_norm(A: nn.Module, like: torch.Tensor) -> float:
     """``||A c|| / ||c||`` for the +-1 checkerboard ``c``, the highest grid frequency: a lower bound of
     ``||A||_2``, within 2 % of it for constant coefficients (``c`` is nearly the top eigenvector) and
-    within 3x for variable ones (n = 31: lognormal 0.33, jumps of 1000 0.49, rotated anisotropy 0.99)."""
+    within 3x for variable ones (n = 31: lognormal 0.33, jumps of 1000 0.49, rotated anisotropy 0.99).
+    A vector ``like`` (a sparse matrix's unknowns, amg/) gets alternating signs: still a lower bound."""
     n = like.shape[-1]
     index = torch.arange(n, device=like.device)
-    board = ((index[:, None] + index[None, :]) % 2 * 2 - 1).to(like.dtype).expand_as(like)
+    signs = index[:, None] + index[None, :] if like.dim() > 1 else index
+    board = (signs % 2 * 2 - 1).to(like.dtype).expand_as(like)
     return (torch.linalg.vector_norm(A(board)) / torch.linalg.vector_norm(board)).item()
 
 
