@@ -25,14 +25,19 @@ def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
     return device
 
 
-def choose_threads(requested: int | None, look: Callable[[], Cores] = free_cores) -> tuple[int, str]:
+def choose_threads(requested: int | None, look: Callable[[], Cores] = free_cores,
+                   repeatable: bool = False) -> tuple[int, str]:
     """CPU threads for torch and why: by default the cores this process may use that other processes
     leave idle now (``look``: ``timing.free_cores``), at least one; a request as asked, but never
     more threads than usable cores (far more were reported to crash torch). Threads beyond the free
-    cores wait on each other (the figures: docs/benchmarks.md)."""
+    cores wait on each other (the figures: docs/benchmarks.md). ``repeatable`` (a deterministic
+    run): by default every usable core, a count the load cannot change, since the thread count
+    changes the order of a CPU reduction and so the last bits of the weights."""
     usable = len(usable_cpus())
     if requested is not None and requested > usable:
         return usable, f"{requested} threads asked, {usable} cores usable: using {usable}"
+    if requested is None and repeatable:
+        return usable, f"all {usable} usable cores (deterministic: a count the load does not change)"
     if requested == 1:  # nothing to look at: one thread never waits on another
         return 1, "1 requested"
     cores = look()

@@ -52,7 +52,8 @@ class TrainerConfig:
     skip_nonfinite: bool = False  # false: a NaN/inf loss stops the run; true: skip such batches (one host sync per step)
     checkpoints: bool = True  # last.pt every epoch, best.pt on the best test accuracy
     sync_bn: bool = False  # torchrun on CUDA: SyncBatchNorm (statistics over the global batch, not each rank's part)
-    # CPU threads (intra-op); null = the cores other processes leave idle at the start; capped at the usable cores
+    # CPU threads (intra-op); null = the cores other processes leave idle at the start (deterministic:
+    # every usable core, so the load cannot change a repeatable run); capped at the usable cores
     threads: int | None = None
     log_every_n_steps: int = 50  # running loss on the progress bar (or a log line off a terminal) and in TensorBoard
     label_smoothing: float = 0.0  # cross-entropy against targets softened by this much (0.1 is common)

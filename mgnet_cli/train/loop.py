@@ -105,7 +105,7 @@ class TrainingRun:
         model, optimizer, batches = training.model, training.optimizer, training.batches
         self.threads = ""
         if place.device.type == "cpu":
-            threads, why = choose_threads(trainer.threads)
+            threads, why = choose_threads(trainer.threads, repeatable=trainer.deterministic)
             torch.set_num_threads(threads)
             self.threads = f", {threads} thread{'s' if threads > 1 else ''}: {why}"
             if retain_freed_memory():

@@ -43,6 +43,15 @@ def test_a_machine_busy_now_still_gives_the_free_cores():
                              "wait on each other")
 
 
+def test_a_deterministic_run_takes_every_usable_core_however_busy_the_machine():
+    # the thread count orders a CPU reduction: a repeatable run cannot let the load choose it
+    first, usable = min(usable_cpus()), len(usable_cpus())
+    busy = looking_at(snapshots({first: 100}))
+    assert choose_threads(None, look=busy, repeatable=True) == (
+        usable, f"all {usable} usable cores (deterministic: a count the load does not change)")
+    assert choose_threads(1, look=busy, repeatable=True) == (1, "1 requested")
+
+
 def test_threads_far_above_the_usable_cores_are_capped():
     usable = len(usable_cpus())
     assert choose_threads(512) == (usable, f"512 threads asked, {usable} cores usable: using {usable}")
