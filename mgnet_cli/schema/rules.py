@@ -21,6 +21,14 @@ def typed_as(kind: Any, default: Any) -> Any:
     return field(default=default, metadata={"type": kind})
 
 
+def setting(default: Any, help: str) -> Any:
+    """A key's default and its one-line help (``mgnet <command> --help`` prints it), written once,
+    here, instead of restated in the command's YAML; a list or dict default is copied per config."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 def group(name: str) -> Any:
     """A field holding the config group ``name``: typed by the schema its option extends, which
     ``mgnet_cli.schema.typed`` picks (OmegaConf cannot state a union of schemas)."""
