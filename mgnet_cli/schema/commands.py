@@ -23,13 +23,15 @@ class InfoFormat(rules.Choice):
 @dataclass
 class EvalConfig:
     """``mgnet eval checkpoint=<path>``'s keys."""
-    checkpoint: str = MISSING
-    split: Split = Split.test
-    device: str = "auto"
-    batch_size: int = 512
-    tta: TTA = TTA.none
-    dataset_root: str | None = None
-    output_dir: str | None = None
+    checkpoint: str = rules.setting(MISSING, "a checkpoint file (best.pt, last.pt) or a run folder (its best.pt)")
+    split: Split = rules.setting(Split.test, "the split scored (train is evaluated without augmentation)")
+    device: str = rules.setting("auto", rules.DEVICE_HELP)
+    batch_size: int = rules.setting(512, "images per evaluation batch")
+    tta: TTA = rules.setting(TTA.none, "test-time augmentation: flip averages the logits of each image "
+                                       "and its mirror")
+    dataset_root: str | None = rules.setting(None, "where the data set lives now, if not where the run "
+                                                   "read it (the run recorded that folder)")
+    output_dir: str | None = rules.setting(None, "where the results go; null: <checkpoint folder>/eval")
 
     def __post_init__(self) -> None:
         rules.text(self, "checkpoint")
@@ -41,8 +43,8 @@ class EvalConfig:
 
 @dataclass
 class InfoOutputConfig:
-    """``info.format``: how ``mgnet info`` prints the architecture (a table, or JSON)."""
-    format: InfoFormat = InfoFormat.table
+    """``info``: how ``mgnet info`` prints the architecture."""
+    format: InfoFormat = rules.setting(InfoFormat.table, "a table of the levels, or the same as JSON")
 
 
 @dataclass

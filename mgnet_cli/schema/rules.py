@@ -150,12 +150,14 @@ def is_true(owner: object, field: str, why: str) -> None:
 
 
 DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+DEVICES = "auto, cpu, cuda or cuda:N"  # what DEVICE takes, in words
+DEVICE_HELP = f"where it runs: {DEVICES} (auto: CUDA when present, else the CPU)"
 
 
 def device(owner: object, field: str) -> None:
     value = getattr(owner, field)
     if not isinstance(value, str) or not DEVICE.fullmatch(value):
-        raise Invalid(field, value, "use auto, cpu, cuda or cuda:N")
+        raise Invalid(field, value, f"use {DEVICES}")
 
 
 def text(owner: object, field: str, optional: bool = False) -> None:

@@ -171,16 +171,21 @@ class ConstantConfig:
 # --- the commands' own keys ---------------------------------------------------------------------
 @dataclass
 class EvalTTAConfig:
-    tta: TTA = TTA.none
+    """``eval``: how a run's evaluations score its model."""
+    tta: TTA = rules.setting(TTA.none, "test-time augmentation of evaluation: flip averages the "
+                                       "logits of x and its mirror")
 
 
 @dataclass
 class TrainConfig:
     """``configs/train.yaml``'s own keys (the groups have their schemas above)."""
-    seed: int = 0
+    seed: int = rules.setting(0, "seeds Python, NumPy and torch: the weights, the data order, the "
+                                 "augmentation and the validation split")
     eval: EvalTTAConfig = field(default_factory=EvalTTAConfig)
-    resume: str | None = None
-    objective: Objective = Objective.auto
+    resume: str | None = rules.setting(None, "a run folder or checkpoint to continue (its config is "
+                                             "used; see README)")
+    objective: Objective = rules.setting(Objective.auto, "what a sweeper (search=optuna) maximises; auto: "
+                                                         "the val accuracy when dataset.val_size > 0, else test")
     dataset: Any = rules.group("dataset")  # each group has its own schemas (mgnet_cli.schema.GROUPS)
     model: Any = rules.group("model")
     smoother: Any = rules.group("smoother")
