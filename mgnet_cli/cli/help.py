@@ -1,14 +1,26 @@
-"""``mgnet <command> --help``: the command's own groups and keys, with their YAML comments.
+"""``mgnet <command> --help``: the command's own groups (from its YAML's defaults list) and keys
+(from its schema: each key's default and one-line help, ``rules.setting``).
 
 Hydra's help lists every group under the config folder (training's for ``mgnet solve``, the
-schemas'); this one reads the command's own defaults list and keys from its YAML file.
+schemas'); this one lists the command's own. It imports no torch: it is read in a tenth of a second.
 """
 
+import dataclasses
 import re
+import textwrap
+import typing
+from enum import Enum
+from typing import Any
 
+from omegaconf import OmegaConf
+
+from mgnet_cli import schema
 from mgnet_cli.cli import COMMANDS, config_dir
+from mgnet_cli.schema import rules
 
 GROUP_DEFAULT = re.compile(r"^\s*- (optional )?([\w/]+): (\S+)")  # `- dataset: cifar10` in a defaults list
+KEY_WIDTH = 24  # the key=default column; a longer one pushes its help along
+WIDTH = 100  # help lines wrap here
 
 
 def groups(text: str) -> list[tuple[str, str]]:
@@ -21,19 +33,58 @@ def groups(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def own_keys(text: str) -> list[str]:
-    """The YAML's lines below its defaults list and above its ``hydra:`` block, comments kept."""
-    lines, skipping = [], False
-    for line in text.splitlines():
-        if re.match(r"^(defaults|hydra):", line):
-            skipping = True
+def keys(owner: Any, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]]:
+    """(dotted key, default, field) of each key of the schema ``owner`` (a class or a default
+    instance): a nested schema's keys dotted under its name, group fields left to the groups."""
+    found = []
+    for field in dataclasses.fields(owner):
+        if "group" in field.metadata:
             continue
-        if skipping and (not line.strip() or line.startswith((" ", "#"))):
-            continue
-        skipping = False
-        if not line.startswith("#"):
-            lines.append(line)
-    return [line for line in lines if line.strip()]
+        if isinstance(owner, type):
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        else:
+            default = getattr(owner, field.name)
+        if dataclasses.is_dataclass(default):
+            found += keys(default, f"{prefix}{field.name}.")
+        else:
+            found.append((f"{prefix}{field.name}", default, field))
+    return found
+
+
+def choices(field: dataclasses.Field) -> str:
+    """``one of a, b`` for a choice key (``each of`` for a list of choices), else nothing."""
+    kind, many = rules.declared(field), ""
+    if typing.get_origin(kind) is list:
+        kind, many = next(iter(typing.get_args(kind)), kind), "each "
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return f"({many or 'one '}of {', '.join(member.value for member in kind)})"
+    return ""
+
+
+def stated_value(stated: dict, key: str, default: Any) -> Any:
+    """The value a YAML states at a dotted key, else ``default``."""
+    node = stated
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def key_lines(command: str, text: str) -> list[str]:
+    """``key=default  help`` for each key of the command's schema; the default is what the command
+    composes: the schema's, or the YAML's own value where it still states one."""
+    stated = OmegaConf.to_container(OmegaConf.create(text))  # unresolved: ${...} shown as written
+    lines = []
+    for key, default, field in keys(schema.COMMANDS[command]):
+        value = stated_value(stated, key, default)
+        if isinstance(value, list):
+            value = "[" + ",".join(rules.shown(item) for item in value) + "]"
+        shown = f"{key}={rules.shown(value)}"
+        words = " ".join(part for part in (field.metadata.get("help", ""), choices(field)) if part)
+        lines += textwrap.wrap(f"{shown:<{KEY_WIDTH}}  {words}", WIDTH, initial_indent="  ",
+                               subsequent_indent=" " * (KEY_WIDTH + 4), break_on_hyphens=False)
+    return lines
 
 
 def sweeps(text: str) -> bool:
@@ -55,8 +106,8 @@ def help_text(command: str) -> str:
             shown = [f"{option}*" if option == default else option for option in options]
             lines.append(f"  {group:<{width}}  {', '.join(shown)}")
         lines.append("")
-    lines.append(f"keys (configs/{command}.yaml):")
-    lines += [f"  {line}" for line in own_keys(text)]
+    lines.append("keys (key=default, then its help):")
+    lines += key_lines(command, text)
     lines += ["", f"`mgnet {command} --cfg job` prints every key of the composed config (README's \"Config groups\"",
               "explains them; an option's YAML file, configs/<group>/<option>.yaml, says what it changes",
               "from the defaults); `--hydra-help` shows Hydra's flags."]

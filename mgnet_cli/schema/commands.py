@@ -23,7 +23,8 @@ class InfoFormat(rules.Choice):
 @dataclass
 class EvalConfig:
     """``mgnet eval checkpoint=<path>``'s keys."""
-    checkpoint: str = rules.setting(MISSING, "a checkpoint file (best.pt, last.pt) or a run folder (its best.pt)")
+    checkpoint: str = rules.setting(MISSING, "required: a checkpoint file (best.pt, last.pt) or a run "
+                                             "folder (its best.pt)")
     split: Split = rules.setting(Split.test, "the split scored (train is evaluated without augmentation)")
     device: str = rules.setting("auto", rules.DEVICE_HELP)
     batch_size: int = rules.setting(512, "images per evaluation batch")

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
+from mgnet_cli import schema
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.help import group_choices, help_text
+from mgnet_cli.cli.help import group_choices, help_text, keys
 from tests.helpers import PATIENCE_S
 
 
@@ -15,6 +16,29 @@ def test_only_the_commands_that_sweep_advertise_m(command, sweeps):
     usage = help_text(command).splitlines()[0]
     assert usage.startswith(f"usage: mgnet {command} ") and usage.endswith("[-m]") == sweeps
     assert ("-m" in usage) == sweeps
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "info", "solve"])
+def test_help_lists_each_key_of_the_commands_schema_with_its_default_and_help(command):
+    """The keys come from the schema (its defaults, its help, its choices), never from a group's."""
+    text = help_text(command)
+    own = text.split("keys (")[1]
+    listed = [line.split("=")[0].strip() for line in own.splitlines() if line.startswith("  ") and "=" in line
+              and not line.startswith("   ")]
+    assert listed == [key for key, _, _ in keys(schema.COMMANDS[command])]
+    for key, _, field in keys(schema.COMMANDS[command]):
+        assert field.metadata.get("help", "")[:40] in " ".join(own.split()), key
+    assert "dataset.root" not in text and "trainer.epochs" not in text  # a group's keys: --cfg job
+
+
+def test_help_shows_the_schema_default_the_help_and_the_choices():
+    words = " ".join(help_text("train").split())  # lines wrap at 100 columns
+    assert "eval.tta=none test-time augmentation of evaluation: flip averages the logits of x and its " \
+           "mirror (one of none, flip)" in words
+    assert "seed=0 " in words and "resume=null " in words and "objective=auto " in words
+    assert "checkpoint=??? required: a checkpoint file" in " ".join(help_text("eval").split())
+    assert "info.format=table a table of the levels, or the same as JSON (one of table, json)" in " ".join(
+        help_text("info").split())
 
 
 def hydra_answer(command: str, word: str) -> list[str]:
@@ -50,3 +74,12 @@ def test_completing_a_group_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["dataset=cifar10", "dataset=cifar100"]
+
+
+@pytest.mark.process
+def test_help_does_not_import_torch():
+    code = ("import sys; from mgnet_cli.cli.help import help_text; "
+            "[help_text(command) for command in ('train', 'eval', 'info', 'solve')]; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE_S)
+    assert done.returncode == 0, done.stderr

@@ -22,14 +22,14 @@ def test_help_lists_the_commands(tmp_path):
     for group in ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer", "experiment"):
         assert f"\n  {group} " in train_help
     assert "resnet*" in train_help and "chebyshev" in train_help and "schema" not in train_help
-    assert "tta: none  # test-time augmentation" in train_help  # the key's own YAML comment
+    assert "eval.tta=none             test-time augmentation" in train_help  # the key's help, from its schema
 
 
 @pytest.mark.process
 @pytest.mark.parametrize("command, own, foreign", [
-    ("eval", "checkpoint: ???      # a checkpoint file", "smoother"),
+    ("eval", "checkpoint=???            required: a checkpoint file", "smoother"),
     ("solve", "solver/smoother  chebyshev", "smoother  chebyshev, densenet"),
-    ("info", "format: table", "schema"),
+    ("info", "info.format=table", "schema"),
 ])
 def test_each_commands_help_shows_its_own_keys_only(tmp_path, command, own, foreign):
     out = mgnet(command, "--help", cwd=tmp_path).stdout
