@@ -33,8 +33,8 @@ def groups(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def keys(owner: Any, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]]:
-    """(dotted key, default, field) of each key of the schema ``owner`` (a class or a default
+def keys(owner: Any, prefix: str = "") -> list[tuple[str, Any, str, dataclasses.Field]]:
+    """(dotted key, default, help, field) of each key of the schema ``owner`` (a class or a default
     instance): a nested schema's keys dotted under its name, group fields left to the groups."""
     found = []
     for field in dataclasses.fields(owner):
@@ -47,7 +47,8 @@ def keys(owner: Any, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field
         if dataclasses.is_dataclass(default):
             found += keys(default, f"{prefix}{field.name}.")
         else:
-            found.append((f"{prefix}{field.name}", default, field))
+            owner_class = owner if isinstance(owner, type) else type(owner)
+            found.append((f"{prefix}{field.name}", default, rules.help_of(owner_class, field.name), field))
     return found
 
 
@@ -76,12 +77,12 @@ def key_lines(command: str, text: str) -> list[str]:
     composes: the schema's, or the YAML's own value where it still states one."""
     stated = OmegaConf.to_container(OmegaConf.create(text))  # unresolved: ${...} shown as written
     lines = []
-    for key, default, field in keys(schema.COMMANDS[command]):
+    for key, default, help, field in keys(schema.COMMANDS[command]):
         value = stated_value(stated, key, default)
         if isinstance(value, list):
             value = "[" + ",".join(rules.shown(item) for item in value) + "]"
         shown = f"{key}={rules.shown(value)}"
-        words = " ".join(part for part in (field.metadata.get("help", ""), choices(field)) if part)
+        words = " ".join(part for part in (help, choices(field)) if part)
         lines += textwrap.wrap(f"{shown:<{KEY_WIDTH}}  {words}", WIDTH, initial_indent="  ",
                                subsequent_indent=" " * (KEY_WIDTH + 4), break_on_hyphens=False)
     return lines

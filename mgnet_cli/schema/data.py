@@ -19,8 +19,8 @@ class Labels(rules.Choice):
 class AugmentationConfig:
     """Random training-time augmentation, drawn independently for every image (the batch
     pipeline, ``mgnet_cli/data/batches.py``, takes this object as it is)."""
-    crop_padding: int = 0  # random crop after zero-padding this many pixels per side
-    flip: bool = False  # random horizontal flip
+    crop_padding: int = rules.setting(0, "random crop after zero-padding this many pixels per side")
+    flip: bool = rules.setting(False, "random horizontal flip")
 
     def __post_init__(self) -> None:
         rules.count(self, "crop_padding", minimum=0, maximum=64)
@@ -33,9 +33,9 @@ class AugmentationConfig:
 @dataclass
 class ShapeConfig:
     """What a data set's images are, known without loading it (``mgnet info``)."""
-    channels: int = 3
-    image_size: int = 32
-    num_classes: int = 10
+    channels: int = rules.setting(3, "channels of an image")
+    image_size: int = rules.setting(32, "side of an image, pixels")
+    num_classes: int = rules.setting(10, "classes the model tells apart")
 
     def __post_init__(self) -> None:
         rules.count(self, "channels", maximum=64)
@@ -46,7 +46,8 @@ class ShapeConfig:
 @dataclass
 class CifarShapeConfig(ShapeConfig):
     """CIFAR-100's shape: its class count follows ``dataset.labels``."""
-    classes_per_labels: dict[str, int] = field(default_factory=lambda: {"fine": 100, "coarse": 20})
+    classes_per_labels: dict[str, int] = rules.setting({"fine": 100, "coarse": 20}, "num_classes of each "
+                                                       "dataset.labels (fixed)")
 
     def __post_init__(self) -> None:
         if self.classes_per_labels != {"fine": 100, "coarse": 20}:
@@ -58,11 +59,11 @@ class CifarShapeConfig(ShapeConfig):
 @dataclass
 class FileDatasetConfig:
     """A data set in its standard files under ``root`` (CIFAR-10, MNIST, Fashion-MNIST)."""
-    _target_: str = MISSING
-    root: str = "data"
-    download: bool = True  # download the files when absent
+    _target_: str = rules.target(MISSING)
+    root: str = rules.setting("data", "the folder the files are read from (and downloaded into)")
+    download: bool = rules.setting(True, "download the files when absent")
     shape: ShapeConfig = field(default_factory=ShapeConfig)  # known without loading (mgnet info)
-    val_size: int = 0  # training images held out for validation; 0 = the paper's protocol
+    val_size: int = rules.setting(0, "training images held out for validation; 0 = the paper's protocol")
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.cifar.load_cifar10", "mgnet_cli.data.mnist.load_mnist",
@@ -77,7 +78,7 @@ class FileDatasetConfig:
 @dataclass
 class Cifar100Config(FileDatasetConfig):
     _target_: str = "mgnet_cli.data.cifar.load_cifar100"
-    labels: Labels = Labels.fine  # fine (100 classes) or coarse (20 superclasses)
+    labels: Labels = rules.setting(Labels.fine, "100 fine classes or 20 coarse superclasses")
     shape: CifarShapeConfig = field(default_factory=CifarShapeConfig)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.cifar.load_cifar100",)
@@ -86,15 +87,15 @@ class Cifar100Config(FileDatasetConfig):
 @dataclass
 class SyntheticConfig:
     """Generated images (``configs/dataset/synthetic.yaml``)."""
-    _target_: str = "mgnet_cli.data.synthetic.load_synthetic"
-    num_train: int = 512
-    num_test: int = 256
-    num_classes: int = 10
-    image_size: int = 32
-    channels: int = 3
-    seed: int = 0
+    _target_: str = rules.target("mgnet_cli.data.synthetic.load_synthetic")
+    num_train: int = rules.setting(512, "training images generated")
+    num_test: int = rules.setting(256, "test images generated")
+    num_classes: int = rules.setting(10, "classes (each a pattern of its own)")
+    image_size: int = rules.setting(32, "side of an image, pixels")
+    channels: int = rules.setting(3, "channels of an image")
+    seed: int = rules.setting(0, "seed of the generated images")
     shape: ShapeConfig = field(default_factory=ShapeConfig)
-    val_size: int = 0
+    val_size: int = rules.setting(0, "training images held out for validation")
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.synthetic.load_synthetic",)
 
@@ -112,18 +113,19 @@ class SyntheticConfig:
 @dataclass
 class ImageFolderConfig:
     """``root/train/<class>/`` and ``root/val/<class>/`` images (``configs/dataset/imagefolder.yaml``)."""
-    _target_: str = "mgnet_cli.data.imagefolder.load_imagefolder"
-    root: str = "data/imagenet"
-    num_classes: int = 1000  # class folders under train/ (checked when loading)
-    image_size: int = 224  # side of the crops the model sees
-    resize: int = 256  # evaluation: shorter side resized to this, then centre crop image_size
-    # training: random-resized crop of this area fraction; null = evaluation crop
-    crop_scale: list[float] | None = field(default_factory=lambda: [0.08, 1.0])
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # ImageNet statistics, pixels in [0, 1]
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    num_workers: int = 4
+    _target_: str = rules.target("mgnet_cli.data.imagefolder.load_imagefolder")
+    root: str = rules.setting("data/imagenet", "the folder holding train/ and val/")
+    num_classes: int = rules.setting(1000, "class folders under train/ (checked when loading)")
+    image_size: int = rules.setting(224, "side of the crops the model sees")
+    resize: int = rules.setting(256, "evaluation: shorter side resized to this, then centre crop image_size")
+    crop_scale: list[float] | None = rules.setting([0.08, 1.0], "training: random-resized crop of this area "
+                                                                "fraction; null = evaluation crop")
+    mean: list[float] = rules.setting([0.485, 0.456, 0.406], "per channel, subtracted (ImageNet statistics, "
+                                                             "pixels in [0, 1])")
+    std: list[float] = rules.setting([0.229, 0.224, 0.225], "per channel, divided by (ImageNet statistics)")
+    num_workers: int = rules.setting(4, "decoding workers (the option's: ${trainer.num_workers})")
     shape: ShapeConfig = field(default_factory=ShapeConfig)
-    val_size: int = 0  # must stay 0: the val/ folder is the held-out set
+    val_size: int = rules.setting(0, "must stay 0: the val/ folder is the held-out set")
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.data.imagefolder.load_imagefolder",)
 

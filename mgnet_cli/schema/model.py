@@ -11,11 +11,11 @@ from mgnet_cli.schema import rules
 @dataclass
 class StemConfig:
     """Image -> first grid's data (``mgnet_cli/model/stems.py``)."""
-    # cifar_stem: 3x3 conv+BN+ReLU, level 1 at the image's resolution; imagenet_stem: 7x7/2
-    # conv+BN+ReLU, 3x3/2 max-pool (224 -> 56)
-    _target_: str = "mgnet_cli.model.stems.cifar_stem"
-    _partial_: bool = True  # the channels are passed in
-    norm_activation: bool = True  # false: conv only (a pre-activation block's BN-ReLU follows)
+    _target_: str = rules.setting("mgnet_cli.model.stems.cifar_stem", "cifar_stem: 3x3 conv+BN+ReLU, level 1 at "
+                                  "the image's resolution; imagenet_stem: 7x7/2 conv+BN+ReLU, 3x3/2 max-pool "
+                                  "(224 -> 56)")
+    _partial_: bool = rules.partial("the channels are")
+    norm_activation: bool = rules.setting(True, "false: conv only (a pre-activation block's BN-ReLU follows)")
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.stems.cifar_stem", "mgnet_cli.model.stems.imagenet_stem",)
 
     def __post_init__(self) -> None:
@@ -26,11 +26,12 @@ class StemConfig:
 @dataclass
 class MgNetConfig:
     """MgNet (``configs/model/mgnet.yaml``); its smoother is the ``smoother`` group."""
-    _target_: str = "mgnet_cli.model.mgnet.MgNet"
-    smoothing_steps: list[int] = field(default_factory=lambda: [2, 2, 2, 2])  # nu_l per level; levels = its length
-    channels: Any = rules.typed_as(int | list[int], 256)  # width of u: an int, or one per level
-    channels_f: Any = rules.typed_as(int | list[int] | None, None)  # width of f: null (= channels), an int, or one per level
-    smoother: Any = rules.typed_as(Literal["${smoother}"], "${smoother}")  # the smoother group, always
+    _target_: str = rules.target("mgnet_cli.model.mgnet.MgNet")
+    smoothing_steps: list[int] = rules.setting([2, 2, 2, 2], "nu_l per level; levels = its length")
+    channels: Any = rules.typed_as(int | list[int], 256, "width of u: an int, or one per level")
+    channels_f: Any = rules.typed_as(int | list[int] | None, None, "width of f: null (= channels), an int, "
+                                                                   "or one per level")
+    smoother: Any = rules.typed_as(Literal["${smoother}"], "${smoother}", "the smoother group, always")
     stem: StemConfig = field(default_factory=StemConfig)  # theta, image -> f^1 (mgnet_cli/model/stems.py)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.mgnet.MgNet",)
 
@@ -45,8 +46,8 @@ class MgNetConfig:
 @dataclass
 class BlockConfig:
     """A residual block: BasicBlock (conv-BN-ReLU-conv-BN + shortcut, then ReLU) or PreActBlock."""
-    _target_: str = "mgnet_cli.model.baselines.BasicBlock"
-    _partial_: bool = True
+    _target_: str = rules.target("mgnet_cli.model.baselines.BasicBlock")
+    _partial_: bool = rules.partial("the channels are")
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.baselines.BasicBlock", "mgnet_cli.model.baselines.PreActBlock",)
 
     def __post_init__(self) -> None:
@@ -57,12 +58,13 @@ class BlockConfig:
 @dataclass
 class ResNetConfig:
     """The ResNet baselines (``configs/model/resnet18.yaml``, ``preact_resnet18.yaml``)."""
-    _target_: str = "mgnet_cli.model.baselines.ResNet"
+    _target_: str = rules.target("mgnet_cli.model.baselines.ResNet")
     block: BlockConfig = field(default_factory=BlockConfig)
-    layers: list[int] = field(default_factory=lambda: [2, 2, 2, 2])  # blocks per stage (ResNet-34: [3, 4, 6, 3])
-    # channels per stage; each stage after the first halves the resolution
-    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
-    final_norm_activation: bool = False  # true: BN-ReLU after the last block (pre-activation blocks)
+    layers: list[int] = rules.setting([2, 2, 2, 2], "blocks per stage (ResNet-34: [3, 4, 6, 3])")
+    widths: list[int] = rules.setting([64, 128, 256, 512], "channels per stage; each stage after the first "
+                                                           "halves the resolution")
+    final_norm_activation: bool = rules.setting(False, "true: BN-ReLU after the last block (pre-activation "
+                                                       "blocks)")
     stem: StemConfig = field(default_factory=StemConfig)
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.model.baselines.ResNet",)
 
@@ -78,9 +80,10 @@ class SmootherConfig:
     """A network smoother with the keys every one has (``configs/smoother/*.yaml`` extending
     ``/schema/smoother/base``: ResNet's ``u <- u + sigma(B * sigma(f - A u))`` and any new one);
     the code it may call is what those files name."""
-    _target_: str = "mgnet_cli.model.smoothers.resnet.ResNetSmoother"
-    _partial_: bool = True
-    b_per_step: bool = False  # false: one B per level (the paper's 8.2M model); true: one B per step
+    _target_: str = rules.target("mgnet_cli.model.smoothers.resnet.ResNetSmoother")
+    _partial_: bool = rules.partial("each level's widths and steps are")
+    b_per_step: bool = rules.setting(False, "false: one B per level (the paper's 8.2M model); true: one B "
+                                            "per step")
     TARGETS = shipped.Targets("smoother", "base")  # what the shipped options name (a new one: its YAML)
 
     def __post_init__(self) -> None:
@@ -105,7 +108,7 @@ class DenseNetSmootherConfig(SmootherConfig):
 class ChebyshevSmootherConfig(SmootherConfig):
     """Two-step (LM-ResNet) smoother with a learned k per step (``configs/smoother/chebyshev.yaml``)."""
     _target_: str = "mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother"
-    k_init: float = 0.0  # k = 0 is the ResNet smoother
+    k_init: float = rules.setting(0.0, "initial k of every step; k = 0 is the ResNet smoother")
     TARGETS = shipped.Targets("smoother", "chebyshev")
 
     def __post_init__(self) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 LARGEST_COUNT = 10**9  # epochs, batches, steps: anything larger is a typo, not a plan
 
 
-def typed_as(kind: Any, default: Any) -> Any:
+def typed_as(kind: Any, default: Any, help: str) -> Any:
     """A field whose type OmegaConf cannot state (a union with a list: ``int | list[int]``; the one
     reference a key may hold: ``Literal["${smoother}"]``): annotated ``Any`` for OmegaConf, ``kind``
     for the check of configs read from files (``mgnet_cli.schema.stored``) and for the messages."""
-    return field(default=default, metadata={"type": kind})
+    return field(default=default, metadata={"type": kind, "help": help})
 
 
 def setting(default: Any, help: str) -> Any:
@@ -27,6 +27,26 @@ def setting(default: Any, help: str) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+def target(default: str) -> Any:
+    """A ``_target_`` key: the code its option builds."""
+    return setting(default, "the code this option builds: one that a shipped option of its schema names")
+
+
+def partial(what: str) -> Any:
+    """A ``_partial_: true`` key: ``what`` is passed in when the object is built."""
+    return setting(True, f"stays true: {what} passed in when it is built")
+
+
+def help_of(owner: type, name: str) -> str:
+    """The help of ``owner``'s key ``name``: its own ``setting``'s, else the one of the class it
+    overrides the default of (a subclass restates no help)."""
+    for cls in owner.__mro__:
+        for owner_field in getattr(cls, "__dataclass_fields__", {}).values():
+            if owner_field.name == name and "help" in owner_field.metadata:
+                return owner_field.metadata["help"]
+    return ""
 
 
 def group(name: str) -> Any:

@@ -36,32 +36,39 @@ class TTA(rules.Choice):
 class TrainerConfig:
     """How a run trains (``configs/trainer/``: ``default`` is these values, the authors' length
     and batch size; each other option states only what it changes)."""
-    epochs: int = 300
-    batch_size: int = 128
-    eval_batch_size: int = 512
-    device: str = "auto"  # auto = CUDA when present, else CPU; or cpu, cuda, cuda:N
-    limit_train_batches: int | None = None  # cap on steps per epoch (null = whole training set)
-    limit_eval_batches: int | None = None  # cap on evaluation batches (null = whole set)
-    deterministic: bool = False  # true: deterministic kernels (bitwise-repeatable runs and resumes)
-    # auto = bf16 where the device has bf16 units (GPUs from Ampere, CPUs with AMX/AVX-512 BF16),
-    # else fp32; or fp32, bf16, fp16 autocast (BatchNorm, loss, optimizer stay fp32)
-    precision: Precision = Precision.auto
-    compile: bool = False  # torch.compile the model
-    channels_last: bool = True  # NHWC memory format (the layout fast conv kernels use: +23 % on a CPU); false = NCHW
-    num_workers: int = 4  # decoding workers for file-backed data sets (imagefolder)
-    skip_nonfinite: bool = False  # false: a NaN/inf loss stops the run; true: skip such batches (one host sync per step)
-    checkpoints: bool = True  # last.pt every epoch, best.pt on the best test accuracy
-    sync_bn: bool = False  # torchrun on CUDA: SyncBatchNorm (statistics over the global batch, not each rank's part)
-    # CPU threads (intra-op); null = the cores other processes leave idle at the start (deterministic:
-    # every usable core, so the load cannot change a repeatable run); capped at the usable cores
-    threads: int | None = None
-    log_every_n_steps: int = 50  # running loss on the progress bar (or a log line off a terminal) and in TensorBoard
-    label_smoothing: float = 0.0  # cross-entropy against targets softened by this much (0.1 is common)
-    clip_grad_norm: float | None = None  # cap on the gradients' global norm (e.g. 1.0); null = none
-    early_stopping_patience: int | None = None  # stop after this many epochs without a better val (else test) accuracy
-    metrics_csv: bool = True  # metrics.csv beside the TensorBoard events: one row per epoch
-    # e.g. 0.999: an exponential moving average of the weights, evaluated (test/ema_acc) and checkpointed beside them
-    ema_decay: float | None = None
+    epochs: int = rules.setting(300, "passes over the training set (the authors': 300)")
+    batch_size: int = rules.setting(128, "training images per step")
+    eval_batch_size: int = rules.setting(512, "images per evaluation batch")
+    device: str = rules.setting("auto", rules.DEVICE_HELP)
+    limit_train_batches: int | None = rules.setting(None, "cap on steps per epoch (null = whole training set)")
+    limit_eval_batches: int | None = rules.setting(None, "cap on evaluation batches (null = whole set)")
+    deterministic: bool = rules.setting(False, "true: deterministic kernels (bitwise-repeatable runs and resumes)")
+    precision: Precision = rules.setting(Precision.auto, "autocast precision (BatchNorm, loss, optimizer stay "
+                                         "fp32); auto = bf16 where the device has bf16 units (GPUs from "
+                                         "Ampere, CPUs with AMX/AVX-512 BF16), else fp32")
+    compile: bool = rules.setting(False, "torch.compile the model")
+    channels_last: bool = rules.setting(True, "NHWC memory format (the layout fast conv kernels use: +23 % "
+                                              "on a CPU); false = NCHW")
+    num_workers: int = rules.setting(4, "decoding workers for file-backed data sets (imagefolder)")
+    skip_nonfinite: bool = rules.setting(False, "false: a NaN/inf loss stops the run; true: skip such "
+                                                "batches (one host sync per step)")
+    checkpoints: bool = rules.setting(True, "last.pt every epoch, best.pt on the best test accuracy")
+    sync_bn: bool = rules.setting(False, "torchrun on CUDA: SyncBatchNorm (statistics over the global "
+                                         "batch, not each rank's part)")
+    threads: int | None = rules.setting(None, "CPU threads (intra-op); null = the cores other processes "
+                                              "leave idle at the start (deterministic: every usable core, "
+                                              "so the load cannot change a repeatable run); capped at the "
+                                              "usable cores")
+    log_every_n_steps: int = rules.setting(50, "running loss on the progress bar (or a log line off a "
+                                               "terminal) and in TensorBoard")
+    label_smoothing: float = rules.setting(0.0, "cross-entropy against targets softened by this much "
+                                                "(0.1 is common)")
+    clip_grad_norm: float | None = rules.setting(None, "cap on the gradients' global norm (e.g. 1.0); null = none")
+    early_stopping_patience: int | None = rules.setting(None, "stop after this many epochs without a better "
+                                                              "val (else test) accuracy")
+    metrics_csv: bool = rules.setting(True, "metrics.csv beside the TensorBoard events: one row per epoch")
+    ema_decay: float | None = rules.setting(None, "e.g. 0.999: an exponential moving average of the weights, "
+                                                  "evaluated (test/ema_acc) and checkpointed beside them")
 
     def __post_init__(self) -> None:
         rules.count(self, "epochs", maximum=100_000)
@@ -85,12 +92,12 @@ class TrainerConfig:
 @dataclass
 class SGDConfig:
     """SGD with momentum (``configs/optimizer/sgd.yaml``), the authors' optimizer."""
-    _target_: str = "torch.optim.SGD"
-    _partial_: bool = True  # the model's parameters are passed in
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
+    _target_: str = rules.target("torch.optim.SGD")
+    _partial_: bool = rules.partial("the model's parameters are")
+    lr: float = rules.setting(0.1, "learning rate (the schedule multiplies it)")
+    momentum: float = rules.setting(0.9, "heavy-ball momentum")
+    weight_decay: float = rules.setting(5e-4, "L2 penalty on every parameter")
+    nesterov: bool = rules.setting(False, "Nesterov momentum (needs momentum > 0)")
     TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.SGD",)
 
     def __post_init__(self) -> None:
@@ -106,11 +113,12 @@ class SGDConfig:
 @dataclass
 class AdamWConfig:
     """AdamW (``configs/optimizer/adamw.yaml``)."""
-    _target_: str = "torch.optim.AdamW"
-    _partial_: bool = True
-    lr: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 0.05
+    _target_: str = rules.target("torch.optim.AdamW")
+    _partial_: bool = rules.partial("the model's parameters are")
+    lr: float = rules.setting(1e-3, "learning rate (the schedule multiplies it)")
+    betas: list[float] = rules.setting([0.9, 0.999], "decay rates of the gradient's running mean and "
+                                                     "running square")
+    weight_decay: float = rules.setting(0.05, "decoupled weight decay")
     TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.AdamW",)
 
     def __post_init__(self) -> None:
@@ -126,11 +134,11 @@ class AdamWConfig:
 @dataclass
 class StepDecayConfig:
     """lr x gamma every step_epochs epochs (``configs/scheduler/step.yaml``), the authors' schedule."""
-    _target_: str = "mgnet_cli.train.schedules.StepDecay"
-    step_epochs: int = 50
-    gamma: float = 0.1
-    # the authors' code numbers epochs from 1: lr x gamma from epoch 50, 100, ... (0: after 50, 100, ...)
-    counted_from: int = 1
+    _target_: str = rules.target("mgnet_cli.train.schedules.StepDecay")
+    step_epochs: int = rules.setting(50, "epochs between two decays")
+    gamma: float = rules.setting(0.1, "factor of each decay")
+    counted_from: int = rules.setting(1, "the authors' code numbers epochs from 1: lr x gamma from epoch "
+                                         "50, 100, ... (0: after 50, 100, ...)")
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.StepDecay",)
 
     def __post_init__(self) -> None:
@@ -144,10 +152,10 @@ class StepDecayConfig:
 class WarmupCosineConfig:
     """Linear warm-up, then cosine decay to final_fraction x lr at the last epoch, updated every
     step (``configs/scheduler/cosine.yaml``)."""
-    _target_: str = "mgnet_cli.train.schedules.WarmupCosine"
-    epochs: int = MISSING  # ${trainer.epochs}
-    warmup_epochs: float = 5.0
-    final_fraction: float = 0.0
+    _target_: str = rules.target("mgnet_cli.train.schedules.WarmupCosine")
+    epochs: int = rules.setting(MISSING, "epochs the schedule spans: the length of the run")
+    warmup_epochs: float = rules.setting(5.0, "epochs of linear warm-up from 0, shorter than the run")
+    final_fraction: float = rules.setting(0.0, "lr at the end, as a fraction of the peak")
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.WarmupCosine",)
 
     def __post_init__(self) -> None:
@@ -161,7 +169,7 @@ class WarmupCosineConfig:
 @dataclass
 class ConstantConfig:
     """No schedule (``configs/scheduler/constant.yaml``)."""
-    _target_: str = "mgnet_cli.train.schedules.Constant"
+    _target_: str = rules.target("mgnet_cli.train.schedules.Constant")
     TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.Constant",)
 
     def __post_init__(self) -> None:
