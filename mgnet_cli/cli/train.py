@@ -18,6 +18,7 @@ from mgnet_cli.cli.resume import checkpoint_path, resume_config
 from mgnet_cli.cli.torchrun import launched_rank
 from mgnet_cli.data.files import naming
 from mgnet_cli.errors import DataError
+from mgnet_cli.schema.train import Objective
 from mgnet_cli.storage import RunLock, write_text_atomic
 from mgnet_cli.train.checkpoint import load_checkpoint, load_weights
 from mgnet_cli.train.distributed import Distributed, check_batch_sizes, this_process
@@ -35,6 +36,7 @@ class Ready:
     checkpoint: dict[str, Any] | None
     world: Distributed
     training: Training
+    objective: Objective  # what run returns to a sweeper
 
 
 def run(cfg: DictConfig) -> float:
@@ -81,7 +83,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> Ready:
         raise naming("dataset.root", error) from None
     if checkpoint is not None:  # weights of another architecture: refused before anything is written
         load_weights(training.model, checkpoint["model"], path)
-    return Ready(cfg, checkpoint, world, training)
+    return Ready(cfg, checkpoint, world, training, checked.objective)
 
 
 def train(ready: Ready, run_dir: Path) -> float:
@@ -92,8 +94,9 @@ def train(ready: Ready, run_dir: Path) -> float:
     metadata = {"config": plain(cfg), "config_source": plain(cfg, resolve=False),
                 "choices": dict(HydraConfig.get().runtime.choices)}
     results = fit(training, run_dir, metadata, ready.checkpoint, world)
-    choice = str(cfg.get("objective", "auto"))  # auto: never select on the test set if we can help it
-    objective = results["best_test_acc"] if choice == "test" else results.get("best_val_acc", results["best_test_acc"])
+    # auto: never select on the test set if we can help it
+    objective = (results["best_test_acc"] if ready.objective == Objective.test
+                 else results.get("best_val_acc", results["best_test_acc"]))
     if not world.is_main:
         return objective
     record_hyperparameters(cfg, run_dir, results)

@@ -16,6 +16,7 @@ from mgnet_cli.data.files import ROOT_KEYS, require_files
 from mgnet_cli.data.batches import ImageSet
 from mgnet_cli.data.splits import ImageData
 from mgnet_cli.errors import ConfigError, DataError
+from mgnet_cli.schema.data import CIFAR100_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ CIFAR100_FOLDER = "cifar-100-python"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-CIFAR100_CLASSES = {"fine": 100, "coarse": 20}
 
 PIXELS = 3 * 32 * 32  # one row of `data`: the red, green and blue 32x32 planes in turn
 
@@ -155,7 +155,8 @@ def load_cifar100(root: Path, download: bool, labels: str = "fine") -> ImageData
     """CIFAR-100 from root/cifar-100-python, with its 100 fine or 20 coarse classes."""
     if labels not in CIFAR100_CLASSES:
         raise ConfigError(
-            f"dataset.labels={labels!r} is not allowed: use 'fine' (100 classes) or 'coarse' (20)"
+            f"dataset.labels={labels!r} is not allowed: use "
+            + " or ".join(f"'{kind}' ({count} classes)" for kind, count in CIFAR100_CLASSES.items())
         )
     root = Path(root)
 

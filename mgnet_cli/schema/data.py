@@ -14,6 +14,9 @@ class Labels(rules.Choice):
     coarse = "coarse"
 
 
+CIFAR100_CLASSES = {Labels.fine.value: 100, Labels.coarse.value: 20}  # classes of each kind of labels
+
+
 # --- dataset ------------------------------------------------------------------------------------
 @dataclass
 class AugmentationConfig:
@@ -46,13 +49,14 @@ class ShapeConfig:
 @dataclass
 class CifarShapeConfig(ShapeConfig):
     """CIFAR-100's shape: its class count follows ``dataset.labels``."""
-    classes_per_labels: dict[str, int] = rules.setting({"fine": 100, "coarse": 20}, "num_classes of each "
-                                                       "dataset.labels (fixed)")
+    classes_per_labels: dict[str, int] = rules.setting(CIFAR100_CLASSES, "num_classes of each dataset.labels "
+                                                                         "(fixed)")
 
     def __post_init__(self) -> None:
-        if self.classes_per_labels != {"fine": 100, "coarse": 20}:
+        if self.classes_per_labels != CIFAR100_CLASSES:
             raise rules.Invalid("classes_per_labels", self.classes_per_labels,
-                                "CIFAR-100 has {fine: 100, coarse: 20}: leave it as it is")
+                                f"CIFAR-100 has {{{', '.join(f'{k}: {n}' for k, n in CIFAR100_CLASSES.items())}}}: "
+                                "leave it as it is")
         super().__post_init__()
 
 

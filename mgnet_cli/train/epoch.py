@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.schema.train import TrainerConfig
+from mgnet_cli.schema.train import TTA, TrainerConfig
 from mgnet_cli.train.distributed import Distributed
 from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.fast import Placement, autocast, grad_scaler, memory_format
@@ -22,7 +22,7 @@ def evaluate(
     batches: Iterable,
     limit: int | None = None,
     *,
-    tta: str = "none",
+    tta: str = TTA.none,
     precision: str = "fp32",
     channels_last: bool = False,
     world: Distributed | None = None,

@@ -14,11 +14,11 @@ from mgnet_cli.train.distributed import Distributed
 from mgnet_cli.train.fast import autocast, memory_format
 
 
-def predict(model: nn.Module, images: torch.Tensor, tta: str = "none") -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, tta: str = TTA.none) -> torch.Tensor:
     """Logits (B, classes); ``tta="flip"`` averages them with those of the mirrored images."""
-    if tta == "none":
+    if tta == TTA.none:
         return model(images)
-    if tta == "flip":
+    if tta == TTA.flip:
         return 0.5 * (model(images) + model(images.flip(-1)))
     raise ValueError(f"tta={tta!r}: one of {', '.join(TTA)}")
 
@@ -49,7 +49,7 @@ def evaluate_split(
     model: nn.Module,
     batches: Iterable,
     num_classes: int | None = None,
-    tta: str = "none",
+    tta: str = TTA.none,
     *,
     limit: int | None = None,
     precision: str = "fp32",

@@ -78,7 +78,7 @@ class Placement:
     resolved (``placement``); ``why`` says why ``auto`` chose the precision ("" when asked for)."""
 
     device: torch.device = torch.device("cpu")
-    precision: str = "fp32"  # fp32, bf16 or fp16
+    precision: str = "fp32"  # trainer.precision resolved: a Precision other than auto
     why: str = ""
 
     def __post_init__(self) -> None:

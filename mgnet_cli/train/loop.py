@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from mgnet_cli.data.batches import Batches
 from mgnet_cli.device import choose_threads
 from mgnet_cli.schema.data import AugmentationConfig
-from mgnet_cli.schema.train import TrainerConfig
+from mgnet_cli.schema.train import TTA, TrainerConfig
 from mgnet_cli.storage import link_atomic, write_json_atomic, write_text_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
@@ -44,7 +44,7 @@ class Training:
     optimizer: torch.optim.Optimizer
     schedule: Callable[[float], float]  # epoch (fractional) -> lr multiplier
     batches: Batches
-    tta: str = "none"  # eval.tta: none, or flip (average the logits of x and its mirror)
+    tta: TTA = TTA.none  # eval.tta
     data: Any = None  # the ImageData (or FolderData) the batches come from
     augmentation: AugmentationConfig | None = None  # what the training batches draw
 
