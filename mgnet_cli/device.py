@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.schema.rules import DEVICES
 from mgnet_cli.timing import Cores, free_cores, usable_cpus
 
 
@@ -17,11 +18,11 @@ def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"{key}={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{key}={name!r} is not a device: use {DEVICES}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{key}={name} but this machine has no CUDA device: use {key}=auto or cpu")
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"{key}={name!r}: mgnet runs on auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"{key}={name!r}: mgnet runs on {DEVICES}")
     return device
 
 
