@@ -35,8 +35,6 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
 }
 COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalConfig,
                              "info": commands.InfoConfig, "solve": solve.SolveConfig}
-TRAIN_GROUPS = ("dataset", "model", "smoother", "optimizer", "scheduler", "trainer")
-NESTED_GROUPS = {"solve": ("solver/smoother",)}  # a group inside a node of the command's own keys
 
 
 # Keys that are not the experiment, written once: where it runs and reads (PLACES), which replica it
@@ -48,6 +46,32 @@ REPLICAS = ("seed", "problem.seed")
 PACE = ("trainer.epochs", "trainer.checkpoints", "trainer.eval_batch_size", "trainer.limit_eval_batches",
         "trainer.precision", "trainer.channels_last", "trainer.compile", "trainer.num_workers",
         "trainer.threads", "trainer.log_every_n_steps", "trainer.metrics_csv")
+
+
+@functools.cache
+def groups_of(command: str) -> tuple[str, ...]:
+    """The config groups a command composes: its schema's ``rules.group`` fields, a group inside a
+    node of the command's keys by its path (``solver/smoother``)."""
+    def walk(owner: type, prefix: str) -> list[str]:
+        found = []
+        for field in fields(owner):
+            if "group" in field.metadata:
+                found.append(field.metadata["group"])
+            elif is_dataclass(field.type):
+                found += walk(field.type, f"{prefix}{field.name}/")
+        return found
+
+    return tuple(walk(COMMANDS[command], ""))
+
+
+TRAIN_GROUPS = groups_of("train")
+
+
+def node_at(config: Any, group: str) -> Any:
+    """The node of ``group`` (``solver/smoother``: ``config["solver"]["smoother"]``), None if absent."""
+    for part in group.split("/"):
+        config = config.get(part) if isinstance(config, dict | DictConfig) else None
+    return config
 
 
 def register() -> None:
@@ -96,23 +120,18 @@ def typed(config: dict[str, Any], command: str, source: str = "") -> DictConfig:
     root = merged(OmegaConf.structured(COMMANDS[command]), top, where)
     OmegaConf.set_struct(root, False)  # the groups are Any-typed fields: each gets its own schema
     for group in groups:
-        if group not in config:
+        if "/" not in group and group not in config:
             raise ConfigError(f"{where}the config has no {group} group")
-        node = dict(config[group]) if isinstance(config[group], dict) else config[group]
+        node = node_at(config, group)
+        node = dict(node) if isinstance(node, dict) else node
         if group == "model" and isinstance(node, dict) and isinstance(node.get("smoother"), dict):
             schema_for("smoother", node["smoother"], f"{where}model.")  # a resolved copy: checked, then
             node["smoother"] = "${smoother}"  # the smoother group is the one the model reads
-        schema = schema_for(group, node, where)
+        schema, key = schema_for(group, node, where), group.replace("/", ".")
         if source:
-            stored.check_shapes(node, schema, f"{group}.", where)
-        root[group] = merged(OmegaConf.structured(schema), node, where, prefix=f"{group}.")
-    for group in NESTED_GROUPS.get(command, ()):
-        parent, name = group.split("/")
-        node = config.get(parent, {}).get(name) if isinstance(config.get(parent), dict) else None
-        schema = schema_for(group, node, where)
-        if source:
-            stored.check_shapes(node, schema, f"{parent}.{name}.", where)
-        root[parent][name] = merged(OmegaConf.structured(schema), node, where, prefix=f"{parent}.{name}.")
+            stored.check_shapes(node, schema, f"{key}.", where)
+        OmegaConf.update(root, key, merged(OmegaConf.structured(schema), node, where, prefix=f"{key}."),
+                         merge=False)
     OmegaConf.set_struct(root, True)
     return root
 
@@ -130,10 +149,6 @@ def code_nodes() -> frozenset[str]:
                                                 and all("${" in str(value) for value in typing.get_args(kind))):
                     names.add(field.name)
     return frozenset(names)
-
-
-def groups_of(command: str) -> tuple[str, ...]:
-    return TRAIN_GROUPS if command in ("train", "info") else ("problem",) if command == "solve" else ()
 
 
 def merged(schema: DictConfig, values: Any, where: str, prefix: str = "") -> DictConfig:
@@ -177,20 +192,13 @@ def check(cfg: DictConfig, command: str) -> Any:
     resolved = resolved_config(cfg)
     checked = {}
     for group in groups_of(command):
-        schema = schema_for(group, resolved[group], "")
-        checked[group] = checked_object(schema, resolved[group], f"{group}.")
-    nested = {}
-    for group in NESTED_GROUPS.get(command, ()):
-        parent, name = group.split("/")
-        node = resolved[parent][name]
-        nested[group] = checked_object(schema_for(group, node, ""), node, f"{parent}.{name}.")
-    top = {key: value for key, value in resolved.items() if key not in checked}
-    result = checked_object(COMMANDS[command], top, "")
-    for group, value in nested.items():
-        parent, name = group.split("/")
-        setattr(getattr(result, parent), name, value)
+        node = node_at(resolved, group)
+        checked[group] = checked_object(schema_for(group, node, ""), node, f"{group.replace('/', '.')}.")
+    result = checked_object(COMMANDS[command], {key: value for key, value in resolved.items()
+                                                if key not in checked}, "")
     for group, value in checked.items():
-        setattr(result, group, value)
+        *parents, name = group.split("/")
+        setattr(functools.reduce(getattr, parents, result), name, value)
     if hasattr(result, "across_groups"):
         try:
             result.across_groups()

@@ -184,7 +184,7 @@ def stored_cases():
     extended = options_extending()
     for command in ("train", "solve"):
         yield from ((command, (), path) for path in field_paths(schema.COMMANDS[command]))
-        groups = schema.groups_of(command) + schema.NESTED_GROUPS.get(command, ())
+        groups = schema.groups_of(command)
         yield from ((command, (), group.replace("/", ".")) for group in groups)
     for group, schemas in schema.GROUPS.items():
         command = "solve" if group in ("problem", "solver/smoother") else "train"
