@@ -53,12 +53,12 @@ def keys(owner: Any, prefix: str = "") -> list[tuple[str, Any, str, dataclasses.
 
 
 def choices(field: dataclasses.Field) -> str:
-    """``one of a, b`` for a choice key (``each of`` for a list of choices), else nothing."""
+    """``[one of a, b]`` for a choice key (``each of`` for a list of choices), else nothing."""
     kind, many = rules.declared(field), ""
     if typing.get_origin(kind) is list:
         kind, many = next(iter(typing.get_args(kind)), kind), "each "
     if isinstance(kind, type) and issubclass(kind, Enum):
-        return f"({many or 'one '}of {', '.join(member.value for member in kind)})"
+        return f"[{many or 'one '}of {', '.join(member.value for member in kind)}]"
     return ""
 
 
