@@ -122,7 +122,7 @@ def test_a_restatement_is_found():
     """The check itself: a trainer option that restates the schema's epochs (300) is named."""
     base = base_of(CONFIGS / "trainer" / "fast.yaml")[1]
     assert restatements({"epochs": 300, "compile": True, "precision": "bf16"}, base) == ["epochs=300"]
-    assert restatements({"compile": False}, base) == ["compile=false"]  # the sibling it extends sets it
+    assert restatements({"compile": False}, base) == ["compile=false"]  # as default.yaml (the schema) has it
     assert restatements({"deterministic": 0, "scheduler": {"epochs": "${trainer.epochs}"}}, base) == []
 
 
@@ -148,6 +148,6 @@ KEYS = [(command, *entry) for command, owner in schema.COMMANDS.items() for entr
 @pytest.mark.parametrize(("command", "key", "owner", "field"), KEYS,
                          ids=[f"{command}:{key}" for command, key, _, _ in KEYS])
 def test_every_key_a_command_takes_has_its_help(command, key, owner, field):
-    if command == "solve" or key.startswith(("problem", "solver")):
+    if not_yet(f"{command}.yaml"):
         pytest.skip("moved by the solveonce branch")
     assert rules.help_of(owner, field.name), f"{key} ({owner.__name__}) has no help: use rules.setting"
