@@ -51,6 +51,9 @@ def register_configs() -> None:
     schema.register()
     if not OmegaConf.has_resolver("mgnet_run_dir"):
         OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
+    if not OmegaConf.has_resolver("mgnet_not_the_experiment"):  # what sweep folders leave out of their names
+        OmegaConf.register_new_resolver("mgnet_not_the_experiment", lambda: [
+            *(key for key in schema.PLACES + schema.REPLICAS if not key.endswith(".")), "search"])
 
 
 def version() -> str:

@@ -40,7 +40,7 @@ COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalCo
 # Keys that are not the experiment, written once: where it runs and reads (PLACES), which replica it
 # is (REPLICAS), how long and how fast it runs (PACE). A resume may change PLACES and PACE; a report
 # groups over PLACES and REPLICAS; sweep folders leave PLACES and REPLICAS out of their names
-# (configs/train.yaml's exclude_keys, checked against these by tests/schema).
+# (configs/train.yaml's exclude_keys: ``${mgnet_not_the_experiment:}``, mgnet_cli.cli's resolver).
 PLACES = ("resume", "dataset.root", "dataset.download", "trainer.device", "solver.device", "hydra.")
 REPLICAS = ("seed", "problem.seed")
 PACE = ("trainer.epochs", "trainer.checkpoints", "trainer.eval_batch_size", "trainer.limit_eval_batches",
