@@ -167,15 +167,13 @@ def test_rules_name_the_interval_and_the_choices(hydra_initialised):
         check_job("train", ["scheduler=cosine", "trainer.epochs=3"])
 
 
-def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment():
+def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment(hydra_initialised):
     """A job's folder is named by its overrides less PLACES and REPLICAS (train.yaml reads them)."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=["seed=3", "resume=null", "trainer.device=cpu", "dataset.root=x",
-                                          "dataset.download=false", "trainer.epochs=2", "optimizer.lr=0.2"],
-                      return_hydra_config=True)
+    cfg = compose("train", overrides=["seed=3", "resume=null", "trainer.device=cpu", "dataset.root=x",
+                                      "dataset.download=false", "trainer.epochs=2", "optimizer.lr=0.2"],
+                  return_hydra_config=True)
     assert cfg.hydra.job.override_dirname == "optimizer.lr=0.2,trainer.epochs=2"
     assert "search" in cfg.hydra.job.config.override_dirname.exclude_keys  # search=optuna names no job
 
