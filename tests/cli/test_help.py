@@ -1,5 +1,6 @@
 """``mgnet <command> --help`` and shell completion: what they advertise is what the command does."""
 
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 
 from mgnet_cli import schema
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.help import group_choices, help_text, keys
+from mgnet_cli.cli.help import group_choices, groups, help_text, keys
 from tests.helpers import PATIENCE_S
 
 
@@ -29,6 +30,16 @@ def test_help_lists_each_key_of_the_commands_schema_with_its_default_and_help(co
     for key, _, help, _ in keys(schema.COMMANDS[command]):
         assert help[:40] in " ".join(own.split()), key
     assert "dataset.root=" not in text and "trainer.epochs=" not in text  # a group's keys: --cfg job
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "info", "solve"])
+def test_help_lists_every_group_of_the_commands_schema_with_its_default_option(command):
+    listed = groups((config_dir() / f"{command}.yaml").read_text())
+    assert set(schema.groups_of(command)) <= {group for group, _ in listed}
+    text = help_text(command)
+    for group, default in listed:  # an optional group (experiment: null) has no default option
+        starred = rf".*\b{default}\*" if default != "null" else r"[^*]*$"
+        assert re.search(rf"^  {re.escape(group)} +{starred}", text, re.M), group
 
 
 def test_help_shows_the_schema_default_the_help_and_the_choices():
