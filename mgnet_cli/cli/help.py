@@ -58,7 +58,7 @@ def choices(field: dataclasses.Field) -> str:
     if typing.get_origin(kind) is list:
         kind, many = next(iter(typing.get_args(kind)), kind), "each "
     if isinstance(kind, type) and issubclass(kind, Enum):
-        return f"[{many or 'one '}of {', '.join(member.value for member in kind)}]"
+        return f"[{many or 'one '}of {rules.choices(kind)}]"
     return ""
 
 

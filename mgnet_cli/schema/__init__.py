@@ -180,7 +180,7 @@ def expected_type(owner: type | None, name: str) -> str:
             kind = rules.declared(field)
             text = getattr(kind, "__name__", str(kind))
             if isinstance(kind, type) and issubclass(kind, rules.Enum):
-                return "use one of " + ", ".join(member.value for member in kind)
+                return f"use one of {rules.choices(kind)}"
             return {"int": "give an integer", "float": "give a number", "bool": "give true or false",
                     "str": "give a string"}.get(text, f"give a value of type {text}".replace("typing.", ""))
     return "wrong type"

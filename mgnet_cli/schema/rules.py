@@ -70,6 +70,11 @@ class Choice(str, Enum):
         return format(str(self.value), spec)
 
 
+def choices(kind: type[Enum]) -> str:
+    """``none, flip``: a choice key's values, as its messages and ``--help`` list them."""
+    return ", ".join(member.value for member in kind)
+
+
 class Invalid(ValueError):
     """A value outside its range: ``field`` (dotted within its dataclass), ``value`` and ``rule``."""
 
