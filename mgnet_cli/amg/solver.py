@@ -11,6 +11,7 @@ forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A
 
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import scipy.sparse as sparse
@@ -21,8 +22,27 @@ from torch import nn
 from mgnet_cli.amg.setup import Hierarchy, SetupSettings, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
+from mgnet_cli.pde.solve import SolveResult, solve_system
 
-SMOOTHERS = ("l1_jacobi", "gauss_seidel", "symmetric_gauss_seidel", "chebyshev")
+
+class AmgSmoother(StrEnum):
+    gauss_seidel = "gauss_seidel"
+    symmetric_gauss_seidel = "symmetric_gauss_seidel"
+    l1_jacobi = "l1_jacobi"
+    chebyshev = "chebyshev"
+
+
+class AmgCycle(StrEnum):
+    v = "v"
+    w = "w"
+
+
+class AmgKrylov(StrEnum):
+    cg = "cg"
+    none = "none"
+
+
+SMOOTHERS = tuple(AmgSmoother)
 
 
 def to_torch(matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -151,19 +171,32 @@ def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) 
     raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {name!r}")
 
 
-@dataclass(frozen=True)
-class AmgSettings:
-    setup: SetupSettings = SetupSettings()
-    smoother: str = "gauss_seidel"
+@dataclass
+class AmgSettings(SetupSettings):
+    """The setup (``SetupSettings``) and how the cycle runs. Written once, here: ``mgnet solve
+    problem=matrix`` takes them as ``problem.amg.<key>`` (the schema extends this class with the
+    ranges). The defaults were measured (docs/amg.md): V(1,1) with Gauss-Seidel forward before the
+    coarse correction and backward after (a symmetric cycle), preconditioning CG."""
+
+    smoother: AmgSmoother = AmgSmoother.gauss_seidel
+    cycle: AmgCycle = AmgCycle.v
     pre_smooth: int = 1
     post_smooth: int = 1
-    shape: str = "v"  # v or w
+    krylov: AmgKrylov = AmgKrylov.cg  # cg: one cycle per iteration preconditions conjugate gradients
+
+    def describe(self) -> str:
+        """What was chosen, in a few words: ``RS + 2nd pass, classical interpolation, V(1,1) gauss_seidel, CG``."""
+        split = f"{self.splitting.upper()}{' + 2nd pass' if self.second_pass else ''} (theta={self.theta:g})"
+        shape = f"{self.cycle.upper()}({self.pre_smooth},{self.post_smooth}) {self.smoother}"
+        accelerated = "-preconditioned CG" if self.krylov == "cg" else " cycles"
+        return f"{split}, {self.interpolation} interpolation, {shape}{accelerated}"
 
 
-def build_cycle(hierarchy: Hierarchy, settings: AmgSettings = AmgSettings(),
+def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,
                 device: str | torch.device = "cpu") -> MultigridCycle:
     """The hierarchy's levels in the shared cycle: pre- and post-smoothers (the post-smoother the
     pre-smoother's adjoint, so V(nu, nu) preconditions CG), P^T down, P up, Cholesky at the bottom."""
+    settings = settings or AmgSettings()
     levels = []
     for depth, matrix in enumerate(hierarchy.A):
         A = SparseOperator(matrix, device)
@@ -175,10 +208,28 @@ def build_cycle(hierarchy: Hierarchy, settings: AmgSettings = AmgSettings(),
                             restrict_residual=SparseTransfer(P.T.tocsr(), device),
                             prolong=SparseTransfer(P, device),
                             post_smoother=make_smoother(settings.smoother, A, settings.post_smooth, post=True)))
-    return MultigridCycle(levels, settings.shape)
+    return MultigridCycle(levels, str(settings.cycle))
 
 
-def setup(matrix: sparse.csr_matrix, settings: AmgSettings = AmgSettings(),
+def setup(matrix: sparse.csr_matrix, settings: AmgSettings | None = None,
           device: str | torch.device = "cpu") -> tuple[MultigridCycle, Hierarchy]:
-    hierarchy = ruge_stuben(matrix, settings.setup)
+    settings = settings or AmgSettings()
+    hierarchy = ruge_stuben(matrix, settings)
     return build_cycle(hierarchy, settings, device), hierarchy
+
+
+def solve_matrix(matrix: sparse.csr_matrix, f: torch.Tensor, settings: AmgSettings, tol: float,
+                 max_cycles: int) -> tuple[SolveResult, Hierarchy]:
+    """``A u = f`` (``f`` float64 on the device the cycle runs on) by the AMG cycle from ``u = 0``, or
+    CG preconditioned by it: the setup (hierarchy, smoothers, coarsest factor) timed as
+    ``setup_time_s``, the iterations as ``solve_time_s``; ``levels`` are the rows per level."""
+    built: list[Hierarchy] = []
+
+    def build() -> tuple[MultigridCycle, list[int]]:
+        cycle, hierarchy = setup(matrix, settings, f.device)
+        built.append(hierarchy)
+        return cycle, [level.shape[0] for level in hierarchy.A]
+
+    with torch.inference_mode():
+        result = solve_system(f, build, tol, max_cycles, str(settings.krylov))
+    return result, built[0]
