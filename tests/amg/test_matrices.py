@@ -1,12 +1,14 @@
 """Matrix files: .mtx and .npz round-trip exactly; every bad file is one line naming the file."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse as sparse
 
 from mgnet_cli.amg.matrices import read_matrix, write_matrix
-from mgnet_cli.errors import DataError
+from mgnet_cli.errors import MgnetError
 from mgnet_cli.memory import free_memory
 
 
@@ -34,7 +36,7 @@ def test_a_general_matrix_market_file_from_elsewhere_is_read(tmp_path):
 
 
 def one_line(path, match: str) -> str:
-    with pytest.raises(DataError) as caught:
+    with pytest.raises(MgnetError) as caught:
         read_matrix(path)
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and match in message, message
@@ -128,8 +130,24 @@ def test_an_npz_that_is_not_a_sparse_matrix(tmp_path):
     one_line(path, "not a SciPy sparse .npz")
 
 
-def test_missing_file_folder_and_unknown_suffix(tmp_path):
-    one_line(tmp_path / "none.mtx", "not found")
+def test_missing_file_folder_fifo_dangling_link_and_unknown_suffix(tmp_path):
+    one_line(tmp_path / "none.mtx", "does not exist")
     (tmp_path / "folder.mtx").mkdir()
-    one_line(tmp_path / "folder.mtx", "not a regular file")
+    one_line(tmp_path / "folder.mtx", "is a directory, not a regular file")
+    os.mkfifo(tmp_path / "fifo.mtx")  # refused at once, not waited on for a writer
+    one_line(tmp_path / "fifo.mtx", "is a FIFO, not a regular file")
+    (tmp_path / "dangling.mtx").symlink_to(tmp_path / "gone.mtx")
+    one_line(tmp_path / "dangling.mtx", "does not exist")
     one_line(tmp_path / "A.csv", "unknown suffix '.csv'")
+
+
+def test_a_link_to_a_matrix_file_is_read_as_the_file(tmp_path):
+    write_matrix(tmp_path / "A.mtx", poisson_1d(5))
+    (tmp_path / "link.mtx").symlink_to(tmp_path / "A.mtx")
+    assert (read_matrix(tmp_path / "link.mtx") != poisson_1d(5)).nnz == 0
+
+
+def test_a_huge_matrix_market_header_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_bytes(b"%%MatrixMarket matrix coordinate real general\n" + b"%" * (3 * 2**20) + b"\n2 2 1\n1 1 1\n")
+    one_line(path, "a header (banner, comments and size line) longer than 1 MiB")
