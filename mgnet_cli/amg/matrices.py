@@ -13,12 +13,12 @@ import scipy.io
 import scipy.sparse as sparse
 import torch
 
+from mgnet_cli.amg.settings import MATRIX_SUFFIXES as SUFFIXES
 from mgnet_cli.errors import DataError
 from mgnet_cli.memory import free_memory
 from mgnet_cli.storage import write_atomic
 from mgnet_cli.untrusted import open_regular
 
-SUFFIXES = (".mtx", ".npz")
 SYMMETRY_TOLERANCE = 1e-10  # max |A - A^T| relative to max |A|
 BYTES_PER_ENTRY = 40  # COO triples read, then CSR built and transposed for the symmetry check
 HEADER_BYTES = 2**20  # a Matrix Market header (comments included) longer than this is refused

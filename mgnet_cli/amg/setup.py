@@ -21,40 +21,11 @@ dropped and the rest rescaled to keep the row sum.
 
 import heapq
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
 import scipy.sparse as sparse
 
-
-class Splitting(StrEnum):
-    rs = "rs"
-    pmis = "pmis"
-
-
-class Interpolation(StrEnum):
-    classical = "classical"
-    direct = "direct"
-
-
-SPLITTINGS = tuple(Splitting)
-INTERPOLATIONS = tuple(Interpolation)
-
-
-@dataclass
-class SetupSettings:
-    """How the coarse levels are chosen from the matrix. Written once, here: ``mgnet solve
-    problem=matrix`` takes them as ``problem.amg.<key>`` (the schema, mgnet_cli/schema/solve.py,
-    extends this class with the ranges)."""
-
-    theta: float = 0.25  # strength threshold
-    splitting: Splitting = Splitting.rs
-    second_pass: bool = True  # RS second pass: strong F-F pairs share a C point
-    interpolation: Interpolation = Interpolation.classical
-    truncation: float = 0.2  # drop interpolation weights below this fraction of the row's largest
-    coarsest_size: int = 64  # stop coarsening at or below this many rows (solved directly)
-    max_levels: int = 25
-    pmis_seed: int = 0  # PMIS's random weights
+from mgnet_cli.amg.settings import INTERPOLATIONS, SPLITTINGS, SetupSettings
 
 
 @dataclass

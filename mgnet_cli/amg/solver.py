@@ -10,8 +10,6 @@ forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A
 """
 
 import warnings
-from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 import scipy.sparse as sparse
@@ -19,30 +17,11 @@ import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import nn
 
-from mgnet_cli.amg.setup import Hierarchy, SetupSettings, ruge_stuben
+from mgnet_cli.amg.settings import SMOOTHERS, AmgSettings
+from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
 from mgnet_cli.pde.solve import SolveResult, solve_system
-
-
-class AmgSmoother(StrEnum):
-    gauss_seidel = "gauss_seidel"
-    symmetric_gauss_seidel = "symmetric_gauss_seidel"
-    l1_jacobi = "l1_jacobi"
-    chebyshev = "chebyshev"
-
-
-class AmgCycle(StrEnum):
-    v = "v"
-    w = "w"
-
-
-class AmgKrylov(StrEnum):
-    cg = "cg"
-    none = "none"
-
-
-SMOOTHERS = tuple(AmgSmoother)
 
 
 def to_torch(matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -169,27 +148,6 @@ def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) 
     if name == "chebyshev":
         return chebyshev(A, steps)
     raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {name!r}")
-
-
-@dataclass
-class AmgSettings(SetupSettings):
-    """The setup (``SetupSettings``) and how the cycle runs. Written once, here: ``mgnet solve
-    problem=matrix`` takes them as ``problem.amg.<key>`` (the schema extends this class with the
-    ranges). The defaults were measured (docs/amg.md): V(1,1) with Gauss-Seidel forward before the
-    coarse correction and backward after (a symmetric cycle), preconditioning CG."""
-
-    smoother: AmgSmoother = AmgSmoother.gauss_seidel
-    cycle: AmgCycle = AmgCycle.v
-    pre_smooth: int = 1
-    post_smooth: int = 1
-    krylov: AmgKrylov = AmgKrylov.cg  # cg: one cycle per iteration preconditions conjugate gradients
-
-    def describe(self) -> str:
-        """What was chosen, in a few words: ``RS + 2nd pass, classical interpolation, V(1,1) gauss_seidel, CG``."""
-        split = f"{self.splitting.upper()}{' + 2nd pass' if self.second_pass else ''} (theta={self.theta:g})"
-        shape = f"{self.cycle.upper()}({self.pre_smooth},{self.post_smooth}) {self.smoother}"
-        accelerated = "-preconditioned CG" if self.krylov == "cg" else " cycles"
-        return f"{split}, {self.interpolation} interpolation, {shape}{accelerated}"
 
 
 def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,

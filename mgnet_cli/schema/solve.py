@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mgnet_cli import memory, shipped
-from mgnet_cli.amg.matrices import SUFFIXES as MATRIX_SUFFIXES
-from mgnet_cli.amg.solver import AmgSettings
+from mgnet_cli.amg.settings import MATRIX_SUFFIXES, AmgSettings
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 

@@ -6,9 +6,10 @@ import pytest
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.setup import (SetupSettings, classical_interpolation, direct_interpolation, ruge_stuben, second_pass,
+from mgnet_cli.amg.settings import SMOOTHERS, AmgSettings, SetupSettings
+from mgnet_cli.amg.setup import (classical_interpolation, direct_interpolation, ruge_stuben, second_pass,
                                   split_pmis, split_rs, strength)
-from mgnet_cli.amg.solver import SMOOTHERS, AmgSettings, setup
+from mgnet_cli.amg.solver import setup
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.solve import iterate
 

@@ -14,7 +14,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mgnet_cli.amg.matrices import read_matrix, write_matrix
-from mgnet_cli.amg.solver import AmgSettings, solve_matrix
+from mgnet_cli.amg.settings import AmgSettings
+from mgnet_cli.amg.solver import solve_matrix
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.solve import solve_poisson
 from tests.helpers import cli, mgnet_solve, one_line_error
