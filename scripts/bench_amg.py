@@ -37,6 +37,7 @@ except ImportError:
 
 import torch
 
+from mgnet_cli.amg.matrices import stencil_matrix
 from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
@@ -75,24 +76,6 @@ class Run:
             if norm <= tol * self.norms[0]:
                 return at
         return None
-
-
-def matrix(stencil: torch.Tensor) -> sparse.csr_matrix:
-    """The (3, 3, n, n) stencil as a CSR matrix, rows ordered like ``u.flatten()``."""
-    n = stencil.shape[-1]
-    index = np.arange(n * n).reshape(n, n)
-    values, rows, cols = [], [], []
-    taps = stencil.cpu().numpy()
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            i0, i1, j0, j1 = max(0, -di), n - max(0, di), max(0, -dj), n - max(0, dj)
-            block = taps[1 + di, 1 + dj, i0:i1, j0:j1]
-            if np.any(block):
-                values.append(block.ravel())
-                rows.append(index[i0:i1, j0:j1].ravel())
-                cols.append(index[i0 + di:i1 + di, j0 + dj:j1 + dj].ravel())
-    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(n * n, n * n))
 
 
 def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
@@ -168,7 +151,7 @@ def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles
     """Every method on one problem: the same stencil, the same right-hand side."""
     stencil = problem.stencil()
     f = right_hand_side("random", problem.n, seed=0)
-    A, b = matrix(stencil), f.numpy().ravel()
+    A, b = stencil_matrix(stencil), f.numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
     runs.update({name: run_amg(name, A, b, tol, max_cycles) for name in AMG})
     for label, prolongation, smoother in ours:
