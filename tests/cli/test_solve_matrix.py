@@ -140,6 +140,7 @@ def bad_files(tmp_path):
     write_matrix(tmp_path / "unsymmetric.mtx", sparse.csr_matrix(np.array([[2.0, -1.0], [0.0, 2.0]])))
     write_matrix(tmp_path / "negative.npz", sparse.csr_matrix(np.array([[-2.0, 0.0], [0.0, 2.0]])))
     (tmp_path / "broken.npz").write_bytes(b"PK not really a zip")
+    scipy.io.mmwrite(tmp_path / "wide.mtx", sparse.coo_matrix(np.ones((2, 3))))
     (tmp_path / "folder.mtx").mkdir()
     np.save(tmp_path / "short.npy", np.ones(4))
     good = f"problem.file={tmp_path / 'good.mtx'}"
@@ -148,6 +149,7 @@ def bad_files(tmp_path):
         ([f"problem.file={tmp_path / 'none.mtx'}"], "none.mtx does not exist"),
         ([f"problem.file={tmp_path / 'folder.mtx'}"], "folder.mtx is a directory, not a regular file"),
         ([f"problem.file={tmp_path / 'A.csv'}"], "problem.file="),
+        ([f"problem.file={tmp_path / 'wide.mtx'}"], "not square (2 x 3)"),
         ([f"problem.file={tmp_path / 'unsymmetric.mtx'}"], "not symmetric"),
         ([f"problem.file={tmp_path / 'negative.npz'}"], "diagonal entry 0 is -2"),
         ([f"problem.file={tmp_path / 'broken.npz'}"], "unreadable as .npz"),
