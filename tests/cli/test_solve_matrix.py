@@ -91,7 +91,8 @@ def test_the_start_line_names_what_was_chosen(saved):
                        "problem.amg.interpolation=direct", "problem.amg.cycle=w", "problem.rhs=ones",
                        f"hydra.run.dir={root / 'chosen'}", cwd=root)
     assert done.returncode == 0, done.stderr
-    assert "rhs ones; AMG: PMIS (theta=0.25), direct interpolation, W(1,1) l1_jacobi cycles" in done.stderr + done.stdout
+    said = done.stderr + done.stdout
+    assert "rhs ones; AMG: PMIS (theta=0.25), direct interpolation, W(1,1) l1_jacobi cycles" in said
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".mtx"])
