@@ -85,21 +85,33 @@ class GaussSeidel(nn.Module):
     def __init__(self, A: SparseOperator, steps: int, symmetric: bool = False, reverse: bool = False) -> None:
         super().__init__()
         self.steps, self.symmetric, self.reverse = steps, symmetric, reverse
-        # SuperLU on a triangle in its own order, no pivoting, factors it as itself: its solve is
-        # the sweep, without spsolve_triangular's checks and copies on every call.
-        self.solvers = {lower: sparse_linalg.splu(triangle(A.matrix, format="csc"), permc_spec="NATURAL",
-                                                  diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-                        for lower, triangle in ((True, sparse.tril), (False, sparse.triu))}
+        self.matrix = A.matrix
+        self.solvers: dict[bool, sparse_linalg.SuperLU] = {}
+        for lower in self.order():  # the triangles this smoother sweeps with, factored in the setup
+            self.solver(lower)
+
+    def order(self) -> list[bool]:
+        """The triangles of one step, in order: True for the lower (a forward sweep)."""
+        return [not self.reverse] + ([self.reverse] if self.symmetric else [])
+
+    def solver(self, lower: bool) -> sparse_linalg.SuperLU:
+        """The triangle's factor, made when first needed. SuperLU on a triangle in its own order, no
+        pivoting, factors it as itself: its solve is the sweep, without spsolve_triangular's checks
+        and copies on every call."""
+        if lower not in self.solvers:
+            triangle = (sparse.tril if lower else sparse.triu)(self.matrix, format="csc")
+            self.solvers[lower] = sparse_linalg.splu(triangle, permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                                                     options={"SymmetricMode": True})
+        return self.solvers[lower]
 
     def _sweep(self, residual: torch.Tensor, lower: bool) -> torch.Tensor:
-        solved = self.solvers[lower].solve(residual.cpu().numpy())
+        solved = self.solver(lower).solve(residual.cpu().numpy())
         return torch.from_numpy(solved).to(residual.device)
 
     def forward(self, u, f, residual, A):
-        order = [not self.reverse] + ([self.reverse] if self.symmetric else [])
         first = True
         for _ in range(self.steps):
-            for lower in order:
+            for lower in self.order():
                 if not first:
                     residual = A.residual(u, f)
                 u = zero_if_none(u, f) + self._sweep(residual, lower)
