@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_amg.py --learned PATH.pt        # a learned prolongation to reuse
     .venv/bin/python scripts/bench_amg.py --stencil-aware PATH.pt  # a stencil-aware smoother to reuse
     .venv/bin/python scripts/bench_amg.py --quick                  # small grids: a smoke run
+    .venv/bin/python scripts/bench_amg.py --setup-sizes 255 511 1023 2047   # only mgnet AMG's setup cost
 
 Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
@@ -37,6 +38,7 @@ except ImportError:
 
 import torch
 
+from mgnet_cli.amg.matrices import stencil_matrix
 from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
@@ -75,24 +77,6 @@ class Run:
             if norm <= tol * self.norms[0]:
                 return at
         return None
-
-
-def matrix(stencil: torch.Tensor) -> sparse.csr_matrix:
-    """The (3, 3, n, n) stencil as a CSR matrix, rows ordered like ``u.flatten()``."""
-    n = stencil.shape[-1]
-    index = np.arange(n * n).reshape(n, n)
-    values, rows, cols = [], [], []
-    taps = stencil.cpu().numpy()
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            i0, i1, j0, j1 = max(0, -di), n - max(0, di), max(0, -dj), n - max(0, dj)
-            block = taps[1 + di, 1 + dj, i0:i1, j0:j1]
-            if np.any(block):
-                values.append(block.ravel())
-                rows.append(index[i0:i1, j0:j1].ravel())
-                cols.append(index[i0 + di:i1 + di, j0 + dj:j1 + dj].ravel())
-    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(n * n, n * n))
 
 
 def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
@@ -168,7 +152,7 @@ def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles
     """Every method on one problem: the same stencil, the same right-hand side."""
     stencil = problem.stencil()
     f = right_hand_side("random", problem.n, seed=0)
-    A, b = matrix(stencil), f.numpy().ravel()
+    A, b = stencil_matrix(stencil), f.numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
     runs.update({name: run_amg(name, A, b, tol, max_cycles) for name in AMG})
     for label, prolongation, smoother in ours:
@@ -241,6 +225,31 @@ def time_table(rows: list[tuple[str, dict[str, Run]]], tol: float) -> list[str]:
     return lines
 
 
+def setup_table(sizes: list[int]) -> list[str]:
+    """mgnet AMG's setup time (defaults) on the jumps matrix (1/10³ per box) at each n: the
+    hierarchy (strength, splitting, interpolation, Galerkin) and the cycle's build (operators,
+    Gauss-Seidel factors, the coarsest Cholesky) timed apart, and per row, to show how it grows."""
+    from mgnet_cli.amg.settings import AmgSettings
+    from mgnet_cli.amg.setup import ruge_stuben
+    from mgnet_cli.amg.solver import build_cycle
+
+    lines = ["| n | rows | entries | hierarchy s | cycle build s | setup s | µs per row | levels | operator complexity |",
+             "| --- " * 9 + "|"]
+    for n in sizes:
+        A = stencil_matrix(Problem("diffusion", n, "jumps").stencil())
+        with torch.inference_mode():
+            start = time.perf_counter()
+            hierarchy = ruge_stuben(A, AmgSettings())
+            built = time.perf_counter()
+            build_cycle(hierarchy, AmgSettings())
+            end = time.perf_counter()
+        total = end - start
+        lines.append(f"| {n} | {A.shape[0]:,} | {A.nnz:,} | {built - start:.2f} | {end - built:.2f} | {total:.2f} | "
+                     f"{1e6 * total / A.shape[0]:.1f} | {len(hierarchy.A)} | {hierarchy.operator_complexity():.2f} |")
+        log.info("%s", lines[-1])
+    return lines
+
+
 def plot_histories(label: str, runs: dict[str, Run], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -287,8 +296,15 @@ def main() -> None:
     parser.add_argument("--stencil-aware", default=None, help="a stencil_aware_smoother.pt (else trained here)")
     parser.add_argument("--quick", action="store_true", help="n = 31 and 63 only, a 3-step learned P")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the two PNGs")
+    parser.add_argument("--setup-sizes", type=int, nargs="+", default=None,
+                        help="only the setup cost of mgnet's AMG on jumps at these n (e.g. 255 511 1023 2047)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.setup_sizes is not None:
+        torch.set_num_threads(args.threads)
+        print(f"mgnet AMG setup (defaults), jumps 1/10³, torch {torch.__version__}, {args.threads} thread(s)\n")
+        print("\n".join(setup_table(args.setup_sizes)))
+        return
     if args.quick:
         args.sizes, args.aniso_size, args.time_size, args.learn_steps = [31, 63], 63, 63, 3
     torch.set_num_threads(args.threads)

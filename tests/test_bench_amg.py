@@ -37,3 +37,15 @@ def test_a_quick_run_prints_every_method_on_every_problem(tmp_path):
     assert all(0 < factor < 0.9 for factor in factors), factors  # mgnet's AMG converges on every problem
     assert {path.name for path in tmp_path.glob("*.png")} == {"amg_residual_histories.png",
                                                                "learned_prolongation.png"}
+
+
+def test_setup_sizes_prints_one_row_per_size_with_its_setup_time(tmp_path):
+    pytest.importorskip("pyamg")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--setup-sizes", "15", "31"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0][0] == "| n" and [row[1] for row in rows[1:]] == ["225", "961"]
+    for row in rows[1:]:
+        hierarchy, build, total = (float(cell) for cell in row[3:6])
+        assert total == pytest.approx(hierarchy + build, abs=0.02) and total > 0

@@ -4,19 +4,24 @@ DataError naming the file): unreadable, too large for memory, not square, not sy
 entry that is not positive, an entry that is not finite. Writes are atomic (storage.write_atomic)."""
 
 import io
+import os
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import scipy.io
 import scipy.sparse as sparse
+import torch
 
+from mgnet_cli.amg.settings import MATRIX_SUFFIXES as SUFFIXES
 from mgnet_cli.errors import DataError
 from mgnet_cli.memory import free_memory
 from mgnet_cli.storage import write_atomic
+from mgnet_cli.untrusted import open_regular
 
-SUFFIXES = (".mtx", ".npz")
 SYMMETRY_TOLERANCE = 1e-10  # max |A - A^T| relative to max |A|
 BYTES_PER_ENTRY = 40  # COO triples read, then CSR built and transposed for the symmetry check
+HEADER_BYTES = 2**20  # a Matrix Market header (comments included) longer than this is refused
 
 
 def _fault(path: Path, problem: str) -> DataError:
@@ -38,9 +43,23 @@ def _check_room(path: Path, rows: int, cols: int, entries: int) -> None:
                            f"more than the {bound.free / 2**30:.1f} GiB of {bound.source}")
 
 
-def _read_mtx(path: Path) -> sparse.csr_matrix:
+def _header(file: IO[bytes], path: Path) -> io.BytesIO:
+    """The Matrix Market banner, comments and size line (at most HEADER_BYTES), for ``mminfo``
+    (SciPy 1.17's ``mminfo`` aborts the process on a file object; a header in memory is safe)."""
+    header = io.BytesIO()
+    for line in iter(lambda: file.readline(HEADER_BYTES), b""):
+        header.write(line)
+        if header.tell() >= HEADER_BYTES:
+            raise _fault(path, f"a header (banner, comments and size line) longer than {HEADER_BYTES // 2**20} MiB")
+        if header.tell() > len(line) and line.strip() and not line.startswith(b"%"):
+            break  # the size line
+    header.seek(0)
+    return header
+
+
+def _read_mtx(file: IO[bytes], path: Path) -> sparse.csr_matrix:
     try:
-        rows, cols, entries, layout, field, symmetry = scipy.io.mminfo(str(path))
+        rows, cols, entries, layout, field, symmetry = scipy.io.mminfo(_header(file, path))
     except Exception as error:  # SciPy raises ValueError, OSError, IndexError... on a bad header
         raise _fault(path, f"not a Matrix Market file ({_first_line(error)})") from None
     if field not in ("real", "integer", "pattern"):
@@ -49,15 +68,16 @@ def _read_mtx(path: Path) -> sparse.csr_matrix:
         entries *= 2
     _check_room(path, int(rows), int(cols), int(entries))
     try:
-        matrix = scipy.io.mmread(str(path))
+        file.seek(0)
+        matrix = scipy.io.mmread(file)
     except Exception as error:
         raise _fault(path, f"unreadable ({_first_line(error)})") from None
     return sparse.csr_matrix(matrix, dtype=np.float64)
 
 
-def _read_npz(path: Path) -> sparse.csr_matrix:
+def _read_npz(file: IO[bytes], path: Path) -> sparse.csr_matrix:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with np.load(file, allow_pickle=False) as archive:
             header = {key: archive[key] for key in ("format", "shape") if key in archive.files}
             if "format" not in header or "shape" not in header or header["shape"].shape != (2,):
                 raise _fault(path, "not a SciPy sparse .npz (scipy.sparse.save_npz writes format and shape)")
@@ -70,7 +90,8 @@ def _read_npz(path: Path) -> sparse.csr_matrix:
         raise _fault(path, f"unreadable as .npz ({_first_line(error)})") from None
     _check_room(path, rows, cols, entries)
     try:
-        matrix = sparse.load_npz(path)
+        file.seek(0)
+        matrix = sparse.load_npz(file)
     except Exception as error:
         raise _fault(path, f"unreadable as a SciPy sparse matrix ({_first_line(error)})") from None
     if matrix.dtype.kind not in "biuf":
@@ -115,10 +136,58 @@ def read_matrix(path: Path | str) -> sparse.csr_matrix:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise _fault(path, f"unknown suffix {path.suffix!r}; give a .mtx (Matrix Market) or .npz (SciPy sparse)")
-    if not path.is_file():
-        raise _fault(path, "not found" if not path.exists() else "not a regular file")
     reader = _read_mtx if path.suffix.lower() == ".mtx" else _read_npz
-    return check_spd(reader(path), path)
+    with open_regular(path, "matrix file") as file:  # a FIFO or a folder is refused, not waited on
+        return check_spd(reader(file, path), path)
+
+
+def read_vector(path: Path | str, rows: int) -> torch.Tensor:
+    """A right-hand side of ``rows`` finite numbers from ``path``: ``.npy`` (no pickle) of shape
+    (rows,) or (rows, 1), or Matrix Market ``.mtx`` (an array, or coordinates of one column); as a
+    float64 tensor. Every fault is one line naming the file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".mtx"):
+        raise _fault(path, f"unknown suffix {path.suffix!r}; give a .npy or a Matrix Market .mtx vector")
+    with open_regular(path, "right-hand side file") as file:
+        if os.fstat(file.fileno()).st_size > 64 * rows + 2**16:  # 8 bytes an entry in .npy, text longer
+            raise _fault(path, f"larger than a vector of {rows:,} numbers could be")
+        try:
+            if suffix == ".npy":
+                values = np.load(file, allow_pickle=False)
+            else:
+                values = scipy.io.mmread(file)
+                values = values.toarray() if sparse.issparse(values) else values
+        except Exception as error:  # a bad header, a pickled array, a truncated body...
+            raise _fault(path, f"unreadable ({_first_line(error)})") from None
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise _fault(path, f"entries of type {values.dtype}: give real numbers")
+    if values.shape not in ((rows,), (rows, 1)):
+        raise _fault(path, f"shape {values.shape}, but the matrix has {rows:,} rows: give ({rows},) or ({rows}, 1)")
+    values = values.astype(np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise _fault(path, "an entry is not finite (nan or inf)")
+    return torch.from_numpy(values)
+
+
+def stencil_matrix(stencil: torch.Tensor) -> sparse.csr_matrix:
+    """A structured problem's (3, 3, n, n) stencil (zero boundary) as the n^2 x n^2 CSR matrix the
+    stencil applies, rows ordered like ``u.flatten()`` (``problem.save_matrix``; scripts/bench_amg.py)."""
+    n = stencil.shape[-1]
+    index = np.arange(n * n).reshape(n, n)
+    values, rows, cols = [], [], []
+    taps = stencil.detach().cpu().numpy()
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            i0, i1, j0, j1 = max(0, -di), n - max(0, di), max(0, -dj), n - max(0, dj)
+            block = taps[1 + di, 1 + dj, i0:i1, j0:j1]
+            if np.any(block):
+                values.append(block.ravel())
+                rows.append(index[i0:i1, j0:j1].ravel())
+                cols.append(index[i0 + di:i1 + di, j0 + dj:j1 + dj].ravel())
+    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(n * n, n * n))
 
 
 def write_matrix(path: Path | str, matrix: sparse.spmatrix) -> None:

@@ -25,20 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sparse
 
-SPLITTINGS = ("rs", "pmis")
-INTERPOLATIONS = ("direct", "classical")
-
-
-@dataclass(frozen=True)
-class SetupSettings:
-    theta: float = 0.25  # strength threshold
-    splitting: str = "rs"
-    truncation: float = 0.2  # drop interpolation weights below this fraction of the row's largest
-    coarsest_size: int = 64  # stop coarsening at or below this many rows (solved directly)
-    max_levels: int = 25
-    seed: int = 0  # PMIS's random weights
-    second_pass: bool = True  # RS second pass: strong F-F pairs share a C point
-    interpolation: str = "classical"  # or direct
+from mgnet_cli.amg.settings import INTERPOLATIONS, SPLITTINGS, SetupSettings
 
 
 @dataclass
@@ -244,10 +231,11 @@ def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np
     return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
 
 
-def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings = SetupSettings()) -> Hierarchy:
+def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> Hierarchy:
     """The classical AMG hierarchy of ``A`` (SPD, CSR): levels until a matrix has at most
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
     rows, or no C point)."""
+    settings = settings or SetupSettings()
     if settings.splitting not in SPLITTINGS:
         raise ValueError(f"splitting must be one of {', '.join(SPLITTINGS)}, got {settings.splitting!r}")
     if settings.interpolation not in INTERPOLATIONS:
@@ -256,7 +244,7 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings = SetupSettings())
     while len(hierarchy.A) < settings.max_levels and hierarchy.A[-1].shape[0] > settings.coarsest_size:
         fine = hierarchy.A[-1]
         S = strength(fine, settings.theta)
-        is_c = split_rs(S) if settings.splitting == "rs" else split_pmis(S, settings.seed)
+        is_c = split_rs(S) if settings.splitting == "rs" else split_pmis(S, settings.pmis_seed)
         if settings.second_pass:
             is_c = second_pass(S, is_c)
         if not 0 < is_c.sum() < 0.9 * fine.shape[0]:

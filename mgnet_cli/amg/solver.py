@@ -10,7 +10,6 @@ forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A
 """
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
@@ -18,11 +17,11 @@ import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import nn
 
-from mgnet_cli.amg.setup import Hierarchy, SetupSettings, ruge_stuben
+from mgnet_cli.amg.settings import SMOOTHERS, AmgSettings
+from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
-
-SMOOTHERS = ("l1_jacobi", "gauss_seidel", "symmetric_gauss_seidel", "chebyshev")
+from mgnet_cli.pde.solve import SolveResult, solve_system
 
 
 def to_torch(matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -86,21 +85,33 @@ class GaussSeidel(nn.Module):
     def __init__(self, A: SparseOperator, steps: int, symmetric: bool = False, reverse: bool = False) -> None:
         super().__init__()
         self.steps, self.symmetric, self.reverse = steps, symmetric, reverse
-        # SuperLU on a triangle in its own order, no pivoting, factors it as itself: its solve is
-        # the sweep, without spsolve_triangular's checks and copies on every call.
-        self.solvers = {lower: sparse_linalg.splu(triangle(A.matrix, format="csc"), permc_spec="NATURAL",
-                                                  diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-                        for lower, triangle in ((True, sparse.tril), (False, sparse.triu))}
+        self.matrix = A.matrix
+        self.solvers: dict[bool, sparse_linalg.SuperLU] = {}
+        for lower in self.order():  # the triangles this smoother sweeps with, factored in the setup
+            self.solver(lower)
+
+    def order(self) -> list[bool]:
+        """The triangles of one step, in order: True for the lower (a forward sweep)."""
+        return [not self.reverse] + ([self.reverse] if self.symmetric else [])
+
+    def solver(self, lower: bool) -> sparse_linalg.SuperLU:
+        """The triangle's factor, made when first needed. SuperLU on a triangle in its own order, no
+        pivoting, factors it as itself: its solve is the sweep, without spsolve_triangular's checks
+        and copies on every call."""
+        if lower not in self.solvers:
+            triangle = (sparse.tril if lower else sparse.triu)(self.matrix, format="csc")
+            self.solvers[lower] = sparse_linalg.splu(triangle, permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                                                     options={"SymmetricMode": True})
+        return self.solvers[lower]
 
     def _sweep(self, residual: torch.Tensor, lower: bool) -> torch.Tensor:
-        solved = self.solvers[lower].solve(residual.cpu().numpy())
+        solved = self.solver(lower).solve(residual.cpu().numpy())
         return torch.from_numpy(solved).to(residual.device)
 
     def forward(self, u, f, residual, A):
-        order = [not self.reverse] + ([self.reverse] if self.symmetric else [])
         first = True
         for _ in range(self.steps):
-            for lower in order:
+            for lower in self.order():
                 if not first:
                     residual = A.residual(u, f)
                 u = zero_if_none(u, f) + self._sweep(residual, lower)
@@ -151,19 +162,11 @@ def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) 
     raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {name!r}")
 
 
-@dataclass(frozen=True)
-class AmgSettings:
-    setup: SetupSettings = SetupSettings()
-    smoother: str = "gauss_seidel"
-    pre_smooth: int = 1
-    post_smooth: int = 1
-    shape: str = "v"  # v or w
-
-
-def build_cycle(hierarchy: Hierarchy, settings: AmgSettings = AmgSettings(),
+def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,
                 device: str | torch.device = "cpu") -> MultigridCycle:
     """The hierarchy's levels in the shared cycle: pre- and post-smoothers (the post-smoother the
     pre-smoother's adjoint, so V(nu, nu) preconditions CG), P^T down, P up, Cholesky at the bottom."""
+    settings = settings or AmgSettings()
     levels = []
     for depth, matrix in enumerate(hierarchy.A):
         A = SparseOperator(matrix, device)
@@ -175,10 +178,28 @@ def build_cycle(hierarchy: Hierarchy, settings: AmgSettings = AmgSettings(),
                             restrict_residual=SparseTransfer(P.T.tocsr(), device),
                             prolong=SparseTransfer(P, device),
                             post_smoother=make_smoother(settings.smoother, A, settings.post_smooth, post=True)))
-    return MultigridCycle(levels, settings.shape)
+    return MultigridCycle(levels, str(settings.cycle))
 
 
-def setup(matrix: sparse.csr_matrix, settings: AmgSettings = AmgSettings(),
+def setup(matrix: sparse.csr_matrix, settings: AmgSettings | None = None,
           device: str | torch.device = "cpu") -> tuple[MultigridCycle, Hierarchy]:
-    hierarchy = ruge_stuben(matrix, settings.setup)
+    settings = settings or AmgSettings()
+    hierarchy = ruge_stuben(matrix, settings)
     return build_cycle(hierarchy, settings, device), hierarchy
+
+
+def solve_matrix(matrix: sparse.csr_matrix, f: torch.Tensor, settings: AmgSettings, tol: float,
+                 max_cycles: int) -> tuple[SolveResult, Hierarchy]:
+    """``A u = f`` (``f`` float64 on the device the cycle runs on) by the AMG cycle from ``u = 0``, or
+    CG preconditioned by it: the setup (hierarchy, smoothers, coarsest factor) timed as
+    ``setup_time_s``, the iterations as ``solve_time_s``; ``levels`` are the rows per level."""
+    built: list[Hierarchy] = []
+
+    def build() -> tuple[MultigridCycle, list[int]]:
+        cycle, hierarchy = setup(matrix, settings, f.device)
+        built.append(hierarchy)
+        return cycle, [level.shape[0] for level in hierarchy.A]
+
+    with torch.inference_mode():
+        result = solve_system(f, build, tol, max_cycles, str(settings.krylov))
+    return result, built[0]

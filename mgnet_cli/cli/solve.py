@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
+from mgnet_cli.cli.solve_matrix import refuse_geometric_keys, save_structured_matrix, solve_matrix
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
 from mgnet_cli.cli.solve_settings import (DTYPES, Smoother, built, multigrid_settings, problem_settings,
                                          smoother_factory, training_settings)
@@ -37,7 +38,7 @@ from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, loa
                                                      save_stencil_smoother, with_net)
 from mgnet_cli.report.plots import residual_history
 from mgnet_cli.report.text import residual_table
-from mgnet_cli.schema.solve import PoissonProblemConfig, ProblemKind, SolveConfig, SolverConfig
+from mgnet_cli.schema.solve import MatrixProblemConfig, PoissonProblemConfig, ProblemKind, SolveConfig, SolverConfig
 from mgnet_cli.storage import write_json_atomic
 from mgnet_cli.device import choose_threads, resolve_device
 from mgnet_cli.train.tracking import Tracker
@@ -199,6 +200,11 @@ def run(cfg: DictConfig) -> float:
     if chosen in PROBLEM_KINDS and chosen != checked_problem.kind:
         raise ConfigError(f"problem.kind={checked_problem.kind}: choose the problem with "
                           f"problem={checked_problem.kind} (configs/problem/), not by its kind")
+    if isinstance(checked_problem, MatrixProblemConfig):  # any SPD matrix: algebraic multigrid (amg/)
+        refuse_geometric_keys(list(HydraConfig.get().overrides.task), solver)
+        stopping = stopping_for(solver)
+        solved = solve_matrix(checked_problem, stopping.tol, stopping.max_cycles, stopping.device)
+        return record(*solved, stopping, config, run_dir)
     problem = problem_settings(checked_problem)
     smoother = smoother_factory(solver.smoother)
     options = multigrid_settings(solver, smoother)
@@ -206,22 +212,39 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
-    n, rhs, dtype_name = problem.n, str(checked_problem.rhs), str(solver.dtype)
-    stopping = Stopping(solver.tol, solver.max_cycles, DTYPES[dtype_name],
-                        resolve_device(solver.device, "solver.device"))
-    device, tol = stopping.device, stopping.tol
-    if device.type == "cpu":
-        threads, why = choose_threads(solver.threads)
-        torch.set_num_threads(threads)
-        log.info("%d CPU thread%s: %s", threads, "s" if threads > 1 else "", why)
+    n, rhs = problem.n, str(checked_problem.rhs)
+    stopping = stopping_for(solver)
+    if checked_problem.save_matrix is not None:
+        save_structured_matrix(problem.stencil(), checked_problem.save_matrix)
     name = choices.get("solver/smoother", smoother.name)
-    options, rule, records = learned_parts(solver, smoother, name, options, run_dir, device)
+    options, rule, records = learned_parts(solver, smoother, name, options, run_dir, stopping.device)
     result = solve_problem(problem, checked_problem, options, stopping, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
     shape += "-preconditioned CG" if options.krylov == "cg" else ""
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
     title = f"n={n} {problem.label()} {rhs}, {shape} {name}{coarsening}"
+    described = {"problem": problem.label(), "smoother": name,
+                 "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear"}
+    return record(result, title, described, records, stopping, config, run_dir)
+
+
+def stopping_for(solver: SolverConfig) -> Stopping:
+    """``solver``'s tolerance, cycles, dtype and device; on CPU, the threads set (and logged)."""
+    stopping = Stopping(solver.tol, solver.max_cycles, DTYPES[str(solver.dtype)],
+                        resolve_device(solver.device, "solver.device"))
+    if stopping.device.type == "cpu":
+        threads, why = choose_threads(solver.threads)
+        torch.set_num_threads(threads)
+        log.info("%d CPU thread%s: %s", threads, "s" if threads > 1 else "", why)
+    return stopping
+
+
+def record(result: SolveResult, title: str, described: dict[str, Any], records: dict[str, Any],
+           stopping: Stopping, config: dict[str, Any], run_dir: Path) -> float:
+    """Logs the solve, writes the run folder's files (results.json last) and ends as the outcome
+    says: returns the convergence factor, or exits 1 (2 if diverged) outside a sweep."""
+    device, tol, dtype_name = stopping.device, stopping.tol, str(stopping.dtype).removeprefix("torch.")
     log.info("%s on %s, %s; levels %s\n%s", title, device, dtype_name, result.levels,
              residual_table(result))
     log.info("%s after %d cycles (relative residual %.2e); convergence factor %.3f per cycle; "
@@ -235,11 +258,8 @@ def run(cfg: DictConfig) -> float:
         log.info("discretisation error against the exact solution: max %.3e, L2 %.3e",
                  result.error_max, result.error_l2)
 
-    results = {"command": "solve", "config": config,
-               "device": str(device), "torch_version": torch.__version__, "problem": problem.label(),
-               "smoother": name,
-               "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
-               **result.summary(), **records}
+    results = {"command": "solve", "config": config, "device": str(device), "torch_version": torch.__version__,
+               **described, **result.summary(), **records}
     residual_history(result.relative_residuals, tol, f"{title}: factor {result.convergence_factor:.3f}",
                      run_dir / "residual_history.png")
     write_scalars(result, run_dir)

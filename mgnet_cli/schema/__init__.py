@@ -29,7 +29,7 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
     "smoother": {"base": model.SmootherConfig, "densenet": model.DenseNetSmootherConfig,
                  "chebyshev": model.ChebyshevSmootherConfig},
     "problem": {"poisson": solve.PoissonProblemConfig, "diffusion": solve.DiffusionProblemConfig,
-                "anisotropic": solve.AnisotropicProblemConfig},
+                "anisotropic": solve.AnisotropicProblemConfig, "matrix": solve.MatrixProblemConfig},
     "solver/smoother": {"jacobi": solve.JacobiConfig, "base": solve.SolverSmootherConfig,
                         "chebyshev": solve.ChebyshevPolynomialConfig},
 }

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mgnet_cli import memory, shipped
+from mgnet_cli.amg.settings import MATRIX_SUFFIXES, AmgSettings
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -17,6 +18,7 @@ class ProblemKind(rules.Choice):
     poisson = "poisson"
     diffusion = "diffusion"
     anisotropic = "anisotropic"
+    matrix = "matrix"
 
 
 class RightHandSide(rules.Choice):
@@ -84,6 +86,7 @@ class PoissonProblemConfig:
     n: int = 255
     rhs: RightHandSide = RightHandSide.random
     seed: int = 0
+    save_matrix: str | None = None  # a .mtx or .npz to write the fine-grid matrix to (problem=matrix reads it)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("poisson",)
     SELECTED_BY: ClassVar[str] = "kind"
@@ -93,6 +96,7 @@ class PoissonProblemConfig:
         grid_size(self, "n")
         fits_in_memory(self, "n")
         rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        matrix_file(self, "save_matrix", optional=True)
 
 
 @dataclass
@@ -136,6 +140,54 @@ class AnisotropicProblemConfig(PoissonProblemConfig):
         super().__post_init__()
         rules.number(self, "epsilon", 0.0, 1.0, low_open=True)
         rules.number(self, "theta", -2 * math.pi, 2 * math.pi)
+
+
+def matrix_file(owner: object, name: str, optional: bool = False) -> None:
+    """A path to a sparse matrix file: ``.mtx`` (Matrix Market) or ``.npz`` (SciPy sparse)."""
+    rules.text(owner, name, optional)
+    value = getattr(owner, name)
+    if value is not None and not value.lower().endswith(MATRIX_SUFFIXES):
+        raise rules.Invalid(name, value, "give a .mtx (Matrix Market) or .npz (SciPy sparse) file")
+
+
+@dataclass
+class AmgConfig(AmgSettings):
+    """``problem.amg``: the algebraic multigrid's keys, types and defaults, written once beside the
+    code (mgnet_cli/amg/: ``AmgSettings``, ``SetupSettings``); here only their ranges."""
+
+    def __post_init__(self) -> None:
+        rules.number(self, "theta", 0.0, 1.0, low_open=True)
+        rules.number(self, "truncation", 0.0, 1.0, high_open=True)
+        rules.count(self, "coarsest_size", maximum=4096)  # the coarsest matrix is factored densely
+        rules.count(self, "max_levels", minimum=2, maximum=100)
+        rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
+        rules.count(self, "pre_smooth", minimum=0, maximum=100)
+        rules.count(self, "post_smooth", minimum=0, maximum=100)
+        if self.pre_smooth == 0 and self.post_smooth == 0:
+            raise rules.Invalid("pre_smooth", 0, "with problem.amg.post_smooth=0 the cycle never smooths")
+
+
+@dataclass
+class MatrixProblemConfig:
+    """A user's symmetric positive definite matrix, solved by algebraic multigrid
+    (``configs/problem/matrix.yaml``; docs/amg.md)."""
+    kind: str = "matrix"
+    file: str | None = None  # required: the schema allows null so that the option composes alone
+    rhs: str = "random"
+    seed: int = 0
+    amg: AmgConfig = field(default_factory=AmgConfig)
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("matrix",)
+    RHS_SUFFIXES: ClassVar[tuple[str, ...]] = (".npy", ".mtx")
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "kind", self.TARGETS)
+        matrix_file(self, "file", optional=True)
+        rules.text(self, "rhs")
+        if self.rhs not in ("random", "ones") and not self.rhs.lower().endswith(self.RHS_SUFFIXES):
+            raise rules.Invalid("rhs", self.rhs, "give random, ones, or a vector file: .npy, or a Matrix "
+                                                 "Market .mtx (array or one-column coordinates)")
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
 
 
 # --- solver smoothers ---------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """Matrix files: .mtx and .npz round-trip exactly; every bad file is one line naming the file."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse as sparse
 
-from mgnet_cli.amg.matrices import read_matrix, write_matrix
-from mgnet_cli.errors import DataError
+from mgnet_cli.amg.matrices import read_matrix, read_vector, write_matrix
+from mgnet_cli.errors import MgnetError
 from mgnet_cli.memory import free_memory
 
 
@@ -34,7 +36,7 @@ def test_a_general_matrix_market_file_from_elsewhere_is_read(tmp_path):
 
 
 def one_line(path, match: str) -> str:
-    with pytest.raises(DataError) as caught:
+    with pytest.raises(MgnetError) as caught:
         read_matrix(path)
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and match in message, message
@@ -128,8 +130,54 @@ def test_an_npz_that_is_not_a_sparse_matrix(tmp_path):
     one_line(path, "not a SciPy sparse .npz")
 
 
-def test_missing_file_folder_and_unknown_suffix(tmp_path):
-    one_line(tmp_path / "none.mtx", "not found")
+def test_missing_file_folder_fifo_dangling_link_and_unknown_suffix(tmp_path):
+    one_line(tmp_path / "none.mtx", "does not exist")
     (tmp_path / "folder.mtx").mkdir()
-    one_line(tmp_path / "folder.mtx", "not a regular file")
+    one_line(tmp_path / "folder.mtx", "is a directory, not a regular file")
+    os.mkfifo(tmp_path / "fifo.mtx")  # refused at once, not waited on for a writer
+    one_line(tmp_path / "fifo.mtx", "is a FIFO, not a regular file")
+    (tmp_path / "dangling.mtx").symlink_to(tmp_path / "gone.mtx")
+    one_line(tmp_path / "dangling.mtx", "does not exist")
     one_line(tmp_path / "A.csv", "unknown suffix '.csv'")
+
+
+def test_a_link_to_a_matrix_file_is_read_as_the_file(tmp_path):
+    write_matrix(tmp_path / "A.mtx", poisson_1d(5))
+    (tmp_path / "link.mtx").symlink_to(tmp_path / "A.mtx")
+    assert (read_matrix(tmp_path / "link.mtx") != poisson_1d(5)).nnz == 0
+
+
+def test_a_huge_matrix_market_header_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "A.mtx"
+    path.write_bytes(b"%%MatrixMarket matrix coordinate real general\n" + b"%" * (3 * 2**20) + b"\n2 2 1\n1 1 1\n")
+    one_line(path, "a header (banner, comments and size line) longer than 1 MiB")
+
+
+@pytest.mark.parametrize("shape", [(6,), (6, 1)])
+def test_a_vector_reads_from_npy_and_matrix_market(tmp_path, shape):
+    values = np.arange(6.0).reshape(shape)
+    np.save(tmp_path / "b.npy", values)
+    scipy.io.mmwrite(tmp_path / "b.mtx", values.reshape(6, 1))
+    scipy.io.mmwrite(tmp_path / "c.mtx", sparse.coo_matrix(values.reshape(6, 1)))  # coordinates, 0 left out
+    for name in ("b.npy", "b.mtx", "c.mtx"):
+        assert read_vector(tmp_path / name, 6).tolist() == list(np.arange(6.0)), name
+
+
+def vector_fault(path, rows: int, says: str) -> None:
+    with pytest.raises(MgnetError) as caught:
+        read_vector(path, rows)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and says in message, message
+
+
+def test_a_bad_vector_file_is_one_line(tmp_path):
+    np.save(tmp_path / "short.npy", np.ones(5))
+    vector_fault(tmp_path / "short.npy", 6, "shape (5,), but the matrix has 6 rows")
+    np.save(tmp_path / "nan.npy", np.array([1.0, np.nan]))
+    vector_fault(tmp_path / "nan.npy", 2, "not finite")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    vector_fault(tmp_path / "objects.npy", 2, "unreadable")  # never unpickled
+    np.save(tmp_path / "big.npy", np.ones(10**5))
+    vector_fault(tmp_path / "big.npy", 6, "larger than a vector of 6 numbers could be")
+    vector_fault(tmp_path / "b.csv", 6, "unknown suffix '.csv'")
+    vector_fault(tmp_path / "none.npy", 6, "does not exist")

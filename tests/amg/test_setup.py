@@ -6,9 +6,10 @@ import pytest
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.setup import (SetupSettings, classical_interpolation, direct_interpolation, ruge_stuben, second_pass,
+from mgnet_cli.amg.settings import SMOOTHERS, AmgSettings, SetupSettings
+from mgnet_cli.amg.setup import (classical_interpolation, direct_interpolation, ruge_stuben, second_pass,
                                   split_pmis, split_rs, strength)
-from mgnet_cli.amg.solver import SMOOTHERS, AmgSettings, setup
+from mgnet_cli.amg.solver import setup
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.solve import iterate
 
@@ -77,7 +78,7 @@ def test_the_test_matrices_are_spd():
 @pytest.mark.parametrize("make", [poisson, jumps], ids=["poisson", "jumps"])
 def test_the_solution_matches_a_dense_solve(make, splitting, interpolation):
     A = make(31)
-    cycle, hierarchy = setup(A, AmgSettings(setup=SetupSettings(splitting=splitting, interpolation=interpolation)))
+    cycle, hierarchy = setup(A, AmgSettings(splitting=splitting, interpolation=interpolation))
     assert len(hierarchy.A) >= 3 and hierarchy.A[-1].shape[0] <= 64
     f = rhs(A.shape[0])
     with torch.inference_mode():
@@ -201,7 +202,7 @@ JUMPS_BOUND = 0.30
 @pytest.mark.parametrize("shape", ["v", "w"])
 def test_every_smoother_and_shape_converges_and_cg_converges_faster(smoother, shape):
     A = jumps(31)
-    settings = AmgSettings(smoother=smoother, shape=shape, pre_smooth=2 if smoother == "chebyshev" else 1,
+    settings = AmgSettings(smoother=smoother, cycle=shape, pre_smooth=2 if smoother == "chebyshev" else 1,
                            post_smooth=2 if smoother == "chebyshev" else 1)
     cycle, _ = setup(A, settings)
     f = rhs(A.shape[0])
@@ -217,7 +218,7 @@ def test_every_smoother_and_shape_converges_and_cg_converges_faster(smoother, sh
 def test_gauss_seidel_v_cycle_is_symmetric_so_cg_may_use_it():
     """One cycle from zero is a linear map B; with backward post-sweeps B = B^T."""
     A = poisson(7)
-    cycle, _ = setup(A, AmgSettings(setup=SetupSettings(coarsest_size=10)))
+    cycle, _ = setup(A, AmgSettings(coarsest_size=10))
     with torch.inference_mode():
         B = torch.stack([cycle(None, e, e) for e in torch.eye(49, dtype=torch.float64)], dim=1)
     assert torch.allclose(B, B.T, atol=1e-13)
@@ -226,7 +227,7 @@ def test_gauss_seidel_v_cycle_is_symmetric_so_cg_may_use_it():
 def test_settings_outside_the_choices_are_refused():
     with pytest.raises(ValueError, match="splitting must be one of rs, pmis"):
         ruge_stuben(poisson(9), SetupSettings(splitting="cljp"))
-    with pytest.raises(ValueError, match="interpolation must be one of direct, classical"):
+    with pytest.raises(ValueError, match="interpolation must be one of classical, direct"):
         ruge_stuben(poisson(9), SetupSettings(interpolation="extended"))
     with pytest.raises(ValueError, match="smoother must be one of"):
         setup(poisson(9), AmgSettings(smoother="ilu"))
