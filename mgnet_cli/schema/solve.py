@@ -148,7 +148,7 @@ class SolverSmootherConfig:
     _target_: str = "mgnet_cli.pde.smoothers.RedBlackGaussSeidel"
     _partial_: bool = True
 
-    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "base")
+    TARGETS = shipped.Targets("solver/smoother", "base")  # what the shipped options name
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
@@ -160,7 +160,7 @@ class JacobiConfig(SolverSmootherConfig):
     _target_: str = "mgnet_cli.pde.smoothers.DampedJacobi"
     omega: float = 0.8
 
-    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "jacobi")
+    TARGETS = shipped.Targets("solver/smoother", "jacobi")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -172,7 +172,7 @@ class ChebyshevPolynomialConfig(SolverSmootherConfig):
     _target_: str = "mgnet_cli.pde.smoothers.ChebyshevPolynomial"
     ratio: float = 4.0
 
-    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "chebyshev")
+    TARGETS = shipped.Targets("solver/smoother", "chebyshev")
 
     def __post_init__(self) -> None:
         super().__post_init__()
