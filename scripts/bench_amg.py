@@ -12,8 +12,8 @@ smoothed_aggregation_solver with their default smoothers (symmetric Gauss-Seidel
 mgnet AMG: mgnet_cli/amg on the same CSR matrix (its defaults: Ruge-Stueben with the second pass,
 classical interpolation, V(1,1) with
 Gauss-Seidel forward before and backward after the coarse correction), alone and in CG.
-The stencil-aware smoother (stencil_smoother.py) is trained here with configs/solve.yaml's
-``solver.stencil_aware`` settings unless ``--stencil-aware`` gives a checkpoint. Times: n =
+The stencil-aware smoother (stencil_smoother.py) is trained here with the default
+``solver.smoother.learning`` settings (StencilAwareConfig) unless ``--stencil-aware`` gives a checkpoint. Times: n =
 ``--time-size`` to 1e-8, setup included (the learned parts' training is not; it is printed apart),
 both sides on one CPU thread. Needs the ``[bench]`` extra (pyamg, scipy).
 """
@@ -187,10 +187,10 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
     if path is not None:
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = LearnedProlongationConfig(train_sizes=[31], steps=steps)  # solve.yaml's
+    settings = LearnedProlongationConfig(steps=steps)  # mgnet solve's defaults
     options = MultigridSettings(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=1e-3), schedule)
+    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     if save is not None:
         from mgnet_cli.pde.prolongation_learning import save_prolongation
 
@@ -201,7 +201,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
 
 def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str]:
     """The stencil-aware smoother from ``path``, or trained here as ``mgnet solve`` would (with
-    configs/solve.yaml's ``solver.stencil_aware``; ``quick``: 3 steps); and a line saying which."""
+    the default ``solver.smoother.learning``, StencilAwareConfig; ``quick``: 3 steps); and a line saying which."""
     from mgnet_cli.schema.solve import StencilAwareConfig
     from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
     from mgnet_cli.train.schedules import WarmupCosine
@@ -210,9 +210,9 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
     if path is not None:
         net, state = load_stencil_smoother(Path(path), options, rule)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = StencilAwareConfig(steps=3 if quick else 60)  # solve.yaml's
+    settings = StencilAwareConfig(steps=3) if quick else StencilAwareConfig()  # mgnet solve's defaults
     schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=3e-3), schedule)
+    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     return with_net(options, result.model).smoother, (
         f"stencil-aware smoother: trained here, {settings.steps} steps at n = 31, {result.time_s:.0f} s")
 

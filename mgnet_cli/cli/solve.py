@@ -1,7 +1,7 @@
 """``mgnet solve``: check the config, solve the problem by multigrid cycles, report and record the run.
 
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
-with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
+with ``solver/smoother=learned`` and no ``solver.smoother.learning.checkpoint`` it first learns the smoother
 (curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
 ``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``), and
 ``solver/smoother=stencil_aware`` ``stencil_aware_smoother.pt`` (``learned_stencil_aware_smoother/``).
@@ -10,7 +10,7 @@ with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first l
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +50,22 @@ Schedule = Callable[[int], float]
 
 
 def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Schedule]:
-    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``),
-    each built once on a probe so that a bad one is a one-line error before any learning."""
+    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``,
+    over ``steps`` unless its ``epochs`` says otherwise), each built once on a probe so that a bad
+    one is a one-line error before any learning."""
     probe = [torch.zeros(1, requires_grad=True)]
     make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
-    schedule = built(node.scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
+    scheduler = replace(node.scheduler, epochs=node.scheduler.epochs or steps)
+    schedule = built(scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
     return make_optimizer, schedule
 
 
 @dataclass(frozen=True)
 class Part:
-    """A learned solver part: its ``solver.<key>`` node, the file it is saved as, its training
-    settings, and how it is loaded, learned, saved and put into the cycle's options."""
+    """A learned solver part: the key of its training settings, the file it is saved as, and how it
+    is loaded, learned, saved and put into the cycle's options."""
 
-    key: str
+    key: str  # solver.smoother.learning, solver.learned_prolongation
     file: str
     record: str  # its entry in results.json
     what: str  # what the training grids' levels are: smoothed or coarsened
@@ -79,19 +81,19 @@ def galerkin_rule(options: MultigridSettings) -> ProlongationRule:
 
 PARTS = {
     "learned": Part(
-        "learned", "learned_smoother.pt", "learned_smoother", "smoothed",
+        "solver.smoother.learning", "learned_smoother.pt", "learned_smoother", "smoothed",
         load=lambda path, options: load_learned(path),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_smoother(
             settings, options, make, schedule, run_dir, device),
         save=save_learned),
     "stencil_aware": Part(
-        "stencil_aware", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
+        "solver.smoother.learning", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
         load=lambda path, options: load_stencil_smoother(path, options, galerkin_rule(options)),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_stencil_smoother(
             settings, options, galerkin_rule(options), make, schedule, run_dir),
         save=save_stencil_smoother),
     "learned_prolongation": Part(
-        "learned_prolongation", "learned_prolongation.pt", "learned_prolongation", "coarsened",
+        "solver.learned_prolongation", "learned_prolongation.pt", "learned_prolongation", "coarsened",
         load=lambda path, options: load_prolongation(path),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_prolongation(
             settings, options, make, schedule, run_dir),
@@ -101,9 +103,9 @@ PARTS = {
 
 def load_or_learn(part: Part, node: Any, options: MultigridSettings, run_dir: Path,
                   device: torch.device) -> tuple[Any, dict[str, Any]]:
-    """Loads ``solver.<key>.checkpoint`` or learns the part (saved in ``run_dir``); returns it and
-    its record for results.json."""
-    key = f"solver.{part.key}"
+    """Loads ``<key>.checkpoint`` or learns the part (saved in ``run_dir``); returns it and its
+    record for results.json."""
+    key = part.key
     if node.checkpoint is not None:
         path = Path(node.checkpoint).expanduser()
         model, state = part.load(path, options)
@@ -138,24 +140,21 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
             "error_max", "error_l2") if summary[key] is not None})
 
 
-def learned_parts(solver: SolverConfig, smoother: Smoother, choice: str, options: MultigridSettings, run_dir: Path,
+def learned_parts(solver: SolverConfig, smoother: Smoother, options: MultigridSettings, run_dir: Path,
                   device: torch.device) -> tuple[MultigridSettings, LearnedProlongation | None, dict[str, Any]]:
     """The learned smoother and prolongation where chosen (learned or loaded): the options that use
     the smoother, the prolongation rule, and their records for results.json."""
     records: dict[str, Any] = {}
-    for key in ("learned", "stencil_aware"):
-        node = getattr(solver, key)
-        if smoother.learned == key:
-            model, records[PARTS[key].record] = load_or_learn(PARTS[key], node, options, run_dir, device)
-            if key == "learned":
-                records["learned_smoother"]["kernels"] = {label: kernel.detach().cpu().tolist()
-                                                          for label, kernel in model.labelled()}
-                log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(model, START_OMEGA))
-                options = with_kernels(options, model.to(device))
-            else:
-                options = with_net(options, model.to(device))
-        elif node.checkpoint is not None:
-            log.warning("solver.%s.checkpoint is unused: solver/smoother=%s", key, choice)
+    if smoother.learned is not None:
+        part = PARTS[smoother.learned]
+        model, records[part.record] = load_or_learn(part, solver.smoother.learning, options, run_dir, device)
+        if smoother.learned == "learned":
+            records["learned_smoother"]["kernels"] = {label: kernel.detach().cpu().tolist()
+                                                      for label, kernel in model.labelled()}
+            log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(model, START_OMEGA))
+            options = with_kernels(options, model.to(device))
+        else:
+            options = with_net(options, model.to(device))
     rule = None
     if options.prolongation == "learned":
         rule, records["learned_prolongation"] = load_or_learn(PARTS["learned_prolongation"],
@@ -215,7 +214,7 @@ def run(cfg: DictConfig) -> float:
         torch.set_num_threads(threads)
         log.info("%d CPU thread%s: %s", threads, "s" if threads > 1 else "", why)
     name = choices.get("solver/smoother", smoother.name)
-    options, rule, records = learned_parts(solver, smoother, name, options, run_dir, device)
+    options, rule, records = learned_parts(solver, smoother, options, run_dir, device)
     result = solve_problem(problem, checked_problem, options, stopping, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")

@@ -5,7 +5,7 @@ Each a one-line ConfigError."""
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 LEARNED_SMOOTHERS = {"LearnedSmoother": "learned", "StencilAwareSmoother": "stencil_aware"}
-"""A smoother class whose part is learned or loaded (its ``solver.<key>``), not configured."""
+"""A smoother class whose part is learned or loaded (by its ``solver.smoother.learning``), not configured."""
 
 
 def problem_settings(checked: PoissonProblemConfig) -> Problem:
@@ -47,7 +47,7 @@ def problem_settings(checked: PoissonProblemConfig) -> Problem:
 @dataclass(frozen=True)
 class Smoother:
     """``solver.smoother`` built once: ``steps -> smoother``, its class name, and the key of its
-    learned part (``learned``, ``stencil_aware``) or None."""
+    learned part in ``PARTS`` (``learned``, ``stencil_aware``) or None."""
 
     factory: SmootherFactory
     name: str
@@ -58,8 +58,9 @@ def smoother_factory(node: SolverSmootherConfig) -> Smoother:
     """The checked ``solver.smoother`` (its ``_target_`` one the schema allows) built as
     ``steps -> smoother`` and tried once; a bad setting is one line naming its key."""
     name = node._target_.rsplit(".", 1)[-1]  # the one read of the target
+    built_keys = {key.name: getattr(node, key.name) for key in fields(node) if key.name != "learning"}
     try:
-        factory = instantiate(node)
+        factory = instantiate(built_keys)  # a learned smoother's ``learning`` is how to learn it
         factory(1)
     except ValueError as error:  # the class names the setting: "omega=2: give a number in (0, 1]"
         raise ConfigError(f"solver.smoother.{str(error).splitlines()[0]}") from error
@@ -89,7 +90,7 @@ def above_coarsest(train_sizes: Any, key: str, coarsest_n: int, what: str = "smo
 
 
 def training_settings(node: Any, key: str, coarsest_n: int, what: str = "smoothed") -> Any:
-    """A learned part's checked node (``solver.learned``, ...) with its training grids sorted, each
+    """A learned part's checked node (``solver.smoother.learning``, ...) with its training grids sorted, each
     above the coarsest grid."""
     return replace(node, train_sizes=list(above_coarsest(node.train_sizes, key, coarsest_n, what)))
 

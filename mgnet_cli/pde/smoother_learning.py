@@ -140,7 +140,7 @@ def learn_smoother(settings: LearnedSmootherConfig, options: MultigridSettings, 
     final = result.factors[-1][1]
     if not all(bool(torch.isfinite(kernel).all()) for kernel in kernels.kernels) or not final < 1:
         raise MgnetError(f"learning the smoother blew up (factor {final:.3g} on the unseen grid, or "
-                         "kernels not finite): nothing saved or used; lower solver.learned.optimizer.lr")
+                         "kernels not finite): nothing saved or used; lower solver.smoother.learning.optimizer.lr")
     return result
 
 

@@ -41,7 +41,7 @@ def refuse_divergent(factors: dict[str, float], where: str) -> None:
     if bad:
         shown = ", ".join(f"{kind} {value:.3g}" for kind, value in bad.items())
         raise MgnetError(f"the stencil-aware smoother does not converge {where} (factor {shown}): "
-                         "nothing saved or used; lower solver.stencil_aware.optimizer.lr or its steps")
+                         "nothing saved or used; lower solver.smoother.learning.optimizer.lr or its steps")
 
 
 def learn_stencil_smoother(settings: StencilAwareConfig, options: MultigridSettings,

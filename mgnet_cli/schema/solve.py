@@ -142,8 +142,7 @@ class AnisotropicProblemConfig(PoissonProblemConfig):
 @dataclass
 class SolverSmootherConfig:
     """A solver smoother with the keys every one has (``configs/solver/smoother/*.yaml`` extending
-    ``/schema/solver/smoother/base``: red-black and zebra-line Gauss-Seidel, the learned smoothers,
-    whose training keys are ``solver.learned`` and ``solver.stencil_aware``, and any new one); the
+    ``/schema/solver/smoother/base``: red-black and zebra-line Gauss-Seidel and any new one); the
     code it may call is what those files name."""
     _target_: str = "mgnet_cli.pde.smoothers.RedBlackGaussSeidel"
     _partial_: bool = True
@@ -184,10 +183,12 @@ class ChebyshevPolynomialConfig(SolverSmootherConfig):
 class LearningScheduleConfig(WarmupCosineConfig):
     """The learning rate over the steps of learning (one step is one "epoch"); a warm-up longer
     than a short test run just warms up all the way."""
+    epochs: int | None = None  # null: the part's steps
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
-        rules.count(self, "epochs", maximum=10**6)
+        if self.epochs is not None:
+            rules.count(self, "epochs", maximum=10**6)
         rules.number(self, "warmup_epochs", 0.0, 10**6)
         rules.number(self, "final_fraction", 0.0, 1.0)
 
@@ -209,7 +210,8 @@ class LearningOptimizerConfig:
 
 @dataclass
 class LearnedSmootherConfig:
-    """``solver.learned``: how the learned smoother is trained (or the checkpoint to load)."""
+    """``solver.smoother.learning`` of ``solver/smoother=learned``: how its kernels are learned (or
+    the checkpoint to load); the other learned parts' keys extend these."""
     checkpoint: str | None = None
     shared: bool = True
     train_sizes: list[int] = field(default_factory=lambda: [31, 63])
@@ -219,7 +221,7 @@ class LearnedSmootherConfig:
     seed: int = 0
     measure_every: int = 25
     optimizer: LearningOptimizerConfig = field(default_factory=LearningOptimizerConfig)
-    scheduler: LearningScheduleConfig = field(default_factory=lambda: LearningScheduleConfig(epochs=200))
+    scheduler: LearningScheduleConfig = field(default_factory=LearningScheduleConfig)
 
     LARGEST_TRAIN_N: ClassVar[int] = 255  # cycles unrolled under autograd: small grids suffice
 
@@ -242,7 +244,8 @@ class TrainingField(rules.Choice):
 
 @dataclass
 class LearnedProlongationConfig(LearnedSmootherConfig):
-    """``solver.learned_prolongation``: the CNN that predicts P's weights."""
+    """``solver.learned_prolongation`` (read with ``solver.prolongation=learned``): the CNN that
+    predicts P's weights."""
     train_sizes: list[int] = field(default_factory=lambda: [31])
     steps: int = 100
     batch: int = 4
@@ -250,6 +253,7 @@ class LearnedProlongationConfig(LearnedSmootherConfig):
     hidden: int = 32
     base: ProlongationBase = ProlongationBase.black_box
     fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.lognormal, TrainingField.jumps])
+    optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=1e-3))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -260,7 +264,8 @@ class LearnedProlongationConfig(LearnedSmootherConfig):
 
 @dataclass
 class StencilAwareConfig(LearnedSmootherConfig):
-    """``solver.stencil_aware``: the CNN from each point's stencils to the smoother's taps."""
+    """``solver.smoother.learning`` of ``solver/smoother=stencil_aware``: the CNN from each point's
+    stencils to the smoother's taps."""
     train_sizes: list[int] = field(default_factory=lambda: [31])
     steps: int = 60
     batch: int = 4
@@ -270,13 +275,30 @@ class StencilAwareConfig(LearnedSmootherConfig):
     fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.anisotropic,
                                                                  TrainingField.jumps])
     optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=3e-3))
-    scheduler: LearningScheduleConfig = field(default_factory=lambda: LearningScheduleConfig(epochs=60))
 
     def __post_init__(self) -> None:
         super().__post_init__()
         rules.count(self, "hidden", maximum=1024)
         if not self.fields:
             raise rules.Invalid("fields", self.fields, "give at least one of lognormal, jumps, anisotropic")
+
+
+@dataclass
+class LearnedSmootherOptionConfig(SolverSmootherConfig):
+    """``configs/solver/smoother/learned.yaml``: the smoother and, under ``learning``, how it is learned."""
+    _target_: str = "mgnet_cli.pde.learned_smoother.LearnedSmoother"
+    learning: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
+
+    TARGETS = shipped.Targets("solver/smoother", "learned")
+
+
+@dataclass
+class StencilAwareOptionConfig(SolverSmootherConfig):
+    """``configs/solver/smoother/stencil_aware.yaml``: the smoother and, under ``learning``, how it is learned."""
+    _target_: str = "mgnet_cli.pde.stencil_smoother.StencilAwareSmoother"
+    learning: StencilAwareConfig = field(default_factory=StencilAwareConfig)
+
+    TARGETS = shipped.Targets("solver/smoother", "stencil_aware")
 
 
 @dataclass
@@ -293,9 +315,7 @@ class SolverConfig:
     dtype: Dtype = Dtype.float64
     device: str = "auto"
     threads: int | None = None  # CPU threads; null: the cores idle now (capped at the usable ones)
-    learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
     learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
-    stencil_aware: StencilAwareConfig = field(default_factory=StencilAwareConfig)
     smoother: Any = rules.group("solver/smoother")
 
     def __post_init__(self) -> None:

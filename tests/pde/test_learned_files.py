@@ -107,12 +107,12 @@ def test_a_crafted_record_never_loses_a_solve(tmp_path):
     """The settings go into results.json after the solve: a tensor among them is refused first."""
     path = smoother_file(tmp_path / "crafted.pt", lambda s: s["settings"].__setitem__("seed", torch.zeros(1)))
     run = tmp_path / "run"
-    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={path}", "problem.n=15",
+    done = mgnet_solve("solver/smoother=learned", f"solver.smoother.learning.checkpoint={path}", "problem.n=15",
                        "solver.coarsest_n=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert "settings seed is not a non-negative integer" in one_line_error(done, "solve")
     assert not (run / "results.json").exists()
     honest = smoother_file(tmp_path / "honest.pt")
-    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={honest}", "problem.n=15",
+    done = mgnet_solve("solver/smoother=learned", f"solver.smoother.learning.checkpoint={honest}", "problem.n=15",
                        "solver.coarsest_n=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "results.json").read_text())["learned_smoother"]["settings"]["train_sizes"] == [15]
