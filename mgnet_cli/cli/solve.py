@@ -30,8 +30,8 @@ from mgnet_cli.pde.learned_smoother import START_OMEGA
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import Problem
 from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
-from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother,
-                                             load_learned, save_learned, with_kernels)
+from mgnet_cli.pde.learning import MakeOptimizer, Schedule, measure_size
+from mgnet_cli.pde.smoother_learning import kernel_table, learn_smoother, load_learned, save_learned, with_kernels
 from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_poisson
 from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
                                                      save_stencil_smoother, with_net)
@@ -45,8 +45,6 @@ from mgnet_cli.train.tracking import Tracker
 PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
 log = logging.getLogger(__name__)
 
-
-Schedule = Callable[[int], float]
 
 
 def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Schedule]:
@@ -119,7 +117,7 @@ def load_or_learn(part: Part, node: Any, options: MultigridSettings, run_dir: Pa
     part.save(path, result, options)
     log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s.checkpoint=%s",
              result.time_s, settings.steps, path, key, path)
-    measured_n = 2 * max(settings.train_sizes) + 1
+    measured_n = measure_size(settings)
     return result.model, {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
                           "factors": [{"step": step, "n": measured_n, "factor": factor}
                                       for step, factor in result.factors],

@@ -11,7 +11,7 @@ from mgnet_cli import schema
 from mgnet_cli.cli.solve import PARTS, load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.solve_settings import multigrid_settings, smoother_factory, training_settings
-from mgnet_cli.pde.smoother_learning import measure_size
+from mgnet_cli.pde.learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.helpers import mgnet_solve
