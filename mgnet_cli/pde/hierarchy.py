@@ -33,14 +33,13 @@ PROLONGATIONS: dict[str, ProlongationRule] = {"bilinear": bilinear_rule, "black_
 def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridSettings,
                          rule: ProlongationRule) -> tuple[MultigridCycle, list[int]]:
     """The cycle on the fine ``stencil`` (3, 3, n, n) with Galerkin coarse levels, and the sizes."""
-    make = options.smoother
     A = StencilOperator(stencil)
     levels, sizes = [], [A.n]
     while A.n > options.coarsest_n:
         coarse, P, R = coarse_operator(A, rule(A.stencil))
-        levels.append(Level(A=A, smoother=make(options.pre_smooth),
-                            restrict_residual=R, restrict_u=None, prolong=P,
-                            post_smoother=options.post_smoother()))
+        pre, post = options.level_smoothers(A, A.diagonal)
+        levels.append(Level(A=A, smoother=pre, restrict_residual=R, restrict_u=None, prolong=P,
+                            post_smoother=post))
         A = coarse
         sizes.append(A.n)
     levels.append(Level(A=A, smoother=DirectSolve(A, A.n, stencil.dtype, stencil.device)))

@@ -27,6 +27,12 @@ class Smoother(nn.Module):
 
     reverse: bool = False
 
+    def setup(self, A: nn.Module, like: torch.Tensor) -> "Smoother":
+        """Prepares, once, what depends only on its level's operator ``A`` (``like``: a grid function
+        of the level's size, dtype and device), as the cycle is built (PyAMG's ``setup_*``); most
+        smoothers need nothing."""
+        return self
+
 
 def check_steps(steps: int) -> int:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:

@@ -47,10 +47,12 @@ class MultigridSettings:
     prolongation: str = "bilinear"  # Galerkin coarsening (pde/hierarchy.py): bilinear, black_box, learned
     krylov: str = "none"  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
 
-    def post_smoother(self) -> nn.Module:
-        """The post-smoother of a level: for CG the adjoint of the pre-smoother."""
-        smoother = self.smoother(self.post_smooth)
-        return adjoint_post_smoother(smoother) if self.krylov == "cg" else smoother
+    def level_smoothers(self, A: nn.Module, like: torch.Tensor) -> tuple[nn.Module, nn.Module]:
+        """The pre- and post-smoother of the level of ``A`` (``like``: a grid function of it), set up
+        for it; for CG the post-smoother is the pre-smoother's adjoint."""
+        pre, post = self.smoother(self.pre_smooth), self.smoother(self.post_smooth)
+        post = adjoint_post_smoother(post) if self.krylov == "cg" else post
+        return pre.setup(A, like), post.setup(A, like)
 
 
 def smoother_name(factory: SmootherFactory) -> str:
@@ -107,17 +109,14 @@ def build_cycle(n: int, options: MultigridSettings, dtype: torch.dtype,
     sizes = [n]
     while sizes[-1] > options.coarsest_n:
         sizes.append(coarse_size(sizes[-1]))
-    make = options.smoother
     levels = []
     for size in sizes[:-1]:
-        levels.append(Level(
-            A=Laplacian(1.0 / (size + 1)),
-            smoother=make(options.pre_smooth),
-            restrict_residual=FullWeighting(),
-            restrict_u=None,  # Pi = 0: the coarse unknown is the correction
-            prolong=BilinearInterpolation(),
-            post_smoother=options.post_smoother(),
-        ))
+        A = Laplacian(1.0 / (size + 1))
+        like = torch.zeros((), dtype=dtype, device=device).expand(1, 1, size, size)  # no memory
+        pre, post = options.level_smoothers(A, like)
+        levels.append(Level(A=A, smoother=pre, restrict_residual=FullWeighting(),
+                            restrict_u=None,  # Pi = 0: the coarse unknown is the correction
+                            prolong=BilinearInterpolation(), post_smoother=post))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
     levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
     return MultigridCycle(levels, shape=options.cycle), sizes

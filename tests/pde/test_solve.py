@@ -4,9 +4,10 @@ from functools import partial
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
+from mgnet_cli import schema
 from mgnet_cli.cli import config_dir
+from mgnet_cli.cli.solve_settings import smoother_factory
 from mgnet_cli.cli.solve_outcome import outcome
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.poisson import Laplacian, right_hand_side
@@ -54,7 +55,7 @@ def test_better_smoothers_beat_jacobi(steps):
 def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_config, smoother, cycle):
     """Every YAML of configs/solver/smoother/, composed and built as mgnet solve builds it."""
     cfg = compose_config(f"solver/smoother={smoother}", config_name="solve", tiny=False)
-    factory = instantiate(cfg.solver.smoother)
+    factory = smoother_factory(schema.check(cfg, "solve").solver.smoother).factory
     options = MultigridSettings(cycle=cycle, smoother=factory, coarsest_n=3)
     result = solve_poisson(31, "random", options, max_cycles=1)
     assert result.cycles == 1
