@@ -54,7 +54,7 @@ class KernelPass(nn.Module):
 class LearnedKernels(nn.Module):
     """The learned 3x3 kernels, in units of ``D^-1``: one shared (``sizes`` empty) or one per grid size."""
 
-    def __init__(self, sizes: Sequence[int] = (), omega: float = 0.8,
+    def __init__(self, sizes: Sequence[int] = (), omega: float = START_OMEGA,
                  dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         jacobi = torch.zeros(3, 3, dtype=dtype)

@@ -21,6 +21,7 @@ from mgnet_cli.pde.krylov import adjoint_post_smoother, conjugate_gradients
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
 from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
+from mgnet_cli.schema.solve import SolverConfig
 from mgnet_cli.timing import synchronize
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,16 @@ ROUND_OFF_MARGIN = 3.0  # measured floors lie at 0.1-0.2 x round_off_floor (see 
 
 @dataclass(frozen=True)
 class MultigridSettings:
-    """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening."""
+    """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening;
+    the defaults are ``mgnet solve``'s (``SolverConfig``, the schema, states them once)."""
 
-    cycle: CycleShape = "v"
+    cycle: CycleShape = SolverConfig.cycle.value
     smoother: SmootherFactory = DampedJacobi  # steps -> smoother (configs/solver/smoother/)
-    pre_smooth: int = 1
-    post_smooth: int = 1
-    coarsest_n: int = 7  # solved exactly; 7 x 7 = 49 unknowns
-    prolongation: str = "bilinear"  # Galerkin coarsening (pde/hierarchy.py): bilinear, black_box, learned
-    krylov: str = "none"  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
+    pre_smooth: int = SolverConfig.pre_smooth
+    post_smooth: int = SolverConfig.post_smooth
+    coarsest_n: int = SolverConfig.coarsest_n  # solved exactly
+    prolongation: str = SolverConfig.prolongation.value  # Galerkin coarsening (hierarchy.py): bilinear, black_box, learned
+    krylov: str = SolverConfig.krylov.value  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
 
     def level_smoothers(self, A: nn.Module, like: torch.Tensor) -> tuple[nn.Module, nn.Module]:
         """The pre- and post-smoother of the level of ``A`` (``like``: a grid function of it), set up
@@ -223,7 +225,8 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
 
 
 def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridSettings | None = None,
-                  tol: float = 1e-8, max_cycles: int = 50, dtype: torch.dtype = torch.float64,
+                  tol: float = SolverConfig.tol, max_cycles: int = SolverConfig.max_cycles,
+                  dtype: torch.dtype = torch.float64,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
     """Solves ``-Δu = g`` on ``n x n`` interior points by multigrid cycles; see ``SolveResult``."""
     options = options or MultigridSettings()
