@@ -42,7 +42,8 @@ from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.problems import finest_stencil
+from mgnet_cli.schema.solve import AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor
 from mgnet_cli.pde.stencil_smoother_learning import with_net
@@ -154,19 +155,19 @@ def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother
         return timed_cycles(cycle, f, tol, max_cycles, krylov, start)
 
 
-def problems(sizes: list[int], aniso: int) -> list[tuple[str, Problem]]:
-    rows = [(f"lognormal σ=1, n={n}", Problem("diffusion", n, "lognormal")) for n in sizes]
-    rows += [(f"jumps 1/10³, n={n}", Problem("diffusion", n, "jumps")) for n in sizes]
-    rows += [(f"anisotropic ε={eps:g}, θ=0, n={aniso}", Problem("anisotropic", aniso, epsilon=eps))
+def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
+    rows = [(f"lognormal σ=1, n={n}", DiffusionProblemConfig(n=n)) for n in sizes]
+    rows += [(f"jumps 1/10³, n={n}", DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)) for n in sizes]
+    rows += [(f"anisotropic ε={eps:g}, θ=0, n={aniso}", AnisotropicProblemConfig(n=aniso, epsilon=eps))
              for eps in (1.0, 0.1, 0.01, 0.001)]
     rows.append((f"rotated ε=1e-3, θ=π/4, n={aniso}",
-                 Problem("anisotropic", aniso, epsilon=1e-3, theta=math.pi / 4)))
+                 AnisotropicProblemConfig(n=aniso, epsilon=1e-3, theta=math.pi / 4)))
     return rows
 
 
-def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
+def all_runs(problem: PoissonProblemConfig, ours: list, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
     """Every method on one problem: the same stencil, the same right-hand side."""
-    stencil = problem.stencil()
+    stencil = finest_stencil(problem)
     f = right_hand_side("random", problem.n, seed=0)
     A, b = matrix(stencil), f.numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
@@ -259,7 +260,7 @@ def plot_prolongations(rule: Callable, n: int, path: Path) -> None:
     """One weight of P (the east neighbour's) over a jumps field: Black Box, learned, difference."""
     from matplotlib.figure import Figure
 
-    stencil = Problem("diffusion", n, "jumps").stencil()
+    stencil = finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))
     with torch.inference_mode():
         box, learned = PROLONGATIONS["black_box"](stencil)[1, 2], rule(stencil)[1, 2]
     figure = Figure(figsize=(11, 3.6), layout="constrained")

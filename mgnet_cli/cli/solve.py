@@ -21,14 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
-from mgnet_cli.cli.solve_settings import (DTYPES, Smoother, built, multigrid_settings, problem_settings,
+from mgnet_cli.cli.solve_settings import (DTYPES, Smoother, built, coefficient_file, multigrid_settings,
                                          smoother_factory, training_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, ProlongationRule, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learned_smoother import START_OMEGA
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.problems import finest_stencil, label
 from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
 from mgnet_cli.pde.learning import MakeOptimizer, Schedule, measure_size
 from mgnet_cli.pde.smoother_learning import kernel_table, learn_smoother, load_learned, save_learned, with_kernels
@@ -173,16 +173,16 @@ class Stopping:
     device: torch.device
 
 
-def solve_problem(problem: Problem, rhs: PoissonProblemConfig, options: MultigridSettings, stopping: Stopping,
-                  learned: LearnedProlongation | None = None) -> SolveResult:
-    """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels
-    (``rhs``: the checked problem's ``rhs`` and ``seed``)."""
+def solve_problem(problem: PoissonProblemConfig, field: torch.Tensor | None, options: MultigridSettings,
+                  stopping: Stopping, learned: LearnedProlongation | None = None) -> SolveResult:
+    """The checked ``problem``: Poisson by its rediscretised levels, the others by Galerkin coarse
+    levels (``field``: a coefficient file's, read once)."""
     tol, max_cycles, dtype, device = stopping.tol, stopping.max_cycles, stopping.dtype, stopping.device
     if problem.kind == "poisson":
-        return solve_poisson(problem.n, str(rhs.rhs), options, tol, max_cycles, dtype, device, rhs.seed)
+        return solve_poisson(problem.n, str(problem.rhs), options, tol, max_cycles, dtype, device, problem.seed)
     rule = learned.to(device) if learned is not None else PROLONGATIONS[options.prolongation]
-    f = right_hand_side(str(rhs.rhs), problem.n, dtype, device, rhs.seed)
-    return solve_stencil(problem.stencil(dtype, device), f, options, rule, tol, max_cycles)
+    f = right_hand_side(str(problem.rhs), problem.n, dtype, device, problem.seed)
+    return solve_stencil(finest_stencil(problem, dtype, device, field), f, options, rule, tol, max_cycles)
 
 
 def run(cfg: DictConfig) -> float:
@@ -196,7 +196,7 @@ def run(cfg: DictConfig) -> float:
     if chosen in PROBLEM_KINDS and chosen != checked_problem.kind:
         raise ConfigError(f"problem.kind={checked_problem.kind}: choose the problem with "
                           f"problem={checked_problem.kind} (configs/problem/), not by its kind")
-    problem = problem_settings(checked_problem)
+    problem, field = checked_problem, coefficient_file(checked_problem)
     smoother = smoother_factory(solver.smoother)
     options = multigrid_settings(solver, smoother)
     if problem.kind == "poisson" and options.prolongation != "bilinear":
@@ -213,12 +213,12 @@ def run(cfg: DictConfig) -> float:
         log.info("%d CPU thread%s: %s", threads, "s" if threads > 1 else "", why)
     name = choices.get("solver/smoother", smoother.name)
     options, rule, records = learned_parts(solver, smoother, options, run_dir, device)
-    result = solve_problem(problem, checked_problem, options, stopping, rule)
+    result = solve_problem(problem, field, options, stopping, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
     shape += "-preconditioned CG" if options.krylov == "cg" else ""
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
-    title = f"n={n} {problem.label()} {rhs}, {shape} {name}{coarsening}"
+    title = f"n={n} {label(problem)} {rhs}, {shape} {name}{coarsening}"
     log.info("%s on %s, %s; levels %s\n%s", title, device, dtype_name, result.levels,
              residual_table(result))
     log.info("%s after %d cycles (relative residual %.2e); convergence factor %.3f per cycle; "
@@ -233,7 +233,7 @@ def run(cfg: DictConfig) -> float:
                  result.error_max, result.error_l2)
 
     results = {"command": "solve", "config": config,
-               "device": str(device), "torch_version": torch.__version__, "problem": problem.label(),
+               "device": str(device), "torch_version": torch.__version__, "problem": label(problem),
                "smoother": name,
                "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear",
                **result.summary(), **records}

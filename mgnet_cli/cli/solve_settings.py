@@ -13,11 +13,10 @@ import torch
 from hydra.utils import instantiate
 
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.pde.problems import Problem, read_field
+from mgnet_cli.pde.problems import read_field
 from mgnet_cli.pde.smoothers import SmootherFactory
 from mgnet_cli.pde.solve import MultigridSettings
-from mgnet_cli.schema.solve import (AnisotropicProblemConfig, DiffusionProblemConfig, PoissonProblemConfig,
-                                    SolverConfig, SolverSmootherConfig)
+from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig, SolverConfig, SolverSmootherConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +25,15 @@ LEARNED_SMOOTHERS = {"LearnedSmoother": "learned", "StencilAwareSmoother": "sten
 """A smoother class whose part is learned or loaded (by its ``solver.smoother.learning``), not configured."""
 
 
-def problem_settings(checked: PoissonProblemConfig) -> Problem:
-    """The checked ``problem`` as a ``Problem``, the coefficient field's file read (once)."""
-    if isinstance(checked, DiffusionProblemConfig):
-        file, values = None, None
-        if checked.coefficient == "file":
-            file = Path(checked.file).expanduser()  # the schema insists on one
-            try:
-                values = read_field(file, checked.n)  # checked whole and read once: the solve uses these
-            except (OSError, ValueError) as error:
-                raise ConfigError(f"problem.file={checked.file!r}: {error}") from error
-        return Problem(kind="diffusion", n=checked.n, coefficient=str(checked.coefficient), file=file,
-                       sigma=checked.sigma, contrast=checked.contrast, block=checked.block,
-                       field_seed=checked.field_seed, values=values)
-    if isinstance(checked, AnisotropicProblemConfig):
-        return Problem(kind="anisotropic", n=checked.n, epsilon=checked.epsilon, theta=checked.theta)
-    return Problem(kind="poisson", n=checked.n)
+def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
+    """The coefficient field of ``problem.coefficient=file``, read (once) and checked whole before
+    anything is solved or learned; None for any other problem."""
+    if not isinstance(checked, DiffusionProblemConfig) or checked.coefficient != "file":
+        return None
+    try:
+        return read_field(Path(checked.file).expanduser(), checked.n)  # the schema insists on a file
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"problem.file={checked.file!r}: {error}") from error
 
 
 @dataclass(frozen=True)
