@@ -13,8 +13,8 @@ smoothed_aggregation_solver with their default smoothers (symmetric Gauss-Seidel
 mgnet AMG: mgnet_cli/amg on the same CSR matrix (its defaults: Ruge-Stueben with the second pass,
 classical interpolation, V(1,1) with
 Gauss-Seidel forward before and backward after the coarse correction), alone and in CG.
-The stencil-aware smoother (stencil_smoother.py) is trained here with configs/solve.yaml's
-``solver.stencil_aware`` settings unless ``--stencil-aware`` gives a checkpoint. Times: n =
+The stencil-aware smoother (stencil_smoother.py) is trained here with the default
+``solver.smoother.learning`` settings (StencilAwareConfig) unless ``--stencil-aware`` gives a checkpoint. Times: n =
 ``--time-size`` to 1e-8, setup included (the learned parts' training is not; it is printed apart),
 both sides on one CPU thread. Needs the ``[bench]`` extra (pyamg, scipy).
 """
@@ -44,7 +44,8 @@ from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.problems import finest_stencil
+from mgnet_cli.schema.solve import AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
 from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor
 from mgnet_cli.pde.stencil_smoother_learning import with_net
@@ -138,19 +139,19 @@ def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother
         return timed_cycles(cycle, f, tol, max_cycles, krylov, start)
 
 
-def problems(sizes: list[int], aniso: int) -> list[tuple[str, Problem]]:
-    rows = [(f"lognormal σ=1, n={n}", Problem("diffusion", n, "lognormal")) for n in sizes]
-    rows += [(f"jumps 1/10³, n={n}", Problem("diffusion", n, "jumps")) for n in sizes]
-    rows += [(f"anisotropic ε={eps:g}, θ=0, n={aniso}", Problem("anisotropic", aniso, epsilon=eps))
+def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
+    rows = [(f"lognormal σ=1, n={n}", DiffusionProblemConfig(n=n)) for n in sizes]
+    rows += [(f"jumps 1/10³, n={n}", DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)) for n in sizes]
+    rows += [(f"anisotropic ε={eps:g}, θ=0, n={aniso}", AnisotropicProblemConfig(n=aniso, epsilon=eps))
              for eps in (1.0, 0.1, 0.01, 0.001)]
     rows.append((f"rotated ε=1e-3, θ=π/4, n={aniso}",
-                 Problem("anisotropic", aniso, epsilon=1e-3, theta=math.pi / 4)))
+                 AnisotropicProblemConfig(n=aniso, epsilon=1e-3, theta=math.pi / 4)))
     return rows
 
 
-def all_runs(problem: Problem, ours: list, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
+def all_runs(problem: PoissonProblemConfig, ours: list, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
     """Every method on one problem: the same stencil, the same right-hand side."""
-    stencil = problem.stencil()
+    stencil = finest_stencil(problem)
     f = right_hand_side("random", problem.n, seed=0)
     A, b = stencil_matrix(stencil), f.numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
@@ -171,10 +172,10 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
     if path is not None:
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = LearnedProlongationConfig(train_sizes=[31], steps=steps)  # solve.yaml's
+    settings = LearnedProlongationConfig(steps=steps)  # mgnet solve's defaults
     options = MultigridSettings(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=1e-3), schedule)
+    result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     if save is not None:
         from mgnet_cli.pde.prolongation_learning import save_prolongation
 
@@ -185,7 +186,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
 
 def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str]:
     """The stencil-aware smoother from ``path``, or trained here as ``mgnet solve`` would (with
-    configs/solve.yaml's ``solver.stencil_aware``; ``quick``: 3 steps); and a line saying which."""
+    the default ``solver.smoother.learning``, StencilAwareConfig; ``quick``: 3 steps); and a line saying which."""
     from mgnet_cli.schema.solve import StencilAwareConfig
     from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
     from mgnet_cli.train.schedules import WarmupCosine
@@ -194,9 +195,9 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
     if path is not None:
         net, state = load_stencil_smoother(Path(path), options, rule)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
-    settings = StencilAwareConfig(steps=3 if quick else 60)  # solve.yaml's
+    settings = StencilAwareConfig(steps=3) if quick else StencilAwareConfig()  # mgnet solve's defaults
     schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=3e-3), schedule)
+    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     return with_net(options, result.model).smoother, (
         f"stencil-aware smoother: trained here, {settings.steps} steps at n = 31, {result.time_s:.0f} s")
 
@@ -268,7 +269,7 @@ def plot_prolongations(rule: Callable, n: int, path: Path) -> None:
     """One weight of P (the east neighbour's) over a jumps field: Black Box, learned, difference."""
     from matplotlib.figure import Figure
 
-    stencil = Problem("diffusion", n, "jumps").stencil()
+    stencil = finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))
     with torch.inference_mode():
         box, learned = PROLONGATIONS["black_box"](stencil)[1, 2], rule(stencil)[1, 2]
     figure = Figure(figsize=(11, 3.6), layout="constrained")

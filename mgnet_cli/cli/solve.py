@@ -1,7 +1,7 @@
 """``mgnet solve``: check the config, solve the problem by multigrid cycles, report and record the run.
 
 Writes into the run folder: ``results.json``, ``residual_history.png`` and TensorBoard scalars;
-with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first learns the smoother
+with ``solver/smoother=learned`` and no ``solver.smoother.learning.checkpoint`` it first learns the smoother
 (curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
 ``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``), and
 ``solver/smoother=stencil_aware`` ``stencil_aware_smoother.pt`` (``learned_stencil_aware_smoother/``).
@@ -10,7 +10,7 @@ with ``solver/smoother=learned`` and no ``solver.learned.checkpoint`` it first l
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,17 @@ from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
 from mgnet_cli.cli.solve_matrix import refuse_geometric_keys, save_structured_matrix, solve_matrix
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
-from mgnet_cli.cli.solve_settings import (DTYPES, Smoother, built, multigrid_settings, problem_settings,
+from mgnet_cli.cli.solve_settings import (DTYPES, Smoother, built, coefficient_file, multigrid_settings,
                                          smoother_factory, training_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, ProlongationRule, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learned_smoother import START_OMEGA
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.problems import finest_stencil, label
 from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
-from mgnet_cli.pde.smoother_learning import (MakeOptimizer, kernel_table, learn_smoother,
-                                             load_learned, save_learned, with_kernels)
+from mgnet_cli.pde.learning import MakeOptimizer, Schedule, measure_size
+from mgnet_cli.pde.smoother_learning import kernel_table, learn_smoother, load_learned, save_learned, with_kernels
 from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_poisson
 from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
                                                      save_stencil_smoother, with_net)
@@ -47,24 +47,24 @@ PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
 log = logging.getLogger(__name__)
 
 
-Schedule = Callable[[int], float]
-
 
 def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Schedule]:
-    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``),
-    each built once on a probe so that a bad one is a one-line error before any learning."""
+    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``,
+    over ``steps`` unless its ``epochs`` says otherwise), each built once on a probe so that a bad
+    one is a one-line error before any learning."""
     probe = [torch.zeros(1, requires_grad=True)]
     make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
-    schedule = built(node.scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
+    scheduler = replace(node.scheduler, epochs=node.scheduler.epochs or steps)
+    schedule = built(scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
     return make_optimizer, schedule
 
 
 @dataclass(frozen=True)
 class Part:
-    """A learned solver part: its ``solver.<key>`` node, the file it is saved as, its training
-    settings, and how it is loaded, learned, saved and put into the cycle's options."""
+    """A learned solver part: the key of its training settings, the file it is saved as, and how it
+    is loaded, learned, saved and put into the cycle's options."""
 
-    key: str
+    key: str  # solver.smoother.learning, solver.learned_prolongation
     file: str
     record: str  # its entry in results.json
     what: str  # what the training grids' levels are: smoothed or coarsened
@@ -80,19 +80,19 @@ def galerkin_rule(options: MultigridSettings) -> ProlongationRule:
 
 PARTS = {
     "learned": Part(
-        "learned", "learned_smoother.pt", "learned_smoother", "smoothed",
+        "solver.smoother.learning", "learned_smoother.pt", "learned_smoother", "smoothed",
         load=lambda path, options: load_learned(path),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_smoother(
             settings, options, make, schedule, run_dir, device),
         save=save_learned),
     "stencil_aware": Part(
-        "stencil_aware", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
+        "solver.smoother.learning", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
         load=lambda path, options: load_stencil_smoother(path, options, galerkin_rule(options)),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_stencil_smoother(
             settings, options, galerkin_rule(options), make, schedule, run_dir),
         save=save_stencil_smoother),
     "learned_prolongation": Part(
-        "learned_prolongation", "learned_prolongation.pt", "learned_prolongation", "coarsened",
+        "solver.learned_prolongation", "learned_prolongation.pt", "learned_prolongation", "coarsened",
         load=lambda path, options: load_prolongation(path),
         learn=lambda settings, options, make, schedule, run_dir, device: learn_prolongation(
             settings, options, make, schedule, run_dir),
@@ -102,9 +102,9 @@ PARTS = {
 
 def load_or_learn(part: Part, node: Any, options: MultigridSettings, run_dir: Path,
                   device: torch.device) -> tuple[Any, dict[str, Any]]:
-    """Loads ``solver.<key>.checkpoint`` or learns the part (saved in ``run_dir``); returns it and
-    its record for results.json."""
-    key = f"solver.{part.key}"
+    """Loads ``<key>.checkpoint`` or learns the part (saved in ``run_dir``); returns it and its
+    record for results.json."""
+    key = part.key
     if node.checkpoint is not None:
         path = Path(node.checkpoint).expanduser()
         model, state = part.load(path, options)
@@ -118,7 +118,7 @@ def load_or_learn(part: Part, node: Any, options: MultigridSettings, run_dir: Pa
     part.save(path, result, options)
     log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s.checkpoint=%s",
              result.time_s, settings.steps, path, key, path)
-    measured_n = 2 * max(settings.train_sizes) + 1
+    measured_n = measure_size(settings)
     return result.model, {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
                           "factors": [{"step": step, "n": measured_n, "factor": factor}
                                       for step, factor in result.factors],
@@ -139,24 +139,21 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
             "error_max", "error_l2") if summary[key] is not None})
 
 
-def learned_parts(solver: SolverConfig, smoother: Smoother, choice: str, options: MultigridSettings, run_dir: Path,
+def learned_parts(solver: SolverConfig, smoother: Smoother, options: MultigridSettings, run_dir: Path,
                   device: torch.device) -> tuple[MultigridSettings, LearnedProlongation | None, dict[str, Any]]:
     """The learned smoother and prolongation where chosen (learned or loaded): the options that use
     the smoother, the prolongation rule, and their records for results.json."""
     records: dict[str, Any] = {}
-    for key in ("learned", "stencil_aware"):
-        node = getattr(solver, key)
-        if smoother.learned == key:
-            model, records[PARTS[key].record] = load_or_learn(PARTS[key], node, options, run_dir, device)
-            if key == "learned":
-                records["learned_smoother"]["kernels"] = {label: kernel.detach().cpu().tolist()
-                                                          for label, kernel in model.labelled()}
-                log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(model, START_OMEGA))
-                options = with_kernels(options, model.to(device))
-            else:
-                options = with_net(options, model.to(device))
-        elif node.checkpoint is not None:
-            log.warning("solver.%s.checkpoint is unused: solver/smoother=%s", key, choice)
+    if smoother.learned is not None:
+        part = PARTS[smoother.learned]
+        model, records[part.record] = load_or_learn(part, solver.smoother.learning, options, run_dir, device)
+        if smoother.learned == "learned":
+            records["learned_smoother"]["kernels"] = {where: kernel.detach().cpu().tolist()
+                                                      for where, kernel in model.labelled()}
+            log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(model, START_OMEGA))
+            options = with_kernels(options, model.to(device))
+        else:
+            options = with_net(options, model.to(device))
     rule = None
     if options.prolongation == "learned":
         rule, records["learned_prolongation"] = load_or_learn(PARTS["learned_prolongation"],
@@ -177,16 +174,16 @@ class Stopping:
     device: torch.device
 
 
-def solve_problem(problem: Problem, rhs: PoissonProblemConfig, options: MultigridSettings, stopping: Stopping,
-                  learned: LearnedProlongation | None = None) -> SolveResult:
-    """Poisson by its rediscretised levels; the other problems by Galerkin coarse levels
-    (``rhs``: the checked problem's ``rhs`` and ``seed``)."""
+def solve_problem(problem: PoissonProblemConfig, field: torch.Tensor | None, options: MultigridSettings,
+                  stopping: Stopping, learned: LearnedProlongation | None = None) -> SolveResult:
+    """The checked ``problem``: Poisson by its rediscretised levels, the others by Galerkin coarse
+    levels (``field``: a coefficient file's, read once)."""
     tol, max_cycles, dtype, device = stopping.tol, stopping.max_cycles, stopping.dtype, stopping.device
     if problem.kind == "poisson":
-        return solve_poisson(problem.n, str(rhs.rhs), options, tol, max_cycles, dtype, device, rhs.seed)
+        return solve_poisson(problem.n, str(problem.rhs), options, tol, max_cycles, dtype, device, problem.seed)
     rule = learned.to(device) if learned is not None else PROLONGATIONS[options.prolongation]
-    f = right_hand_side(str(rhs.rhs), problem.n, dtype, device, rhs.seed)
-    return solve_stencil(problem.stencil(dtype, device), f, options, rule, tol, max_cycles)
+    f = right_hand_side(str(problem.rhs), problem.n, dtype, device, problem.seed)
+    return solve_stencil(finest_stencil(problem, dtype, device, field), f, options, rule, tol, max_cycles)
 
 
 def run(cfg: DictConfig) -> float:
@@ -205,7 +202,7 @@ def run(cfg: DictConfig) -> float:
         stopping = stopping_for(solver)
         solved = solve_matrix(checked_problem, stopping.tol, stopping.max_cycles, stopping.device)
         return record(*solved, stopping, config, run_dir)
-    problem = problem_settings(checked_problem)
+    problem, field = checked_problem, coefficient_file(checked_problem)
     smoother = smoother_factory(solver.smoother)
     options = multigrid_settings(solver, smoother)
     if problem.kind == "poisson" and options.prolongation != "bilinear":
@@ -215,16 +212,16 @@ def run(cfg: DictConfig) -> float:
     n, rhs = problem.n, str(checked_problem.rhs)
     stopping = stopping_for(solver)
     if checked_problem.save_matrix is not None:
-        save_structured_matrix(problem.stencil(), checked_problem.save_matrix)
+        save_structured_matrix(finest_stencil(problem, field=field), checked_problem.save_matrix)
     name = choices.get("solver/smoother", smoother.name)
-    options, rule, records = learned_parts(solver, smoother, name, options, run_dir, stopping.device)
-    result = solve_problem(problem, checked_problem, options, stopping, rule)
+    options, rule, records = learned_parts(solver, smoother, options, run_dir, stopping.device)
+    result = solve_problem(problem, field, options, stopping, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
     shape += "-preconditioned CG" if options.krylov == "cg" else ""
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
-    title = f"n={n} {problem.label()} {rhs}, {shape} {name}{coarsening}"
-    described = {"problem": problem.label(), "smoother": name,
+    title = f"n={n} {label(problem)} {rhs}, {shape} {name}{coarsening}"
+    described = {"problem": label(problem), "smoother": name,
                  "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear"}
     return record(result, title, described, records, stopping, config, run_dir)
 

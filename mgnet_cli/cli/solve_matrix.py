@@ -26,7 +26,7 @@ GEOMETRIC = {  # the geometric solver's keys -> what problem=matrix takes instea
     "solver.pre_smooth": "problem.amg.pre_smooth", "solver.post_smooth": "problem.amg.post_smooth",
     "solver/smoother": "problem.amg.smoother", "solver.smoother": "problem.amg.smoother",
     "solver.prolongation": "problem.amg.interpolation", "solver.coarsest_n": "problem.amg.coarsest_size",
-    "solver.learned": None, "solver.learned_prolongation": None, "solver.stencil_aware": None,
+    "solver.learned_prolongation": None,
 }
 
 

@@ -5,7 +5,7 @@ Each a one-line ConfigError."""
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,41 +13,33 @@ import torch
 from hydra.utils import instantiate
 
 from mgnet_cli.errors import ConfigError
-from mgnet_cli.pde.problems import Problem, read_field
+from mgnet_cli.pde.problems import read_field
 from mgnet_cli.pde.smoothers import SmootherFactory
 from mgnet_cli.pde.solve import MultigridSettings
-from mgnet_cli.schema.solve import (AnisotropicProblemConfig, DiffusionProblemConfig, PoissonProblemConfig,
-                                    SolverConfig, SolverSmootherConfig)
+from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig, SolverConfig, SolverSmootherConfig
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 LEARNED_SMOOTHERS = {"LearnedSmoother": "learned", "StencilAwareSmoother": "stencil_aware"}
-"""A smoother class whose part is learned or loaded (its ``solver.<key>``), not configured."""
+"""A smoother class whose part is learned or loaded (by its ``solver.smoother.learning``), not configured."""
 
 
-def problem_settings(checked: PoissonProblemConfig) -> Problem:
-    """The checked ``problem`` as a ``Problem``, the coefficient field's file read (once)."""
-    if isinstance(checked, DiffusionProblemConfig):
-        file, values = None, None
-        if checked.coefficient == "file":
-            file = Path(checked.file).expanduser()  # the schema insists on one
-            try:
-                values = read_field(file, checked.n)  # checked whole and read once: the solve uses these
-            except (OSError, ValueError) as error:
-                raise ConfigError(f"problem.file={checked.file!r}: {error}") from error
-        return Problem(kind="diffusion", n=checked.n, coefficient=str(checked.coefficient), file=file,
-                       sigma=checked.sigma, contrast=checked.contrast, block=checked.block,
-                       field_seed=checked.field_seed, values=values)
-    if isinstance(checked, AnisotropicProblemConfig):
-        return Problem(kind="anisotropic", n=checked.n, epsilon=checked.epsilon, theta=checked.theta)
-    return Problem(kind="poisson", n=checked.n)
+def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
+    """The coefficient field of ``problem.coefficient=file``, read (once) and checked whole before
+    anything is solved or learned; None for any other problem."""
+    if not isinstance(checked, DiffusionProblemConfig) or checked.coefficient != "file":
+        return None
+    try:
+        return read_field(Path(checked.file).expanduser(), checked.n)  # the schema insists on a file
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"problem.file={checked.file!r}: {error}") from error
 
 
 @dataclass(frozen=True)
 class Smoother:
     """``solver.smoother`` built once: ``steps -> smoother``, its class name, and the key of its
-    learned part (``learned``, ``stencil_aware``) or None."""
+    learned part in ``PARTS`` (``learned``, ``stencil_aware``) or None."""
 
     factory: SmootherFactory
     name: str
@@ -58,8 +50,9 @@ def smoother_factory(node: SolverSmootherConfig) -> Smoother:
     """The checked ``solver.smoother`` (its ``_target_`` one the schema allows) built as
     ``steps -> smoother`` and tried once; a bad setting is one line naming its key."""
     name = node._target_.rsplit(".", 1)[-1]  # the one read of the target
+    built_keys = {key.name: getattr(node, key.name) for key in fields(node) if key.name != "learning"}
     try:
-        factory = instantiate(node)
+        factory = instantiate(built_keys)  # a learned smoother's ``learning`` is how to learn it
         factory(1)
     except ValueError as error:  # the class names the setting: "omega=2: give a number in (0, 1]"
         raise ConfigError(f"solver.smoother.{str(error).splitlines()[0]}") from error
@@ -89,7 +82,7 @@ def above_coarsest(train_sizes: Any, key: str, coarsest_n: int, what: str = "smo
 
 
 def training_settings(node: Any, key: str, coarsest_n: int, what: str = "smoothed") -> Any:
-    """A learned part's checked node (``solver.learned``, ...) with its training grids sorted, each
+    """A learned part's checked node (``solver.smoother.learning``, ...) with its training grids sorted, each
     above the coarsest grid."""
     return replace(node, train_sizes=list(above_coarsest(node.train_sizes, key, coarsest_n, what)))
 

@@ -17,6 +17,7 @@ from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.smoothers import DirectSolve
 from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_system
 from mgnet_cli.pde.stencils import StencilOperator
+from mgnet_cli.schema.solve import SolverConfig
 
 ProlongationRule = Callable[[torch.Tensor], torch.Tensor]
 """Fine stencil (3, 3, 2m + 1, 2m + 1) -> prolongation weights (3, 3, m, m)."""
@@ -33,14 +34,13 @@ PROLONGATIONS: dict[str, ProlongationRule] = {"bilinear": bilinear_rule, "black_
 def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridSettings,
                          rule: ProlongationRule) -> tuple[MultigridCycle, list[int]]:
     """The cycle on the fine ``stencil`` (3, 3, n, n) with Galerkin coarse levels, and the sizes."""
-    make = options.smoother
     A = StencilOperator(stencil)
     levels, sizes = [], [A.n]
     while A.n > options.coarsest_n:
         coarse, P, R = coarse_operator(A, rule(A.stencil))
-        levels.append(Level(A=A, smoother=make(options.pre_smooth),
-                            restrict_residual=R, restrict_u=None, prolong=P,
-                            post_smoother=options.post_smoother()))
+        pre, post = options.level_smoothers(A, A.diagonal)
+        levels.append(Level(A=A, smoother=pre, restrict_residual=R, restrict_u=None, prolong=P,
+                            post_smoother=post))
         A = coarse
         sizes.append(A.n)
     levels.append(Level(A=A, smoother=DirectSolve(A, A.n, stencil.dtype, stencil.device)))
@@ -48,7 +48,8 @@ def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridSettings,
 
 
 def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, options: MultigridSettings,
-                  rule: ProlongationRule, tol: float = 1e-8, max_cycles: int = 50) -> SolveResult:
+                  rule: ProlongationRule, tol: float = SolverConfig.tol,
+                  max_cycles: int = SolverConfig.max_cycles) -> SolveResult:
     """Solves ``A u = f`` (``f``: (1, 1, n, n)) by Galerkin multigrid; setup includes the coarse levels."""
     with torch.inference_mode():
         return solve_system(f, lambda: build_galerkin_cycle(stencil, options, rule), tol, max_cycles,

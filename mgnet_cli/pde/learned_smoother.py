@@ -25,6 +25,7 @@ from mgnet_cli.pde.stencils import shift_slices
 from mgnet_cli.untrusted import is_count, tensor_fault
 
 START_OMEGA = 0.8  # training starts from damped Jacobi with this weight
+CHECKPOINT_KIND = "learned_smoother"
 
 # (row, column) offsets of the 3x3 kernel's taps: weight [1 + di, 1 + dj] reads r[i + di, j + dj]
 _OFFSETS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
@@ -53,7 +54,7 @@ class KernelPass(nn.Module):
 class LearnedKernels(nn.Module):
     """The learned 3x3 kernels, in units of ``D^-1``: one shared (``sizes`` empty) or one per grid size."""
 
-    def __init__(self, sizes: Sequence[int] = (), omega: float = 0.8,
+    def __init__(self, sizes: Sequence[int] = (), omega: float = START_OMEGA,
                  dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         jacobi = torch.zeros(3, 3, dtype=dtype)
@@ -81,12 +82,15 @@ class LearnedKernels(nn.Module):
 
     def state(self) -> dict[str, Any]:
         """Plain data for a weights-only checkpoint."""
-        return {"sizes": list(self.sizes),
+        return {"kind": CHECKPOINT_KIND, "sizes": list(self.sizes),
                 "kernels": [kernel.detach().cpu().clone() for kernel in self.kernels]}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "LearnedKernels":
         """The kernels ``state()`` wrote; ``ValueError`` when the data do not fit together."""
+        if state.get("kind") != CHECKPOINT_KIND:
+            raise ValueError(f"not a learned-smoother checkpoint (kind {state.get('kind')!r}); mgnet solve "
+                             f"solver/smoother=learned writes one as learned_smoother.pt")
         sizes, kernels = state["sizes"], state["kernels"]
         if not isinstance(sizes, list) or len(set(sizes)) != len(sizes) or not all(
                 is_count(size, 1, LARGEST_GRID) for size in sizes):

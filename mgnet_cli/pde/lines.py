@@ -4,7 +4,7 @@ The textbook smoother for anisotropy aligned with the grid: a point smoother can
 that are smooth along the strong direction, a line solve can. One step sweeps the rows (lines
 along x) in two colours, even rows then odd rows, then the columns likewise; lines of one colour
 do not touch each other in a 9-point stencil, so each colour is one batched solve. The tridiagonal
-systems are factorised once per operator (cached on it) by cyclic reduction, which fits lines of
+systems are factorised once per level (``setup``) by cyclic reduction, which fits lines of
 ``n = 2^L - 1`` points exactly: ``L`` vectorised halvings instead of ``n`` sequential steps.
 """
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
-from mgnet_cli.pde.smoothers import Smoother
+from mgnet_cli.pde.smoothers import Smoother, check_steps
 
 
 class Tridiagonal:
@@ -52,18 +52,15 @@ class Tridiagonal:
 
 
 def line_systems(A: nn.Module, like: torch.Tensor) -> dict[tuple[str, int], Tridiagonal]:
-    """The factorised line systems of ``A`` per (direction, colour), made once and cached on ``A``;
-    the constant Laplacian's kernel is spread over the grid (``stencil_for``)."""
-    cached = A.cache.get("lines")
-    if cached is None:
-        s = A.stencil_for(like)
-        cached = {}
-        for colour in (0, 1):
-            cached["rows", colour] = Tridiagonal(s[1, 0, colour::2], s[1, 1, colour::2], s[1, 2, colour::2])
-            columns = [s[0, 1, :, colour::2].T, s[1, 1, :, colour::2].T, s[2, 1, :, colour::2].T]
-            cached["columns", colour] = Tridiagonal(*columns)
-        A.cache["lines"] = cached
-    return cached
+    """The factorised line systems of ``A`` per (direction, colour); the constant Laplacian's kernel
+    is spread over ``like``'s grid (``stencil_for``)."""
+    s = A.stencil_for(like)
+    systems = {}
+    for colour in (0, 1):
+        systems["rows", colour] = Tridiagonal(s[1, 0, colour::2], s[1, 1, colour::2], s[1, 2, colour::2])
+        columns = [s[0, 1, :, colour::2].T, s[1, 1, :, colour::2].T, s[2, 1, :, colour::2].T]
+        systems["columns", colour] = Tridiagonal(*columns)
+    return systems
 
 
 def _line_correction(residual: torch.Tensor, system: Tridiagonal, direction: str,
@@ -80,19 +77,23 @@ def _line_correction(residual: torch.Tensor, system: Tridiagonal, direction: str
 
 class ZebraLineGaussSeidel(Smoother):
     """``steps`` sweeps of alternating zebra-line Gauss-Seidel (rows, then columns, two colours each);
-    ``reverse``: the four half-sweeps in reverse order (the adjoint, for a symmetric V cycle)."""
+    ``reverse``: the four half-sweeps in reverse order (the adjoint, for a symmetric V cycle). Its
+    level's line systems are factorised by ``setup``."""
 
     def __init__(self, steps: int) -> None:
         super().__init__()
-        if not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps={steps!r}: give an integer >= 0")
-        self.steps = steps
+        self.steps = check_steps(steps)
+        self.systems: dict[tuple[str, int], Tridiagonal] = {}
+
+    def setup(self, A: nn.Module, like: torch.Tensor) -> "ZebraLineGaussSeidel":
+        self.systems = line_systems(A, like)
+        return self
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
             return zero_if_none(u, f)
-        systems = line_systems(A, f)
+        systems = self.systems
         order = [(direction, colour) for direction in ("rows", "columns") for colour in (0, 1)]
         if self.reverse:
             order.reverse()

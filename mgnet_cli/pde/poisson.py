@@ -48,7 +48,6 @@ class Laplacian(nn.Module):
         super().__init__()
         self.h = h
         self.diagonal = 4.0 / h**2  # D, the constant diagonal the smoothers divide by
-        self.cache: dict[str, object] = {}  # what smoothers factorise once (line solves)
 
     def stencil_for(self, like: torch.Tensor) -> torch.Tensor:
         """The (3, 3, n, n) stencil on ``like``'s grid, dtype and device (as ``StencilOperator``'s)."""

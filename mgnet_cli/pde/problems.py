@@ -9,26 +9,24 @@ scaled by ``1 / h^2`` (k = 1 gives the Laplacian of poisson.py exactly). A diffu
 of ``-(K11 u_xx + 2 K12 u_xy + K22 u_yy)`` with central differences.
 """
 
-import dataclasses
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 import numpy as np
 import numpy.lib.format as npy_format
 import torch
 
 from mgnet_cli.errors import MgnetError
+from mgnet_cli.schema.solve import AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig
 from mgnet_cli.untrusted import open_regular
 
-Coefficient = Literal["lognormal", "jumps", "checkerboard", "constant", "file"]
-COEFFICIENTS: tuple[str, ...] = ("lognormal", "jumps", "checkerboard", "constant", "file")
+PROBLEM = DiffusionProblemConfig  # the schema states the defaults
 
 
-def coefficient_field(kind: Coefficient, n: int, seed: int = 0, sigma: float = 1.0,
-                      contrast: float = 1e3, block: int = 8, file: Path | None = None) -> torch.Tensor:
+def coefficient_field(kind: str, n: int, seed: int = 0, sigma: float = PROBLEM.sigma, contrast: float = PROBLEM.contrast,
+                      block: int = PROBLEM.block, file: Path | str | None = None) -> torch.Tensor:
     """``k`` per control volume, (n, n) float64: ``exp(sigma N(0,1))``; 1 or ``contrast`` at
     random; a checkerboard of ``block x block`` boxes of 1 and ``contrast``; 1; or a ``.npy`` file."""
     generator = torch.Generator().manual_seed(seed)
@@ -45,7 +43,7 @@ def coefficient_field(kind: Coefficient, n: int, seed: int = 0, sigma: float = 1
         return torch.ones(n, n, dtype=torch.float64)
     if kind == "file":
         return read_field(Path(file) if file is not None else Path(""), n)
-    raise ValueError(f"coefficient must be one of {COEFFICIENTS}, got {kind!r}")
+    raise ValueError(f"coefficient must be one of {', '.join(choice.value for choice in Coefficient)}, got {kind!r}")
 
 
 CONTRAST_BOUND = 1e12  # max/min of a coefficient file: beyond it the coarse solve loses every digit
@@ -134,50 +132,29 @@ def anisotropic_stencil(n: int, epsilon: float, theta: float) -> torch.Tensor:
     return (taps * float(n + 1) ** 2).view(3, 3, 1, 1).expand(3, 3, n, n).contiguous()
 
 
-ProblemKind = Literal["poisson", "diffusion", "anisotropic"]
+def finest_stencil(problem: PoissonProblemConfig, dtype: torch.dtype = torch.float64,
+                   device: torch.device | str = "cpu", field: torch.Tensor | None = None) -> torch.Tensor:
+    """The finest grid's (3, 3, n, n) stencil of a checked ``problem`` (configs/problem/; ``field``:
+    a diffusion coefficient already read, a file's)."""
+    if isinstance(problem, DiffusionProblemConfig):
+        if field is None:
+            field = coefficient_field(str(problem.coefficient), problem.n, problem.field_seed, problem.sigma,
+                                      problem.contrast, problem.block, problem.file)
+        stencil = diffusion_stencil(field)
+    elif isinstance(problem, AnisotropicProblemConfig):
+        stencil = anisotropic_stencil(problem.n, problem.epsilon, problem.theta)
+    else:
+        stencil = diffusion_stencil(torch.ones(problem.n, problem.n, dtype=torch.float64))
+    return stencil.to(dtype=dtype, device=device)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One of the problems, with everything that fixes its finest stencil (``configs/problem/``)."""
-
-    kind: ProblemKind = "poisson"
-    n: int = 255
-    coefficient: Coefficient = "lognormal"
-    sigma: float = 1.0
-    contrast: float = 1e3
-    block: int = 8
-    file: Path | None = None
-    field_seed: int = 0
-    epsilon: float = 0.01
-    theta: float = 0.0
-    values: torch.Tensor | None = dataclasses.field(default=None, compare=False, repr=False)  # ``file``'s, read once
-
-    def field(self) -> torch.Tensor:
-        """The diffusion coefficient per control volume, (n, n)."""
-        if self.values is not None:
-            return self.values
-        return coefficient_field(self.coefficient, self.n, self.field_seed, self.sigma,
-                                 self.contrast, self.block, self.file)
-
-    def stencil(self, dtype: torch.dtype = torch.float64,
-                device: torch.device | str = "cpu") -> torch.Tensor:
-        """The finest grid's (3, 3, n, n) stencil."""
-        if self.kind == "diffusion":
-            stencil = diffusion_stencil(self.field())
-        elif self.kind == "anisotropic":
-            stencil = anisotropic_stencil(self.n, self.epsilon, self.theta)
-        else:
-            stencil = diffusion_stencil(torch.ones(self.n, self.n, dtype=torch.float64))
-        return stencil.to(dtype=dtype, device=device)
-
-    def label(self) -> str:
-        """A short description for logs and plot titles."""
-        if self.kind == "diffusion":
-            detail = {"lognormal": f"sigma={self.sigma:g}", "jumps": f"1/{self.contrast:g}",
-                      "checkerboard": f"1/{self.contrast:g}, block {self.block}",
-                      "constant": "k=1", "file": str(self.file)}[self.coefficient]
-            return f"diffusion {self.coefficient} ({detail})"
-        if self.kind == "anisotropic":
-            return f"anisotropic eps={self.epsilon:g} theta={self.theta:.4g}"
-        return "poisson"
+def label(problem: PoissonProblemConfig) -> str:
+    """A short description of a checked ``problem`` for logs and plot titles."""
+    if isinstance(problem, DiffusionProblemConfig):
+        detail = {"lognormal": f"sigma={problem.sigma:g}", "jumps": f"1/{problem.contrast:g}",
+                  "checkerboard": f"1/{problem.contrast:g}, block {problem.block}",
+                  "constant": "k=1", "file": str(problem.file)}[str(problem.coefficient)]
+        return f"diffusion {problem.coefficient} ({detail})"
+    if isinstance(problem, AnisotropicProblemConfig):
+        return f"anisotropic eps={problem.epsilon:g} theta={problem.theta:.4g}"
+    return "poisson"

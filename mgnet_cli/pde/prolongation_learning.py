@@ -7,51 +7,28 @@ turn: lognormal (``sigma`` uniform in [0.5, 2]), jumps (1 or ``10^U(1, 3)`` per 
 P`` is differentiable), runs ``cycles`` cycles from a random error (``f = 0``) and minimises the
 mean ``log(||r_k|| / ||r_0||) / k``. Every ``measure_every`` steps the factor is measured on fixed
 held-out problems of the next finer grid, never trained on. The fields of the benchmarks (seeds 0
-and up, problems.py) are other draws: training uses its own generator.
+and up, problems.py) are other draws: training uses its own generator. The loop, the result and the
+file are learning.py's.
 """
 
-import contextlib
-import logging
 import math
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from mgnet_cli.device import one_cpu_thread
-from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule, build_galerkin_cycle, solve_stencil
-from mgnet_cli.pde.learned_files import check_record, training_record
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
+from mgnet_cli.pde.learning import (LearningResult, MakeOptimizer, Schedule, cycle_record, learn, load_part,
+                                    measure_size, save_part)
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.solve import MultigridSettings, smoother_name
 from mgnet_cli.schema.solve import LearnedProlongationConfig, StencilAwareConfig, TrainingField
-from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
-from mgnet_cli.train.tracking import Tracker, progress
-
-log = logging.getLogger(__name__)
-
-MakeOptimizer = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
-
 
 FieldLearningConfig = LearnedProlongationConfig | StencilAwareConfig  # the parts learned on random fields
-
-
-@dataclass
-class ProlongationResult:
-    """The trained network, the loss of every step, the mean held-out factors ``(step, factor)``
-    and the last measurement's factor per kind of field (``held_out``)."""
-
-    model: torch.nn.Module
-    settings: FieldLearningConfig
-    losses: list[float] = field(default_factory=list)
-    factors: list[tuple[int, float]] = field(default_factory=list)
-    held_out: dict[str, float] = field(default_factory=dict)
-    time_s: float = 0.0
 
 
 def random_stencil(n: int, generator: torch.Generator, kind: str) -> torch.Tensor:
@@ -110,75 +87,47 @@ def held_out_factors(rule: ProlongationRule, options: MultigridSettings, n: int,
     return factors
 
 
-def learn_on_fields(model: torch.nn.Module, settings: FieldLearningConfig, options: MultigridSettings,
-                    rule: ProlongationRule, make_optimizer: MakeOptimizer, schedule: Callable[[int], float],
-                    run_dir: Path | None = None, name: str = "prolongation") -> ProlongationResult:
-    """Trains ``model``, a part of ``options``' cycle (its smoother) or ``rule`` itself, on the CPU
-    (the grids are tiny); TensorBoard scalars under ``learned_<name>/`` go to ``run_dir`` when given."""
-    optimizer = make_optimizer(model.parameters())
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = torch.Generator().manual_seed(settings.seed)
-    result = ProlongationResult(model, settings)
-    measure_n = 2 * max(settings.train_sizes) + 1
-    tag = f"learned_{name.replace(' ', '_').replace('-', '_')}"
-    start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        tracker = None if run_dir is None else stack.enter_context(Tracker(run_dir))
-        stack.enter_context(one_cpu_thread(torch.device("cpu")))
-        for step in progress(range(1, settings.steps + 1), settings.steps, f"learning the {name}"):
-            kinds = [str(kind) for kind in settings.fields]  # plain words: they key the saved record
-            losses = [unrolled_loss(random_stencil(n, generator, kinds[index % len(kinds)]),
-                                    rule, options, settings.cycles, generator)
-                      for n in settings.train_sizes for index in range(settings.batch)]
-            loss = torch.stack(losses).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            result.losses.append(loss.item())
-            if tracker is not None:
-                tracker.scalars(step, {f"{tag}/loss": result.losses[-1],
-                                       f"{tag}/batch_factor": math.exp(result.losses[-1])})
-            if step % settings.measure_every == 0 or step == settings.steps:
-                result.held_out = held_out_factors(rule, options, measure_n, settings.seed + 1, kinds)
-                factor = sum(result.held_out.values()) / len(result.held_out)
-                result.factors.append((step, factor))
-                if tracker is not None:
-                    tracker.scalars(step, {f"{tag}/factor": factor})
-                log.info("learning the %s: step %d/%d, loss %.4f (batch factor %.3f); held-out factor "
-                         "at n=%d: %s", name, step, settings.steps, result.losses[-1],
-                         math.exp(result.losses[-1]), measure_n,
-                         ", ".join(f"{kind} {value:.4f}" for kind, value in result.held_out.items()))
-    result.time_s = time.perf_counter() - start
-    return result
+class FieldTask:
+    """A part of the Galerkin cycle as learning.py's ``Task``: ``model``, inside ``options``' smoother
+    or the prolongation ``rule`` itself, trained on random fields on the CPU (the grids are tiny)."""
+
+    measures_start = False
+    device = torch.device("cpu")
+
+    def __init__(self, model: nn.Module, settings: FieldLearningConfig, options: MultigridSettings,
+                 rule: ProlongationRule, name: str) -> None:
+        self.model, self.settings, self.options, self.rule, self.name = model, settings, options, rule, name
+        self.tag = f"learned_{name.replace(' ', '_').replace('-', '_')}"
+        self.kinds = [str(kind) for kind in settings.fields]  # plain words: they key the saved record
+        self.generator = torch.Generator().manual_seed(settings.seed)
+
+    def loss(self) -> torch.Tensor:
+        settings, kinds = self.settings, self.kinds
+        return torch.stack([unrolled_loss(random_stencil(n, self.generator, kinds[index % len(kinds)]),
+                                          self.rule, self.options, settings.cycles, self.generator)
+                            for n in settings.train_sizes for index in range(settings.batch)]).mean()
+
+    def measure(self) -> tuple[float, dict[str, float]]:
+        held_out = held_out_factors(self.rule, self.options, measure_size(self.settings), self.settings.seed + 1,
+                                    self.kinds)
+        return sum(held_out.values()) / len(held_out), held_out
 
 
 def learn_prolongation(settings: LearnedProlongationConfig, options: MultigridSettings,
-                       make_optimizer: MakeOptimizer, schedule: Callable[[int], float],
-                       run_dir: Path | None = None) -> ProlongationResult:
+                       make_optimizer: MakeOptimizer, schedule: Schedule,
+                       run_dir: Path | None = None) -> LearningResult:
     """Trains a ``LearnedProlongation`` for ``options``' cycle."""
     torch.manual_seed(settings.seed)
     model = LearnedProlongation(settings.hidden, str(settings.base))
-    return learn_on_fields(model, settings, options, model, make_optimizer, schedule, run_dir)
+    return learn(FieldTask(model, settings, options, model, "prolongation"), settings, make_optimizer, schedule,
+                 run_dir)
 
 
-def save_prolongation(path: Path, result: ProlongationResult, options: MultigridSettings) -> None:
+def save_prolongation(path: Path, result: LearningResult, options: MultigridSettings) -> None:
     """The network's weights and the record of its training, weights-only."""
-    save_checkpoint(path, {
-        **result.model.state(),
-        "settings": training_record(result.settings),
-        "cycle": {"shape": options.cycle, "smoother": smoother_name(options.smoother), "pre_smooth": options.pre_smooth,
-                  "post_smooth": options.post_smooth, "coarsest_n": options.coarsest_n},
-        "losses": result.losses, "factors": [list(pair) for pair in result.factors], "time_s": result.time_s,
-    })
+    save_part(path, result, cycle_record(options, smoother=smoother_name(options.smoother)))
 
 
 def load_prolongation(path: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
     """The network of a ``save_prolongation`` checkpoint (checked) and its other entries."""
-    state = load_checkpoint(path)
-    try:
-        model = LearnedProlongation.from_state(state)
-    except ValueError as error:
-        raise MgnetError(f"{path} holds no usable learned prolongation: {error}") from error
-    check_record(state, path, LearnedProlongationConfig)
-    return model, state
+    return load_part(path, LearnedProlongation.from_state, LearnedProlongationConfig, "learned prolongation")

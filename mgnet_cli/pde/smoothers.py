@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.cycle import zero_if_none
+from mgnet_cli.schema.solve import ChebyshevPolynomialConfig, JacobiConfig  # their defaults
 
 SmootherFactory = Callable[[int], nn.Module]
 """``steps -> smoother``: a class of this module (or ``functools.partial`` of one with its settings),
@@ -26,6 +27,12 @@ class Smoother(nn.Module):
     reverse order (the adjoint, for a symmetric V cycle: krylov.py); a symmetric one ignores it."""
 
     reverse: bool = False
+
+    def setup(self, A: nn.Module, like: torch.Tensor) -> "Smoother":
+        """Prepares, once, what depends only on its level's operator ``A`` (``like``: a grid function
+        of the level's size, dtype and device), as the cycle is built (PyAMG's ``setup_*``); most
+        smoothers need nothing."""
+        return self
 
 
 def check_steps(steps: int) -> int:
@@ -56,7 +63,7 @@ def _add_(u: torch.Tensor, correction: torch.Tensor, weight: Weight) -> torch.Te
 class DampedJacobi(Smoother):
     """``steps`` sweeps of ``u <- u + omega D^-1 (f - A u)``; ``omega = 4/5`` is optimal in 2D."""
 
-    def __init__(self, steps: int, omega: float = 0.8) -> None:
+    def __init__(self, steps: int, omega: float = JacobiConfig.omega) -> None:
         super().__init__()
         if not isinstance(omega, (int, float)) or isinstance(omega, bool) or not 0 < omega <= 1:
             raise ValueError(f"omega={omega!r}: give a number in (0, 1]")
@@ -124,7 +131,7 @@ class ChebyshevPolynomial(Smoother):
     stencil with a dominant diagonal (Gershgorin). Degree 1 with ``ratio = 4`` is Jacobi, omega = 4/5.
     """
 
-    def __init__(self, steps: int, ratio: float = 4.0, lambda_max: float = 2.0) -> None:
+    def __init__(self, steps: int, ratio: float = ChebyshevPolynomialConfig.ratio, lambda_max: float = 2.0) -> None:
         super().__init__()
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not ratio > 1:
             raise ValueError(f"ratio={ratio!r}: give a number > 1")

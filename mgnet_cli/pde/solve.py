@@ -21,6 +21,7 @@ from mgnet_cli.pde.krylov import adjoint_post_smoother, conjugate_gradients
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
 from mgnet_cli.pde.smoothers import DampedJacobi, DirectSolve, SmootherFactory
+from mgnet_cli.schema.solve import SolverConfig
 from mgnet_cli.timing import synchronize
 
 log = logging.getLogger(__name__)
@@ -37,20 +38,23 @@ ROUND_OFF_MARGIN = 3.0  # measured floors lie at 0.1-0.2 x round_off_floor (see 
 
 @dataclass(frozen=True)
 class MultigridSettings:
-    """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening."""
+    """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening;
+    the defaults are ``mgnet solve``'s (``SolverConfig``, the schema, states them once)."""
 
-    cycle: CycleShape = "v"
+    cycle: CycleShape = SolverConfig.cycle.value
     smoother: SmootherFactory = DampedJacobi  # steps -> smoother (configs/solver/smoother/)
-    pre_smooth: int = 1
-    post_smooth: int = 1
-    coarsest_n: int = 7  # solved exactly; 7 x 7 = 49 unknowns
-    prolongation: str = "bilinear"  # Galerkin coarsening (pde/hierarchy.py): bilinear, black_box, learned
-    krylov: str = "none"  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
+    pre_smooth: int = SolverConfig.pre_smooth
+    post_smooth: int = SolverConfig.post_smooth
+    coarsest_n: int = SolverConfig.coarsest_n  # solved exactly
+    prolongation: str = SolverConfig.prolongation.value  # Galerkin coarsening (hierarchy.py): bilinear, black_box, learned
+    krylov: str = SolverConfig.krylov.value  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
 
-    def post_smoother(self) -> nn.Module:
-        """The post-smoother of a level: for CG the adjoint of the pre-smoother."""
-        smoother = self.smoother(self.post_smooth)
-        return adjoint_post_smoother(smoother) if self.krylov == "cg" else smoother
+    def level_smoothers(self, A: nn.Module, like: torch.Tensor) -> tuple[nn.Module, nn.Module]:
+        """The pre- and post-smoother of the level of ``A`` (``like``: a grid function of it), set up
+        for it; for CG the post-smoother is the pre-smoother's adjoint."""
+        pre, post = self.smoother(self.pre_smooth), self.smoother(self.post_smooth)
+        post = adjoint_post_smoother(post) if self.krylov == "cg" else post
+        return pre.setup(A, like), post.setup(A, like)
 
 
 def smoother_name(factory: SmootherFactory) -> str:
@@ -107,17 +111,14 @@ def build_cycle(n: int, options: MultigridSettings, dtype: torch.dtype,
     sizes = [n]
     while sizes[-1] > options.coarsest_n:
         sizes.append(coarse_size(sizes[-1]))
-    make = options.smoother
     levels = []
     for size in sizes[:-1]:
-        levels.append(Level(
-            A=Laplacian(1.0 / (size + 1)),
-            smoother=make(options.pre_smooth),
-            restrict_residual=FullWeighting(),
-            restrict_u=None,  # Pi = 0: the coarse unknown is the correction
-            prolong=BilinearInterpolation(),
-            post_smoother=options.post_smoother(),
-        ))
+        A = Laplacian(1.0 / (size + 1))
+        like = torch.zeros((), dtype=dtype, device=device).expand(1, 1, size, size)  # no memory
+        pre, post = options.level_smoothers(A, like)
+        levels.append(Level(A=A, smoother=pre, restrict_residual=FullWeighting(),
+                            restrict_u=None,  # Pi = 0: the coarse unknown is the correction
+                            prolong=BilinearInterpolation(), post_smoother=post))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
     levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
     return MultigridCycle(levels, shape=options.cycle), sizes
@@ -224,7 +225,8 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
 
 
 def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridSettings | None = None,
-                  tol: float = 1e-8, max_cycles: int = 50, dtype: torch.dtype = torch.float64,
+                  tol: float = SolverConfig.tol, max_cycles: int = SolverConfig.max_cycles,
+                  dtype: torch.dtype = torch.float64,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
     """Solves ``-Δu = g`` on ``n x n`` interior points by multigrid cycles; see ``SolveResult``."""
     options = options or MultigridSettings()

@@ -7,8 +7,8 @@ contrast and ``h``), through a 3x3 convolution and two 1x1 layers, to 9 taps. Th
 ``(i, j)`` is ``sum_d K[d](i, j) (D^-1 r)(i + d)``, made on the red points (``i + j`` even), then,
 from the new residual, on the black ones. The last layer starts at zero and the taps at 1 at the
 centre: training (prolongation_learning.py, through unrolled Galerkin cycles on random fields)
-starts from red-black Gauss-Seidel, which it is then. The taps of an operator are computed once
-and cached on it (``A.cache``) for the network's current weights; under autograd, per call.
+starts from red-black Gauss-Seidel, which it is then. The taps of a level are computed once, as
+its cycle is built (``setup``): a training step builds its cycles anew, with the current weights.
 
 The guard: in eval mode (a trained or loaded network) and outside autograd, the taps of each
 operator are first tried on ``A e = 0`` for ``CHECK_SWEEPS`` sweeps from a random error; if the
@@ -61,10 +61,6 @@ class StencilKernelNet(nn.Module):
         start[1, 1] = START_CENTRE
         return (start + taps).to(stencil.dtype)
 
-    def version(self) -> tuple[int, ...]:
-        """Changes whenever an optimizer step changes the weights (the cache key)."""
-        return tuple(0 if parameter.is_inference() else parameter._version for parameter in self.parameters())
-
     def state(self) -> dict[str, Any]:
         """Plain data for a weights-only checkpoint."""
         return {"kind": CHECKPOINT_KIND, "hidden": self.hidden,
@@ -108,14 +104,13 @@ class StencilAwareSmoother(Smoother):
     def __init__(self, steps: int, net: StencilKernelNet | None = None) -> None:
         super().__init__()
         self.steps = check_steps(steps)
-        self.net = net if net is not None else StencilKernelNet()  # damped Jacobi, untrained
+        self.net = net if net is not None else StencilKernelNet()  # red-black Gauss-Seidel, untrained
+        self.taps: torch.Tensor | None = None  # set by ``setup``
 
-    def taps(self, A: nn.Module, like: torch.Tensor) -> torch.Tensor:
-        """The (3, 3, n, n) taps for ``A``, divided by its diagonal, cached for these weights."""
-        key = ("stencil_aware", id(self.net), self.net.version(), torch.is_grad_enabled())
-        cache = getattr(A, "cache", None)
-        if cache is not None and key in cache:
-            return cache[key]
+    def setup(self, A: nn.Module, like: torch.Tensor) -> "StencilAwareSmoother":
+        """The level's (3, 3, n, n) taps, divided by its diagonal (guarded: the module docstring)."""
+        if self.steps == 0:
+            return self
         stencil = A.stencil_for(like)
         taps = self.net(stencil) / stencil[1, 1]
         if not self.net.training and not torch.is_grad_enabled() and not lowers_energy(taps, A, like):
@@ -123,17 +118,14 @@ class StencilAwareSmoother(Smoother):
                         "red-black Gauss-Seidel there instead", like.shape[-1], like.shape[-1])
             taps = torch.zeros_like(taps)
             taps[1, 1] = START_CENTRE / stencil[1, 1]
-        if cache is not None:
-            for old in [old for old in cache if isinstance(old, tuple) and old[0] == "stencil_aware"]:
-                del cache[old]  # taps of earlier weights
-            cache[key] = taps
-        return taps
+        self.taps = taps
+        return self
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
                 A: nn.Module) -> torch.Tensor:
         if self.steps == 0:
             return zero_if_none(u, f)
-        return sweeps(self.taps(A, residual), u, f, residual, A, self.steps)
+        return sweeps(self.taps, u, f, residual, A, self.steps)
 
 
 def sweeps(taps: torch.Tensor, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,

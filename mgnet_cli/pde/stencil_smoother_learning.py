@@ -1,7 +1,7 @@
 """Learning the stencil-aware smoother, saving it, loading it, and refusing one that diverges.
 
-The training loop is the learned prolongation's (``learn_on_fields`` in prolongation_learning.py):
-unrolled Galerkin V cycles on random problems, here with the network inside the smoother and a
+The training is the learned prolongation's (``FieldTask`` in prolongation_learning.py, learning.py's
+loop): unrolled Galerkin V cycles on random problems, here with the network inside the smoother and a
 fixed prolongation rule. A network is used only if its cycle contracts: after training, and again
 after loading, the factor on held-out problems of every kind it was trained on must be below 1
 (``CHECK_N`` after loading), else MgnetError and nothing is saved or used. Once trained it is in
@@ -19,13 +19,11 @@ import torch
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.hierarchy import ProlongationRule
-from mgnet_cli.pde.learned_files import check_record, training_record
-from mgnet_cli.pde.prolongation_learning import (MakeOptimizer, ProlongationResult, held_out_factors,
-                                                 learn_on_fields)
+from mgnet_cli.pde.learning import LearningResult, MakeOptimizer, cycle_record, learn, load_part, save_part
+from mgnet_cli.pde.prolongation_learning import FieldTask, held_out_factors
 from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilAwareSmoother, StencilKernelNet
 from mgnet_cli.schema.solve import StencilAwareConfig
-from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECK_N = 31  # the grid a loaded network is checked on
 
@@ -41,19 +39,19 @@ def refuse_divergent(factors: dict[str, float], where: str) -> None:
     if bad:
         shown = ", ".join(f"{kind} {value:.3g}" for kind, value in bad.items())
         raise MgnetError(f"the stencil-aware smoother does not converge {where} (factor {shown}): "
-                         "nothing saved or used; lower solver.stencil_aware.optimizer.lr or its steps")
+                         "nothing saved or used; lower solver.smoother.learning.optimizer.lr or its steps")
 
 
 def learn_stencil_smoother(settings: StencilAwareConfig, options: MultigridSettings,
                            rule: ProlongationRule, make_optimizer: MakeOptimizer,
-                           schedule: Callable[[int], float], run_dir: Path | None = None) -> ProlongationResult:
+                           schedule: Callable[[int], float], run_dir: Path | None = None) -> LearningResult:
     """Trains a ``StencilKernelNet`` for ``options``' cycle with prolongation ``rule``; refused if its
     held-out factors are not all below 1."""
     torch.manual_seed(settings.seed)
     net = StencilKernelNet(settings.hidden)
     options = with_net(options, net)
-    result = learn_on_fields(net, settings, options, rule, make_optimizer, schedule, run_dir,
-                             name="stencil-aware smoother")
+    result = learn(FieldTask(net, settings, options, rule, "stencil-aware smoother"), settings, make_optimizer,
+                   schedule, run_dir)
     net.eval()  # from here on guarded, as when loaded
     n = 2 * max(settings.train_sizes) + 1
     result.held_out = held_out_factors(rule, options, n, settings.seed + 1, [str(kind) for kind in settings.fields])
@@ -61,29 +59,16 @@ def learn_stencil_smoother(settings: StencilAwareConfig, options: MultigridSetti
     return result
 
 
-def save_stencil_smoother(path: Path, result: ProlongationResult, options: MultigridSettings) -> None:
+def save_stencil_smoother(path: Path, result: LearningResult, options: MultigridSettings) -> None:
     """The network's weights and the record of its training, weights-only."""
-    save_checkpoint(path, {
-        **result.model.state(),
-        "settings": training_record(result.settings),
-        "cycle": {"shape": options.cycle, "prolongation": options.prolongation,
-                  "pre_smooth": options.pre_smooth, "post_smooth": options.post_smooth,
-                  "coarsest_n": options.coarsest_n},
-        "losses": result.losses, "factors": [list(pair) for pair in result.factors],
-        "held_out": result.held_out, "time_s": result.time_s,
-    })
+    save_part(path, result, cycle_record(options, prolongation=options.prolongation))
 
 
 def load_stencil_smoother(path: Path, options: MultigridSettings,
                           rule: ProlongationRule) -> tuple[StencilKernelNet, dict[str, Any]]:
     """The network of a ``save_stencil_smoother`` checkpoint, checked to converge on ``CHECK_N``
     held-out problems of the kinds it was trained on, and the checkpoint's other entries."""
-    state = load_checkpoint(path)
-    try:
-        net = StencilKernelNet.from_state(state)
-    except ValueError as error:
-        raise MgnetError(f"{path} holds no usable stencil-aware smoother: {error}") from error
-    check_record(state, path, StencilAwareConfig)  # before its fields are used
+    net, state = load_part(path, StencilKernelNet.from_state, StencilAwareConfig, "stencil-aware smoother")
     kinds = state.get("settings", {}).get("fields") or [str(kind) for kind in StencilAwareConfig().fields]
     with torch.inference_mode():
         factors = held_out_factors(rule, with_net(options, net), CHECK_N, seed=1, kinds=kinds)

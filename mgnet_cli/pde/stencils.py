@@ -60,7 +60,6 @@ class StencilOperator(nn.Module):
         flat = stencil.detach().abs().flatten(2).amax(-1)  # one look at every plane, at setup
         self.offsets = [(di, dj) for di, dj in OFFSETS
                         if (di, dj) != (0, 0) and flat[1 + di, 1 + dj].item() > 0.0]
-        self.cache: dict[str, object] = {}  # what smoothers factorise once (line solves)
 
     def stencil_for(self, like: torch.Tensor) -> torch.Tensor:
         """The (3, 3, n, n) stencil (as ``Laplacian``'s; ``like`` gives that one its grid)."""

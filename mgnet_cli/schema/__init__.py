@@ -8,6 +8,7 @@ picks code that a schema does not list.
 """
 
 import functools
+import types
 import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -31,7 +32,8 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
     "problem": {"poisson": solve.PoissonProblemConfig, "diffusion": solve.DiffusionProblemConfig,
                 "anisotropic": solve.AnisotropicProblemConfig, "matrix": solve.MatrixProblemConfig},
     "solver/smoother": {"jacobi": solve.JacobiConfig, "base": solve.SolverSmootherConfig,
-                        "chebyshev": solve.ChebyshevPolynomialConfig},
+                        "chebyshev": solve.ChebyshevPolynomialConfig, "learned": solve.LearnedSmootherOptionConfig,
+                        "stencil_aware": solve.StencilAwareOptionConfig},
 }
 COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalConfig,
                              "info": commands.InfoConfig, "solve": solve.SolveConfig}
@@ -178,12 +180,20 @@ def expected_type(owner: type | None, name: str) -> str:
     for field in fields(owner):
         if field.name == name:
             kind = rules.declared(field)
-            text = getattr(kind, "__name__", str(kind))
-            if isinstance(kind, type) and issubclass(kind, rules.Enum):
-                return f"use one of {rules.choices(kind)}"
-            return {"int": "give an integer", "float": "give a number", "bool": "give true or false",
-                    "str": "give a string"}.get(text, f"give a value of type {text}".replace("typing.", ""))
+            options = [option for option in typing.get_args(kind) if option is not type(None)]
+            if isinstance(kind, types.UnionType) and len(options) == 1:  # int | None
+                return expected_type_of(options[0]) + " (or null)"
+            return expected_type_of(kind)
     return "wrong type"
+
+
+def expected_type_of(kind: Any) -> str:
+    """What a value of type ``kind`` must be, in words."""
+    text = getattr(kind, "__name__", str(kind))
+    if isinstance(kind, type) and issubclass(kind, rules.Enum):
+        return f"use one of {rules.choices(kind)}"
+    return {"int": "give an integer", "float": "give a number", "bool": "give true or false",
+            "str": "give a string"}.get(text, f"give a value of type {text}".replace("typing.", ""))
 
 
 def check(cfg: DictConfig, command: str) -> Any:

@@ -82,11 +82,13 @@ def fits_in_memory(owner: object, name: str) -> None:
 @dataclass
 class PoissonProblemConfig:
     """-Δu = g (``configs/problem/poisson.yaml``)."""
-    kind: str = "poisson"
-    n: int = 255
-    rhs: RightHandSide = RightHandSide.random
-    seed: int = 0
-    save_matrix: str | None = None  # a .mtx or .npz to write the fine-grid matrix to (problem=matrix reads it)
+    kind: str = rules.setting("poisson", "the problem's kind, chosen with problem=NAME (configs/problem/)")
+    n: int = rules.setting(255, "interior points per side, 2^L - 1 (1023 = a million unknowns)")
+    rhs: RightHandSide = rules.setting(RightHandSide.random, "the right-hand side: random (standard normal, "
+                                       "seeded), ones, or sine (poisson: an exact solution, the error reported)")
+    seed: int = rules.setting(0, "of the random right-hand side")
+    save_matrix: str | None = rules.setting(None, "a .mtx or .npz file to write the fine-grid matrix to "
+                                                  "(problem=matrix problem.file=... reads it)")
 
     TARGETS: ClassVar[tuple[str, ...]] = ("poisson",)
     SELECTED_BY: ClassVar[str] = "kind"
@@ -103,12 +105,13 @@ class PoissonProblemConfig:
 class DiffusionProblemConfig(PoissonProblemConfig):
     """-∇·(k∇u) = g with a coefficient field (``configs/problem/diffusion.yaml``)."""
     kind: str = "diffusion"
-    coefficient: Coefficient = Coefficient.lognormal
-    sigma: float = 1.0
-    contrast: float = 1000.0
-    block: int = 8
-    file: str | None = None
-    field_seed: int = 0
+    coefficient: Coefficient = rules.setting(Coefficient.lognormal, "k: lognormal (exp(sigma N(0,1))), jumps "
+                                             "(1 or contrast at random), checkerboard, constant, or file")
+    sigma: float = rules.setting(1.0, "lognormal: standard deviation of log k")
+    contrast: float = rules.setting(1000.0, "jumps and checkerboard: k is 1 or this")
+    block: int = rules.setting(8, "checkerboard: boxes per block side")
+    file: str | None = rules.setting(None, "coefficient=file: a .npy array of (n, n) positive numbers")
+    field_seed: int = rules.setting(0, "of the random coefficient field")
 
     TARGETS: ClassVar[tuple[str, ...]] = ("diffusion",)
 
@@ -131,8 +134,8 @@ class DiffusionProblemConfig(PoissonProblemConfig):
 class AnisotropicProblemConfig(PoissonProblemConfig):
     """-∇·(K∇u) = g, K rotated (``configs/problem/anisotropic.yaml``)."""
     kind: str = "anisotropic"
-    epsilon: float = 0.01
-    theta: float = 0.0
+    epsilon: float = rules.setting(0.01, "the weak direction's conductivity, in (0, 1]")
+    theta: float = rules.setting(0.0, "rotation of the strong direction from the x axis, radians")
 
     TARGETS: ClassVar[tuple[str, ...]] = ("anisotropic",)
 
@@ -194,13 +197,13 @@ class MatrixProblemConfig:
 @dataclass
 class SolverSmootherConfig:
     """A solver smoother with the keys every one has (``configs/solver/smoother/*.yaml`` extending
-    ``/schema/solver/smoother/base``: red-black and zebra-line Gauss-Seidel, the learned smoothers,
-    whose training keys are ``solver.learned`` and ``solver.stencil_aware``, and any new one); the
+    ``/schema/solver/smoother/base``: red-black and zebra-line Gauss-Seidel and any new one); the
     code it may call is what those files name."""
-    _target_: str = "mgnet_cli.pde.smoothers.RedBlackGaussSeidel"
-    _partial_: bool = True
+    _target_: str = rules.setting("mgnet_cli.pde.smoothers.RedBlackGaussSeidel",
+                                  "the code this option builds: one that a shipped option of its schema names")
+    _partial_: bool = rules.setting(True, "stays true: the steps are passed in when it is built")
 
-    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "base")
+    TARGETS = shipped.Targets("solver/smoother", "base")  # what the shipped options name
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
@@ -210,9 +213,9 @@ class SolverSmootherConfig:
 @dataclass
 class JacobiConfig(SolverSmootherConfig):
     _target_: str = "mgnet_cli.pde.smoothers.DampedJacobi"
-    omega: float = 0.8
+    omega: float = rules.setting(0.8, "the damping, in (0, 1]; 4/5 is optimal for the 5-point Laplacian")
 
-    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "jacobi")
+    TARGETS = shipped.Targets("solver/smoother", "jacobi")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -222,9 +225,10 @@ class JacobiConfig(SolverSmootherConfig):
 @dataclass
 class ChebyshevPolynomialConfig(SolverSmootherConfig):
     _target_: str = "mgnet_cli.pde.smoothers.ChebyshevPolynomial"
-    ratio: float = 4.0
+    ratio: float = rules.setting(4.0, "> 1: the polynomial damps D^-1 A's eigenvalues in [2 / ratio, 2]; "
+                                 "4 at degree 1 is damped Jacobi with omega = 4/5")
 
-    TARGETS: ClassVar[tuple[str, ...]] = shipped.targets("solver/smoother", "chebyshev")
+    TARGETS = shipped.Targets("solver/smoother", "chebyshev")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -236,10 +240,12 @@ class ChebyshevPolynomialConfig(SolverSmootherConfig):
 class LearningScheduleConfig(WarmupCosineConfig):
     """The learning rate over the steps of learning (one step is one "epoch"); a warm-up longer
     than a short test run just warms up all the way."""
+    epochs: int | None = rules.setting(None, "steps the schedule spans; null: the part's steps")
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
-        rules.count(self, "epochs", maximum=10**6)
+        if self.epochs is not None:
+            rules.count(self, "epochs", maximum=10**6)
         rules.number(self, "warmup_epochs", 0.0, 10**6)
         rules.number(self, "final_fraction", 0.0, 1.0)
 
@@ -247,9 +253,9 @@ class LearningScheduleConfig(WarmupCosineConfig):
 @dataclass
 class LearningOptimizerConfig:
     """The optimizer of a learned smoother or prolongation (Adam by default)."""
-    _target_: str = "torch.optim.Adam"
-    _partial_: bool = True
-    lr: float = 1e-2
+    _target_: str = rules.setting("torch.optim.Adam", "the optimizer: torch.optim.Adam, AdamW or SGD")
+    _partial_: bool = rules.setting(True, "stays true: the parameters are passed in when it is built")
+    lr: float = rules.setting(1e-2, "the learning rate")
 
     TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 
@@ -261,17 +267,19 @@ class LearningOptimizerConfig:
 
 @dataclass
 class LearnedSmootherConfig:
-    """``solver.learned``: how the learned smoother is trained (or the checkpoint to load)."""
-    checkpoint: str | None = None
-    shared: bool = True
-    train_sizes: list[int] = field(default_factory=lambda: [31, 63])
-    steps: int = 200
-    batch: int = 16
-    cycles: int = 6
-    seed: int = 0
-    measure_every: int = 25
+    """``solver.smoother.learning`` of ``solver/smoother=learned``: how its kernels are learned (or
+    the checkpoint to load); the other learned parts' keys extend these."""
+    checkpoint: str | None = rules.setting(None, "a saved part (.pt) to load; null: learn one first (saved in "
+                                           "the run folder)")
+    shared: bool = rules.setting(True, "one kernel for every level (true) or one per grid size (false)")
+    train_sizes: list[int] = rules.setting([31, 63], "training grids (2^L - 1, above solver.coarsest_n)")
+    steps: int = rules.setting(200, "gradient steps; each draws batch random problems per training grid")
+    batch: int = rules.setting(16, "random problems per training grid and step")
+    cycles: int = rules.setting(6, "unrolled cycles per problem; loss = log(||r_cycles|| / ||r_0||) / cycles")
+    seed: int = rules.setting(0, "of the training problems (the factor is measured on other ones)")
+    measure_every: int = rules.setting(25, "steps between factor measurements on the next finer, unseen grid")
     optimizer: LearningOptimizerConfig = field(default_factory=LearningOptimizerConfig)
-    scheduler: LearningScheduleConfig = field(default_factory=lambda: LearningScheduleConfig(epochs=200))
+    scheduler: LearningScheduleConfig = field(default_factory=LearningScheduleConfig)
 
     LARGEST_TRAIN_N: ClassVar[int] = 255  # cycles unrolled under autograd: small grids suffice
 
@@ -294,14 +302,18 @@ class TrainingField(rules.Choice):
 
 @dataclass
 class LearnedProlongationConfig(LearnedSmootherConfig):
-    """``solver.learned_prolongation``: the CNN that predicts P's weights."""
+    """``solver.learned_prolongation`` (read with ``solver.prolongation=learned``): the CNN that
+    predicts P's weights."""
     train_sizes: list[int] = field(default_factory=lambda: [31])
     steps: int = 100
     batch: int = 4
     cycles: int = 2
-    hidden: int = 32
-    base: ProlongationBase = ProlongationBase.black_box
-    fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.lognormal, TrainingField.jumps])
+    hidden: int = rules.setting(32, "channels of the network")
+    base: ProlongationBase = rules.setting(ProlongationBase.black_box, "the rule the network corrects (and "
+                                           "starts from)")
+    fields: list[TrainingField] = rules.setting([TrainingField.lognormal, TrainingField.jumps],
+                                                "kinds of training field, in turn")
+    optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=1e-3))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -312,17 +324,17 @@ class LearnedProlongationConfig(LearnedSmootherConfig):
 
 @dataclass
 class StencilAwareConfig(LearnedSmootherConfig):
-    """``solver.stencil_aware``: the CNN from each point's stencils to the smoother's taps."""
+    """``solver.smoother.learning`` of ``solver/smoother=stencil_aware``: the CNN from each point's
+    stencils to the smoother's taps."""
     train_sizes: list[int] = field(default_factory=lambda: [31])
     steps: int = 60
     batch: int = 4
     cycles: int = 2
     measure_every: int = 20
-    hidden: int = 16
-    fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.anisotropic,
-                                                                 TrainingField.jumps])
+    hidden: int = rules.setting(16, "channels of the network")
+    fields: list[TrainingField] = rules.setting([TrainingField.anisotropic, TrainingField.jumps],
+                                                "kinds of training problem, in turn")
     optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=3e-3))
-    scheduler: LearningScheduleConfig = field(default_factory=lambda: LearningScheduleConfig(epochs=60))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -332,22 +344,42 @@ class StencilAwareConfig(LearnedSmootherConfig):
 
 
 @dataclass
+class LearnedSmootherOptionConfig(SolverSmootherConfig):
+    """``configs/solver/smoother/learned.yaml``: the smoother and, under ``learning``, how it is learned."""
+    _target_: str = "mgnet_cli.pde.learned_smoother.LearnedSmoother"
+    learning: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
+
+    TARGETS = shipped.Targets("solver/smoother", "learned")
+
+
+@dataclass
+class StencilAwareOptionConfig(SolverSmootherConfig):
+    """``configs/solver/smoother/stencil_aware.yaml``: the smoother and, under ``learning``, how it is learned."""
+    _target_: str = "mgnet_cli.pde.stencil_smoother.StencilAwareSmoother"
+    learning: StencilAwareConfig = field(default_factory=StencilAwareConfig)
+
+    TARGETS = shipped.Targets("solver/smoother", "stencil_aware")
+
+
+@dataclass
 class SolverConfig:
     """``solve.yaml``'s ``solver``: the cycle, its coarsening and what it learns."""
-    cycle: Cycle = Cycle.v
-    prolongation: Prolongation = Prolongation.bilinear
-    krylov: Krylov = Krylov.none
-    pre_smooth: int = 1
-    post_smooth: int = 1
-    coarsest_n: int = 7
-    tol: float = 1e-8
-    max_cycles: int = 50
-    dtype: Dtype = Dtype.float64
-    device: str = "auto"
-    threads: int | None = None  # CPU threads; null: the cores idle now (capped at the usable ones)
-    learned: LearnedSmootherConfig = field(default_factory=LearnedSmootherConfig)
-    learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig)
-    stencil_aware: StencilAwareConfig = field(default_factory=StencilAwareConfig)
+    cycle: Cycle = rules.setting(Cycle.v, "v, w, or backslash (MgNet's shape: smoothing on the way down only)")
+    prolongation: Prolongation = rules.setting(Prolongation.bilinear, "diffusion/anisotropic: bilinear, "
+                                               "black_box (Dendy) or learned; R = P^T, A_c = R A P")
+    krylov: Krylov = rules.setting(Krylov.none, "none (the cycle repeated) or cg: conjugate gradients, one "
+                                   "symmetric cycle per iteration as the preconditioner")
+    pre_smooth: int = rules.setting(1, "smoothing steps before the coarse-grid correction (Chebyshev: the degree)")
+    post_smooth: int = rules.setting(1, "after it; the backslash cycle has none")
+    coarsest_n: int = rules.setting(7, "coarsening stops at this grid (2^k - 1), which is solved exactly")
+    tol: float = rules.setting(1e-8, "stop when ||f - A u|| <= tol ||f||")
+    max_cycles: int = rules.setting(50, "cycles at most")
+    dtype: Dtype = rules.setting(Dtype.float64, "float64 or float32 (float32 stalls near a relative residual of 1e-6)")
+    device: str = rules.setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    threads: int | None = rules.setting(None, "CPU threads; null: the cores other processes leave idle at the "
+                                        "start, capped at the usable cores")
+    learned_prolongation: LearnedProlongationConfig = field(default_factory=LearnedProlongationConfig,
+                                                            metadata={"help": "solver.prolongation=learned: how its CNN is learned"})
     smoother: Any = rules.group("solver/smoother")
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema import rules
 
 PLAIN = (str, int, float, bool, NoneType)  # what a stored value is made of: no code, no nodes
-DEEPEST = 8  # levels of nesting in the deepest config mgnet writes (solver.learned.scheduler.epochs: 4)
+DEEPEST = 8  # levels of nesting in the deepest config mgnet writes (solver.smoother.learning.scheduler.epochs: 5)
 
 
 SHIPPED_DATA_FOLDER = "${oc.env:MGNET_DATA_DIR,data}"  # the one resolver of the shipped configs

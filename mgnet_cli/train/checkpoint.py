@@ -79,7 +79,7 @@ def check_training_checkpoint(state: dict[str, Any], path: Path) -> None:
     (``mgnet solve``) says what it is."""
     if state.get("kind") is not None:
         raise MgnetError(f"{path} is a {state['kind']} file, not a training checkpoint; "
-                         "mgnet solve reads it with solver.learned.checkpoint=...")
+                         "mgnet solve reads it with solver.smoother.learning.checkpoint=...")
     problems = []
     if not isinstance(state.get("config"), dict):
         problems.append("no config")

@@ -11,15 +11,15 @@ from mgnet_cli import schema
 from mgnet_cli.cli.solve import PARTS, load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
 from mgnet_cli.cli.solve_settings import multigrid_settings, smoother_factory, training_settings
-from mgnet_cli.pde.smoother_learning import measure_size
+from mgnet_cli.pde.learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
 from tests.helpers import mgnet_solve
 
 TINY = ["solver/smoother=learned", "problem.n=63", "solver.device=cpu",
-        "solver.learned.train_sizes=[15]", "solver.learned.steps=10", "solver.learned.batch=4",
-        "solver.learned.cycles=3", "solver.learned.measure_every=5",
-        "solver.learned.optimizer.lr=0.05"]
+        "solver.smoother.learning.train_sizes=[15]", "solver.smoother.learning.steps=10", "solver.smoother.learning.batch=4",
+        "solver.smoother.learning.cycles=3", "solver.smoother.learning.measure_every=5",
+        "solver.smoother.learning.optimizer.lr=0.05"]
 
 
 def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
@@ -31,7 +31,7 @@ def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
     assert learned["status"] == "converged" and learned["learned_smoother"]["learned_here"]
     assert learned["learned_smoother"]["checkpoint"] == str(checkpoint) and checkpoint.is_file()
     assert learned["convergence_factor"] < 0.3  # damped Jacobi, where it starts: 0.35
-    assert "solver.learned.checkpoint=" in done.stderr + done.stdout  # says how to reuse it
+    assert "solver.smoother.learning.checkpoint=" in done.stderr + done.stdout  # says how to reuse it
 
     events = EventAccumulator(str(first))
     events.Reload()
@@ -42,7 +42,7 @@ def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
     assert {"learned/lr", "learned/batch_factor", "residual/relative"} <= set(events.Tags()["scalars"])
 
     done = mgnet_solve("solver/smoother=learned", "problem.n=63", "solver.device=cpu",
-                       f"solver.learned.checkpoint={checkpoint}", f"hydra.run.dir={second}", cwd=tmp_path)
+                       f"solver.smoother.learning.checkpoint={checkpoint}", f"hydra.run.dir={second}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     reloaded = json.loads((second / "results.json").read_text())
     assert not reloaded["learned_smoother"]["learned_here"]
@@ -52,23 +52,23 @@ def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
 
 
 def test_a_bad_learned_value_exits_2_with_one_line(tmp_path):
-    done = mgnet_solve("solver/smoother=learned", "solver.learned.train_sizes=[100]",
+    done = mgnet_solve("solver/smoother=learned", "solver.smoother.learning.train_sizes=[100]",
                        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "solver.learned.train_sizes=[100]" in lines[0], done.stderr
+    assert len(lines) == 1 and "solver.smoother.learning.train_sizes=[100]" in lines[0], done.stderr
     assert not (tmp_path / "run" / "learned_smoother.pt").exists()
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("solver.learned.shared=maybe", "solver.learned.shared=maybe: give true or false"),
-    ("solver.learned.train_sizes=63", "solver.learned.train_sizes=63: give a value of type list"),
-    ("solver.learned.train_sizes=[511]", "solver.learned.train_sizes=[511]: give a non-empty list of integers from 3 to 255"),
-    ("solver.learned.steps=0", "solver.learned.steps=0: give an integer from 1"),
-    ("solver.learned.cycles=two", "solver.learned.cycles=two: give an integer"),
-    ("solver.learned.optimizer.lr=-1", "solver.learned.optimizer.lr=-1.0: give a finite number in (0, inf)"),
-    ("solver.learned.optimizer._target_=torch.optim.Nothing", "solver.learned.optimizer._target_=torch.optim.Nothing: use one of"),
-    ("solver.learned.scheduler.epochs=many", "solver.learned.scheduler.epochs=many: give an integer"),
+    ("solver.smoother.learning.shared=maybe", "solver.smoother.learning.shared=maybe: give true or false"),
+    ("solver.smoother.learning.train_sizes=63", "solver.smoother.learning.train_sizes=63: give a value of type list"),
+    ("solver.smoother.learning.train_sizes=[511]", "solver.smoother.learning.train_sizes=[511]: give a non-empty list of integers from 3 to 255"),
+    ("solver.smoother.learning.steps=0", "solver.smoother.learning.steps=0: give an integer from 1"),
+    ("solver.smoother.learning.cycles=two", "solver.smoother.learning.cycles=two: give an integer"),
+    ("solver.smoother.learning.optimizer.lr=-1", "solver.smoother.learning.optimizer.lr=-1.0: give a finite number in (0, inf)"),
+    ("solver.smoother.learning.optimizer._target_=torch.optim.Nothing", "solver.smoother.learning.optimizer._target_=torch.optim.Nothing: use one of"),
+    ("solver.smoother.learning.scheduler.epochs=many", "solver.smoother.learning.scheduler.epochs=many: give an integer"),
 ])
 def test_bad_learned_values_name_the_key(override, message):
     """The schema refuses them before anything is learned (tests/schema covers every key)."""
@@ -82,11 +82,11 @@ def learn_or_load(cfg, run_dir):
     """The learned smoother of a composed ``solve`` config, as ``mgnet solve`` loads or learns it."""
     solver = schema.check(cfg, "solve").solver
     options = multigrid_settings(solver, smoother_factory(solver.smoother))
-    return load_or_learn(PARTS["learned"], solver.learned, options, run_dir, torch.device("cpu"))
+    return load_or_learn(PARTS["learned"], solver.smoother.learning, options, run_dir, torch.device("cpu"))
 
 
 def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
-    cfg = compose_config("solver/smoother=learned", "solver.learned.train_sizes=[7,31]", config_name="solve",
+    cfg = compose_config("solver/smoother=learned", "solver.smoother.learning.train_sizes=[7,31]", config_name="solve",
                          tiny=False)
     with pytest.raises(ConfigError, match="7 is not above solver.coarsest_n=7"):
         learn_or_load(cfg, tmp_path)
@@ -95,9 +95,9 @@ def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
 
 def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compose_config, tmp_path):
     cfg = compose_config("solver/smoother=learned", config_name="solve", tiny=False)
-    settings = training_settings(schema.check(cfg, "solve").solver.learned, "solver.learned", 7)
+    settings = training_settings(schema.check(cfg, "solve").solver.smoother.learning, "solver.smoother.learning", 7)
     assert settings.train_sizes == [31, 63] and settings.shared and measure_size(settings) == 127
-    cfg = compose_config("solver/smoother=learned", f"solver.learned.checkpoint={tmp_path / 'no.pt'}",
+    cfg = compose_config("solver/smoother=learned", f"solver.smoother.learning.checkpoint={tmp_path / 'no.pt'}",
                          config_name="solve", tiny=False)
     with pytest.raises(MgnetError, match="no.pt does not exist"):
         learn_or_load(cfg, tmp_path)
@@ -150,7 +150,7 @@ def test_a_checkpoint_that_is_not_a_prolongation_exits_2(tmp_path):
 @pytest.fixture(scope="module")
 def learned_file(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("learned") / "run"
-    done = mgnet_solve("solver/smoother=learned", "solver.learned.steps=3", "solver.learned.measure_every=3",
+    done = mgnet_solve("solver/smoother=learned", "solver.smoother.learning.steps=3", "solver.smoother.learning.measure_every=3",
                        "problem.n=63", f"hydra.run.dir={run}", cwd=run.parent)
     assert done.returncode == 0, done.stderr
     return run / "learned_smoother.pt"
@@ -169,7 +169,7 @@ def crafted_kernels(learned_file: Path, folder: Path, value: float) -> Path:
 def test_a_diverging_solve_says_so_and_exits_non_zero(learned_file, tmp_path):
     kernels = crafted_kernels(learned_file, tmp_path, 6.0)  # 6 D^-1: a smoother that amplifies
     run = tmp_path / "run"
-    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={kernels}", "problem.n=63",
+    done = mgnet_solve("solver/smoother=learned", f"solver.smoother.learning.checkpoint={kernels}", "problem.n=63",
                        f"hydra.run.dir={run}", cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "the solve diverged" in lines[0], done.stderr
@@ -178,15 +178,15 @@ def test_a_diverging_solve_says_so_and_exits_non_zero(learned_file, tmp_path):
 
 def test_kernels_that_are_not_finite_are_refused(learned_file, tmp_path):
     kernels = crafted_kernels(learned_file, tmp_path, float("nan"))
-    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={kernels}", "problem.n=63",
+    done = mgnet_solve("solver/smoother=learned", f"solver.smoother.learning.checkpoint={kernels}", "problem.n=63",
                        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode == 2 and "the kernels must be finite floating-point numbers" in done.stderr
 
 
 def test_a_learned_smoother_that_blew_up_is_neither_saved_nor_used(tmp_path):
     run = tmp_path / "run"
-    done = mgnet_solve("solver/smoother=learned", "solver.learned.steps=3", "solver.learned.measure_every=3",
-                       "solver.learned.optimizer.lr=1e4", "solver.learned.scheduler.warmup_epochs=0",
+    done = mgnet_solve("solver/smoother=learned", "solver.smoother.learning.steps=3", "solver.smoother.learning.measure_every=3",
+                       "solver.smoother.learning.optimizer.lr=1e4", "solver.smoother.learning.scheduler.warmup_epochs=0",
                        "problem.n=63", f"hydra.run.dir={run}", cwd=tmp_path)
     assert done.returncode == 2 and "learning the smoother blew up" in done.stderr, done.stderr
     assert not (run / "learned_smoother.pt").exists() and not (run / "results.json").exists()

@@ -14,8 +14,8 @@ from tests.helpers import mgnet_solve
 TINY = ["solver/smoother=stencil_aware", "problem=anisotropic", "problem.theta=0.7853981633974483",
         "problem.epsilon=0.001", "problem.n=63", "solver.prolongation=black_box", "solver.max_cycles=30",
         "solver.tol=1e-4",  # reached in about 23 cycles (0.78 a cycle): mgnet solve exits 0 only when converged
-        "solver.stencil_aware.train_sizes=[15]", "solver.stencil_aware.steps=4",
-        "solver.stencil_aware.batch=2", "solver.stencil_aware.measure_every=2", "solver.stencil_aware.hidden=4"]
+        "solver.smoother.learning.train_sizes=[15]", "solver.smoother.learning.steps=4",
+        "solver.smoother.learning.batch=2", "solver.smoother.learning.measure_every=2", "solver.smoother.learning.hidden=4"]
 
 
 def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
@@ -29,13 +29,13 @@ def test_learns_writes_the_checkpoint_and_curves_then_reloads_it(tmp_path):
     assert [entry["step"] for entry in record["factors"]] == [2, 4]
     assert set(record["held_out"]) == {"anisotropic", "jumps"} and max(record["held_out"].values()) < 1
     assert learned["smoother"] == "stencil_aware" and 0 < learned["convergence_factor"] < 1
-    assert "solver.stencil_aware.checkpoint=" in done.stderr + done.stdout
+    assert "solver.smoother.learning.checkpoint=" in done.stderr + done.stdout
     events = EventAccumulator(str(first))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"learned_stencil_aware_smoother/loss", "learned_stencil_aware_smoother/factor"} <= tags
 
-    done = mgnet_solve(*TINY, f"solver.stencil_aware.checkpoint={checkpoint}", f"hydra.run.dir={second}",
+    done = mgnet_solve(*TINY, f"solver.smoother.learning.checkpoint={checkpoint}", f"hydra.run.dir={second}",
                        cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     reloaded = json.loads((second / "results.json").read_text())
@@ -48,18 +48,18 @@ def test_a_checkpoint_of_another_kind_exits_2_with_one_line(tmp_path):
     from mgnet_cli.train.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "other.pt", {"kind": "learned_prolongation", "weights": {}})
-    done = mgnet_solve(*TINY, f"solver.stencil_aware.checkpoint={tmp_path / 'other.pt'}",
+    done = mgnet_solve(*TINY, f"solver.smoother.learning.checkpoint={tmp_path / 'other.pt'}",
                        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "no usable stencil-aware smoother" in lines[0], done.stderr
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("solver.stencil_aware.fields=[marble]", "solver.stencil_aware.fields"),
-    ("solver.stencil_aware.fields=[]", "solver.stencil_aware.fields=[]"),
-    ("solver.stencil_aware.hidden=0", "solver.stencil_aware.hidden=0"),
-    ("solver.stencil_aware.train_sizes=[100]", "solver.stencil_aware.train_sizes=[100]"),
-    ("solver.stencil_aware.optimizer.lr=-1", "solver.stencil_aware.optimizer.lr=-1.0"),
+    ("solver.smoother.learning.fields=[marble]", "solver.smoother.learning.fields"),
+    ("solver.smoother.learning.fields=[]", "solver.smoother.learning.fields=[]"),
+    ("solver.smoother.learning.hidden=0", "solver.smoother.learning.hidden=0"),
+    ("solver.smoother.learning.train_sizes=[100]", "solver.smoother.learning.train_sizes=[100]"),
+    ("solver.smoother.learning.optimizer.lr=-1", "solver.smoother.learning.optimizer.lr=-1.0"),
 ])
 def test_bad_values_name_the_key(override, message):
     register_configs()
@@ -69,7 +69,7 @@ def test_bad_values_name_the_key(override, message):
 
 
 def test_training_grids_must_be_above_the_coarsest(tmp_path):
-    done = mgnet_solve(*TINY, "solver.stencil_aware.train_sizes=[7]", f"hydra.run.dir={tmp_path / 'run'}",
+    done = mgnet_solve(*TINY, "solver.smoother.learning.train_sizes=[7]", f"hydra.run.dir={tmp_path / 'run'}",
                        cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "7 is not above solver.coarsest_n=7" in lines[0], done.stderr

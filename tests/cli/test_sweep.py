@@ -137,7 +137,7 @@ def test_two_sweeps_into_one_folder_keep_each_others_rows(tmp_path):
 def test_a_diverged_solve_job_is_listed_as_diverged_with_its_message(learned_file, tmp_path):
     """Not as "no results.json": the row's status and error are the job's own."""
     sweep, crafted = tmp_path / "sweep", crafted_kernels(learned_file, tmp_path, 6.0)
-    result = cli("solve", "-m", "solver/smoother=learned", f"solver.learned.checkpoint={learned_file},{crafted}",
+    result = cli("solve", "-m", "solver/smoother=learned", f"solver.smoother.learning.checkpoint={learned_file},{crafted}",
                  "problem.n=63", "solver.device=cpu", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
     assert result.returncode == 1, result.stderr
     converged, diverged = read_rows(sweep / "summary.csv")

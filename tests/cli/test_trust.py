@@ -140,8 +140,8 @@ def test_a_truncated_checkpoint_is_one_line(honest, tmp_path, cut):
 def test_solve_calls_nothing_a_learned_smoother_file_names(tmp_path):
     """A learned_smoother.pt is data: kernels; code named anywhere in it is never called."""
     run = tmp_path / "learn"
-    cli("solve", "solver/smoother=learned", "solver.learned.steps=2", "solver.learned.measure_every=2",
-        "problem.n=31", "solver.learned.train_sizes=[15]", f"hydra.run.dir={run}", cwd=tmp_path)
+    cli("solve", "solver/smoother=learned", "solver.smoother.learning.steps=2", "solver.smoother.learning.measure_every=2",
+        "problem.n=31", "solver.smoother.learning.train_sizes=[15]", f"hydra.run.dir={run}", cwd=tmp_path)
     marker = tmp_path / "PWNED"
     state = torch.load(run / "learned_smoother.pt", weights_only=True)
     nodes = payloads(marker, run / "learned_smoother.pt")
@@ -150,7 +150,7 @@ def test_solve_calls_nothing_a_learned_smoother_file_names(tmp_path):
     state["config"] = {"solver": {"smoother": nodes["builtins.exec"]}}
     crafted_file = tmp_path / "gift.pt"
     torch.save(state, crafted_file)
-    cli("solve", "solver/smoother=learned", f"solver.learned.checkpoint={crafted_file}", "problem.n=31",
+    cli("solve", "solver/smoother=learned", f"solver.smoother.learning.checkpoint={crafted_file}", "problem.n=31",
         f"hydra.run.dir={tmp_path / 'solve'}", cwd=tmp_path, check=False)
     assert not marker.exists()
 

@@ -9,7 +9,8 @@ import numpy.lib.format as npy_format
 import pytest
 
 from mgnet_cli import schema
-from mgnet_cli.cli.solve_settings import problem_settings
+from mgnet_cli.cli.solve_settings import coefficient_file
+from mgnet_cli.pde.problems import finest_stencil
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.pde.problems import read_field
 from tests.helpers import mgnet_solve, one_line_error
@@ -81,10 +82,11 @@ def test_the_field_is_read_once_and_the_solve_uses_what_was_checked(tmp_path, co
     np.save(tmp_path / "k.npy", field)
     cfg = compose_config("problem=diffusion", "problem.n=15", "problem.coefficient=file",
                          f"problem.file={tmp_path / 'k.npy'}", config_name="solve", tiny=False)
-    problem = problem_settings(schema.check(cfg, "solve").problem)
+    problem = schema.check(cfg, "solve").problem
+    values = coefficient_file(problem)
     (tmp_path / "k.npy").write_bytes(b"")  # changed after the check: never read again
-    assert problem.field().numpy().tolist() == field.tolist()
-    assert problem.stencil().shape == (3, 3, 15, 15)
+    assert values.numpy().tolist() == field.tolist()
+    assert finest_stencil(problem, field=values).shape == (3, 3, 15, 15)
 
 
 def test_a_bad_file_is_one_config_error_naming_the_key(tmp_path, compose_config):
@@ -92,7 +94,7 @@ def test_a_bad_file_is_one_config_error_naming_the_key(tmp_path, compose_config)
     cfg = compose_config("problem=diffusion", "problem.n=15", "problem.coefficient=file",
                          f"problem.file={tmp_path / 'k.npy'}", config_name="solve", tiny=False)
     with pytest.raises(ConfigError, match=r"problem.file='.*k.npy': .* holds 16 bytes of data"):
-        problem_settings(schema.check(cfg, "solve").problem)
+        coefficient_file(schema.check(cfg, "solve").problem)
 
 
 def test_a_file_given_with_another_coefficient_is_refused(tmp_path):

@@ -110,7 +110,7 @@ def test_learning_lowers_the_factor(learned):
     assert jacobi == pytest.approx(0.35, abs=0.03)  # training starts at damped Jacobi
     assert final < 0.8 * jacobi
     assert learned.losses[-1] < learned.losses[0]
-    assert learned.kernels.shared == (len(learned.kernels.sizes) == 0)
+    assert learned.model.shared == (len(learned.model.sizes) == 0)
 
 
 def test_a_saved_smoother_reloads_to_the_same_factor(learned, tmp_path):
@@ -118,9 +118,9 @@ def test_a_saved_smoother_reloads_to_the_same_factor(learned, tmp_path):
     save_learned(path, learned, OPTIONS)
     kernels, state = load_learned(path)
     assert state["settings"]["train_sizes"] == [15] and state["cycle"]["pre_smooth"] == 1
-    for (label, saved), (_, loaded) in zip(learned.kernels.labelled(), kernels.labelled()):
+    for (label, saved), (_, loaded) in zip(learned.model.labelled(), kernels.labelled()):
         assert torch.equal(saved.detach(), loaded.detach()), label
-    before = measured_factor(63, with_kernels(OPTIONS, learned.kernels))
+    before = measured_factor(63, with_kernels(OPTIONS, learned.model))
     after = measured_factor(63, with_kernels(OPTIONS, kernels))
     assert after == pytest.approx(before, rel=1e-12, abs=0)
     assert after < 0.3
@@ -129,7 +129,7 @@ def test_a_saved_smoother_reloads_to_the_same_factor(learned, tmp_path):
 def test_larger_grids_than_trained_keep_converging(learned):
     """Trained on n = 15, used on n = 127 (8x larger): no divergence, about the same factor."""
     trained = learned.factors[-1][1]
-    larger = measured_factor(127, with_kernels(OPTIONS, learned.kernels))
+    larger = measured_factor(127, with_kernels(OPTIONS, learned.model))
     assert larger < 1.0
     assert larger < trained + 0.05
 

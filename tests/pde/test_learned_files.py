@@ -11,9 +11,9 @@ from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learned_smoother import LearnedKernels
 from mgnet_cli.schema.solve import LearnedProlongationConfig, LearnedSmootherConfig, StencilAwareConfig
-from mgnet_cli.pde.prolongation_learning import (ProlongationResult,
-                                                 load_prolongation, save_prolongation)
-from mgnet_cli.pde.smoother_learning import LearningResult, load_learned, save_learned
+from mgnet_cli.pde.learning import LearningResult
+from mgnet_cli.pde.prolongation_learning import load_prolongation, save_prolongation
+from mgnet_cli.pde.smoother_learning import load_learned, save_learned
 from mgnet_cli.pde.solve import MultigridSettings
 from mgnet_cli.pde.stencil_smoother import StencilKernelNet
 from mgnet_cli.pde.stencil_smoother_learning import load_stencil_smoother, save_stencil_smoother
@@ -25,7 +25,7 @@ OPTIONS = MultigridSettings(coarsest_n=3)
 
 def smoother_file(path, change=lambda state: None):
     """A learned-smoother file as ``save_learned`` writes it (damped Jacobi's kernel), then ``change``d."""
-    save_learned(path, LearningResult(LearnedKernels(), LearnedSmootherConfig(train_sizes=[15]), [0.5], [(1, 0.3)], 1.0),
+    save_learned(path, LearningResult(LearnedKernels(), LearnedSmootherConfig(train_sizes=[15]), [0.5], [(1, 0.3)], time_s=1.0),
                  OPTIONS)
     state = torch.load(path, weights_only=True)
     change(state)
@@ -71,7 +71,7 @@ def test_sparse_kernels_are_refused(tmp_path):
 
 
 def prolongation_file(path, change=lambda state: None, settings=LearnedProlongationConfig(train_sizes=[15], hidden=4)):
-    result = ProlongationResult(LearnedProlongation(hidden=4), settings, [0.5], [(1, 0.3)])
+    result = LearningResult(LearnedProlongation(hidden=4), settings, [0.5], [(1, 0.3)])
     save_prolongation(path, result, OPTIONS)
     state = torch.load(path, weights_only=True)
     change(state)
@@ -93,7 +93,7 @@ def test_a_learned_prolongation_file_is_checked_whole(tmp_path, change, message)
 
 
 def test_a_stencil_aware_file_whose_fields_are_not_kinds_is_refused_before_they_are_used(tmp_path):
-    result = ProlongationResult(StencilKernelNet(hidden=4), StencilAwareConfig(train_sizes=[15], hidden=4))
+    result = LearningResult(StencilKernelNet(hidden=4), StencilAwareConfig(train_sizes=[15], hidden=4))
     path = tmp_path / "s.pt"
     save_stencil_smoother(path, result, OPTIONS)
     state = torch.load(path, weights_only=True)
@@ -107,12 +107,12 @@ def test_a_crafted_record_never_loses_a_solve(tmp_path):
     """The settings go into results.json after the solve: a tensor among them is refused first."""
     path = smoother_file(tmp_path / "crafted.pt", lambda s: s["settings"].__setitem__("seed", torch.zeros(1)))
     run = tmp_path / "run"
-    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={path}", "problem.n=15",
+    done = mgnet_solve("solver/smoother=learned", f"solver.smoother.learning.checkpoint={path}", "problem.n=15",
                        "solver.coarsest_n=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert "settings seed is not a non-negative integer" in one_line_error(done, "solve")
     assert not (run / "results.json").exists()
     honest = smoother_file(tmp_path / "honest.pt")
-    done = mgnet_solve("solver/smoother=learned", f"solver.learned.checkpoint={honest}", "problem.n=15",
+    done = mgnet_solve("solver/smoother=learned", f"solver.smoother.learning.checkpoint={honest}", "problem.n=15",
                        "solver.coarsest_n=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "results.json").read_text())["learned_smoother"]["settings"]["train_sizes"] == [15]

@@ -48,10 +48,10 @@ def test_starts_as_its_base_rule():
 
 
 def test_a_saved_solver_reloads_to_the_same_factor(learned, tmp_path):
-    from mgnet_cli.pde.prolongation_learning import ProlongationResult
+    from mgnet_cli.pde.learning import LearningResult
 
     path = tmp_path / "learned_prolongation.pt"
-    save_prolongation(path, ProlongationResult(learned, LearnedProlongationConfig()), OPTIONS)
+    save_prolongation(path, LearningResult(learned, LearnedProlongationConfig()), OPTIONS)
     reloaded, state = load_prolongation(path)
     assert state["cycle"]["smoother"] == "RedBlackGaussSeidel"
     assert factor(reloaded, 63) == factor(learned, 63)

@@ -45,7 +45,7 @@ def test_one_line_step_solves_a_problem_made_of_lines():
     # epsilon = 0: no coupling between rows, so the row sweep alone is an exact solve
     A = StencilOperator(anisotropic_stencil(15, 1e-300, 0.0))
     f = torch.randn(1, 1, 15, 15, dtype=torch.float64)
-    u = ZebraLineGaussSeidel(1)(None, f, f, A)
+    u = ZebraLineGaussSeidel(1).setup(A, f)(None, f, f, A)
     assert A.residual(u, f).abs().max() < 1e-9 * f.abs().max()
 
 

@@ -4,13 +4,15 @@ from functools import partial
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
+from mgnet_cli import schema
 from mgnet_cli.cli import config_dir
+from mgnet_cli.cli.solve_settings import smoother_factory
 from mgnet_cli.cli.solve_outcome import outcome
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.poisson import Laplacian, right_hand_side
-from mgnet_cli.pde.problems import Problem
+from mgnet_cli.pde.problems import finest_stencil
+from mgnet_cli.schema.solve import Coefficient, DiffusionProblemConfig
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import (ROUND_OFF_MARGIN, STALL_CYCLES, MultigridSettings, asymptotic_factor,
                                  build_cycle, iterate, solve_poisson, stuck)
@@ -54,7 +56,7 @@ def test_better_smoothers_beat_jacobi(steps):
 def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_config, smoother, cycle):
     """Every YAML of configs/solver/smoother/, composed and built as mgnet solve builds it."""
     cfg = compose_config(f"solver/smoother={smoother}", config_name="solve", tiny=False)
-    factory = instantiate(cfg.solver.smoother)
+    factory = smoother_factory(schema.check(cfg, "solve").solver.smoother).factory
     options = MultigridSettings(cycle=cycle, smoother=factory, coarsest_n=3)
     result = solve_poisson(31, "random", options, max_cycles=1)
     assert result.cycles == 1
@@ -122,7 +124,7 @@ def test_the_readme_jumps_example_diverges_and_says_so_not_round_off():
     """README's ``problem.coefficient=jumps solver.prolongation=black_box`` (damped Jacobi): the
     residual turns up at 0.254 and grows by 1.3 a cycle; it used to be called the round-off floor."""
     f = right_hand_side("random", 255, seed=0)
-    stencil = Problem(kind="diffusion", n=255, coefficient="jumps", contrast=1000.0).stencil()
+    stencil = finest_stencil(DiffusionProblemConfig(n=255, coefficient=Coefficient.jumps, contrast=1000.0))
     result = solve_stencil(stencil, f, MultigridSettings(), PROLONGATIONS["black_box"])
     assert result.status == "diverged" and result.cycles == 7 + STALL_CYCLES
     assert min(result.relative_residuals) == pytest.approx(0.254, abs=0.002)
