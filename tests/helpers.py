@@ -45,7 +45,8 @@ def mgnet(*args: str, cwd: Path, check: bool = True, timeout: float = PATIENCE_S
 def process_state_kept(cwd: Path) -> Iterator[None]:
     """Runs the body in ``cwd`` and puts back what a command changes in its process: working
     folder, argv, environment, logging handlers and levels, warning filters, signal handlers,
-    torch's thread count, random state and deterministic flags, Hydra's global state."""
+    torch's thread count, random state and deterministic flags, Hydra's global state (a Hydra a
+    fixture initialised is set aside for the command and put back after it)."""
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
@@ -57,6 +58,8 @@ def process_state_kept(cwd: Path) -> Iterator[None]:
     state = (os.getcwd(), list(sys.argv), dict(os.environ), torch.get_num_threads(),
              torch.get_rng_state(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    outer_hydra = GlobalHydra.instance().hydra  # a module's initialize_config_dir fixture, or None
+    GlobalHydra.instance().clear()
     os.chdir(cwd)
     try:
         with warnings.catch_warnings():
@@ -83,6 +86,8 @@ def process_state_kept(cwd: Path) -> Iterator[None]:
         torch.backends.cudnn.benchmark = benchmark
         torch.set_flush_denormal(False)
         GlobalHydra.instance().clear()
+        if outer_hydra is not None:
+            GlobalHydra.instance().initialize(outer_hydra)
 
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
