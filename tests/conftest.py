@@ -34,6 +34,15 @@ def compose_config() -> Callable[..., DictConfig]:
     return _compose
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One finished tiny training run (``tests.helpers.train`` with no overrides), trained once per
+    test process. Never hand it out: give each module its own ``tests.helpers.copy_run`` of it."""
+    from tests.helpers import train
+
+    return train(tmp_path_factory.mktemp("tiny_run") / "run")
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real CIFAR-10 subset (``$MGNET_SHARED_DATA/cifar10-mini``), or a skip saying why."""

@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,24 @@ def train(run: Path, *overrides: str, cwd: Path | None = None) -> Path:
     """A finished tiny training run in ``run`` (trained in-process)."""
     cli("train", *TINY, *overrides, f"hydra.run.dir={run}", cwd=cwd or run.parent)
     return run
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A copy of the run folder ``run`` at ``to``, as a user copies one (README: "copy the run
+    folder somewhere writable"): links copied as links, and files hard-linked together in ``run``
+    (``best.pt`` and ``last.pt`` of a one-epoch run) hard-linked together in the copy."""
+    copied: dict[tuple[int, int], Path] = {}
+
+    def copy(source: str, target: str) -> None:
+        identity = (os.stat(source).st_dev, os.stat(source).st_ino)
+        if identity in copied:
+            os.link(copied[identity], target)
+        else:
+            shutil.copy2(source, target)
+            copied[identity] = Path(target)
+
+    shutil.copytree(run, to, symlinks=True, copy_function=copy)
+    return to
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mgnet_cli.errors import ConfigError
-from tests.helpers import TINY, cli, process_state_kept
+from tests.helpers import TINY, cli, copy_run, process_state_kept
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -49,16 +49,15 @@ def test_create_model_refuses_an_unknown_preset_naming_the_choices():
         create_model("resnet18_cifar")
 
 
-def test_load_model_runs_nothing_a_checkpoints_config_names(tmp_path):
+def test_load_model_runs_nothing_a_checkpoints_config_names(tiny_run, tmp_path):
     """The library reads a checkpoint's config as data, as ``mgnet eval`` does."""
     import json
 
     import torch
 
     from mgnet_cli import load_model
-    from tests.helpers import train
 
-    run = train(tmp_path / "run")
+    run = copy_run(tiny_run, tmp_path / "run")
     state = torch.load(run / "last.pt", weights_only=True)
     marker = tmp_path / "PWNED"
     node = {"_target_": "shutil.copyfile", "src": str(run / "last.pt"), "dst": str(marker)}
