@@ -1,5 +1,6 @@
 """Shared fixtures: the real configs composed with Hydra's compose API, shrunk to tiny sizes."""
 
+import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,16 +23,34 @@ def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
 
 
+COMPOSED: dict[tuple[str, tuple[str, ...]], DictConfig] = {}
+"""Configs composed so far in this test process: a compose takes about 0.3 s, a copy 5 ms."""
+
+
 @pytest.fixture
 def compose_config() -> Callable[..., DictConfig]:
-    """``compose_config(*overrides, config_name="train", tiny=True)`` -> the composed config."""
+    """``compose_config(*overrides, config_name="train", tiny=True)`` -> the composed config, a
+    copy of its own (the configs folder does not change while the tests run, so the same overrides
+    compose to the same config: composed once per test process)."""
 
     def _compose(*overrides: str, config_name: str = "train", tiny: bool = True) -> DictConfig:
-        register_configs()
-        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-            return compose(config_name, overrides=[*(TINY if tiny else []), *overrides])
+        key = (config_name, (*(TINY if tiny else []), *overrides))
+        if key not in COMPOSED:
+            register_configs()
+            with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+                COMPOSED[key] = compose(config_name, overrides=list(key[1]))
+        return copy.deepcopy(COMPOSED[key])
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One finished tiny training run (``tests.helpers.train`` with no overrides), trained once per
+    test process. Never hand it out: give each module its own ``tests.helpers.copy_run`` of it."""
+    from tests.helpers import train
+
+    return train(tmp_path_factory.mktemp("tiny_run") / "run")
 
 
 @pytest.fixture

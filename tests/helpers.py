@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def mgnet(*args: str, cwd: Path, check: bool = True, timeout: float = PATIENCE_S
 def process_state_kept(cwd: Path) -> Iterator[None]:
     """Runs the body in ``cwd`` and puts back what a command changes in its process: working
     folder, argv, environment, logging handlers and levels, warning filters, signal handlers,
-    torch's thread count, random state and deterministic flags, Hydra's global state."""
+    torch's thread count, random state and deterministic flags, Hydra's global state (a Hydra a
+    fixture initialised is set aside for the command and put back after it)."""
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
@@ -57,6 +59,8 @@ def process_state_kept(cwd: Path) -> Iterator[None]:
     state = (os.getcwd(), list(sys.argv), dict(os.environ), torch.get_num_threads(),
              torch.get_rng_state(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    outer_hydra = GlobalHydra.instance().hydra  # a module's initialize_config_dir fixture, or None
+    GlobalHydra.instance().clear()
     os.chdir(cwd)
     try:
         with warnings.catch_warnings():
@@ -83,6 +87,8 @@ def process_state_kept(cwd: Path) -> Iterator[None]:
         torch.backends.cudnn.benchmark = benchmark
         torch.set_flush_denormal(False)
         GlobalHydra.instance().clear()
+        if outer_hydra is not None:
+            GlobalHydra.instance().initialize(outer_hydra)
 
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -129,6 +135,24 @@ def train(run: Path, *overrides: str, cwd: Path | None = None) -> Path:
     """A finished tiny training run in ``run`` (trained in-process)."""
     cli("train", *TINY, *overrides, f"hydra.run.dir={run}", cwd=cwd or run.parent)
     return run
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A copy of the run folder ``run`` at ``to``, as a user copies one (README: "copy the run
+    folder somewhere writable"): links copied as links, and files hard-linked together in ``run``
+    (``best.pt`` and ``last.pt`` of a one-epoch run) hard-linked together in the copy."""
+    copied: dict[tuple[int, int], Path] = {}
+
+    def copy(source: str, target: str) -> None:
+        identity = (os.stat(source).st_dev, os.stat(source).st_ino)
+        if identity in copied:
+            os.link(copied[identity], target)
+        else:
+            shutil.copy2(source, target)
+            copied[identity] = Path(target)
+
+    shutil.copytree(run, to, symlinks=True, copy_function=copy)
+    return to
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:

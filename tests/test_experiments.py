@@ -3,9 +3,6 @@ and trains a step once shrunk; ``mgnet info experiment=mgnet_imagenet`` prints i
 
 import functools
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import hydra.utils
 import pytest
@@ -21,7 +18,7 @@ from mgnet_cli.model.summary import count
 from mgnet_cli.schema import TRAIN_GROUPS
 from mgnet_cli.train.loop import fit
 from tests.conftest import CONFIGS, options
-from tests.helpers import TINY, mgnet, one_line_error
+from tests.helpers import TINY, cli, one_line_error
 
 PRESETS = options("experiment")
 STEP = ["dataset=synthetic", "dataset.num_train=24", "dataset.num_test=8", "trainer.device=cpu",
@@ -95,10 +92,7 @@ def test_cifar_presets_train_as_the_authors_did(compose_config, preset):
 
 
 def test_info_prints_the_imagenet_level_table(tmp_path):
-    script = Path(sys.executable).parent / "mgnet"
-    done = subprocess.run([str(script), "info", "experiment=mgnet_imagenet"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = cli("info", "experiment=mgnet_imagenet", cwd=tmp_path)
     lines = done.stdout.splitlines()
     assert lines[0] == "MgNet on 3x224x224 images, 1000 classes"
     rows = [line.split() for line in lines if line.split()[0] in ("stem", "1", "2", "3", "4")]
@@ -231,13 +225,11 @@ def test_an_unknown_option_of_an_optional_group_is_refused_naming_the_choices(hy
 
 
 def test_an_unknown_preset_on_the_command_line_is_one_line(tmp_path):
-    done = mgnet("train", "experiment=mgnet_cifar", *TINY, cwd=tmp_path, check=False)  # was: trained TINY
+    done = cli("train", "experiment=mgnet_cifar", *TINY, cwd=tmp_path, check=False)  # was: trained TINY
     assert one_line_error(done, "train").endswith("experiment=mgnet_cifar: no such option")
     assert not (tmp_path / "outputs").exists()
 
 
 def test_a_preset_with_another_optimizer_trains_from_the_command_line(tmp_path):
-    script = Path(sys.executable).parent / "mgnet"
-    done = subprocess.run([str(script), "info", "experiment=mgnet_cifar10", "optimizer=adamw", "scheduler=cosine"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "parameters: 8,278,794" in done.stdout, done.stderr
+    done = cli("info", "experiment=mgnet_cifar10", "optimizer=adamw", "scheduler=cosine", cwd=tmp_path)
+    assert "parameters: 8,278,794" in done.stdout, done.stderr

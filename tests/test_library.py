@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mgnet_cli.errors import ConfigError
-from tests.helpers import TINY, cli
+from tests.helpers import TINY, cli, copy_run, process_state_kept
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -22,9 +22,8 @@ def test_readmes_library_block_runs_as_written(tmp_path):
     cli("train", "dataset=synthetic", "trainer=smoke", "trainer.device=cpu", "hydra.run.dir=outputs/smoke",
           cwd=tmp_path)
     code = library_block() + "\nassert logits.shape == (8, 10) and not trained.training\n"
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr
+    with process_state_kept(tmp_path):  # in this process, in fresh globals: the block imports what it uses
+        exec(compile(code, str(README), "exec"), {"__name__": "readme_block"})
 
 
 def test_build_model_checks_overrides_as_the_command_line_does():
@@ -50,16 +49,15 @@ def test_create_model_refuses_an_unknown_preset_naming_the_choices():
         create_model("resnet18_cifar")
 
 
-def test_load_model_runs_nothing_a_checkpoints_config_names(tmp_path):
+def test_load_model_runs_nothing_a_checkpoints_config_names(tiny_run, tmp_path):
     """The library reads a checkpoint's config as data, as ``mgnet eval`` does."""
     import json
 
     import torch
 
     from mgnet_cli import load_model
-    from tests.helpers import train
 
-    run = train(tmp_path / "run")
+    run = copy_run(tiny_run, tmp_path / "run")
     state = torch.load(run / "last.pt", weights_only=True)
     marker = tmp_path / "PWNED"
     node = {"_target_": "shutil.copyfile", "src": str(run / "last.pt"), "dst": str(marker)}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.cli.test_faults import mounted
-from tests.helpers import TINY, cli, one_line_error, train
+from tests.helpers import TINY, cli, copy_run, one_line_error
 
 
 def test_eval_rebuilds_the_model_and_saves_json_and_png(tmp_path):
@@ -45,8 +45,8 @@ def test_eval_without_a_checkpoint_is_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("finished") / "run")
+def finished(tiny_run, tmp_path_factory) -> Path:
+    return copy_run(tiny_run, tmp_path_factory.mktemp("finished") / "run")
 
 
 def test_eval_into_a_file_is_one_line_before_it_evaluates(finished, tmp_path):

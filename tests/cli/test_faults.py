@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mgnet_cli.train.guards import StopSignal, resume_command
-from tests.helpers import BIN, TINY, cli, one_line_error, start, train, wait_for
+from tests.helpers import BIN, TINY, cli, copy_run, one_line_error, start, wait_for
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -24,8 +24,8 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("finished") / "run")
+def finished(tiny_run, tmp_path_factory) -> Path:
+    return copy_run(tiny_run, tmp_path_factory.mktemp("finished") / "run")
 
 
 @pytest.mark.parametrize("overrides, message", [

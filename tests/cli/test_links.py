@@ -11,7 +11,7 @@ import pytest
 
 from mgnet_cli.storage import RunLock, WriteError, check_unlocked, write_json_atomic
 from mgnet_cli.train.tracking import RunLogHandler
-from tests.helpers import cli, one_line_error, train
+from tests.helpers import cli, copy_run, one_line_error
 
 PRECIOUS = b"someone else's file\n"
 
@@ -74,8 +74,8 @@ def test_an_atomic_write_replaces_a_linked_file_never_writes_through_it(tmp_path
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("finished") / "run")
+def finished(tiny_run, tmp_path_factory) -> Path:
+    return copy_run(tiny_run, tmp_path_factory.mktemp("finished") / "run")
 
 
 @pytest.mark.parametrize("name, target", [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, PATIENCE_S, TINY, train
+from tests.helpers import BIN, PATIENCE_S, TINY, copy_run
 
 pytestmark = pytest.mark.process  # what a closed pipe does to a real process's stdout
 
@@ -32,8 +32,8 @@ def quiet(result: subprocess.CompletedProcess) -> bool:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("finished") / "run")
+def finished(tiny_run, tmp_path_factory) -> Path:
+    return copy_run(tiny_run, tmp_path_factory.mktemp("finished") / "run")
 
 
 @pytest.mark.parametrize("args", [

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from tests.helpers import TINY, cli
+from tests.helpers import TINY, cli, copy_run
 
 DETERMINISTIC = [*TINY, "trainer.deterministic=true", "trainer.limit_train_batches=3",
                  "dataset.augmentation.crop_padding=2", "dataset.augmentation.flip=true",
@@ -30,9 +30,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
             assert epoch_a[key] == epoch_b[key], key
 
 
-def test_resume_refuses_an_architecture_change(tmp_path):
-    run = tmp_path / "run"
-    cli("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path)
+def test_resume_refuses_an_architecture_change(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "run")
     result = cli("train", f"resume={run}", "model.channels=16", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "model.channels=16 would change the run" in result.stderr
 

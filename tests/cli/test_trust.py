@@ -16,7 +16,7 @@ from mgnet_cli.cli.build import build_model, plain
 from mgnet_cli.cli.resume import saved_config
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.schema import rules
-from tests.helpers import cli, one_line_error, train
+from tests.helpers import cli, copy_run, one_line_error
 from tests.schema.test_schema import options_extending
 
 
@@ -60,9 +60,9 @@ PLACES = {  # where a crafted node goes in the checkpoint's config
 
 
 @pytest.fixture(scope="module")
-def honest(tmp_path_factory) -> Path:
+def honest(tiny_run, tmp_path_factory) -> Path:
     """A real checkpoint of a tiny run."""
-    run = train(tmp_path_factory.mktemp("honest") / "run")
+    run = copy_run(tiny_run, tmp_path_factory.mktemp("honest") / "run")
     return run / "last.pt"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from mgnet_cli.storage import WriteError
 from mgnet_cli.train.tracking import RunLogHandler, Tracker
-from tests.helpers import TINY, cli, fit_config, one_line_error, train
+from tests.helpers import TINY, cli, copy_run, fit_config, one_line_error
 
 NO_SPACE = "No space left on device"
 
@@ -95,8 +95,8 @@ def test_train_on_a_full_disk_is_one_line_and_leaves_no_folder(full_disk, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("finished") / "run")
+def finished(tiny_run, tmp_path_factory) -> Path:
+    return copy_run(tiny_run, tmp_path_factory.mktemp("finished") / "run")
 
 
 def test_a_report_on_a_full_disk_is_one_line_naming_the_file(finished, full_disk, tmp_path):

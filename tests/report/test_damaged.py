@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 
 from mgnet_cli.cli.sweep import COLUMNS
-from tests.helpers import TINY, cli
+from tests.helpers import cli, copy_run
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory) -> Path:
+def real_run(tiny_run, tmp_path_factory) -> Path:
     """One real training run folder, copied by each test."""
-    root = tmp_path_factory.mktemp("real")
-    cli("train", *TINY, f"hydra.run.dir={root / 'run'}", cwd=root)
-    return root / "run"
+    return copy_run(tiny_run, tmp_path_factory.mktemp("real") / "run")
 
 
 def edit_results(**changes: object) -> Callable[[Path], None]:

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY, cli
+from tests.helpers import cli, copy_run
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory) -> Path:
+def made(tiny_run, tmp_path_factory) -> Path:
     """A real solve sweep (two smoothers, two seeds, n=31) and a real training run."""
     root = tmp_path_factory.mktemp("made")
     cli("solve", "-m", "problem.n=31", "solver/smoother=jacobi,gauss_seidel_rb", "problem.seed=0,1",
           f"hydra.sweep.dir={root / 'solves'}", cwd=root)
-    cli("train", *TINY, f"hydra.run.dir={root / 'train'}", cwd=root)
+    copy_run(tiny_run, root / "train")
     return root
 
 

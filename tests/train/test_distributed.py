@@ -133,6 +133,7 @@ def two_ranks(rank: int, folder: str, config: dict) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.process  # starts two processes (each imports torch): the full run's, not the quick run's
 def test_two_gloo_ranks_take_the_single_process_step(compose_config, tmp_path):
     """Two processes, global batch 16 (8 per rank), against one process with the same seed.
 
