@@ -174,11 +174,13 @@ class AmgConfig(AmgSettings):
 class MatrixProblemConfig:
     """A user's symmetric positive definite matrix, solved by algebraic multigrid
     (``configs/problem/matrix.yaml``; docs/amg.md)."""
-    kind: str = "matrix"
-    file: str | None = None  # required: the schema allows null so that the option composes alone
-    rhs: str = "random"
-    seed: int = 0
-    amg: AmgConfig = field(default_factory=AmgConfig)
+    kind: str = rules.setting("matrix", "the problem's kind, chosen with problem=NAME (configs/problem/)")
+    file: str | None = rules.setting(None, "required: the SPD matrix, .mtx (Matrix Market) or .npz (SciPy "
+                                           "sparse); null only so that the option composes alone")
+    rhs: str = rules.setting("random", "random (standard normal from seed), ones, or a vector file "
+                                       "(.npy, or a Matrix Market .mtx column)")
+    seed: int = rules.setting(0, "of the random right-hand side")
+    amg: AmgConfig = field(default_factory=AmgConfig)  # its keys' help: mgnet_cli/amg/settings.py
 
     TARGETS: ClassVar[tuple[str, ...]] = ("matrix",)
     RHS_SUFFIXES: ClassVar[tuple[str, ...]] = (".npy", ".mtx")
