@@ -137,6 +137,19 @@ def chebyshev(A: SparseOperator, steps: int) -> ChebyshevPolynomial:
     return ChebyshevPolynomial(steps, ratio=30.0, lambda_max=1.1 * spectral_radius(A, 1.0 / A.diagonal))
 
 
+DENSE_ROWS = 4096  # the coarsest matrix is factored densely up to this many rows (128 MiB)
+COARSEST_STEPS = 2  # symmetric Gauss-Seidel steps on a coarsest level too large to factor
+
+
+def coarsest_solver(A: SparseOperator) -> nn.Module:
+    """The coarsest level's solve: a dense Cholesky factor, or, where coarsening stopped above
+    DENSE_ROWS rows (a matrix with few strong couplings, which Gauss-Seidel alone reduces fast),
+    COARSEST_STEPS symmetric Gauss-Seidel steps (symmetric: the cycle still preconditions CG)."""
+    if A.matrix.shape[0] <= DENSE_ROWS:
+        return DirectSolve(A)
+    return GaussSeidel(A, COARSEST_STEPS, symmetric=True)
+
+
 class DirectSolve(nn.Module):
     """The coarsest level: ``u + A^-1 (f - A u)`` by a dense Cholesky factor."""
 
@@ -165,13 +178,13 @@ def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) 
 def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,
                 device: str | torch.device = "cpu") -> MultigridCycle:
     """The hierarchy's levels in the shared cycle: pre- and post-smoothers (the post-smoother the
-    pre-smoother's adjoint, so V(nu, nu) preconditions CG), P^T down, P up, Cholesky at the bottom."""
+    pre-smoother's adjoint, so V(nu, nu) preconditions CG), P^T down, P up, ``coarsest_solver`` at the bottom."""
     settings = settings or AmgSettings()
     levels = []
     for depth, matrix in enumerate(hierarchy.A):
         A = SparseOperator(matrix, device)
         if depth == len(hierarchy.A) - 1:
-            levels.append(Level(A, DirectSolve(A)))
+            levels.append(Level(A, coarsest_solver(A)))
             continue
         P = hierarchy.P[depth]
         levels.append(Level(A, make_smoother(settings.smoother, A, settings.pre_smooth),

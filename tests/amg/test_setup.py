@@ -245,3 +245,23 @@ def test_a_matrix_from_a_file_is_solved_as_the_dense_solve_says(tmp_path, suffix
         u, norms, status = conjugate_gradients(cycle, cycle.levels[0].A, f, 1e-12, 100)
     exact = np.linalg.solve(A.toarray(), f.numpy())
     assert status == "converged" and np.abs(u.numpy() - exact).max() <= 1e-8 * np.abs(exact).max()
+
+
+def test_a_coarsest_level_too_large_to_factor_is_smoothed_instead():
+    """Coarsening stops at once on a matrix with no strong couplings (every off-diagonal entry
+    positive): 5,000 rows are not factored densely but swept by symmetric Gauss-Seidel, and CG
+    with that cycle still reaches the dense solution."""
+    from scipy.sparse.linalg import spsolve
+
+    from mgnet_cli.amg.solver import DENSE_ROWS, GaussSeidel
+
+    n = DENSE_ROWS + 904
+    off = np.full(n - 1, 0.5)
+    A = sparse.diags([off, 4.0 * np.ones(n), off], [-1, 0, 1], format="csr")
+    cycle, hierarchy = setup(A)
+    assert len(hierarchy.A) == 1 and isinstance(cycle.levels[0].smoother, GaussSeidel)
+    f = rhs(n)
+    with torch.inference_mode():
+        u, norms, status = conjugate_gradients(cycle, cycle.levels[0].A, f, 1e-12, 50)
+    exact = spsolve(A.tocsc(), f.numpy())
+    assert status == "converged" and np.abs(u.numpy() - exact).max() <= 1e-9 * np.abs(exact).max()
