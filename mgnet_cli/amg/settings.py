@@ -2,8 +2,9 @@
 dataclass beside the code that uses it): ``SetupSettings`` (setup.py: how coarse levels are chosen
 from the matrix) and ``AmgSettings`` (solver.py: how the cycle runs). ``mgnet solve problem=matrix``
 takes them as ``problem.amg.<key>``; mgnet_cli/schema/solve.py extends ``AmgSettings`` with the ranges.
-Imports nothing heavy: the schema imports it. Each key's one-line help is its field's ``help``
-metadata, as ``schema.rules.setting`` writes it (this module cannot import the schema package)."""
+Imports nothing heavy: the schema imports it. Each key's one-line help is its field's
+``metadata["help"]`` (what ``mgnet_cli.schema.rules.setting`` writes; that module is not imported
+here: the schema imports this one)."""
 
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,18 +30,19 @@ INTERPOLATIONS = tuple(Interpolation)
 class SetupSettings:
     """How ``setup.ruge_stuben`` chooses the coarse levels from the matrix."""
 
-    theta: float = field(default=0.25, metadata={"help": "strength: i depends on j when -a_ij >= theta max_k -a_ik"})
+    theta: float = field(default=0.25, metadata={
+            "help": "strength threshold: j is a strong neighbour of i when -a_ij >= theta max_k -a_ik"})
     splitting: Splitting = field(default=Splitting.rs, metadata={
-        "help": "the C/F split: rs (Ruge-Stueben, greedy on the measure) or pmis (independent sets)"})
+            "help": "the C/F splitting: rs (Ruge-Stueben) or pmis (parallel, random weights)"})
     second_pass: bool = field(default=True, metadata={
-        "help": "Ruge-Stueben's second pass: strong F-F pairs share a C point"})
+            "help": "RS second pass: strong F-F pairs share a C point"})
     interpolation: Interpolation = field(default=Interpolation.classical, metadata={
-        "help": "classical (strong F neighbours' couplings handed on) or direct"})
+            "help": "classical or direct interpolation"})
     truncation: float = field(default=0.2, metadata={
-        "help": "drop interpolation weights below this fraction of the row's largest"})
+            "help": "drop interpolation weights below this fraction of the row's largest"})
     coarsest_size: int = field(default=64, metadata={
-        "help": "stop coarsening at or below this many rows (solved by a dense Cholesky)"})
-    max_levels: int = field(default=25, metadata={"help": "the most levels, the finest included"})
+            "help": "stop coarsening at or below this many rows (solved directly)"})
+    max_levels: int = field(default=25, metadata={"help": "levels at most, the finest included"})
     pmis_seed: int = field(default=0, metadata={"help": "of PMIS's random weights"})
 
 
@@ -71,13 +73,14 @@ class AmgSettings(SetupSettings):
     cycle), preconditioning CG."""
 
     smoother: AmgSmoother = field(default=AmgSmoother.gauss_seidel, metadata={
-        "help": "gauss_seidel (forward before the coarse correction, backward after), "
-                "symmetric_gauss_seidel, l1_jacobi or chebyshev"})
+            "help": "gauss_seidel (forward before the coarse "
+                                    "correction, backward after), symmetric_gauss_seidel, l1_jacobi or chebyshev"})
     cycle: AmgCycle = field(default=AmgCycle.v, metadata={"help": "v or w"})
-    pre_smooth: int = field(default=1, metadata={"help": "smoothing steps before the coarse correction"})
+    pre_smooth: int = field(default=1, metadata={"help": "smoothing steps before the coarse-grid correction"})
     post_smooth: int = field(default=1, metadata={"help": "after it"})
     krylov: AmgKrylov = field(default=AmgKrylov.cg, metadata={
-        "help": "cg: one cycle preconditions each conjugate-gradient iteration; none: the cycle repeated"})
+            "help": "cg (one cycle per iteration preconditions conjugate gradients) "
+                                "or none (the cycle repeated)"})
 
     def describe(self) -> str:
         """What was chosen, in a few words: ``RS + 2nd pass, classical interpolation, V(1,1) gauss_seidel, CG``."""

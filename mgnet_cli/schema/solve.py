@@ -175,14 +175,15 @@ class MatrixProblemConfig:
     """A user's symmetric positive definite matrix, solved by algebraic multigrid
     (``configs/problem/matrix.yaml``; docs/amg.md)."""
     kind: str = rules.setting("matrix", "the problem's kind, chosen with problem=NAME (configs/problem/)")
-    file: str | None = rules.setting(None, "required: the SPD matrix, .mtx (Matrix Market) or .npz (SciPy "
-                                           "sparse); null only so that the option composes alone")
-    rhs: str = rules.setting("random", "random (standard normal from seed), ones, or a vector file "
-                                       "(.npy, or a Matrix Market .mtx column)")
+    file: str | None = rules.setting(None, "required: a .mtx (Matrix Market) or .npz (SciPy sparse) symmetric "
+                                           "positive definite matrix")  # null composes; the solve insists
+    rhs: str = rules.setting("random", "random (standard normal, seeded), ones, or a vector file (.npy, or a "
+                                       ".mtx array)")
     seed: int = rules.setting(0, "of the random right-hand side")
-    amg: AmgConfig = field(default_factory=AmgConfig)  # its keys' help: mgnet_cli/amg/settings.py
+    amg: AmgConfig = field(default_factory=AmgConfig)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("matrix",)
+    SELECTED_BY: ClassVar[str] = "kind"
     RHS_SUFFIXES: ClassVar[tuple[str, ...]] = (".npy", ".mtx")
 
     def __post_init__(self) -> None:

@@ -21,8 +21,6 @@ from mgnet_cli.cli import config_dir
 from mgnet_cli.schema import rules
 
 CONFIGS = config_dir()
-# moved by the solveonce branch (its keys' defaults and help go into schema/solve.py there)
-NOT_YET = ["solve.yaml", "solver/", "problem/"]
 LAYERED = {  # folders whose options are laid over other groups' values, not over one schema
     "experiment": "a preset pins the paper's values whatever the defaults beneath it become, and the "
                   "keys it sets are what refuses another model family on it",
@@ -37,10 +35,6 @@ def shipped_files() -> list[str]:
     files = [path.name for path in CONFIGS.glob("*.yaml")]
     files += [str(path.relative_to(CONFIGS)) for group in schema.GROUPS for path in (CONFIGS / group).glob("*.yaml")]
     return sorted(files)
-
-
-def not_yet(relative: str) -> bool:
-    return any(relative == entry or relative.startswith(entry) for entry in NOT_YET)
 
 
 def literal(path: Path) -> dict[str, Any]:
@@ -100,8 +94,6 @@ def restatements(stated: dict[str, Any], base: dict[str, Any], prefix: str = "")
 
 @pytest.mark.parametrize("relative", shipped_files())
 def test_no_shipped_yaml_restates_a_default_of_its_schema(relative):
-    if not_yet(relative):
-        pytest.skip("moved by the solveonce branch")
     path = CONFIGS / relative
     owner, base = base_of(path)
     assert owner is not None, f"{relative} extends no schema"
@@ -148,6 +140,4 @@ KEYS = [(command, *entry) for command, owner in schema.COMMANDS.items() for entr
 @pytest.mark.parametrize(("command", "key", "owner", "field"), KEYS,
                          ids=[f"{command}:{key}" for command, key, _, _ in KEYS])
 def test_every_key_a_command_takes_has_its_help(command, key, owner, field):
-    if not_yet(f"{command}.yaml"):
-        pytest.skip("moved by the solveonce branch")
     assert rules.help_of(owner, field.name), f"{key} ({owner.__name__}) has no help: use rules.setting"
