@@ -237,7 +237,7 @@ def setup_table(sizes: list[int]) -> list[str]:
     lines = ["| n | rows | entries | hierarchy s | cycle build s | setup s | µs per row | levels | operator complexity |",
              "| --- " * 9 + "|"]
     for n in sizes:
-        A = stencil_matrix(Problem("diffusion", n, "jumps").stencil())
+        A = stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)))
         with torch.inference_mode():
             start = time.perf_counter()
             hierarchy = ruge_stuben(A, AmgSettings())
