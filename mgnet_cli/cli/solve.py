@@ -82,9 +82,7 @@ PARTS = {
     "learned": Part(
         "solver.smoother.learning", "learned_smoother.pt", "learned_smoother", "smoothed",
         load=lambda path, options: load_learned(path),
-        learn=lambda settings, options, make, schedule, run_dir, device: learn_smoother(
-            settings, options, make, schedule, run_dir, device),
-        save=save_learned),
+        learn=learn_smoother, save=save_learned),
     "stencil_aware": Part(
         "solver.smoother.learning", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
         load=lambda path, options: load_stencil_smoother(path, options, galerkin_rule(options)),
@@ -209,10 +207,10 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
-    n, rhs = problem.n, str(checked_problem.rhs)
+    n, rhs = problem.n, str(problem.rhs)
     stopping = stopping_for(solver)
-    if checked_problem.save_matrix is not None:
-        save_structured_matrix(finest_stencil(problem, field=field), checked_problem.save_matrix)
+    if problem.save_matrix is not None:
+        save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
     name = choices.get("solver/smoother", smoother.name)
     options, rule, records = learned_parts(solver, smoother, options, run_dir, stopping.device)
     result = solve_problem(problem, field, options, stopping, rule)

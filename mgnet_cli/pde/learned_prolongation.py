@@ -17,7 +17,7 @@ from torch import nn
 from mgnet_cli.pde.galerkin import Prolongation, fine_slice
 from mgnet_cli.pde.hierarchy import PROLONGATIONS
 from mgnet_cli.pde.stencils import scaled_neighbours
-from mgnet_cli.schema.solve import ProlongationBase
+from mgnet_cli.schema.solve import LearnedProlongationConfig, ProlongationBase
 from mgnet_cli.untrusted import is_count, load_finite_weights
 
 CHECKPOINT_KIND = "learned_prolongation"
@@ -40,7 +40,8 @@ def keeps_constants(correction: torch.Tensor) -> torch.Tensor:
 class LearnedProlongation(nn.Module):
     """Fine stencil (3, 3, 2m + 1, 2m + 1) -> prolongation weights (3, 3, m, m) = base + CNN."""
 
-    def __init__(self, hidden: int = 32, base: str = "black_box", dtype: torch.dtype = torch.float64) -> None:
+    def __init__(self, hidden: int = LearnedProlongationConfig.hidden, base: str = LearnedProlongationConfig.base.value,
+                 dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         if base not in BASES:
             raise ValueError(f"base must be one of {BASES}, got {base!r}")

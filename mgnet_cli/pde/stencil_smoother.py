@@ -28,6 +28,7 @@ from torch import nn
 from mgnet_cli.cycle import zero_if_none
 from mgnet_cli.pde.smoothers import Smoother, check_steps
 from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
+from mgnet_cli.schema.solve import StencilAwareConfig
 from mgnet_cli.untrusted import is_count, load_finite_weights
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ START_CENTRE = 1.0  # the taps training starts from: red-black Gauss-Seidel
 class StencilKernelNet(nn.Module):
     """Stencils (3, 3, n, n) -> the smoother's taps (3, 3, n, n), in units of the point's ``D^-1``."""
 
-    def __init__(self, hidden: int = 16, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(self, hidden: int = StencilAwareConfig.hidden, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         self.hidden = hidden
         self.net = nn.Sequential(

@@ -202,9 +202,8 @@ class SolverSmootherConfig:
     """A solver smoother with the keys every one has (``configs/solver/smoother/*.yaml`` extending
     ``/schema/solver/smoother/base``: red-black and zebra-line Gauss-Seidel and any new one); the
     code it may call is what those files name."""
-    _target_: str = rules.setting("mgnet_cli.pde.smoothers.RedBlackGaussSeidel",
-                                  "the code this option builds: one that a shipped option of its schema names")
-    _partial_: bool = rules.setting(True, "stays true: the steps are passed in when it is built")
+    _target_: str = rules.target("mgnet_cli.pde.smoothers.RedBlackGaussSeidel")
+    _partial_: bool = rules.partial("the steps are")
 
     TARGETS = shipped.Targets("solver/smoother", "base")  # what the shipped options name
 
@@ -257,7 +256,7 @@ class LearningScheduleConfig(WarmupCosineConfig):
 class LearningOptimizerConfig:
     """The optimizer of a learned smoother or prolongation (Adam by default)."""
     _target_: str = rules.setting("torch.optim.Adam", "the optimizer: torch.optim.Adam, AdamW or SGD")
-    _partial_: bool = rules.setting(True, "stays true: the parameters are passed in when it is built")
+    _partial_: bool = rules.partial("the parameters are")
     lr: float = rules.setting(1e-2, "the learning rate")
 
     TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
