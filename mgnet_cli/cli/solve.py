@@ -22,7 +22,7 @@ from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
 from mgnet_cli.cli.solve_matrix import refuse_geometric_keys, save_structured_matrix, solve_matrix
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
-from mgnet_cli.cli.solve_settings import (DTYPES, Smoother, built, coefficient_file, multigrid_settings,
+from mgnet_cli.cli.solve_settings import (Smoother, built, coefficient_file, multigrid_settings,
                                          smoother_factory, training_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, ProlongationRule, solve_stencil
@@ -226,7 +226,7 @@ def run(cfg: DictConfig) -> float:
 
 def stopping_for(solver: SolverConfig) -> Stopping:
     """``solver``'s tolerance, cycles, dtype and device; on CPU, the threads set (and logged)."""
-    stopping = Stopping(solver.tol, solver.max_cycles, DTYPES[str(solver.dtype)],
+    stopping = Stopping(solver.tol, solver.max_cycles, getattr(torch, str(solver.dtype)),
                         resolve_device(solver.device, "solver.device"))
     if stopping.device.type == "cpu":
         threads, why = choose_threads(solver.threads)

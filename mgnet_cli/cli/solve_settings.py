@@ -20,7 +20,6 @@ from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig,
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 LEARNED_SMOOTHERS = {"LearnedSmoother": "learned", "StencilAwareSmoother": "stencil_aware"}
 """A smoother class whose part is learned or loaded (by its ``solver.smoother.learning``), not configured."""
 

@@ -11,14 +11,12 @@ smoother (learned_smoother.py) is trained through them.
 
 import math
 from collections.abc import Callable
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-RightHandSide = Literal["random", "ones", "sine"]
-RIGHT_HAND_SIDES: tuple[str, ...] = ("random", "ones", "sine")
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.solve import RightHandSide
 
 _FULL_WEIGHTING = ((1.0, 2.0, 1.0), (2.0, 4.0, 2.0), (1.0, 2.0, 1.0))
 
@@ -156,4 +154,4 @@ def right_hand_side(
         return torch.ones(1, 1, n, n, dtype=dtype, device=device)
     if kind == "sine":
         return 2 * math.pi**2 * sine_solution(n, dtype, device)
-    raise ValueError(f"right-hand side must be one of {RIGHT_HAND_SIDES}, got {kind!r}")
+    raise ValueError(f"right-hand side must be one of {rules.choices(RightHandSide)}, got {kind!r}")

@@ -59,6 +59,7 @@ class Krylov(rules.Choice):
 
 
 class Dtype(rules.Choice):
+    """The solve's floating-point type: each value is the name of its torch dtype (torch.float64)."""
     float64 = "float64"
     float32 = "float32"
 
@@ -321,7 +322,7 @@ class LearnedProlongationConfig(LearnedSmootherConfig):
         super().__post_init__()
         rules.count(self, "hidden", maximum=4096)
         if not self.fields:
-            raise rules.Invalid("fields", self.fields, "give at least one of lognormal, jumps, anisotropic")
+            raise rules.Invalid("fields", self.fields, f"give at least one of {rules.choices(TrainingField)}")
 
 
 @dataclass
@@ -342,7 +343,7 @@ class StencilAwareConfig(LearnedSmootherConfig):
         super().__post_init__()
         rules.count(self, "hidden", maximum=1024)
         if not self.fields:
-            raise rules.Invalid("fields", self.fields, "give at least one of lognormal, jumps, anisotropic")
+            raise rules.Invalid("fields", self.fields, f"give at least one of {rules.choices(TrainingField)}")
 
 
 @dataclass
