@@ -76,21 +76,23 @@ def test_other_words_are_left_to_hydra(word):
     assert group_choices("train", word) is None  # problem is solve's group, not train's
 
 
+def without_torch(code: str) -> str:
+    """Runs ``code`` in a fresh interpreter, asserts it never imported torch; returns its stdout."""
+    code += "; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE_S)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.mark.process
 def test_completing_a_group_does_not_import_torch():
     """`mgnet train dataset=c<TAB>` used to import torch and compose every config (4-9 s)."""
-    code = ("import os, sys; os.environ['COMP_LINE'] = 'mgnet train dataset=c'; "
-            "from mgnet_cli.cli import command; command(['-sc', 'query=bash']); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE_S)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["dataset=cifar10", "dataset=cifar100"]
+    printed = without_torch("import os; os.environ['COMP_LINE'] = 'mgnet train dataset=c'; "
+                            "from mgnet_cli.cli import command; command(['-sc', 'query=bash'])")
+    assert printed.split() == ["dataset=cifar10", "dataset=cifar100"]
 
 
 @pytest.mark.process
 def test_help_does_not_import_torch():
-    code = ("import sys; from mgnet_cli.cli.help import help_text; "
-            "[help_text(command) for command in ('train', 'eval', 'info', 'solve')]; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE_S)
-    assert done.returncode == 0, done.stderr
+    without_torch("from mgnet_cli.cli.help import help_text; "
+                  "[help_text(command) for command in ('train', 'eval', 'info', 'solve')]")
