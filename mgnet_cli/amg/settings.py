@@ -22,10 +22,6 @@ class Interpolation(StrEnum):
     direct = "direct"
 
 
-SPLITTINGS = tuple(Splitting)
-INTERPOLATIONS = tuple(Interpolation)
-
-
 @dataclass
 class SetupSettings:
     """How ``setup.ruge_stuben`` chooses the coarse levels from the matrix."""
@@ -61,9 +57,6 @@ class AmgCycle(StrEnum):
 class AmgKrylov(StrEnum):
     cg = "cg"
     none = "none"
-
-
-SMOOTHERS = tuple(AmgSmoother)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sparse
 
-from mgnet_cli.amg.settings import INTERPOLATIONS, SPLITTINGS, SetupSettings
+from mgnet_cli.amg.settings import Interpolation, SetupSettings, Splitting
 
 
 @dataclass
@@ -236,10 +236,10 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> 
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
     rows, or no C point)."""
     settings = settings or SetupSettings()
-    if settings.splitting not in SPLITTINGS:
-        raise ValueError(f"splitting must be one of {', '.join(SPLITTINGS)}, got {settings.splitting!r}")
-    if settings.interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {settings.interpolation!r}")
+    if settings.splitting not in tuple(Splitting):
+        raise ValueError(f"splitting must be one of {', '.join(Splitting)}, got {settings.splitting!r}")
+    if settings.interpolation not in tuple(Interpolation):
+        raise ValueError(f"interpolation must be one of {', '.join(Interpolation)}, got {settings.interpolation!r}")
     hierarchy = Hierarchy(A=[sparse.csr_matrix(A, dtype=np.float64)])
     while len(hierarchy.A) < settings.max_levels and hierarchy.A[-1].shape[0] > settings.coarsest_size:
         fine = hierarchy.A[-1]

@@ -17,7 +17,7 @@ import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import nn
 
-from mgnet_cli.amg.settings import SMOOTHERS, AmgSettings
+from mgnet_cli.amg.settings import AmgSettings, AmgSmoother
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
@@ -172,7 +172,7 @@ def make_smoother(name: str, A: SparseOperator, steps: int, post: bool = False) 
         return GaussSeidel(A, steps, symmetric=name == "symmetric_gauss_seidel", reverse=post)
     if name == "chebyshev":
         return chebyshev(A, steps)
-    raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {name!r}")
+    raise ValueError(f"smoother must be one of {', '.join(AmgSmoother)}, got {name!r}")
 
 
 def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,

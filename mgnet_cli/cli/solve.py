@@ -47,7 +47,6 @@ PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
 log = logging.getLogger(__name__)
 
 
-
 def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Schedule]:
     """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``,
     over ``steps`` unless its ``epochs`` says otherwise), each built once on a probe so that a bad

@@ -80,10 +80,12 @@ class ZebraLineGaussSeidel(Smoother):
     ``reverse``: the four half-sweeps in reverse order (the adjoint, for a symmetric V cycle). Its
     level's line systems are factorised by ``setup``."""
 
+    LEVEL_STATE = ("systems",)
+
     def __init__(self, steps: int) -> None:
         super().__init__()
         self.steps = check_steps(steps)
-        self.systems: dict[tuple[str, int], Tridiagonal] = {}
+        self.systems: dict[tuple[str, int], Tridiagonal] | None = None  # set by ``setup``
 
     def setup(self, A: nn.Module, like: torch.Tensor) -> "ZebraLineGaussSeidel":
         self.systems = line_systems(A, like)

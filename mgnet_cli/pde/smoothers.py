@@ -34,6 +34,19 @@ class Smoother(nn.Module):
         smoothers need nothing."""
         return self
 
+    LEVEL_STATE: tuple[str, ...] = ()  # the attributes ``setup`` fills (not an nn.Module field)
+
+    def setup_as(self, twin: "Smoother", A: nn.Module, like: torch.Tensor) -> "Smoother":
+        """Set up for the level ``twin`` (its other smoother of the same kind, set up already) was:
+        ``twin``'s prepared state shared rather than prepared a second time (a level's pre- and
+        post-smoother differ only in steps and direction), or ``setup`` where ``twin`` holds none."""
+        if type(twin) is type(self) and self.LEVEL_STATE and all(
+                getattr(twin, name, None) is not None for name in self.LEVEL_STATE):
+            for name in self.LEVEL_STATE:
+                setattr(self, name, getattr(twin, name))
+            return self
+        return self.setup(A, like)
+
 
 def check_steps(steps: int) -> int:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:

@@ -52,9 +52,9 @@ class MultigridSettings:
     def level_smoothers(self, A: nn.Module, like: torch.Tensor) -> tuple[nn.Module, nn.Module]:
         """The pre- and post-smoother of the level of ``A`` (``like``: a grid function of it), set up
         for it; for CG the post-smoother is the pre-smoother's adjoint."""
-        pre, post = self.smoother(self.pre_smooth), self.smoother(self.post_smooth)
+        pre, post = self.smoother(self.pre_smooth).setup(A, like), self.smoother(self.post_smooth)
         post = adjoint_post_smoother(post) if self.krylov == "cg" else post
-        return pre.setup(A, like), post.setup(A, like)
+        return pre, post.setup_as(pre, A, like)
 
 
 def smoother_name(factory: SmootherFactory) -> str:

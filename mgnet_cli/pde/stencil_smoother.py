@@ -102,6 +102,8 @@ def colour_masks(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class StencilAwareSmoother(Smoother):
     """``steps`` red-black sweeps of ``u <- u + K(x) * (D^-1 (f - A u))``, ``K(x) = net(stencils near x)``."""
 
+    LEVEL_STATE = ("taps",)
+
     def __init__(self, steps: int, net: StencilKernelNet | None = None) -> None:
         super().__init__()
         self.steps = check_steps(steps)

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.settings import SMOOTHERS, AmgSettings, SetupSettings
+from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, SetupSettings
 from mgnet_cli.amg.setup import (classical_interpolation, direct_interpolation, ruge_stuben, second_pass,
                                   split_pmis, split_rs, strength)
 from mgnet_cli.amg.solver import setup
@@ -198,7 +198,7 @@ def test_v_cycle_factor_on_jumps_63():
 JUMPS_BOUND = 0.30
 
 
-@pytest.mark.parametrize("smoother", SMOOTHERS)
+@pytest.mark.parametrize("smoother", list(AmgSmoother))
 @pytest.mark.parametrize("shape", ["v", "w"])
 def test_every_smoother_and_shape_converges_and_cg_converges_faster(smoother, shape):
     A = jumps(31)

@@ -62,3 +62,11 @@ def test_line_smoothing_cures_grid_aligned_anisotropy(epsilon):
     point = solve_stencil(anisotropic_stencil(n, 1e-3, 0.0), f, MultigridSettings(smoother=RedBlackGaussSeidel),
                           PROLONGATIONS["bilinear"], tol=1e-10, max_cycles=10)
     assert point.convergence_factor > 0.9  # what line smoothing is for
+
+
+def test_a_levels_pre_and_post_smoother_factorise_its_lines_once():
+    """The post-smoother (here CG's adjoint one) shares what the pre-smoother set up for the level."""
+    A = StencilOperator(anisotropic_stencil(31, 1e-3, 0.0))
+    pre, post = MultigridSettings(smoother=ZebraLineGaussSeidel, krylov="cg").level_smoothers(A, A.diagonal)
+    assert post.systems is pre.systems and set(pre.systems) == {(d, c) for d in ("rows", "columns") for c in (0, 1)}
+    assert (pre.reverse, post.reverse) == (False, True)
