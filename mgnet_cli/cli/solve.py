@@ -44,6 +44,8 @@ from mgnet_cli.device import choose_threads, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
 PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
+SOLVER_KEYS = ("solver/smoother", "solver.prolongation", "solver.krylov", "solver.cycle", "solver.pre_smooth",
+               "solver.post_smooth")  # what a problem option chooses: the start line names those given
 log = logging.getLogger(__name__)
 
 
@@ -207,16 +209,19 @@ def run(cfg: DictConfig) -> float:
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
     n, rhs = problem.n, str(problem.rhs)
-    stopping = stopping_for(solver)
-    if problem.save_matrix is not None:
-        save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
     name = choices.get("solver/smoother", smoother.name)
-    options, rule, records = learned_parts(solver, smoother, options, run_dir, stopping.device)
-    result = solve_problem(problem, field, options, stopping, rule)
     shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
              if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
     shape += "-preconditioned CG" if options.krylov == "cg" else ""
     coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
+    given = [item for item in HydraConfig.get().overrides.task if item.lstrip("+~").split("=")[0] in SOLVER_KEYS]
+    log.info("solver: %s %s%s (problem=%s's default%s)", shape, name, coarsening, problem.kind,
+             f"; given: {' '.join(given)}" if given else "")  # configs/problem/*.yaml choose the solver
+    stopping = stopping_for(solver)
+    if problem.save_matrix is not None:
+        save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
+    options, rule, records = learned_parts(solver, smoother, options, run_dir, stopping.device)
+    result = solve_problem(problem, field, options, stopping, rule)
     title = f"n={n} {label(problem)} {rhs}, {shape} {name}{coarsening}"
     described = {"problem": label(problem), "smoother": name,
                  "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear"}
