@@ -13,15 +13,19 @@ import torch
 from hydra.utils import instantiate
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.pde import prolongation_learning, smoother_learning, stencil_smoother_learning
+from mgnet_cli.pde.learning import Part
 from mgnet_cli.pde.problems import read_field
 from mgnet_cli.pde.smoothers import SmootherFactory
-from mgnet_cli.pde.solve import MultigridSettings
+from mgnet_cli.pde.solve import Multigrid
 from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig, SolverConfig, SolverSmootherConfig
 
 log = logging.getLogger(__name__)
 
-LEARNED_SMOOTHERS = {"LearnedSmoother": "learned", "StencilAwareSmoother": "stencil_aware"}
-"""A smoother class whose part is learned or loaded (by its ``solver.smoother.learning``), not configured."""
+PARTS: dict[str, Part] = {module.PART.name: module.PART for module in (
+    smoother_learning, stencil_smoother_learning, prolongation_learning)}
+"""The learned solver parts by the class they are: a smoother named so is learned or loaded (by its
+``solver.smoother.learning``), not configured; ``LearnedProlongation`` by ``solver.prolongation=learned``."""
 
 
 def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
@@ -37,12 +41,12 @@ def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
 
 @dataclass(frozen=True)
 class Smoother:
-    """``solver.smoother`` built once: ``steps -> smoother``, its class name, and the key of its
-    learned part in ``PARTS`` (``learned``, ``stencil_aware``) or None."""
+    """``solver.smoother`` built once: ``steps -> smoother``, its class name, and its learned part
+    (``PARTS``) or None."""
 
     factory: SmootherFactory
     name: str
-    learned: str | None
+    learned: Part | None
 
 
 def smoother_factory(node: SolverSmootherConfig) -> Smoother:
@@ -58,16 +62,14 @@ def smoother_factory(node: SolverSmootherConfig) -> Smoother:
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"solver.smoother cannot be built: {first}") from error
-    return Smoother(factory, name, LEARNED_SMOOTHERS.get(name))
+    return Smoother(factory, name, PARTS.get(name))
 
 
-def multigrid_settings(solver: SolverConfig, smoother: Smoother) -> MultigridSettings:
-    """The cycle's shape, smoother and coarsest grid from the checked ``solver``."""
+def multigrid_of(solver: SolverConfig, smoother: Smoother) -> Multigrid:
+    """The checked ``solver`` with its smoother built, as the library takes them."""
     if solver.cycle == "backslash" and solver.post_smooth > 0:
         log.info("the backslash cycle smooths on the way down only: solver.post_smooth is unused")
-    return MultigridSettings(cycle=str(solver.cycle), smoother=smoother.factory, pre_smooth=solver.pre_smooth,
-                             post_smooth=solver.post_smooth, coarsest_n=solver.coarsest_n,
-                             prolongation=str(solver.prolongation), krylov=str(solver.krylov))
+    return Multigrid(solver, smoother.factory)
 
 
 def above_coarsest(train_sizes: Any, key: str, coarsest_n: int, what: str = "smoothed") -> tuple[int, ...]:

@@ -17,7 +17,8 @@ from mgnet_cli.amg.matrices import read_matrix, write_matrix
 from mgnet_cli.amg.settings import AmgSettings
 from mgnet_cli.amg.solver import solve_matrix
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.solve import solve_poisson
+from mgnet_cli.pde.solve import Multigrid, solve_poisson
+from mgnet_cli.schema.solve import SolverConfig
 from tests.helpers import cli, mgnet_solve, one_line_error
 
 DEFAULT_AMG = "RS + 2nd pass (theta=0.25), classical interpolation, V(1,1) gauss_seidel-preconditioned CG"
@@ -53,7 +54,7 @@ def test_the_matrix_path_solves_the_saved_poisson_as_the_grid_and_a_dense_solve_
     f = right_hand_side("random", 15).reshape(-1)
     exact = np.linalg.solve(A.toarray(), f.numpy())
     amg, _ = solve_matrix(A, f, AmgSettings(), 1e-12, 50)
-    grid = solve_poisson(15, "random", tol=1e-12)
+    grid = solve_poisson(15, "random", Multigrid(SolverConfig(tol=1e-12)))
     assert amg.status == "converged" and grid.status == "converged"
     scale = np.abs(exact).max()
     assert np.abs(amg.solution.numpy() - exact).max() <= 1e-9 * scale
