@@ -21,15 +21,15 @@ from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
 from mgnet_cli.cli.solve_matrix import refuse_geometric_keys, save_structured_matrix, solve_matrix
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
-from mgnet_cli.cli.solve_settings import (PARTS, Smoother, built, coefficient_file, multigrid_of,
-                                         smoother_factory, training_settings)
+from mgnet_cli.cli.solve_settings import (PARTS, built, coefficient_file, learned_smoother, multigrid_of,
+                                         training_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learning import MakeOptimizer, Part, Schedule, measure_size
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import finest_stencil, label
-from mgnet_cli.pde.solve import Multigrid, SolveResult, solve_poisson
+from mgnet_cli.pde.solve import Multigrid, SolveResult, smoother_name, solve_poisson
 from mgnet_cli.report.plots import residual_history
 from mgnet_cli.report.text import residual_table
 from mgnet_cli.schema.solve import MatrixProblemConfig, PoissonProblemConfig, ProblemKind, SolveConfig, SolverConfig
@@ -91,13 +91,13 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
             "error_max", "error_l2") if summary[key] is not None})
 
 
-def learned_parts(smoother: Smoother, multigrid: Multigrid, run_dir: Path,
+def learned_parts(multigrid: Multigrid, run_dir: Path,
                   device: torch.device) -> tuple[Multigrid, LearnedProlongation | None, dict[str, Any]]:
     """The learned smoother and prolongation where chosen (learned or loaded): the multigrid that
     uses the smoother, the prolongation rule, and their records for results.json."""
     records: dict[str, Any] = {}
     config = multigrid.config
-    if (part := smoother.learned) is not None:
+    if (part := learned_smoother(multigrid)) is not None:
         model, records[part.record] = load_or_learn(part, config.smoother.learning, multigrid, run_dir, device)
         records[part.record] |= part.describe(model) if part.describe is not None else {}
         multigrid = part.use(multigrid, model.to(device))
@@ -121,17 +121,6 @@ def solve_problem(problem: PoissonProblemConfig, field: torch.Tensor | None, mul
     return solve_stencil(finest_stencil(problem, multigrid.dtype, device, field), f, multigrid, rule)
 
 
-def solve_problem(problem: PoissonProblemConfig, field: torch.Tensor | None, solver: Multigrid,
-                  device: torch.device, learned: LearnedProlongation | None = None) -> SolveResult:
-    """The checked ``problem``: Poisson by its rediscretised levels, the others by Galerkin coarse
-    levels (``field``: a coefficient file's, read once)."""
-    if problem.kind == "poisson":
-        return solve_poisson(problem.n, str(problem.rhs), solver, device, problem.seed)
-    rule = learned.to(device) if learned is not None else PROLONGATIONS[str(solver.config.prolongation)]
-    f = right_hand_side(str(problem.rhs), problem.n, solver.dtype, device, problem.seed)
-    return solve_stencil(finest_stencil(problem, solver.dtype, device, field), f, solver, rule)
-
-
 def run(cfg: DictConfig) -> float:
     """Solves one problem; returns the convergence factor (the value sweeps minimise)."""
     checked: SolveConfig = schema.check(cfg, "solve")  # nothing below reads ``cfg`` again
@@ -149,7 +138,7 @@ def run(cfg: DictConfig) -> float:
         solved = solve_matrix(checked_problem, solver.tol, solver.max_cycles, device)
         return record(*solved, solver, device, config, run_dir)
     problem, field = checked_problem, coefficient_file(checked_problem)
-    smoother = smoother_factory(solver.smoother)
+    multigrid = multigrid_of(solver)
     if problem.kind == "poisson" and solver.prolongation != "bilinear":
         raise ConfigError(f"solver.prolongation={solver.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
@@ -157,8 +146,8 @@ def run(cfg: DictConfig) -> float:
     device = solve_device(solver)
     if problem.save_matrix is not None:
         save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
-    name = choices.get("solver/smoother", smoother.name)
-    multigrid, rule, records = learned_parts(smoother, multigrid_of(solver, smoother), run_dir, device)
+    name = choices.get("solver/smoother", smoother_name(multigrid.smoother))
+    multigrid, rule, records = learned_parts(multigrid, run_dir, device)
     result = solve_problem(problem, field, multigrid, device, rule)
     shape = (f"{solver.cycle.upper()}({solver.pre_smooth},{solver.post_smooth})"
              if solver.cycle != "backslash" else f"backslash({solver.pre_smooth})")

@@ -77,8 +77,8 @@ def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, multigrid: Mult
 
 
 def held_out_factors(rule: ProlongationRule, multigrid: Multigrid, n: int, seed: int,
-                     kinds: Iterable[str] = ("lognormal", "jumps")) -> dict[str, float]:
-    """The factor on one held-out problem of size ``n`` per kind (``held_out_stencil``)."""
+                     kinds: Iterable[str]) -> dict[str, float]:
+    """The factor on one held-out problem of size ``n`` per kind (``held_out_stencil``, a ``TrainingField``)."""
     factors, measuring = {}, multigrid.but(tol=1e-10, max_cycles=40)
     for kind in kinds:
         f = right_hand_side("random", n, seed=seed)

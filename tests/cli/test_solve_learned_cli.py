@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mgnet_cli import schema
 from mgnet_cli.cli.solve import load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.solve_settings import multigrid_of, smoother_factory, training_settings
+from mgnet_cli.cli.solve_settings import learned_smoother, multigrid_of, training_settings
 from mgnet_cli.pde.learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
@@ -81,9 +81,8 @@ def test_bad_learned_values_name_the_key(override, message):
 def learn_or_load(cfg, run_dir):
     """The learned smoother of a composed ``solve`` config, as ``mgnet solve`` loads or learns it."""
     solver = schema.check(cfg, "solve").solver
-    smoother = smoother_factory(solver.smoother)
-    return load_or_learn(smoother.learned, solver.smoother.learning, multigrid_of(solver, smoother), run_dir,
-                         torch.device("cpu"))
+    multigrid = multigrid_of(solver)
+    return load_or_learn(learned_smoother(multigrid), solver.smoother.learning, multigrid, run_dir, torch.device("cpu"))
 
 
 def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):

@@ -17,7 +17,6 @@ from mgnet_cli.pde.smoother_learning import load_learned, save_learned
 from mgnet_cli.pde.solve import Multigrid
 from mgnet_cli.pde.stencil_smoother import StencilKernelNet
 from mgnet_cli.pde.stencil_smoother_learning import load_stencil_smoother, save_stencil_smoother
-from mgnet_cli.pde.hierarchy import PROLONGATIONS
 from tests.helpers import mgnet_solve, one_line_error
 
 MULTIGRID = Multigrid(SolverConfig(coarsest_n=3))

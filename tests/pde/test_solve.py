@@ -7,12 +7,13 @@ import torch
 
 from mgnet_cli import schema
 from mgnet_cli.cli import config_dir
-from mgnet_cli.cli.solve_settings import smoother_factory
+from mgnet_cli.cli.solve_settings import multigrid_of
 from mgnet_cli.cli.solve_outcome import outcome
+from mgnet_cli.cycle_shape import CycleShape
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.poisson import Laplacian, right_hand_side
 from mgnet_cli.pde.problems import finest_stencil
-from mgnet_cli.schema.solve import Coefficient, DiffusionProblemConfig, SolverConfig
+from mgnet_cli.schema.solve import Coefficient, DiffusionProblemConfig, Dtype, SolverConfig
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
 from mgnet_cli.pde.solve import (ROUND_OFF_MARGIN, STALL_CYCLES, Multigrid, asymptotic_factor, build_cycle,
                                  iterate, solve_poisson, stuck)
@@ -52,11 +53,11 @@ def test_better_smoothers_beat_jacobi(steps):
 
 
 @pytest.mark.parametrize("smoother", sorted(path.stem for path in SMOOTHER_CONFIGS.glob("*.yaml")))
-@pytest.mark.parametrize("cycle", ["v", "w", "backslash"])
+@pytest.mark.parametrize("cycle", list(CycleShape))
 def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_config, smoother, cycle):
     """Every YAML of configs/solver/smoother/, composed and built as mgnet solve builds it."""
     cfg = compose_config(f"solver/smoother={smoother}", config_name="solve", tiny=False)
-    factory = smoother_factory(schema.check(cfg, "solve").solver.smoother).factory
+    factory = multigrid_of(schema.check(cfg, "solve").solver).smoother
     result = solve_poisson(31, "random", Multigrid(SolverConfig(cycle=cycle, coarsest_n=3, max_cycles=1), factory))
     assert result.cycles == 1
     assert result.relative_residuals[1] < (0.5 if cycle == "backslash" else 0.2)
@@ -108,7 +109,7 @@ def test_float32_stops_at_its_round_off_floor_with_the_same_factor():
     assert "raise solver.tol or use solver.dtype=float64" in outcome(result, 1e-12, "float32")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", list(Dtype))
 @pytest.mark.parametrize("rhs", ["random", "sine"])
 def test_the_round_off_floor_estimate_is_where_the_residual_stops(dtype, rhs):
     """eps ||A|| ||u|| / ||f|| follows the floor from 2e-15 to 3e-5 (sine: the condition
