@@ -63,10 +63,10 @@ def load_or_learn(part: Part, node: Any, multigrid: Multigrid, run_dir: Path,
         log.info("%s loaded from %s (learned for %s)", part.record.replace("_", " "), path, state.get("cycle"))
         return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
                        "settings": state.get("settings")}
-    settings = training_settings(node, key, multigrid.config.coarsest_n, part.what)
+    settings = training_settings(part, node, multigrid.config.coarsest_n)
     make_optimizer, schedule = learning_tools(node, key, settings.steps)
     result = part.learn(settings, multigrid, make_optimizer, schedule, run_dir, device)
-    path = run_dir / part.file
+    path = run_dir / f"{part.record}.pt"
     part.save(path, result, multigrid)
     log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s.checkpoint=%s",
              result.time_s, settings.steps, path, key, path)

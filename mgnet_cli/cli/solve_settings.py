@@ -62,13 +62,13 @@ def learned_smoother(multigrid: Multigrid) -> Part | None:
     return PARTS.get(smoother_name(multigrid.smoother))
 
 
-def training_settings(node: Any, key: str, coarsest_n: int, what: str = "smoothed") -> Any:
-    """A learned part's checked node (``solver.smoother.learning``, ...) with its training grids sorted;
-    ConfigError if the smallest is not above the coarsest grid (a rule across keys checked only for
-    the part in use)."""
+def training_settings(part: Part, node: Any, coarsest_n: int) -> Any:
+    """The ``part``'s checked training keys (``node``) with its training grids sorted; ConfigError if
+    the smallest is not above the coarsest grid (a rule across keys checked only for the part in use)."""
     sizes = sorted({int(n) for n in node.train_sizes})
     if sizes[0] <= coarsest_n:
-        raise ConfigError(f"{key}.train_sizes={sizes}: {sizes[0]} is not above "
+        what = "smoothed" if part.use is not None else "coarsened"  # a smoother, or the prolongation
+        raise ConfigError(f"{part.key}.train_sizes={sizes}: {sizes[0]} is not above "
                           f"solver.coarsest_n={coarsest_n}, so no level of it is {what}")
     return replace(node, train_sizes=sizes)
 

@@ -74,13 +74,11 @@ class Part:
 
     name: str  # the class the part is: a smoother's (its ``_target_``'s last word) or the prolongation's
     key: str  # of its training keys: solver.smoother.learning, solver.learned_prolongation
-    file: str  # saved as, in the run folder
-    record: str  # its entry in results.json
-    what: str  # what the training grids' levels are: smoothed or coarsened
+    record: str  # its entry in results.json; saved in the run folder as <record>.pt
     load: Callable[[Path, Multigrid], tuple[nn.Module, dict[str, Any]]]  # a checked file: the network, its entries
     learn: Callable[[Any, Multigrid, MakeOptimizer, Schedule, Path | None, torch.device], LearningResult]
     save: Callable[[Path, LearningResult, Multigrid], None]
-    use: Callable[[Multigrid, nn.Module], Multigrid] | None = None  # a smoother: the multigrid smoothing with it
+    use: Callable[[Multigrid, nn.Module], Multigrid] | None = None  # a smoother's: the multigrid smoothing with it
     describe: Callable[[nn.Module], dict[str, Any]] | None = None  # logs it; more of its record
 
 

@@ -134,6 +134,5 @@ def load_prolongation(path: Path, multigrid: Multigrid | None = None) -> tuple[L
     return load_part(path, LearnedProlongation.from_state, LearnedProlongationConfig, "learned prolongation")
 
 
-PART = Part(LearnedProlongation.__name__, "solver.learned_prolongation", "learned_prolongation.pt",
-            "learned_prolongation", "coarsened", load=load_prolongation, learn=learn_prolongation,
-            save=save_prolongation)
+PART = Part(LearnedProlongation.__name__, "solver.learned_prolongation", "learned_prolongation",
+            load=load_prolongation, learn=learn_prolongation, save=save_prolongation)

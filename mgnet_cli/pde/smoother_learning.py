@@ -145,6 +145,5 @@ def kernel_table(kernels: LearnedKernels, omega: float) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-PART = Part(LearnedSmoother.__name__, "solver.smoother.learning", "learned_smoother.pt", "learned_smoother",
-            "smoothed", load=load_learned, learn=learn_smoother, save=save_learned, use=with_kernels,
-            describe=described)
+PART = Part(LearnedSmoother.__name__, "solver.smoother.learning", "learned_smoother", load=load_learned,
+            learn=learn_smoother, save=save_learned, use=with_kernels, describe=described)

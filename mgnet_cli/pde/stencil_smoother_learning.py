@@ -82,6 +82,5 @@ def load_stencil_smoother(path: Path, multigrid: Multigrid) -> tuple[StencilKern
     return net, state
 
 
-PART = Part(StencilAwareSmoother.__name__, "solver.smoother.learning", "stencil_aware_smoother.pt",
-            "stencil_aware_smoother", "smoothed", load=load_stencil_smoother, learn=learn_stencil_smoother,
-            save=save_stencil_smoother, use=with_net)
+PART = Part(StencilAwareSmoother.__name__, "solver.smoother.learning", "stencil_aware_smoother",
+            load=load_stencil_smoother, learn=learn_stencil_smoother, save=save_stencil_smoother, use=with_net)
