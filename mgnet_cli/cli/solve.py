@@ -38,6 +38,8 @@ from mgnet_cli.device import choose_threads, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
 PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
+SOLVER_KEYS = ("solver/smoother", "solver.prolongation", "solver.krylov", "solver.cycle", "solver.pre_smooth",
+               "solver.post_smooth")  # what a problem option chooses: the start line names those given
 log = logging.getLogger(__name__)
 
 
@@ -147,13 +149,16 @@ def run(cfg: DictConfig) -> float:
     if problem.save_matrix is not None:
         save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
     name = choices.get("solver/smoother", smoother_name(multigrid.smoother))
-    multigrid, rule, records = learned_parts(multigrid, run_dir, device)
-    result = solve_problem(problem, field, multigrid, device, rule)
     shape = (f"{solver.cycle.upper()}({solver.pre_smooth},{solver.post_smooth})"
              if solver.cycle != "backslash" else f"backslash({solver.pre_smooth})")
     shape += "-preconditioned CG" if solver.krylov == "cg" else ""
     prolongation = str(solver.prolongation) if problem.kind != "poisson" else "bilinear"
     coarsening = "" if problem.kind == "poisson" else f", {prolongation} Galerkin"
+    given = [item for item in HydraConfig.get().overrides.task if item.lstrip("+~").split("=")[0] in SOLVER_KEYS]
+    log.info("solver: %s %s%s (problem=%s's default%s)", shape, name, coarsening, problem.kind,
+             f"; given: {' '.join(given)}" if given else "")  # configs/problem/*.yaml choose the solver
+    multigrid, rule, records = learned_parts(multigrid, run_dir, device)
+    result = solve_problem(problem, field, multigrid, device, rule)
     title = f"n={problem.n} {label(problem)} {problem.rhs}, {shape} {name}{coarsening}"
     described = {"problem": label(problem), "smoother": name, "prolongation": prolongation}
     return record(result, title, described, records, solver, device, config, run_dir)

@@ -18,7 +18,7 @@ from mgnet_cli.cli.preflight import check_job
 from mgnet_cli.errors import ConfigError
 
 CONFIGS = config_dir()
-EXTENDS = re.compile(r"^\s*- /schema/([\w/]+)/(\w+)@_here_", re.M)
+EXTENDS = re.compile(r"^\s*- /schema/([\w/]+)/(\w+)@(?:_here_|[\w.]+)", re.M)  # _here_, or a _global_ option's group
 HUGE = 2**64
 NO_RANGE = {  # fields whose every well-typed value is allowed (booleans, choices, free paths)
     "download", "deterministic", "compile", "channels_last", "skip_nonfinite", "checkpoints",
