@@ -91,6 +91,10 @@ class AmgSettings(SetupSettings):
             "help": "cg (one cycle per iteration preconditions conjugate gradients) "
                                 "or none (the cycle repeated)"})
 
+    def prolongation(self) -> str:
+        """How P is made, for results.json: ``smoothed aggregation``, or the interpolation's name."""
+        return "smoothed aggregation" if self.coarsening == Coarsening.aggregation else str(self.interpolation)
+
     def describe(self) -> str:
         """What was chosen, in a few words: ``RS + 2nd pass (theta=0.25), classical interpolation,
         V(1,1) gauss_seidel-preconditioned CG`` or ``smoothed aggregation (theta=0.08, omega=1.333),

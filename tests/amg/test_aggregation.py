@@ -141,3 +141,22 @@ def test_a_matrix_without_strong_couplings_is_one_level():
 def test_an_unknown_coarsening_is_refused():
     with pytest.raises(ValueError, match="coarsening must be one of classical, aggregation"):
         setup(poisson(9), AmgSettings(coarsening="geometric"))
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.25])
+def test_the_aggregates_are_pyamgs_standard_aggregation(theta):
+    """The same greedy passes as PyAMG's standard_aggregation (an independent implementation, in
+    C++), on the same strength graph: a 9-point matrix with positive couplings
+    (a mixed derivative), jumps, and a block with isolated nodes."""
+    pyamg_aggregate = pytest.importorskip("pyamg.aggregation.aggregate")
+    n = 20
+    central = sparse.diags([-np.ones(n - 1), np.ones(n - 1)], [-1, 1])
+    mixed = (poisson(n) + 0.45 * sparse.kron(central, central)).tocsr()  # -u_xx - u_yy - 1.8 u_xy: SPD
+    assert np.linalg.eigvalsh(mixed.toarray()).min() > 0
+    for A in (mixed, jumps(n), sparse.block_diag([poisson(9), sparse.identity(3)], format="csr")):
+        S = symmetric_strength(A, theta)
+        AggOp, _ = pyamg_aggregate.standard_aggregation(S)
+        labels = np.full(A.shape[0], -1)
+        rows, cols = AggOp.nonzero()
+        labels[rows] = cols
+        assert aggregate(S).tolist() == labels.tolist()
