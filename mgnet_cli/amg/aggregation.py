@@ -19,7 +19,6 @@ is vectorised.
 
 import numpy as np
 import scipy.sparse as sparse
-import scipy.sparse.linalg as sparse_linalg
 
 from mgnet_cli.amg.settings import SetupSettings
 from mgnet_cli.amg.setup import Hierarchy, galerkin_levels, stalled
@@ -80,20 +79,35 @@ def tentative_prolongator(which: np.ndarray, near_null: np.ndarray) -> tuple[spa
     return T, norms
 
 
-def dinv_a_radius(A: sparse.csr_matrix) -> float:
-    """rho(D^-1 A) as the largest eigenvalue of D^-1/2 A D^-1/2 (symmetric, so Lanczos: ARPACK to 1 %
-    from a fixed start; a Ritz value is a lower bound, so it is raised by that 1 %). Where ARPACK
-    fails, Gershgorin's bound max_i sum_j |a_ij| / a_ii (from above: a smaller, safe weight)."""
-    scale = sparse.diags(1 / np.sqrt(A.diagonal()))
-    M = (scale @ A @ scale).tocsr()
-    if M.shape[0] <= 16:
+LANCZOS_STEPS = 20
+
+
+def dinv_a_radius(A: sparse.csr_matrix, steps: int = LANCZOS_STEPS) -> float:
+    """rho(D^-1 A) as the largest eigenvalue of the symmetric D^-1/2 A D^-1/2, estimated by ``steps``
+    Lanczos steps from a fixed random start: the largest Ritz value, a lower bound that is close
+    after a few steps for an extreme eigenvalue (``steps`` matrix products; ARPACK to 1 % took 50x
+    as many on Poisson n = 255)."""
+    scale = 1 / np.sqrt(A.diagonal())
+    M = (sparse.diags(scale) @ A @ sparse.diags(scale)).tocsr()
+    if M.shape[0] <= steps:
         return float(np.linalg.eigvalsh(M.toarray()).max())
-    start = np.random.default_rng(0).random(M.shape[0])
-    try:
-        value = sparse_linalg.eigsh(M, k=1, which="LA", v0=start, tol=1e-2, return_eigenvectors=False)
-    except (sparse_linalg.ArpackError, sparse_linalg.ArpackNoConvergence):
-        return float((np.asarray(abs(A).sum(axis=1)).ravel() / A.diagonal()).max())
-    return 1.01 * float(value[0])
+    q = np.random.default_rng(0).random(M.shape[0])
+    q /= np.linalg.norm(q)
+    previous, beta = np.zeros_like(q), 0.0
+    alphas, betas = [], []
+    for _ in range(steps):
+        w = M @ q - beta * previous
+        alpha = float(q @ w)
+        w -= alpha * q
+        alphas.append(alpha)
+        beta = float(np.linalg.norm(w))
+        if beta <= 1e-12 * abs(alpha):
+            break  # an invariant subspace: the Ritz values are eigenvalues
+        betas.append(beta)
+        previous, q = q, w / beta
+    k = len(alphas)
+    tridiagonal = np.diag(alphas) + np.diag(betas[:k - 1], 1) + np.diag(betas[:k - 1], -1)
+    return float(np.linalg.eigvalsh(tridiagonal).max())
 
 
 def smoothed_prolongator(A: sparse.csr_matrix, T: sparse.csr_matrix, omega: float) -> sparse.csr_matrix:

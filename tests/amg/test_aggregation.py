@@ -65,11 +65,14 @@ def test_tentative_prolongator_reproduces_the_near_null_vector_with_orthonormal_
     assert np.allclose(coarse, [np.sqrt(5), np.sqrt(25.25), 2.0])
 
 
-def test_the_spectral_radius_estimate_is_within_three_percent_above():
-    for A in (poisson(15), jumps(15)):
+def test_the_spectral_radius_estimate_is_within_one_percent_below():
+    """20 Lanczos steps: the largest Ritz value, a lower bound, measured within 0.4 % here."""
+    for A in (poisson(15), jumps(15), poisson(31)):
         D = np.diag(1 / A.diagonal())
         exact = np.abs(np.linalg.eigvals(D @ A.toarray())).max()
-        assert exact * 0.995 <= dinv_a_radius(A) <= 1.03 * exact
+        assert 0.99 * exact <= dinv_a_radius(A) <= exact * (1 + 1e-12)
+    tiny = chain(5)  # fewer rows than steps: the dense answer
+    assert dinv_a_radius(tiny) == pytest.approx(1 + np.cos(np.pi / 6), rel=1e-12)
 
 
 def test_smoothed_prolongator_is_one_damped_jacobi_step_on_t():
@@ -79,7 +82,7 @@ def test_smoothed_prolongator_is_one_damped_jacobi_step_on_t():
     D = np.diag(A.diagonal())
     rho = np.abs(np.linalg.eigvals(np.linalg.solve(D, A.toarray()))).max()
     expected = (np.eye(A.shape[0]) - 4 / 3 / rho * np.linalg.solve(D, A.toarray())) @ T.toarray()
-    assert np.abs(P.toarray() - expected).max() <= 0.03 * np.abs(expected).max()
+    assert np.abs(P.toarray() - expected).max() <= 0.01 * np.abs(expected).max()
     # the sparsity: row i reaches only the aggregates of i and its neighbours
     reach = ((abs(A) + sparse.identity(A.shape[0])) @ abs(T)).toarray() > 0
     assert np.all(reach[P.toarray() != 0])
