@@ -15,8 +15,11 @@ Interpolation: ``direct``: an F point i takes from its strong C neighbours C_i,
 alpha_i (beta_i) the sum of i's negative (positive) off-diagonal entries over those in C_i: a row of
 zero sum is interpolated exactly on constants. Positive entries with no positive C partner are
 lumped onto the diagonal. ``classical`` (the default) also hands strong F-F couplings on to the C
-points (``classical_interpolation``). Weights below ``truncation`` times the row's largest are
-dropped and the rest rescaled to keep the row sum.
+points (``classical_interpolation``); ``extended_i`` reaches the C points of strong F neighbours
+too (``extended_i_interpolation``: what PMIS needs). Weights below ``truncation`` times the row's
+largest are dropped and the rest rescaled to keep the row sum.
+
+The level loop (``galerkin_levels``) also serves smoothed aggregation (aggregation.py).
 """
 
 import heapq

@@ -175,11 +175,13 @@ def bad_files(tmp_path):
         ([good, "problem.rhs=sine"], "problem.rhs=sine: give random, ones, or a vector file"),
         ([good, "problem.amg.smoother=ilu"], "problem.amg.smoother=ilu: use one of gauss_seidel"),
         ([good, "problem.amg.theta=0"], "problem.amg.theta=0"),
-        ([good, "problem.amg.coarsening=geometric"], "problem.amg.coarsening=geometric: use one of classical, aggregation"),
-        ([good, "problem.amg.interpolation=extended"], "problem.amg.interpolation=extended: use one of classical, direct, "
-                                                       "extended_i"),
+        ([good, "problem.amg.coarsening=geometric"],
+         "problem.amg.coarsening=geometric: use one of classical, aggregation"),
+        ([good, "problem.amg.interpolation=extended"],
+         "problem.amg.interpolation=extended: use one of classical, direct, extended_i"),
         ([good, "problem.amg.aggregation_omega=2"], "problem.amg.aggregation_omega=2.0: give a finite number in (0, 2)"),
-        ([good, "problem.amg.aggregation_theta=-0.1"], "problem.amg.aggregation_theta=-0.1: give a finite number in [0, 1]"),
+        ([good, "problem.amg.aggregation_theta=-0.1"],
+         "problem.amg.aggregation_theta=-0.1: give a finite number in [0, 1]"),
         ([good, "solver.krylov=none"], "solver.krylov=none: the geometric solver's key, unused by problem=matrix; "
                                        "use problem.amg.krylov"),
         ([good, "solver/smoother=chebyshev"], "use problem.amg.smoother"),
