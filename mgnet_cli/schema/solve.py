@@ -157,6 +157,9 @@ class AmgConfig(AmgSettings):
     def __post_init__(self) -> None:
         rules.number(self, "theta", 0.0, 1.0, low_open=True)
         rules.number(self, "truncation", 0.0, 1.0, high_open=True)
+        rules.number(self, "aggregation_theta", 0.0, 1.0)
+        rules.number(self, "aggregation_omega", 0.0, 2.0, low_open=True, high_open=True,
+                     why="a damped Jacobi step on D^-1 A scaled to its spectral radius")
         rules.count(self, "coarsest_size", maximum=4096)  # the coarsest matrix is factored densely
         rules.count(self, "max_levels", minimum=2, maximum=100)
         rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
