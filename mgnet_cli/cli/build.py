@@ -21,6 +21,7 @@ from mgnet_cli.schema.train import TrainConfig
 from mgnet_cli.train.distributed import Distributed, check_sync_bn
 from mgnet_cli.train.fast import Placement, placement
 from mgnet_cli.train.loop import Training
+from mgnet_cli.train.optimizers import GROUPING_KEYS, build_optimizer
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
 
@@ -40,7 +41,9 @@ def build_training(cfg: DictConfig, world: Distributed | None = None,
     model = build_model(cfg, data.in_channels, data.num_classes)
     if place.device.type == "cpu":
         refuse_activations_too_large(model, data_shape(cfg), trainer.batch_size)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    optimizer_node = {key: value for key, value in OmegaConf.to_container(cfg.optimizer, resolve=True).items()
+                      if key not in GROUPING_KEYS}
+    optimizer = build_optimizer(instantiate(optimizer_node), model, checked.optimizer)
     batches = data.batches(trainer.batch_size, trainer.eval_batch_size, place.device, augmentation,
                            checked.seed, channels_last=trainer.channels_last,
                            shard=world.shard if world is not None else (0, 1))

@@ -90,13 +90,36 @@ class TrainerConfig:
 
 # --- optimizer ----------------------------------------------------------------------------------
 @dataclass
-class SGDConfig:
+class ParameterGroupsConfig:
+    """The keys every optimizer option has: how normalisation layers and biases are treated
+    (``mgnet_cli/train/optimizers.py`` splits the parameters into groups by them)."""
+    norm_bias_decay: Any = rules.typed_as(bool | float, True, "weight decay on normalisation weights/biases "
+                                          "and on biases: true = as on the other weights, false = none (as "
+                                          "fast recipes do), a number = that factor of it")
+    bias_lr_scale: float = rules.setting(1.0, "factor on the learning rate of biases (BatchNorm's too); their "
+                                              "decay per step (lr x weight_decay) stays as norm_bias_decay "
+                                              "says (airbench94: 64)")
+
+    def decay_factor(self) -> float:
+        """``norm_bias_decay`` as a factor of the weight decay."""
+        return float(self.norm_bias_decay) if not isinstance(self.norm_bias_decay, bool) else \
+            (1.0 if self.norm_bias_decay else 0.0)
+
+    def check_groups(self) -> None:
+        if not isinstance(self.norm_bias_decay, bool):
+            rules.number(self, "norm_bias_decay", 0.0, 100.0)
+        rules.number(self, "bias_lr_scale", 0.0, 1000.0, low_open=True)
+
+
+@dataclass
+class SGDConfig(ParameterGroupsConfig):
     """SGD with momentum (``configs/optimizer/sgd.yaml``), the authors' optimizer."""
     _target_: str = rules.target("torch.optim.SGD")
     _partial_: bool = rules.partial("the model's parameters are")
     lr: float = rules.setting(0.1, "learning rate (the schedule multiplies it)")
     momentum: float = rules.setting(0.9, "heavy-ball momentum")
-    weight_decay: float = rules.setting(5e-4, "L2 penalty on every parameter")
+    weight_decay: float = rules.setting(5e-4, "L2 penalty on the weights (on normalisation layers and "
+                                              "biases as norm_bias_decay says)")
     nesterov: bool = rules.setting(False, "Nesterov momentum (needs momentum > 0)")
     TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.SGD",)
 
@@ -108,10 +131,11 @@ class SGDConfig:
         rules.number(self, "weight_decay", 0.0, 1.0)
         if self.nesterov and self.momentum == 0:
             raise rules.Invalid("nesterov", True, "needs optimizer.momentum > 0")
+        self.check_groups()
 
 
 @dataclass
-class AdamWConfig:
+class AdamWConfig(ParameterGroupsConfig):
     """AdamW (``configs/optimizer/adamw.yaml``)."""
     _target_: str = rules.target("torch.optim.AdamW")
     _partial_: bool = rules.partial("the model's parameters are")
@@ -128,6 +152,7 @@ class AdamWConfig:
         if len(self.betas) != 2 or not all(rules.is_number(b) and 0 <= b < 1 for b in self.betas):
             raise rules.Invalid("betas", list(self.betas), "give two numbers in [0, 1), e.g. [0.9,0.999]")
         rules.number(self, "weight_decay", 0.0, 10.0)
+        self.check_groups()
 
 
 # --- scheduler ----------------------------------------------------------------------------------
