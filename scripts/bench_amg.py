@@ -54,9 +54,10 @@ from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import finest_stencil
-from mgnet_cli.schema.solve import AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig
+from mgnet_cli.schema.solve import (AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig,
+                                     SolverConfig)
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor
+from mgnet_cli.pde.solve import Multigrid, asymptotic_factor
 from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
@@ -192,7 +193,7 @@ def timed_cycles(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles:
 
 def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
              tol: float, max_cycles: int, krylov: str = "none") -> Run:
-    options = MultigridSettings(smoother=smoother, prolongation=prolongation, krylov=krylov)
+    options = Multigrid(SolverConfig(prolongation=prolongation, krylov=krylov), smoother)
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
@@ -237,7 +238,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = LearnedProlongationConfig(steps=steps)  # mgnet solve's defaults
-    options = MultigridSettings(smoother=RedBlackGaussSeidel)
+    options = Multigrid(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
     result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     if save is not None:
@@ -255,13 +256,13 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
     from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
     from mgnet_cli.train.schedules import WarmupCosine
 
-    options, rule = MultigridSettings(prolongation="black_box"), PROLONGATIONS["black_box"]
+    options = Multigrid(SolverConfig(prolongation="black_box"))
     if path is not None:
-        net, state = load_stencil_smoother(Path(path), options, rule)
+        net, state = load_stencil_smoother(Path(path), options)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = StencilAwareConfig(steps=3) if quick else StencilAwareConfig()  # mgnet solve's defaults
     schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
+    result = learn_stencil_smoother(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     return with_net(options, result.model).smoother, (
         f"stencil-aware smoother: trained here, {settings.steps} steps at n = 31, {result.time_s:.0f} s")
 

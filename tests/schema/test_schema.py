@@ -86,6 +86,8 @@ def out_of_range(key: str, kind) -> list[str]:
         return []
     if name == "num_classes":  # a class count: at least two classes, wherever it is given
         return ["0", "1", "-1", str(HUGE)]
+    if name == "norm_bias_decay":  # bool | float: a flag, or a factor of the weight decay
+        return ["-1", "nan"]
     if kind is int or name in ("channels", "channels_f"):
         return ["-1", str(HUGE)]
     if kind is float:
