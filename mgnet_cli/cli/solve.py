@@ -145,9 +145,6 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"solver.prolongation={solver.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
-    device = solve_device(solver)
-    if problem.save_matrix is not None:
-        save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
     name = choices.get("solver/smoother", smoother_name(multigrid.smoother))
     shape = (f"{solver.cycle.upper()}({solver.pre_smooth},{solver.post_smooth})"
              if solver.cycle != "backslash" else f"backslash({solver.pre_smooth})")
@@ -157,6 +154,9 @@ def run(cfg: DictConfig) -> float:
     given = [item for item in HydraConfig.get().overrides.task if item.lstrip("+~").split("=")[0] in SOLVER_KEYS]
     log.info("solver: %s %s%s (problem=%s's default%s)", shape, name, coarsening, problem.kind,
              f"; given: {' '.join(given)}" if given else "")  # configs/problem/*.yaml choose the solver
+    device = solve_device(solver)
+    if problem.save_matrix is not None:
+        save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
     multigrid, rule, records = learned_parts(multigrid, run_dir, device)
     result = solve_problem(problem, field, multigrid, device, rule)
     title = f"n={problem.n} {label(problem)} {problem.rhs}, {shape} {name}{coarsening}"
