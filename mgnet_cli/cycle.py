@@ -9,12 +9,12 @@ A ``u`` of ``None`` stands for the zero grid function: the first level's ``u^{1,
 coarse-grid correction of a linear solve both start from it, and skipping ``A * 0`` is free speed.
 """
 
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
-CycleShape = Literal["backslash", "v", "w"]
+from mgnet_cli.cycle_shape import CycleShape
 
 
 def zero_if_none(u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
@@ -84,12 +84,12 @@ class MultigridCycle(nn.Module):
     coarsest grid and return the coarsest ``u`` (MgNet's forward pass).
     """
 
-    def __init__(self, levels: list[Level], shape: CycleShape = "backslash") -> None:
+    def __init__(self, levels: list[Level], shape: CycleShape | str = CycleShape.backslash) -> None:
         super().__init__()
-        if shape not in ("backslash", "v", "w"):
-            raise ValueError(f"cycle shape must be backslash, v or w, got {shape!r}")
+        if shape not in tuple(CycleShape):
+            raise ValueError(f"cycle shape must be one of {', '.join(CycleShape)}, got {shape!r}")
         self.levels = nn.ModuleList(levels)
-        self.shape = shape
+        self.shape = str(shape)  # a plain word: compiled graphs guard on it
 
     def forward(
         self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor | None = None

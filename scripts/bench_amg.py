@@ -17,12 +17,21 @@ The stencil-aware smoother (stencil_smoother.py) is trained here with the defaul
 ``solver.smoother.learning`` settings (StencilAwareConfig) unless ``--stencil-aware`` gives a checkpoint. Times: n =
 ``--time-size`` to 1e-8, setup included (the learned parts' training is not; it is printed apart),
 both sides on one CPU thread. Needs the ``[bench]`` extra (pyamg, scipy).
+hypre BoomerAMG (PETSc's defaults, and HMIS coarsening with extended+i interpolation; as a cycle and
+in CG) runs on the same matrix in Debian's Python (``/usr/bin/python3.11`` with ``python3-petsc4py``,
+``PETSC_DIR`` as below unless set), through scripts/hypre_anchor.py, one process per matrix and one
+thread (``OMP_NUM_THREADS=1``); where that Python or its petsc4py is absent, one note says so and the
+hypre columns are left out.
 """
 
 import argparse
+import json
 import logging
 import math
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,9 +54,10 @@ from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.lines import ZebraLineGaussSeidel
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import finest_stencil
-from mgnet_cli.schema.solve import AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig
+from mgnet_cli.schema.solve import (AnisotropicProblemConfig, Coefficient, DiffusionProblemConfig, PoissonProblemConfig,
+                                     SolverConfig)
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings, asymptotic_factor
+from mgnet_cli.pde.solve import Multigrid, asymptotic_factor
 from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
@@ -60,6 +70,9 @@ OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("learned, line GS", "learned", ZebraLineGaussSeidel)]
 STENCIL_AWARE = "Black Box, stencil-aware"  # its smoother is the network: added to OURS in main()
 WITH_CG = "Black Box, line GS, CG"  # conjugate gradients, one symmetric cycle per iteration
+HYPRE_PYTHON = Path("/usr/bin/python3.11")  # Debian's: apt-get install python3-petsc4py python3-scipy
+PETSC_DIR = "/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real"
+HYPRE_ANCHOR = Path(__file__).resolve().with_name("hypre_anchor.py")
 
 
 @dataclass
@@ -109,6 +122,54 @@ def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycl
         return timed_cycles(cycle, f, tol, max_cycles, "cg" if name.endswith(", CG") else "none", start)
 
 
+def anchor_environment() -> dict[str, str]:
+    """The anchor's environment: PETSc's folder (``PETSC_DIR`` if set) and one OpenMP thread."""
+    return {**os.environ, "PETSC_DIR": os.environ.get("PETSC_DIR", PETSC_DIR), "OMP_NUM_THREADS": "1"}
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no output"
+
+
+def hypre_probe(python: Path = HYPRE_PYTHON) -> tuple[bool, str]:
+    """(whether ``python`` runs scripts/hypre_anchor.py, a line: its versions, or the note why not)."""
+    if not python.is_file():
+        return False, (f"hypre skipped: {python} is absent (Debian: apt-get install python3-petsc4py "
+                       f"python3-scipy)")
+    try:
+        done = subprocess.run([str(python), str(HYPRE_ANCHOR), "--versions"], env=anchor_environment(),
+                              capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"hypre skipped: {python} did not run: {error}"
+    if done.returncode != 0:
+        return False, f"hypre skipped: {python} cannot run the anchor ({last_line(done.stderr)})"
+    found = json.loads(done.stdout)
+    return True, f"hypre {found['hypre']} through PETSc {found['petsc']} (petsc4py {found['petsc4py']}), {python}"
+
+
+def parse_anchor(text: str) -> dict[str, Run]:
+    """scripts/hypre_anchor.py's JSON: one Run per solve, by name (``hypre BoomerAMG``, ``..., CG``)."""
+    found = json.loads(text)
+    return {name: Run([float(norm) for norm in run["norms"]], [float(at) for at in run["times"]],
+                      float(run["setup_s"])) for name, run in found["runs"].items()}
+
+
+def run_hypre(A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int,
+              python: Path = HYPRE_PYTHON) -> dict[str, Run]:
+    """BoomerAMG's four solves of ``A x = b`` (scripts/hypre_anchor.py in ``python``): the matrix and
+    right-hand side go through a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="bench_amg_") as folder:
+        matrix, rhs = Path(folder) / "A.npz", Path(folder) / "b.npy"
+        sparse.save_npz(matrix, A.tocsr())
+        np.save(rhs, b)
+        done = subprocess.run([str(python), str(HYPRE_ANCHOR), str(matrix), str(rhs), "--tol", str(tol),
+                               "--max-its", str(max_cycles)], env=anchor_environment(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"hypre_anchor.py failed: {last_line(done.stderr)}")
+    return parse_anchor(done.stdout)
+
+
 def timed_cycles(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles: int, krylov: str,
                  start: float) -> Run:
     """Cycles (or CG with the cycle, ``krylov="cg"``) from u = 0 until ``tol``, each cycle's time
@@ -132,7 +193,7 @@ def timed_cycles(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles:
 
 def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother: Callable, rule_of: dict,
              tol: float, max_cycles: int, krylov: str = "none") -> Run:
-    options = MultigridSettings(smoother=smoother, prolongation=prolongation, krylov=krylov)
+    options = Multigrid(SolverConfig(prolongation=prolongation, krylov=krylov), smoother)
     with torch.inference_mode():
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
@@ -149,12 +210,16 @@ def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConf
     return rows
 
 
-def all_runs(problem: PoissonProblemConfig, ours: list, rule_of: dict, tol: float, max_cycles: int) -> dict[str, Run]:
-    """Every method on one problem: the same stencil, the same right-hand side."""
+def all_runs(problem: PoissonProblemConfig, ours: list, rule_of: dict, tol: float, max_cycles: int,
+             hypre: bool = False) -> dict[str, Run]:
+    """Every method on one problem: the same stencil, the same right-hand side (``hypre``: with
+    BoomerAMG's four solves)."""
     stencil = finest_stencil(problem)
     f = right_hand_side("random", problem.n, seed=0)
     A, b = stencil_matrix(stencil), f.numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
+    if hypre:
+        runs.update(run_hypre(A, b, tol, max_cycles))
     runs.update({name: run_amg(name, A, b, tol, max_cycles) for name in AMG})
     for label, prolongation, smoother in ours:
         if prolongation in rule_of:
@@ -173,7 +238,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
         model, state = load_prolongation(Path(path))
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = LearnedProlongationConfig(steps=steps)  # mgnet solve's defaults
-    options = MultigridSettings(smoother=RedBlackGaussSeidel)
+    options = Multigrid(smoother=RedBlackGaussSeidel)
     schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
     result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     if save is not None:
@@ -191,13 +256,13 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
     from mgnet_cli.pde.stencil_smoother_learning import learn_stencil_smoother, load_stencil_smoother
     from mgnet_cli.train.schedules import WarmupCosine
 
-    options, rule = MultigridSettings(prolongation="black_box"), PROLONGATIONS["black_box"]
+    options = Multigrid(SolverConfig(prolongation="black_box"))
     if path is not None:
-        net, state = load_stencil_smoother(Path(path), options, rule)
+        net, state = load_stencil_smoother(Path(path), options)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = StencilAwareConfig(steps=3) if quick else StencilAwareConfig()  # mgnet solve's defaults
     schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
-    result = learn_stencil_smoother(settings, options, rule, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
+    result = learn_stencil_smoother(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     return with_net(options, result.model).smoother, (
         f"stencil-aware smoother: trained here, {settings.steps} steps at n = 31, {result.time_s:.0f} s")
 
@@ -309,13 +374,15 @@ def main() -> None:
     if args.quick:
         args.sizes, args.aniso_size, args.time_size, args.learn_steps = [31, 63], 63, 63, 3
     torch.set_num_threads(args.threads)
+    hypre, hypre_line = hypre_probe()
+    print(hypre_line)  # the versions, or the one note saying why the hypre columns are left out
     rule_of: dict = dict(PROLONGATIONS)
     rule_of["learned"], learned_line = learned_rule(args.learned, args.learn_steps, args.save_learned)
     smoother, stencil_line = stencil_aware_smoother(args.stencil_aware, args.quick)
     ours = OURS + [(STENCIL_AWARE, "black_box", smoother)]
     rows = []
     for label, problem in problems(args.sizes, args.aniso_size):
-        rows.append((label, all_runs(problem, ours, rule_of, 1e-10, args.max_cycles)))
+        rows.append((label, all_runs(problem, ours, rule_of, 1e-10, args.max_cycles, hypre)))
         log.info("%s: %s", label, ", ".join(f"{name} {cell(run)}" for name, run in rows[-1][1].items()))
     timed = [(label, runs) for label, runs in rows
              if label.endswith(f"n={args.time_size}") and label.startswith(("lognormal", "jumps"))]

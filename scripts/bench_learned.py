@@ -26,7 +26,7 @@ from mgnet_cli.pde.learned_smoother import KernelPass
 from mgnet_cli.pde.poisson import Laplacian, right_hand_side
 from mgnet_cli.pde.smoother_learning import kernel_table, load_learned, measured_factor, with_kernels
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings, build_cycle, iterate
+from mgnet_cli.pde.solve import Multigrid, build_cycle, iterate
 
 log = logging.getLogger("bench_learned")
 
@@ -34,8 +34,8 @@ SMOOTHERS = [("damped Jacobi ω = 4/5", DampedJacobi), ("red-black Gauss–Seide
              ("Chebyshev, degree = steps", ChebyshevPolynomial), ("learned 3×3 kernel", None)]
 
 
-def with_steps(options: MultigridSettings, steps: int) -> MultigridSettings:
-    return replace(options, pre_smooth=steps, post_smooth=steps)
+def with_steps(multigrid: Multigrid, steps: int) -> Multigrid:
+    return multigrid.but(pre_smooth=steps, post_smooth=steps)
 
 
 class CountedLaplacian(Laplacian):
@@ -54,7 +54,7 @@ class CountedLaplacian(Laplacian):
         return super().residual(u, f)
 
 
-def count_operations(n: int, options: MultigridSettings, cycles: int = 3) -> tuple[float, Counter]:
+def count_operations(n: int, multigrid: Multigrid, cycles: int = 3) -> tuple[float, Counter]:
     """Stencil passes per cycle (A or f - Au, K, R, P), each weighted by its grid's points over the
     finest grid's, and the unweighted count on the finest level. Pointwise updates and the
     coarsest grid's direct solve are not counted; the residual the solver forms after each cycle
@@ -62,7 +62,7 @@ def count_operations(n: int, options: MultigridSettings, cycles: int = 3) -> tup
 
     Each level above the coarsest gets a ``CountedLaplacian``; R, P and the learned smoother's
     ``KernelPass`` are counted by forward hooks, R and P on the fine grid they read or write."""
-    cycle, _ = build_cycle(n, options, torch.float64, "cpu")
+    cycle, _ = build_cycle(n, multigrid, torch.float64, "cpu")
     weighted, finest = Counter(), Counter()
 
     def tally(kind: str, size: int) -> None:
@@ -87,11 +87,11 @@ def count_operations(n: int, options: MultigridSettings, cycles: int = 3) -> tup
     return total, Counter({kind: count // cycles for kind, count in finest.items()})
 
 
-def time_to_tolerance(n: int, options: MultigridSettings, repeats: int,
+def time_to_tolerance(n: int, multigrid: Multigrid, repeats: int,
                       wait_s: float) -> tuple[int, float, int]:
     """Cycles, best solve time (s) to 1e-8 and how many solves started on an idle machine, as
     bench_solve.py times the classical smoothers."""
-    result, times, idle = bench_solve.timed_solves(n, options, 1e-8, repeats, wait_s)
+    result, times, idle = bench_solve.timed_solves(n, multigrid, 1e-8, repeats, wait_s)
     return result.cycles, min(times), idle
 
 
@@ -132,16 +132,16 @@ def main() -> None:
              torch.__version__, torch.get_num_threads(), os.getloadavg()[0], args.checkpoint,
              state["cycle"], state["settings"])
     log.info("kernels in units of D^-1 = h^2/4:\n%s\n", kernel_table(kernels, 0.8))
-    base = MultigridSettings()
+    base = Multigrid()
     header = " | ".join(f"V({s},{s}) n = {n}" for s in (1, 2) for n in args.sizes)
     log.info("| smoother | %s | ops per cycle V(1,1) / V(2,2) | n = %d to 1e-8: V(1,1) | V(2,2) "
              "| idle starts |", header, args.time_n)
     log.info("|%s", " --- |" * (5 + 2 * len(args.sizes)))
     for label, name in SMOOTHERS:
-        options = with_kernels(base, kernels) if name is None else replace(base, smoother=name)
-        factors = [measured_factor(n, with_steps(options, s), seed=0) for s in (1, 2) for n in args.sizes]
-        ops = [count_operations(args.time_n, with_steps(options, s)) for s in (1, 2)]
-        times = [time_to_tolerance(args.time_n, with_steps(options, s), args.repeats, args.wait_idle)
+        multigrid = with_kernels(base, kernels) if name is None else replace(base, smoother=name)
+        factors = [measured_factor(n, with_steps(multigrid, s), seed=0) for s in (1, 2) for n in args.sizes]
+        ops = [count_operations(args.time_n, with_steps(multigrid, s)) for s in (1, 2)]
+        times = [time_to_tolerance(args.time_n, with_steps(multigrid, s), args.repeats, args.wait_idle)
                  for s in (1, 2)]
         log.info("| %s | %s | %s | %s | %s |", label, " | ".join(f"{f:.3f}" for f in factors),
                  " / ".join(f"{total:.2f} ({'+'.join(f'{c[k]}{k}' for k in 'AKRP' if c[k])})"

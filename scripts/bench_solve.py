@@ -21,7 +21,8 @@ import torch
 from mgnet_cli.pde.poisson import BilinearInterpolation, FullWeighting, Laplacian
 from mgnet_cli.pde.smoother_learning import measured_factor
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_poisson
+from mgnet_cli.pde.solve import Multigrid, SolveResult, solve_poisson
+from mgnet_cli.schema.solve import SolverConfig
 from mgnet_cli.timing import timed, wait_until_idle
 
 log = logging.getLogger("bench_solve")
@@ -33,21 +34,22 @@ FACTORS = [("jacobi", 0.8), ("jacobi", 2 / 3), ("gauss_seidel_rb", 0.8), ("cheby
 QUIET_S = 0.25  # a timed run starts after the CPUs have been idle this long (--wait-idle: how long to wait)
 
 
-def options(smoother: str, cycle: str, pre: int, post: int, omega: float) -> MultigridSettings:
+def multigrid(smoother: str, cycle: str, pre: int, post: int, omega: float) -> Multigrid:
     factory = {"jacobi": partial(DampedJacobi, omega=omega), "gauss_seidel_rb": RedBlackGaussSeidel,
                "chebyshev": ChebyshevPolynomial}[smoother]
-    return MultigridSettings(cycle=cycle, smoother=factory, pre_smooth=pre, post_smooth=post)  # type: ignore[arg-type]
+    return Multigrid(SolverConfig(cycle=cycle, pre_smooth=pre, post_smooth=post), factory)
 
 
-def timed_solves(n: int, choice: MultigridSettings, tol: float, repeats: int,
+def timed_solves(n: int, choice: Multigrid, tol: float, repeats: int,
                  wait_s: float) -> tuple[SolveResult, list[float], int]:
     """The last result, the solve times of ``repeats`` runs after a warm-up, and how many of them
     started on an idle machine (each waits up to ``wait_s`` for one)."""
-    solve_poisson(n, "random", choice, tol=tol)
+    choice = choice.but(tol=tol)
+    solve_poisson(n, "random", choice)
     runs, idle = [], 0
     for _ in range(repeats):
         idle += wait_until_idle(QUIET_S, give_up_s=wait_s)
-        runs.append(solve_poisson(n, "random", choice, tol=tol))
+        runs.append(solve_poisson(n, "random", choice))
     return runs[-1], [run.solve_time_s for run in runs], idle
 
 
@@ -57,7 +59,7 @@ def time_solves(sizes: list[int], tol: float, repeats: int, wait_s: float) -> No
     log.info("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in sizes:
         for smoother, cycle, pre, post, omega in TIMED:
-            choice = options(smoother, cycle, pre, post, omega)
+            choice = multigrid(smoother, cycle, pre, post, omega)
             result, times, idle = timed_solves(n, choice, tol, repeats, wait_s)
             best = min(times)
             log.info("| %d | %s(%d,%d) | %s | %d | %.3f | %.3f | %.1f | %.3f | %.3f | %d/%d |", n,
@@ -72,7 +74,7 @@ def measure_factors(sizes: list[int]) -> None:
     for smoother, omega in FACTORS:
         name = f"{smoother} (omega {omega:.3g})" if smoother == "jacobi" else smoother
         for steps in (1, 2):
-            choice = options(smoother, "v", steps, steps, omega)
+            choice = multigrid(smoother, "v", steps, steps, omega)
             factors = [measured_factor(n, choice, seed=0) for n in sizes]
             log.info("| %s | V(%d,%d) | %s |", name, steps, steps, " | ".join(f"{f:.3f}" for f in factors))
 
@@ -82,7 +84,7 @@ def measure_errors(sizes: list[int]) -> None:
     log.info("| --- | --- | --- | --- | --- |")
     previous = None
     for n in sizes:
-        result = solve_poisson(n, "sine", options("jacobi", "v", 2, 2, 0.8), tol=1e-10)
+        result = solve_poisson(n, "sine", multigrid("jacobi", "v", 2, 2, 0.8).but(tol=1e-10))
         ratio = "" if previous is None else f"{previous / result.error_max:.4f}"
         log.info("| %d | 1/%d | %.4e | %.4e | %s |", n, n + 1, result.error_max, result.error_l2, ratio)
         previous = result.error_max

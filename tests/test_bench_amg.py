@@ -1,5 +1,10 @@
-"""scripts/bench_amg.py: one line and exit code 2 without PyAMG; a small run prints the whole table."""
+"""scripts/bench_amg.py: one line and exit code 2 without PyAMG; a small run prints the whole table;
+hypre's anchor (scripts/hypre_anchor.py, in Debian's Python) parsed, skipped with one note where absent,
+and run where present."""
 
+import importlib.util
+import json
+import math
 import os
 import subprocess
 import sys
@@ -8,6 +13,25 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_amg.py"
+HYPRE_COLUMNS = ["hypre BoomerAMG", "hypre BoomerAMG, CG", "hypre HMIS ext+i", "hypre HMIS ext+i, CG"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """scripts/bench_amg.py as a module (it needs PyAMG)."""
+    pytest.importorskip("pyamg")
+    spec = importlib.util.spec_from_file_location("bench_amg", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def poisson(n: int):
+    """The 5-point Laplacian on an n x n grid, built here with scipy.sparse.kron (not by mgnet)."""
+    import scipy.sparse as sparse
+
+    line = sparse.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(n, n))
+    return (sparse.kron(line, sparse.eye(n)) + sparse.kron(sparse.eye(n), line)).tocsr()
 
 
 def test_without_pyamg_it_says_so_in_one_line_and_exits_2(tmp_path):
@@ -27,11 +51,14 @@ def test_a_quick_run_prints_every_method_on_every_problem(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows[0].count("|") == 15 and "PyAMG RS 2nd pass" in rows[0] and "learned, line GS" in rows[0]
+    hypre = "hypre BoomerAMG" in rows[0]  # present where Debian's petsc4py is; else one note says so
+    assert hypre or any(line.startswith("hypre skipped: ") for line in done.stdout.splitlines())
+    methods = 13 + (len(HYPRE_COLUMNS) if hypre else 0)
+    assert rows[0].count("|") == methods + 2 and "PyAMG RS 2nd pass" in rows[0] and "learned, line GS" in rows[0]
     assert "Black Box, stencil-aware" in rows[0] and "PyAMG RS 2nd pass, CG" in rows[0]
     assert "Black Box, line GS, CG" in rows[0]
     assert "mgnet AMG RS, GS" in rows[0] and "mgnet AMG RS, GS, CG" in rows[0]
-    assert len(rows) == 1 + 9 + 1 + 2 * 13  # header, 9 problems, time header, 2 problems x 13 methods
+    assert len(rows) == 1 + 9 + 1 + 2 * methods  # header, 9 problems, time header, 2 problems x the methods
     amg = rows[0].split(" | ").index("mgnet AMG RS, GS")
     factors = [float(row.split(" | ")[amg]) for row in rows[1:10]]
     assert all(0 < factor < 0.9 for factor in factors), factors  # mgnet's AMG converges on every problem
@@ -49,3 +76,49 @@ def test_setup_sizes_prints_one_row_per_size_with_its_setup_time(tmp_path):
     for row in rows[1:]:
         hierarchy, build, total = (float(cell) for cell in row[3:6])
         assert total == pytest.approx(hierarchy + build, abs=0.02) and total > 0
+
+
+def anchor_output(norms: list[float]) -> str:
+    """What hypre_anchor.py prints, with one set of residual norms for each of its four solves."""
+    run = {"norms": norms, "times": [0.5 + 0.1 * k for k in range(len(norms))], "setup_s": 0.5, "solve_s": 0.4,
+           "iterations": len(norms) - 1, "reason": 2, "converged": True, "factor": 0.1}
+    return json.dumps({"petsc": "3.18.5", "petsc4py": "3.18.5", "hypre": "2.26.0", "rows": 9, "entries": 33,
+                       "runs": {name: run for name in HYPRE_COLUMNS}})
+
+
+def test_the_anchors_json_becomes_one_run_per_solve(bench):
+    norms = [1.0, 0.5, 0.1, 0.01, 1e-3, 1e-4]  # last half: 1e-2 -> 1e-4 in 2 steps, 0.1 each
+    runs = bench.parse_anchor(anchor_output(norms))
+    assert list(runs) == HYPRE_COLUMNS
+    run = runs["hypre HMIS ext+i, CG"]
+    assert run.norms == norms and run.setup_s == 0.5
+    assert run.factor() == pytest.approx(0.1, rel=1e-12)
+    assert run.time_to(1e-3) == pytest.approx(0.9) and run.time_to(1e-8) is None  # 4th iteration; never
+
+
+def test_without_debians_python_the_probe_gives_one_note(bench, tmp_path):
+    available, note = bench.hypre_probe(tmp_path / "python3.11")
+    assert not available and note.startswith("hypre skipped: ") and "absent" in note and "\n" not in note
+
+
+def test_a_python_without_petsc4py_gives_one_note(bench, tmp_path, monkeypatch):
+    (tmp_path / "petsc4py.py").write_text("raise ImportError('no petsc4py here')\n")  # shadows any real one
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    available, note = bench.hypre_probe(Path(sys.executable))
+    assert not available and note.startswith("hypre skipped: ") and "no petsc4py here" in note and "\n" not in note
+
+
+def test_hypre_solves_poisson_as_a_cycle_and_in_cg(bench):
+    available, line = bench.hypre_probe()
+    if not available:
+        pytest.skip(line)
+    A = poisson(31)
+    b = __import__("numpy").random.default_rng(0).standard_normal(A.shape[0])
+    runs = bench.run_hypre(A, b, 1e-10, 40)
+    assert list(runs) == HYPRE_COLUMNS
+    for name, run in runs.items():
+        assert run.norms[0] == pytest.approx(math.sqrt(float(b @ b)), rel=1e-12), name  # ||b||: from x = 0
+        assert run.norms[-1] <= 1e-10 * run.norms[0] and len(run.norms) <= 20, name
+        assert 0 < run.factor() < 0.2 and run.setup_s > 0 and run.time_to(1e-8) >= run.setup_s, name
+    for name in ("hypre BoomerAMG", "hypre HMIS ext+i"):
+        assert runs[f"{name}, CG"].factor() < runs[name].factor()  # CG takes out what the cycle leaves

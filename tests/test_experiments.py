@@ -2,6 +2,7 @@
 and trains a step once shrunk; ``mgnet info experiment=mgnet_imagenet`` prints its level table."""
 
 import functools
+import json
 import re
 
 import hydra.utils
@@ -37,7 +38,9 @@ PAPER = {  # the paper's figures each preset reproduces (docs/MGNET.md)
 NO_FIGURE = {  # presets the paper reports no accuracy for, and what their header says instead
     "mgnet_cifar10_per_step_b": "no accuracy for this variant", "mgnet_cifar100_per_step_b": "no accuracy for this variant",
     "preact_resnet18_cifar10": "report no figure for it", "preact_resnet18_cifar100": "report no figure for it",
+    "mgnet_cifar10_fast": "quotes no figure of its own",
 }
+FAST = {"mgnet_cifar10_fast"}  # presets of a fast recipe, not of the authors' training
 
 
 def header(preset: str) -> str:
@@ -77,7 +80,7 @@ def test_preset_trains_a_step_shrunk(compose_config, tmp_path, preset):
     assert 0.0 <= results["final_test_acc"] <= 1.0 and results["parameters"] == count(t.model)
 
 
-@pytest.mark.parametrize("preset", [p for p in PRESETS if "cifar" in p])
+@pytest.mark.parametrize("preset", [p for p in PRESETS if "cifar" in p and p not in FAST])
 def test_cifar_presets_train_as_the_authors_did(compose_config, preset):
     cfg = compose_config(f"experiment={preset}", tiny=False)
     optimizer = cfg.optimizer
@@ -233,3 +236,24 @@ def test_an_unknown_preset_on_the_command_line_is_one_line(tmp_path):
 def test_a_preset_with_another_optimizer_trains_from_the_command_line(tmp_path):
     done = cli("info", "experiment=mgnet_cifar10", "optimizer=adamw", "scheduler=cosine", cwd=tmp_path)
     assert "parameters: 8,278,794" in done.stdout, done.stderr
+
+
+def test_the_fast_preset_fits_airbench94s_budget_and_states_it(tmp_path):
+    """``mgnet_cifar10_fast``: at most 0.24 GFLOPs per forward image (0.36 PFLOPs over 10 epochs of
+    50,000 images at 3 x the forward), the figures its header states, and the recipe it names."""
+    done = cli("info", "experiment=mgnet_cifar10_fast", "info.format=json", cwd=tmp_path)
+    facts = json.loads(done.stdout)
+    gflops = facts["gflops_per_image"]
+    assert gflops <= 0.24
+    text = header("mgnet_cifar10_fast")
+    assert f"{gflops:.3f} GFLOPs per forward image" in text and "Precision: the trainer's auto" in text
+    assert f"{3 * gflops * 50_000 * 10 / 1e6:.2f} PFLOPs (airbench94: 0.36)" in text
+
+
+def test_the_fast_preset_pins_airbench94s_recipe(compose_config):
+    cfg = compose_config("experiment=mgnet_cifar10_fast", tiny=False)
+    checked = schema.check(cfg, "train")
+    assert (checked.model.stem_init, checked.model.stem_frozen) == ("whiten", True)
+    assert (checked.optimizer.norm_bias_decay, checked.trainer.label_smoothing) == (False, 0.2)
+    assert (checked.trainer.epochs, checked.trainer.lookahead_steps, checked.eval.tta) == (10, 5, "flip_translate")
+    assert cfg.scheduler._target_ == "mgnet_cli.train.schedules.Triangular" and checked.trainer.precision == "auto"

@@ -13,9 +13,9 @@ from tests.helpers import TINY, cli, copy_run, process_state_kept
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def library_block() -> str:
-    section = README.read_text().split("## Use as a library", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def library_block(index: int = 0) -> str:
+    section = README.read_text().split("## Use as a library", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[index]
 
 
 def test_readmes_library_block_runs_as_written(tmp_path):
@@ -24,6 +24,21 @@ def test_readmes_library_block_runs_as_written(tmp_path):
     code = library_block() + "\nassert logits.shape == (8, 10) and not trained.training\n"
     with process_state_kept(tmp_path):  # in this process, in fresh globals: the block imports what it uses
         exec(compile(code, str(README), "exec"), {"__name__": "readme_block"})
+
+
+def test_readmes_solver_block_runs_as_written():
+    """The library's solver takes the schema's ``SolverConfig`` whole, with its defaults and checks."""
+    scope = {"__name__": "readme_block"}
+    exec(compile(library_block(1), str(README), "exec"), scope)
+    result = scope["result"]
+    assert result.status == "converged" and result.error_max < 1e-4
+
+
+def test_the_library_solver_refuses_a_bad_key_as_the_schema_does():
+    from mgnet_cli.schema.solve import SolverConfig
+
+    with pytest.raises(ValueError, match=r"^coarsest_n=8: give 2\^L - 1"):
+        SolverConfig(coarsest_n=8)
 
 
 def test_build_model_checks_overrides_as_the_command_line_does():

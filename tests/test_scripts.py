@@ -9,7 +9,7 @@ import pytest
 
 from mgnet_cli.pde.learned_smoother import LearnedKernels
 from mgnet_cli.pde.smoother_learning import with_kernels
-from mgnet_cli.pde.solve import MultigridSettings
+from mgnet_cli.pde.solve import Multigrid
 from tests.helpers import TINY
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -44,14 +44,14 @@ LEARNED_K = 2 * (1 + 1 / 4 + 1 / 16)  # one kernel pass before, one after the co
 def test_bench_learned_counts_every_stencil_pass(monkeypatch, learned, total, finest):
     monkeypatch.syspath_prepend(str(SCRIPTS))  # bench_learned imports bench_solve, as when run
     bench_learned = load("bench_learned")
-    options = with_kernels(MultigridSettings(), LearnedKernels()) if learned else MultigridSettings()
-    counted_total, counted_finest = bench_learned.count_operations(63, options)
+    multigrid = with_kernels(Multigrid(), LearnedKernels()) if learned else Multigrid()
+    counted_total, counted_finest = bench_learned.count_operations(63, multigrid)
     assert counted_total == pytest.approx(total) and counted_finest == finest
 
 
 def test_bench_solve_times_each_solve_and_counts_idle_starts():
     bench_solve = load("bench_solve")
-    result, times, idle = bench_solve.timed_solves(31, bench_solve.options("jacobi", "v", 1, 1, 0.8), 1e-8,
+    result, times, idle = bench_solve.timed_solves(31, bench_solve.multigrid("jacobi", "v", 1, 1, 0.8), 1e-8,
                                                    repeats=2, wait_s=0.0)
     assert result.converged and len(times) == 2 and all(t > 0 for t in times)
     assert idle == 0  # no time given to wait for an idle machine: no start counts as idle

@@ -12,6 +12,11 @@ from enum import StrEnum
 MATRIX_SUFFIXES = (".mtx", ".npz")  # Matrix Market, SciPy sparse
 
 
+class Coarsening(StrEnum):
+    classical = "classical"
+    aggregation = "aggregation"
+
+
 class Splitting(StrEnum):
     rs = "rs"
     pmis = "pmis"
@@ -20,26 +25,37 @@ class Splitting(StrEnum):
 class Interpolation(StrEnum):
     classical = "classical"
     direct = "direct"
+    extended_i = "extended_i"
 
 
 @dataclass
 class SetupSettings:
-    """How ``setup.ruge_stuben`` chooses the coarse levels from the matrix."""
+    """How the coarse levels are chosen from the matrix: ``setup.ruge_stuben`` (classical) or
+    ``aggregation.smoothed_aggregation``."""
 
+    coarsening: Coarsening = field(default=Coarsening.classical, metadata={
+            "help": "the family of coarse spaces: classical (C/F splitting and interpolation) or aggregation "
+                    "(smoothed aggregation)"})
     theta: float = field(default=0.25, metadata={
-            "help": "strength threshold: j is a strong neighbour of i when -a_ij >= theta max_k -a_ik"})
+            "help": "classical strength threshold: j is a strong neighbour of i when -a_ij >= theta max_k -a_ik"})
     splitting: Splitting = field(default=Splitting.rs, metadata={
             "help": "the C/F splitting: rs (Ruge-Stueben) or pmis (parallel, random weights)"})
     second_pass: bool = field(default=True, metadata={
             "help": "RS second pass: strong F-F pairs share a C point"})
     interpolation: Interpolation = field(default=Interpolation.classical, metadata={
-            "help": "classical or direct interpolation"})
+            "help": "classical, direct or extended_i (extended+i: from C points up to two strong links away)"})
     truncation: float = field(default=0.2, metadata={
             "help": "drop interpolation weights below this fraction of the row's largest"})
     coarsest_size: int = field(default=64, metadata={
             "help": "stop coarsening at or below this many rows (solved directly)"})
     max_levels: int = field(default=25, metadata={"help": "levels at most, the finest included"})
     pmis_seed: int = field(default=0, metadata={"help": "of PMIS's random weights"})
+    aggregation_theta: float = field(default=0.08, metadata={
+            "help": "aggregation's symmetric strength threshold: i and j are strong neighbours when "
+                    "|a_ij| >= aggregation_theta sqrt(a_ii a_jj)"})
+    aggregation_omega: float = field(default=4 / 3, metadata={
+            "help": "aggregation's prolongator smoothing: one damped Jacobi step, weight aggregation_omega / "
+                    "rho(D^-1 A)"})
 
 
 class AmgSmoother(StrEnum):
@@ -75,9 +91,19 @@ class AmgSettings(SetupSettings):
             "help": "cg (one cycle per iteration preconditions conjugate gradients) "
                                 "or none (the cycle repeated)"})
 
+    def prolongation(self) -> str:
+        """How P is made, for results.json: ``smoothed aggregation``, or the interpolation's name."""
+        return "smoothed aggregation" if self.coarsening == Coarsening.aggregation else str(self.interpolation)
+
     def describe(self) -> str:
-        """What was chosen, in a few words: ``RS + 2nd pass, classical interpolation, V(1,1) gauss_seidel, CG``."""
-        split = f"{self.splitting.upper()}{' + 2nd pass' if self.second_pass else ''} (theta={self.theta:g})"
+        """What was chosen, in a few words: ``RS + 2nd pass (theta=0.25), classical interpolation,
+        V(1,1) gauss_seidel-preconditioned CG`` or ``smoothed aggregation (theta=0.08, omega=1.333),
+        V(1,1) ...``."""
+        if self.coarsening == Coarsening.aggregation:
+            coarse = f"smoothed aggregation (theta={self.aggregation_theta:g}, omega={self.aggregation_omega:.4g})"
+        else:
+            split = f"{self.splitting.upper()}{' + 2nd pass' if self.second_pass else ''} (theta={self.theta:g})"
+            coarse = f"{split}, {self.interpolation} interpolation"
         shape = f"{self.cycle.upper()}({self.pre_smooth},{self.post_smooth}) {self.smoother}"
         accelerated = "-preconditioned CG" if self.krylov == "cg" else " cycles"
-        return f"{split}, {self.interpolation} interpolation, {shape}{accelerated}"
+        return f"{coarse}, {shape}{accelerated}"

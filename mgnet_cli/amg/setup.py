@@ -15,11 +15,15 @@ Interpolation: ``direct``: an F point i takes from its strong C neighbours C_i,
 alpha_i (beta_i) the sum of i's negative (positive) off-diagonal entries over those in C_i: a row of
 zero sum is interpolated exactly on constants. Positive entries with no positive C partner are
 lumped onto the diagonal. ``classical`` (the default) also hands strong F-F couplings on to the C
-points (``classical_interpolation``). Weights below ``truncation`` times the row's largest are
-dropped and the rest rescaled to keep the row sum.
+points (``classical_interpolation``); ``extended_i`` reaches the C points of strong F neighbours
+too (``extended_i_interpolation``: what PMIS needs). Weights below ``truncation`` times the row's
+largest are dropped and the rest rescaled to keep the row sum.
+
+The level loop (``galerkin_levels``) also serves smoothed aggregation (aggregation.py).
 """
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -231,6 +235,72 @@ def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np
     return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
 
 
+def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
+                             truncation: float) -> sparse.csr_matrix:
+    """P with extended+i weights (De Sterck, Falgout, Nolting and Yang, NLAA 2008; hypre's ext+i):
+    an F point i interpolates from C^_i, its strong C neighbours and those of its strong F
+    neighbours k (distance two: what PMIS and HMIS splittings need). Each k hands a_ik on to C^_i and
+    to i itself in proportion to k's negative couplings abar_kl to them, ``d_ik = sum_{l in C^_i}
+    abar_kl + abar_ki`` (lumped onto the diagonal where that is 0); couplings to points outside C^_i
+    that are not strong F neighbours go onto the diagonal:
+    ``w_ij = -(a_ij + sum_k a_ik abar_kj / d_ik) / (a_ii + sum_k a_ik abar_ki / d_ik + sum_weak a_in)``.
+    A row of zero sum interpolates constants exactly. Sparse products, no loop over points."""
+    n = A.shape[0]
+    off = (A - sparse.diags(A.diagonal())).tocsr()
+    off.eliminate_zeros()
+    negative = off.multiply(off < 0).tocsr()  # abar: the couplings of the sign opposite to a_kk > 0
+    row_f = sparse.diags((~is_c).astype(np.float64))
+    to_c, to_f = sparse.diags(is_c.astype(np.float64)), sparse.diags((~is_c).astype(np.float64))
+    s_c = (S @ to_c).tocsr()  # strong C neighbours of every row
+    s_ff = (row_f @ S @ to_f).tocsr()  # i in F, k a strong F neighbour
+    reach = ((row_f @ s_c + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
+    a_ff = off.multiply(s_ff).tocsr()
+    a_ff.eliminate_zeros()
+    ff = a_ff.tocoo()
+    back = lookup(negative, ff.col, ff.row)  # abar_ki
+    d = np.asarray(reach[ff.row].multiply(negative[ff.col]).sum(axis=1)).ravel() + back
+    served = d != 0
+    ratio = sparse.csr_matrix((ff.data[served] / d[served], (ff.row[served], ff.col[served])), shape=A.shape)
+    to_i = np.bincount(ff.row[served], ff.data[served] * back[served] / d[served], n)
+    lumped = np.bincount(ff.row[~served], ff.data[~served], n)
+    on_reach = off.multiply(reach).tocsr()
+    numerator = (on_reach + (ratio @ negative).multiply(reach)).tocoo()
+    weak = np.asarray(off.sum(axis=1)).ravel() - np.asarray(on_reach.sum(axis=1)).ravel() \
+        - np.asarray(a_ff.sum(axis=1)).ravel()
+    denominator = A.diagonal() + weak + to_i + lumped
+    coarse_index = np.cumsum(is_c) - 1
+    weights = -numerator.data / denominator[numerator.row]
+    return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
+
+
+INTERPOLATE = {Interpolation.classical: classical_interpolation, Interpolation.direct: direct_interpolation,
+               Interpolation.extended_i: extended_i_interpolation}
+
+
+def stalled(rows: int, coarse_rows: int) -> bool:
+    """Coarsening has stalled: no coarse point, or fewer than 10 % fewer rows."""
+    return not 0 < coarse_rows < 0.9 * rows
+
+
+def galerkin_levels(A: sparse.csr_matrix, settings: SetupSettings,
+                    prolongation: Callable[[sparse.csr_matrix], sparse.csr_matrix | None]) -> Hierarchy:
+    """Levels ``P^T A P`` with ``P = prolongation(A)`` until a matrix has at most ``coarsest_size``
+    rows, there are ``max_levels`` levels, or ``prolongation`` answers None (coarsening stalled)."""
+    hierarchy = Hierarchy(A=[sparse.csr_matrix(A, dtype=np.float64)])
+    while len(hierarchy.A) < settings.max_levels and hierarchy.A[-1].shape[0] > settings.coarsest_size:
+        fine = hierarchy.A[-1]
+        P = prolongation(fine)
+        if P is None:
+            break
+        coarse = (P.T @ fine @ P).tocsr()
+        coarse.sum_duplicates()
+        coarse.eliminate_zeros()
+        coarse.sort_indices()
+        hierarchy.P.append(P)
+        hierarchy.A.append(coarse)
+    return hierarchy
+
+
 def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> Hierarchy:
     """The classical AMG hierarchy of ``A`` (SPD, CSR): levels until a matrix has at most
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
@@ -240,21 +310,15 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> 
         raise ValueError(f"splitting must be one of {', '.join(Splitting)}, got {settings.splitting!r}")
     if settings.interpolation not in tuple(Interpolation):
         raise ValueError(f"interpolation must be one of {', '.join(Interpolation)}, got {settings.interpolation!r}")
-    hierarchy = Hierarchy(A=[sparse.csr_matrix(A, dtype=np.float64)])
-    while len(hierarchy.A) < settings.max_levels and hierarchy.A[-1].shape[0] > settings.coarsest_size:
-        fine = hierarchy.A[-1]
+    interpolate = INTERPOLATE[Interpolation(settings.interpolation)]
+
+    def prolongation(fine: sparse.csr_matrix) -> sparse.csr_matrix | None:
         S = strength(fine, settings.theta)
         is_c = split_rs(S) if settings.splitting == "rs" else split_pmis(S, settings.pmis_seed)
         if settings.second_pass:
             is_c = second_pass(S, is_c)
-        if not 0 < is_c.sum() < 0.9 * fine.shape[0]:
-            break
-        interpolate = classical_interpolation if settings.interpolation == "classical" else direct_interpolation
-        P = interpolate(fine, S, is_c, settings.truncation)
-        coarse = (P.T @ fine @ P).tocsr()
-        coarse.sum_duplicates()
-        coarse.eliminate_zeros()
-        coarse.sort_indices()
-        hierarchy.P.append(P)
-        hierarchy.A.append(coarse)
-    return hierarchy
+        if stalled(fine.shape[0], int(is_c.sum())):
+            return None
+        return interpolate(fine, S, is_c, settings.truncation)
+
+    return galerkin_levels(A, settings, prolongation)

@@ -17,7 +17,8 @@ import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import nn
 
-from mgnet_cli.amg.settings import AmgSettings, AmgSmoother
+from mgnet_cli.amg.aggregation import smoothed_aggregation
+from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, SetupSettings
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
@@ -194,10 +195,20 @@ def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,
     return MultigridCycle(levels, str(settings.cycle))
 
 
+COARSENINGS = {Coarsening.classical: ruge_stuben, Coarsening.aggregation: smoothed_aggregation}
+
+
+def hierarchy_of(matrix: sparse.csr_matrix, settings: SetupSettings) -> Hierarchy:
+    """The levels of ``matrix`` by the family ``settings.coarsening`` names."""
+    if settings.coarsening not in tuple(Coarsening):
+        raise ValueError(f"coarsening must be one of {', '.join(Coarsening)}, got {settings.coarsening!r}")
+    return COARSENINGS[Coarsening(settings.coarsening)](matrix, settings)
+
+
 def setup(matrix: sparse.csr_matrix, settings: AmgSettings | None = None,
           device: str | torch.device = "cpu") -> tuple[MultigridCycle, Hierarchy]:
     settings = settings or AmgSettings()
-    hierarchy = ruge_stuben(matrix, settings)
+    hierarchy = hierarchy_of(matrix, settings)
     return build_cycle(hierarchy, settings, device), hierarchy
 
 

@@ -1,6 +1,7 @@
 """Config -> objects: the one wiring of a training run (``build_training``) and its pieces."""
 
 import random
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,17 @@ from mgnet_cli.device import resolve_device
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.model.mgnet import MgNet
 from mgnet_cli.model.summary import summary
+from mgnet_cli.model.whitening import SAMPLE_IMAGES, freeze_stem, whiten_stem
 from mgnet_cli.schema.data import AugmentationConfig
+from mgnet_cli.schema.model import StemInit, StemInitConfig
 from mgnet_cli.schema.train import TrainConfig
 from mgnet_cli.train.distributed import Distributed, check_sync_bn
 from mgnet_cli.train.fast import Placement, placement
 from mgnet_cli.train.loop import Training
+from mgnet_cli.train.optimizers import GROUPING_KEYS, build_optimizer
 
 DATASET_SETTINGS = ("val_size", "augmentation", "shape")  # dataset keys read here, not by the loader
+STEM_KEYS = tuple(field.name for field in fields(StemInitConfig))  # model keys read here, not by the model
 
 
 def build_training(cfg: DictConfig, world: Distributed | None = None,
@@ -38,9 +43,12 @@ def build_training(cfg: DictConfig, world: Distributed | None = None,
     refuse_if_too_large(count_on_meta(cfg), place.device.type == "cpu")
     data, augmentation = build_data(cfg, checked)
     model = build_model(cfg, data.in_channels, data.num_classes)
+    start_stem(model, checked.model, data)
     if place.device.type == "cpu":
         refuse_activations_too_large(model, data_shape(cfg), trainer.batch_size)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    optimizer_node = {key: value for key, value in OmegaConf.to_container(cfg.optimizer, resolve=True).items()
+                      if key not in GROUPING_KEYS}
+    optimizer = build_optimizer(instantiate(optimizer_node), model, checked.optimizer)
     batches = data.batches(trainer.batch_size, trainer.eval_batch_size, place.device, augmentation,
                            checked.seed, channels_last=trainer.channels_last,
                            shard=world.shard if world is not None else (0, 1))
@@ -119,10 +127,30 @@ def instantiate(config: Any, **kwargs: Any) -> Any:
         raise
 
 
+def model_node(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.model`` without the keys read once the data is loaded (``start_stem``)."""
+    node = OmegaConf.to_container(cfg.model, resolve=True)
+    return {key: value for key, value in node.items() if key not in STEM_KEYS}
+
+
+def start_stem(model: nn.Module, settings: StemInitConfig, data: Any) -> None:
+    """``model.stem_init`` and ``model.stem_frozen``: the stem whitened from the first training
+    images (as the training batches normalise them) and/or frozen, before the first step."""
+    if settings.stem_init == StemInit.whiten:
+        if not isinstance(data, ImageData):
+            raise ConfigError("model.stem_init=whiten needs a data set held in memory (cifar10, cifar100, "
+                              "mnist, fashion_mnist, synthetic): image folders stream their files")
+        images = data.train.images[:SAMPLE_IMAGES].float() / 255
+        mean, std = (torch.tensor(values).view(1, -1, 1, 1) for values in (data.mean, data.std))
+        whiten_stem(model, (images - mean) / std, frozen=settings.stem_frozen)
+    elif settings.stem_frozen:
+        freeze_stem(model)
+
+
 def build_model(cfg: DictConfig, in_channels: int, num_classes: int) -> nn.Module:
     """Instantiates ``cfg.model`` (MgNet reads ``cfg.smoother`` through its ``smoother`` key) and
     checks that its levels fit the data set's images (``dataset.shape``)."""
-    model = instantiate(cfg.model, in_channels=in_channels, num_classes=num_classes)
+    model = instantiate(model_node(cfg), in_channels=in_channels, num_classes=num_classes)
     if isinstance(model, MgNet):
         model.resolutions(in_channels, data_shape(cfg)["image_size"])
     return model
@@ -132,7 +160,7 @@ def count_on_meta(cfg: DictConfig) -> int:
     """The parameters of the model ``cfg`` describes, built on the meta device (no memory)."""
     shape = data_shape(cfg)
     with torch.device("meta"):
-        model = instantiate(cfg.model, in_channels=shape["channels"], num_classes=shape["num_classes"])
+        model = instantiate(model_node(cfg), in_channels=shape["channels"], num_classes=shape["num_classes"])
     return sum(parameter.numel() for parameter in model.parameters())
 
 

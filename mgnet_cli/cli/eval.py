@@ -49,7 +49,7 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"split={split}: this run held out no validation set (dataset.val_size=0)")
     result = evaluate_split(model, source, data.num_classes, tta)
     root = out if options.output_dir else path.parent  # no link followed below the run folder
-    stem = f"{path.stem}_{split}" + ("_tta-flip" if tta == TTA.flip else "")
+    stem = f"{path.stem}_{split}" + (f"_tta-{tta}" if tta != TTA.none else "")
     write_json_atomic(out / f"{stem}.json", as_json(result, data.classes, path, split, tta), root)
     confusion_heatmap(result.confusion.numpy(), data.classes,
                       f"{path.name} on {data.name} {split}: top-1 {result.top1:.2%}", out / f"{stem}_confusion.png",

@@ -9,8 +9,7 @@ with ``solver/smoother=learned`` and no ``solver.smoother.learning.checkpoint`` 
 
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +21,15 @@ from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
 from mgnet_cli.cli.solve_matrix import refuse_geometric_keys, save_structured_matrix, solve_matrix
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
-from mgnet_cli.cli.solve_settings import (Smoother, built, coefficient_file, multigrid_settings,
-                                         smoother_factory, training_settings)
+from mgnet_cli.cli.solve_settings import (PARTS, built, coefficient_file, learned_smoother, multigrid_of,
+                                         training_settings)
 from mgnet_cli.errors import ConfigError, MgnetError
-from mgnet_cli.pde.hierarchy import PROLONGATIONS, ProlongationRule, solve_stencil
+from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
-from mgnet_cli.pde.learned_smoother import START_OMEGA
+from mgnet_cli.pde.learning import MakeOptimizer, Part, Schedule, measure_size
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import finest_stencil, label
-from mgnet_cli.pde.prolongation_learning import learn_prolongation, load_prolongation, save_prolongation
-from mgnet_cli.pde.learning import MakeOptimizer, Schedule, measure_size
-from mgnet_cli.pde.smoother_learning import kernel_table, learn_smoother, load_learned, save_learned, with_kernels
-from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_poisson
-from mgnet_cli.pde.stencil_smoother_learning import (learn_stencil_smoother, load_stencil_smoother,
-                                                     save_stencil_smoother, with_net)
+from mgnet_cli.pde.solve import Multigrid, SolveResult, smoother_name, solve_poisson
 from mgnet_cli.report.plots import residual_history
 from mgnet_cli.report.text import residual_table
 from mgnet_cli.schema.solve import MatrixProblemConfig, PoissonProblemConfig, ProblemKind, SolveConfig, SolverConfig
@@ -44,6 +38,8 @@ from mgnet_cli.device import choose_threads, resolve_device
 from mgnet_cli.train.tracking import Tracker
 
 PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
+SOLVER_KEYS = ("solver/smoother", "solver.prolongation", "solver.krylov", "solver.cycle", "solver.pre_smooth",
+               "solver.post_smooth")  # what a problem option chooses: the start line names those given
 log = logging.getLogger(__name__)
 
 
@@ -58,61 +54,22 @@ def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Sche
     return make_optimizer, schedule
 
 
-@dataclass(frozen=True)
-class Part:
-    """A learned solver part: the key of its training settings, the file it is saved as, and how it
-    is loaded, learned, saved and put into the cycle's options."""
-
-    key: str  # solver.smoother.learning, solver.learned_prolongation
-    file: str
-    record: str  # its entry in results.json
-    what: str  # what the training grids' levels are: smoothed or coarsened
-    load: Callable[[Path, MultigridSettings], tuple[Any, dict[str, Any]]]
-    learn: Callable[[Any, MultigridSettings, MakeOptimizer, Schedule, Path, torch.device], Any]
-    save: Callable[[Path, Any, MultigridSettings], None]
-
-
-def galerkin_rule(options: MultigridSettings) -> ProlongationRule:
-    """The fixed rule a stencil-aware smoother is learned and checked with (Black Box if learned)."""
-    return PROLONGATIONS.get(options.prolongation, PROLONGATIONS["black_box"])
-
-
-PARTS = {
-    "learned": Part(
-        "solver.smoother.learning", "learned_smoother.pt", "learned_smoother", "smoothed",
-        load=lambda path, options: load_learned(path),
-        learn=learn_smoother, save=save_learned),
-    "stencil_aware": Part(
-        "solver.smoother.learning", "stencil_aware_smoother.pt", "stencil_aware_smoother", "smoothed",
-        load=lambda path, options: load_stencil_smoother(path, options, galerkin_rule(options)),
-        learn=lambda settings, options, make, schedule, run_dir, device: learn_stencil_smoother(
-            settings, options, galerkin_rule(options), make, schedule, run_dir),
-        save=save_stencil_smoother),
-    "learned_prolongation": Part(
-        "solver.learned_prolongation", "learned_prolongation.pt", "learned_prolongation", "coarsened",
-        load=lambda path, options: load_prolongation(path),
-        learn=lambda settings, options, make, schedule, run_dir, device: learn_prolongation(
-            settings, options, make, schedule, run_dir),
-        save=save_prolongation),
-}
-
-
-def load_or_learn(part: Part, node: Any, options: MultigridSettings, run_dir: Path,
+def load_or_learn(part: Part, node: Any, multigrid: Multigrid, run_dir: Path,
                   device: torch.device) -> tuple[Any, dict[str, Any]]:
     """Loads ``<key>.checkpoint`` or learns the part (saved in ``run_dir``); returns it and its
     record for results.json."""
     key = part.key
     if node.checkpoint is not None:
         path = Path(node.checkpoint).expanduser()
-        model, state = part.load(path, options)
+        model, state = part.load(path, multigrid)
         log.info("%s loaded from %s (learned for %s)", part.record.replace("_", " "), path, state.get("cycle"))
         return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
                        "settings": state.get("settings")}
-    settings = training_settings(node, key, options.coarsest_n, part.what)
+    settings = training_settings(part, node, multigrid.config.coarsest_n)
     make_optimizer, schedule = learning_tools(node, key, settings.steps)
-    result = part.learn(settings, options, make_optimizer, schedule, run_dir, device)
-    path = run_dir / part.file
-    part.save(path, result, options)
+    result = part.learn(settings, multigrid, make_optimizer, schedule, run_dir, device)
+    path = run_dir / f"{part.record}.pt"
+    part.save(path, result, multigrid)
     log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s.checkpoint=%s",
              result.time_s, settings.steps, path, key, path)
     measured_n = measure_size(settings)
@@ -136,51 +93,34 @@ def write_scalars(result: SolveResult, run_dir: Path) -> None:
             "error_max", "error_l2") if summary[key] is not None})
 
 
-def learned_parts(solver: SolverConfig, smoother: Smoother, options: MultigridSettings, run_dir: Path,
-                  device: torch.device) -> tuple[MultigridSettings, LearnedProlongation | None, dict[str, Any]]:
-    """The learned smoother and prolongation where chosen (learned or loaded): the options that use
-    the smoother, the prolongation rule, and their records for results.json."""
+def learned_parts(multigrid: Multigrid, run_dir: Path,
+                  device: torch.device) -> tuple[Multigrid, LearnedProlongation | None, dict[str, Any]]:
+    """The learned smoother and prolongation where chosen (learned or loaded): the multigrid that
+    uses the smoother, the prolongation rule, and their records for results.json."""
     records: dict[str, Any] = {}
-    if smoother.learned is not None:
-        part = PARTS[smoother.learned]
-        model, records[part.record] = load_or_learn(part, solver.smoother.learning, options, run_dir, device)
-        if smoother.learned == "learned":
-            records["learned_smoother"]["kernels"] = {where: kernel.detach().cpu().tolist()
-                                                      for where, kernel in model.labelled()}
-            log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(model, START_OMEGA))
-            options = with_kernels(options, model.to(device))
-        else:
-            options = with_net(options, model.to(device))
+    config = multigrid.config
+    if (part := learned_smoother(multigrid)) is not None:
+        model, records[part.record] = load_or_learn(part, config.smoother.learning, multigrid, run_dir, device)
+        records[part.record] |= part.describe(model) if part.describe is not None else {}
+        multigrid = part.use(multigrid, model.to(device))
     rule = None
-    if options.prolongation == "learned":
-        rule, records["learned_prolongation"] = load_or_learn(PARTS["learned_prolongation"],
-                                                              solver.learned_prolongation, options, run_dir, device)
-    elif solver.learned_prolongation.checkpoint is not None:
-        log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s",
-                    options.prolongation)
-    return options, rule, records
+    if config.prolongation == "learned":
+        part = PARTS[LearnedProlongation.__name__]
+        rule, records[part.record] = load_or_learn(part, config.learned_prolongation, multigrid, run_dir, device)
+    elif config.learned_prolongation.checkpoint is not None:
+        log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s", config.prolongation)
+    return multigrid, rule, records
 
 
-@dataclass(frozen=True)
-class Stopping:
-    """When the solve stops and what it computes in: ``solver.tol``, ``solver.max_cycles``, dtype, device."""
-
-    tol: float
-    max_cycles: int
-    dtype: torch.dtype
-    device: torch.device
-
-
-def solve_problem(problem: PoissonProblemConfig, field: torch.Tensor | None, options: MultigridSettings,
-                  stopping: Stopping, learned: LearnedProlongation | None = None) -> SolveResult:
+def solve_problem(problem: PoissonProblemConfig, field: torch.Tensor | None, multigrid: Multigrid,
+                  device: torch.device, learned: LearnedProlongation | None = None) -> SolveResult:
     """The checked ``problem``: Poisson by its rediscretised levels, the others by Galerkin coarse
     levels (``field``: a coefficient file's, read once)."""
-    tol, max_cycles, dtype, device = stopping.tol, stopping.max_cycles, stopping.dtype, stopping.device
     if problem.kind == "poisson":
-        return solve_poisson(problem.n, str(problem.rhs), options, tol, max_cycles, dtype, device, problem.seed)
-    rule = learned.to(device) if learned is not None else PROLONGATIONS[options.prolongation]
-    f = right_hand_side(str(problem.rhs), problem.n, dtype, device, problem.seed)
-    return solve_stencil(finest_stencil(problem, dtype, device, field), f, options, rule, tol, max_cycles)
+        return solve_poisson(problem.n, str(problem.rhs), multigrid, device, problem.seed)
+    rule = learned.to(device) if learned is not None else PROLONGATIONS[str(multigrid.config.prolongation)]
+    f = right_hand_side(str(problem.rhs), problem.n, multigrid.dtype, device, problem.seed)
+    return solve_stencil(finest_stencil(problem, multigrid.dtype, device, field), f, multigrid, rule)
 
 
 def run(cfg: DictConfig) -> float:
@@ -196,49 +136,49 @@ def run(cfg: DictConfig) -> float:
                           f"problem={checked_problem.kind} (configs/problem/), not by its kind")
     if isinstance(checked_problem, MatrixProblemConfig):  # any SPD matrix: algebraic multigrid (amg/)
         refuse_geometric_keys(list(HydraConfig.get().overrides.task), solver)
-        stopping = stopping_for(solver)
-        solved = solve_matrix(checked_problem, stopping.tol, stopping.max_cycles, stopping.device)
-        return record(*solved, stopping, config, run_dir)
+        device = solve_device(solver)
+        solved = solve_matrix(checked_problem, solver.tol, solver.max_cycles, device)
+        return record(*solved, solver, device, config, run_dir)
     problem, field = checked_problem, coefficient_file(checked_problem)
-    smoother = smoother_factory(solver.smoother)
-    options = multigrid_settings(solver, smoother)
-    if problem.kind == "poisson" and options.prolongation != "bilinear":
-        raise ConfigError(f"solver.prolongation={options.prolongation}: problem=poisson rediscretises "
+    multigrid = multigrid_of(solver)
+    if problem.kind == "poisson" and solver.prolongation != "bilinear":
+        raise ConfigError(f"solver.prolongation={solver.prolongation}: problem=poisson rediscretises "
                           f"the Laplacian with bilinear transfers; for Galerkin coarsening use "
                           f"problem=diffusion problem.coefficient=constant")
-    n, rhs = problem.n, str(problem.rhs)
-    stopping = stopping_for(solver)
+    device = solve_device(solver)
     if problem.save_matrix is not None:
         save_structured_matrix(finest_stencil(problem, field=field), problem.save_matrix)
-    name = choices.get("solver/smoother", smoother.name)
-    options, rule, records = learned_parts(solver, smoother, options, run_dir, stopping.device)
-    result = solve_problem(problem, field, options, stopping, rule)
-    shape = (f"{options.cycle.upper()}({options.pre_smooth},{options.post_smooth})"
-             if options.cycle != "backslash" else f"backslash({options.pre_smooth})")
-    shape += "-preconditioned CG" if options.krylov == "cg" else ""
-    coarsening = "" if problem.kind == "poisson" else f", {options.prolongation} Galerkin"
-    title = f"n={n} {label(problem)} {rhs}, {shape} {name}{coarsening}"
-    described = {"problem": label(problem), "smoother": name,
-                 "prolongation": options.prolongation if problem.kind != "poisson" else "bilinear"}
-    return record(result, title, described, records, stopping, config, run_dir)
+    name = choices.get("solver/smoother", smoother_name(multigrid.smoother))
+    shape = (f"{solver.cycle.upper()}({solver.pre_smooth},{solver.post_smooth})"
+             if solver.cycle != "backslash" else f"backslash({solver.pre_smooth})")
+    shape += "-preconditioned CG" if solver.krylov == "cg" else ""
+    prolongation = str(solver.prolongation) if problem.kind != "poisson" else "bilinear"
+    coarsening = "" if problem.kind == "poisson" else f", {prolongation} Galerkin"
+    given = [item for item in HydraConfig.get().overrides.task if item.lstrip("+~").split("=")[0] in SOLVER_KEYS]
+    log.info("solver: %s %s%s (problem=%s's default%s)", shape, name, coarsening, problem.kind,
+             f"; given: {' '.join(given)}" if given else "")  # configs/problem/*.yaml choose the solver
+    multigrid, rule, records = learned_parts(multigrid, run_dir, device)
+    result = solve_problem(problem, field, multigrid, device, rule)
+    title = f"n={problem.n} {label(problem)} {problem.rhs}, {shape} {name}{coarsening}"
+    described = {"problem": label(problem), "smoother": name, "prolongation": prolongation}
+    return record(result, title, described, records, solver, device, config, run_dir)
 
 
-def stopping_for(solver: SolverConfig) -> Stopping:
-    """``solver``'s tolerance, cycles, dtype and device; on CPU, the threads set (and logged)."""
-    stopping = Stopping(solver.tol, solver.max_cycles, getattr(torch, str(solver.dtype)),
-                        resolve_device(solver.device, "solver.device"))
-    if stopping.device.type == "cpu":
+def solve_device(solver: SolverConfig) -> torch.device:
+    """``solver.device`` resolved; on CPU, the threads set (and logged)."""
+    device = resolve_device(solver.device, "solver.device")
+    if device.type == "cpu":
         threads, why = choose_threads(solver.threads)
         torch.set_num_threads(threads)
         log.info("%d CPU thread%s: %s", threads, "s" if threads > 1 else "", why)
-    return stopping
+    return device
 
 
 def record(result: SolveResult, title: str, described: dict[str, Any], records: dict[str, Any],
-           stopping: Stopping, config: dict[str, Any], run_dir: Path) -> float:
+           solver: SolverConfig, device: torch.device, config: dict[str, Any], run_dir: Path) -> float:
     """Logs the solve, writes the run folder's files (results.json last) and ends as the outcome
     says: returns the convergence factor, or exits 1 (2 if diverged) outside a sweep."""
-    device, tol, dtype_name = stopping.device, stopping.tol, str(stopping.dtype).removeprefix("torch.")
+    tol, dtype_name = solver.tol, str(solver.dtype)
     log.info("%s on %s, %s; levels %s\n%s", title, device, dtype_name, result.levels,
              residual_table(result))
     log.info("%s after %d cycles (relative residual %.2e); convergence factor %.3f per cycle; "

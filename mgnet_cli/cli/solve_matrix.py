@@ -76,7 +76,7 @@ def solve_matrix(problem: MatrixProblemConfig, tol: float, max_cycles: int,
              hierarchy.operator_complexity(), hierarchy.grid_complexity())
     title = f"{path.name} ({rows} rows) {problem.rhs}, AMG {settings.describe()}"
     described = {"problem": f"matrix {path}", "smoother": str(settings.smoother),
-                 "prolongation": f"{settings.interpolation} (AMG)"}
+                 "prolongation": f"{settings.prolongation()} (AMG)"}
     record = {"amg": {"settings": {key: str(value) if isinstance(value, str) else value
                                    for key, value in vars(settings).items()},
                       "levels": levels, "operator_complexity": hierarchy.operator_complexity(),

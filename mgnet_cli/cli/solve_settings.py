@@ -1,11 +1,12 @@
 """``mgnet solve``'s checked config (mgnet_cli/schema/solve.py: ``schema.check(cfg, "solve")``) as the
-solver's arguments. Types, ranges and the allowed ``_target_`` are the schema's; here only what it
-cannot state: the smoother built once, a coefficient file read, training grids above the coarsest.
-Each a one-line ConfigError."""
+library takes it: ``Multigrid`` (the checked ``solver`` whole, its smoother built) and the learned parts
+by class (``PARTS``: each learning module's ``PART``). Types, ranges and the allowed ``_target_`` are
+the schema's; here only what it cannot state: the smoother built once, a coefficient file read,
+training grids above the coarsest. Each a one-line ConfigError."""
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,18 @@ import torch
 from hydra.utils import instantiate
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.pde import prolongation_learning, smoother_learning, stencil_smoother_learning
+from mgnet_cli.pde.learning import Part
 from mgnet_cli.pde.problems import read_field
-from mgnet_cli.pde.smoothers import SmootherFactory
-from mgnet_cli.pde.solve import MultigridSettings
-from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig, SolverConfig, SolverSmootherConfig
+from mgnet_cli.pde.solve import Multigrid, smoother_name
+from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig, SolverConfig
 
 log = logging.getLogger(__name__)
 
-LEARNED_SMOOTHERS = {"LearnedSmoother": "learned", "StencilAwareSmoother": "stencil_aware"}
-"""A smoother class whose part is learned or loaded (by its ``solver.smoother.learning``), not configured."""
+PARTS: dict[str, Part] = {module.PART.name: module.PART for module in (
+    smoother_learning, stencil_smoother_learning, prolongation_learning)}
+"""The learned solver parts by the class they are: a smoother named so is learned or loaded (by its
+``solver.smoother.learning``), not configured; ``LearnedProlongation`` by ``solver.prolongation=learned``."""
 
 
 def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
@@ -35,20 +39,10 @@ def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
         raise ConfigError(f"problem.file={checked.file!r}: {error}") from error
 
 
-@dataclass(frozen=True)
-class Smoother:
-    """``solver.smoother`` built once: ``steps -> smoother``, its class name, and the key of its
-    learned part in ``PARTS`` (``learned``, ``stencil_aware``) or None."""
-
-    factory: SmootherFactory
-    name: str
-    learned: str | None
-
-
-def smoother_factory(node: SolverSmootherConfig) -> Smoother:
-    """The checked ``solver.smoother`` (its ``_target_`` one the schema allows) built as
-    ``steps -> smoother`` and tried once; a bad setting is one line naming its key."""
-    name = node._target_.rsplit(".", 1)[-1]  # the one read of the target
+def multigrid_of(solver: SolverConfig) -> Multigrid:
+    """The checked ``solver`` as the library takes it, its ``solver.smoother`` (a ``_target_`` the
+    schema allows) built as ``steps -> smoother`` and tried once; a bad setting is one line naming its key."""
+    node = solver.smoother
     built_keys = {key.name: getattr(node, key.name) for key in fields(node) if key.name != "learning"}
     try:
         factory = instantiate(built_keys)  # a learned smoother's ``learning`` is how to learn it
@@ -58,32 +52,25 @@ def smoother_factory(node: SolverSmootherConfig) -> Smoother:
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"solver.smoother cannot be built: {first}") from error
-    return Smoother(factory, name, LEARNED_SMOOTHERS.get(name))
-
-
-def multigrid_settings(solver: SolverConfig, smoother: Smoother) -> MultigridSettings:
-    """The cycle's shape, smoother and coarsest grid from the checked ``solver``."""
     if solver.cycle == "backslash" and solver.post_smooth > 0:
         log.info("the backslash cycle smooths on the way down only: solver.post_smooth is unused")
-    return MultigridSettings(cycle=str(solver.cycle), smoother=smoother.factory, pre_smooth=solver.pre_smooth,
-                             post_smooth=solver.post_smooth, coarsest_n=solver.coarsest_n,
-                             prolongation=str(solver.prolongation), krylov=str(solver.krylov))
+    return Multigrid(solver, factory)
 
 
-def above_coarsest(train_sizes: Any, key: str, coarsest_n: int, what: str = "smoothed") -> tuple[int, ...]:
-    """The training grids, sorted; ConfigError if the smallest is not above the coarsest grid (a
-    rule across keys checked only for the part in use)."""
-    sizes = sorted({int(n) for n in train_sizes})
+def learned_smoother(multigrid: Multigrid) -> Part | None:
+    """The learned part ``multigrid``'s smoother is (learned or loaded, not configured), or None."""
+    return PARTS.get(smoother_name(multigrid.smoother))
+
+
+def training_settings(part: Part, node: Any, coarsest_n: int) -> Any:
+    """The ``part``'s checked training keys (``node``) with its training grids sorted; ConfigError if
+    the smallest is not above the coarsest grid (a rule across keys checked only for the part in use)."""
+    sizes = sorted({int(n) for n in node.train_sizes})
     if sizes[0] <= coarsest_n:
-        raise ConfigError(f"{key}.train_sizes={sizes}: {sizes[0]} is not above "
+        what = "smoothed" if part.use is not None else "coarsened"  # a smoother, or the prolongation
+        raise ConfigError(f"{part.key}.train_sizes={sizes}: {sizes[0]} is not above "
                           f"solver.coarsest_n={coarsest_n}, so no level of it is {what}")
-    return tuple(sizes)
-
-
-def training_settings(node: Any, key: str, coarsest_n: int, what: str = "smoothed") -> Any:
-    """A learned part's checked node (``solver.smoother.learning``, ...) with its training grids sorted, each
-    above the coarsest grid."""
-    return replace(node, train_sizes=list(above_coarsest(node.train_sizes, key, coarsest_n, what)))
+    return replace(node, train_sizes=sizes)
 
 
 def built(node: Any, key: str, check: Callable[[Any], Any]) -> Any:

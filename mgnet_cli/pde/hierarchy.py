@@ -15,9 +15,8 @@ from mgnet_cli.cycle import Level, MultigridCycle
 from mgnet_cli.pde.galerkin import bilinear_weights, black_box_weights, coarse_operator
 from mgnet_cli.pde.poisson import coarse_size
 from mgnet_cli.pde.smoothers import DirectSolve
-from mgnet_cli.pde.solve import MultigridSettings, SolveResult, solve_system
+from mgnet_cli.pde.solve import Multigrid, SolveResult, solve_system
 from mgnet_cli.pde.stencils import StencilOperator
-from mgnet_cli.schema.solve import SolverConfig
 
 ProlongationRule = Callable[[torch.Tensor], torch.Tensor]
 """Fine stencil (3, 3, 2m + 1, 2m + 1) -> prolongation weights (3, 3, m, m)."""
@@ -31,26 +30,27 @@ PROLONGATIONS: dict[str, ProlongationRule] = {"bilinear": bilinear_rule, "black_
 """``solver.prolongation`` name -> rule; ``learned`` is a ``LearnedProlongation`` module."""
 
 
-def build_galerkin_cycle(stencil: torch.Tensor, options: MultigridSettings,
+def build_galerkin_cycle(stencil: torch.Tensor, multigrid: Multigrid,
                          rule: ProlongationRule) -> tuple[MultigridCycle, list[int]]:
     """The cycle on the fine ``stencil`` (3, 3, n, n) with Galerkin coarse levels, and the sizes."""
     A = StencilOperator(stencil)
     levels, sizes = [], [A.n]
-    while A.n > options.coarsest_n:
+    while A.n > multigrid.config.coarsest_n:
         coarse, P, R = coarse_operator(A, rule(A.stencil))
-        pre, post = options.level_smoothers(A, A.diagonal)
+        pre, post = multigrid.level_smoothers(A, A.diagonal)
         levels.append(Level(A=A, smoother=pre, restrict_residual=R, restrict_u=None, prolong=P,
                             post_smoother=post))
         A = coarse
         sizes.append(A.n)
     levels.append(Level(A=A, smoother=DirectSolve(A, A.n, stencil.dtype, stencil.device)))
-    return MultigridCycle(levels, shape=options.cycle), sizes
+    return MultigridCycle(levels, shape=multigrid.config.cycle), sizes
 
 
-def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, options: MultigridSettings,
-                  rule: ProlongationRule, tol: float = SolverConfig.tol,
-                  max_cycles: int = SolverConfig.max_cycles) -> SolveResult:
-    """Solves ``A u = f`` (``f``: (1, 1, n, n)) by Galerkin multigrid; setup includes the coarse levels."""
+def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, multigrid: Multigrid,
+                  rule: ProlongationRule) -> SolveResult:
+    """Solves ``A u = f`` (``f``: (1, 1, n, n)) by Galerkin multigrid to ``multigrid``'s tolerance;
+    setup includes the coarse levels."""
+    config = multigrid.config
     with torch.inference_mode():
-        return solve_system(f, lambda: build_galerkin_cycle(stencil, options, rule), tol, max_cycles,
-                            options.krylov)
+        return solve_system(f, lambda: build_galerkin_cycle(stencil, multigrid, rule), config.tol,
+                            config.max_cycles, str(config.krylov))

@@ -9,9 +9,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from mgnet_cli.cycle_shape import CycleShape
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.schema import rules
-from mgnet_cli.schema.solve import Cycle
 from mgnet_cli.untrusted import is_count, is_finite, plain_fault
 
 LARGEST_GRID = 8191  # interior points per side of the largest grid mgnet solves on
@@ -72,8 +72,8 @@ def cycle_fault(cycle: Any) -> str | None:
     if not isinstance(cycle, dict) or plain_fault(cycle, depth=1) is not None:
         return "is not a dict of numbers and words"
     counts = [key for key in ("pre_smooth", "post_smooth", "coarsest_n") if key in cycle]
-    if any(not is_count(cycle[key], high=LARGEST_GRID) for key in counts) or cycle.get("shape", "v") not in tuple(Cycle):
-        return f"pre_smooth, post_smooth or coarsest_n is not a count, or its shape not one of {rules.choices(Cycle)}"
+    if any(not is_count(cycle[key], high=LARGEST_GRID) for key in counts) or cycle.get("shape", "v") not in tuple(CycleShape):
+        return f"pre_smooth, post_smooth or coarsest_n is not a count, or its shape not one of {rules.choices(CycleShape)}"
     return None
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from mgnet_cli.device import one_cpu_thread
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learned_files import check_record, training_record
-from mgnet_cli.pde.solve import MultigridSettings
+from mgnet_cli.pde.solve import Multigrid
 from mgnet_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from mgnet_cli.train.tracking import Tracker, progress
 
@@ -65,6 +65,21 @@ class LearningResult:
     factors: list[tuple[int, float]] = field(default_factory=list)
     held_out: dict[str, float] = field(default_factory=dict)
     time_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """A learned solver part as ``mgnet solve`` loads or learns it, each function taking the part's
+    checked training keys and the ``Multigrid`` whole; its module exports it as ``PART``."""
+
+    name: str  # the class the part is: a smoother's (its ``_target_``'s last word) or the prolongation's
+    key: str  # of its training keys: solver.smoother.learning, solver.learned_prolongation
+    record: str  # its entry in results.json; saved in the run folder as <record>.pt
+    load: Callable[[Path, Multigrid], tuple[nn.Module, dict[str, Any]]]  # a checked file: the network, its entries
+    learn: Callable[[Any, Multigrid, MakeOptimizer, Schedule, Path | None, torch.device], LearningResult]
+    save: Callable[[Path, LearningResult, Multigrid], None]
+    use: Callable[[Multigrid, nn.Module], Multigrid] | None = None  # a smoother's: the multigrid smoothing with it
+    describe: Callable[[nn.Module], dict[str, Any]] | None = None  # logs it; more of its record
 
 
 def learn(task: Task, settings: Any, make_optimizer: MakeOptimizer, schedule: Schedule,
@@ -109,10 +124,11 @@ def record(task: Task, result: LearningResult, step: int, tracker: Tracker | Non
              loss, measure_size(result.settings), factor, f" ({held_out})" if held_out else "")
 
 
-def cycle_record(options: MultigridSettings, **more: Any) -> dict[str, Any]:
+def cycle_record(multigrid: Multigrid, **more: Any) -> dict[str, Any]:
     """The cycle a part was learned in, for its file: shape, smoothing steps, coarsest grid and ``more``."""
-    return {"shape": options.cycle, "pre_smooth": options.pre_smooth, "post_smooth": options.post_smooth,
-            "coarsest_n": options.coarsest_n, **more}
+    config = multigrid.config
+    return {"shape": str(config.cycle), "pre_smooth": config.pre_smooth, "post_smooth": config.post_smooth,
+            "coarsest_n": config.coarsest_n, **more}
 
 
 def save_part(path: Path, result: LearningResult, cycle: dict[str, Any]) -> None:

@@ -21,11 +21,11 @@ from torch import nn
 
 from mgnet_cli.pde.hierarchy import ProlongationRule, build_galerkin_cycle, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
-from mgnet_cli.pde.learning import (LearningResult, MakeOptimizer, Schedule, cycle_record, learn, load_part,
+from mgnet_cli.pde.learning import (LearningResult, MakeOptimizer, Part, Schedule, cycle_record, learn, load_part,
                                     measure_size, save_part)
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
-from mgnet_cli.pde.solve import MultigridSettings, smoother_name
+from mgnet_cli.pde.solve import Multigrid, smoother_name
 from mgnet_cli.schema.solve import LearnedProlongationConfig, StencilAwareConfig, TrainingField
 
 FieldLearningConfig = LearnedProlongationConfig | StencilAwareConfig  # the parts learned on random fields
@@ -54,12 +54,12 @@ def held_out_stencil(kind: str, n: int, seed: int) -> torch.Tensor:
     return diffusion_stencil(coefficient_field(kind, n, seed=10_000 + seed))
 
 
-def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, options: MultigridSettings,
+def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, multigrid: Multigrid,
                   cycles: int, generator: torch.Generator, warm_cycles: int = 4) -> torch.Tensor:
     """``log(||r_k|| / ||r_0||) / k`` over ``k = cycles`` cycles on ``A e = 0``, from a random error
     first put through ``warm_cycles`` cycles without gradient: what is left then is the slowest
     error of the cycle, so the loss measures the asymptotic factor, not the first cycles' gain."""
-    cycle, _ = build_galerkin_cycle(stencil, options, rule)
+    cycle, _ = build_galerkin_cycle(stencil, multigrid, rule)
     A = cycle.levels[0].A
     n = stencil.shape[-1]
     f = torch.zeros(1, 1, n, n, dtype=stencil.dtype)
@@ -76,27 +76,26 @@ def unrolled_loss(stencil: torch.Tensor, rule: ProlongationRule, options: Multig
     return (torch.linalg.vector_norm(residual).log() - start.log()) / cycles
 
 
-def held_out_factors(rule: ProlongationRule, options: MultigridSettings, n: int, seed: int,
-                     kinds: Iterable[str] = ("lognormal", "jumps")) -> dict[str, float]:
-    """The factor on one held-out problem of size ``n`` per kind (``held_out_stencil``)."""
-    factors = {}
+def held_out_factors(rule: ProlongationRule, multigrid: Multigrid, n: int, seed: int,
+                     kinds: Iterable[str]) -> dict[str, float]:
+    """The factor on one held-out problem of size ``n`` per kind (``held_out_stencil``, a ``TrainingField``)."""
+    factors, measuring = {}, multigrid.but(tol=1e-10, max_cycles=40)
     for kind in kinds:
         f = right_hand_side("random", n, seed=seed)
-        factors[kind] = solve_stencil(held_out_stencil(kind, n, seed), f, options, rule, tol=1e-10,
-                                      max_cycles=40).convergence_factor
+        factors[kind] = solve_stencil(held_out_stencil(kind, n, seed), f, measuring, rule).convergence_factor
     return factors
 
 
 class FieldTask:
-    """A part of the Galerkin cycle as learning.py's ``Task``: ``model``, inside ``options``' smoother
+    """A part of the Galerkin cycle as learning.py's ``Task``: ``model``, inside ``multigrid``'s smoother
     or the prolongation ``rule`` itself, trained on random fields on the CPU (the grids are tiny)."""
 
     measures_start = False
     device = torch.device("cpu")
 
-    def __init__(self, model: nn.Module, settings: FieldLearningConfig, options: MultigridSettings,
+    def __init__(self, model: nn.Module, settings: FieldLearningConfig, multigrid: Multigrid,
                  rule: ProlongationRule, name: str) -> None:
-        self.model, self.settings, self.options, self.rule, self.name = model, settings, options, rule, name
+        self.model, self.settings, self.multigrid, self.rule, self.name = model, settings, multigrid, rule, name
         self.tag = f"learned_{name.replace(' ', '_').replace('-', '_')}"
         self.kinds = [str(kind) for kind in settings.fields]  # plain words: they key the saved record
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -104,30 +103,36 @@ class FieldTask:
     def loss(self) -> torch.Tensor:
         settings, kinds = self.settings, self.kinds
         return torch.stack([unrolled_loss(random_stencil(n, self.generator, kinds[index % len(kinds)]),
-                                          self.rule, self.options, settings.cycles, self.generator)
+                                          self.rule, self.multigrid, settings.cycles, self.generator)
                             for n in settings.train_sizes for index in range(settings.batch)]).mean()
 
     def measure(self) -> tuple[float, dict[str, float]]:
-        held_out = held_out_factors(self.rule, self.options, measure_size(self.settings), self.settings.seed + 1,
+        held_out = held_out_factors(self.rule, self.multigrid, measure_size(self.settings), self.settings.seed + 1,
                                     self.kinds)
         return sum(held_out.values()) / len(held_out), held_out
 
 
-def learn_prolongation(settings: LearnedProlongationConfig, options: MultigridSettings,
-                       make_optimizer: MakeOptimizer, schedule: Schedule,
-                       run_dir: Path | None = None) -> LearningResult:
-    """Trains a ``LearnedProlongation`` for ``options``' cycle."""
+def learn_prolongation(settings: LearnedProlongationConfig, multigrid: Multigrid,
+                       make_optimizer: MakeOptimizer, schedule: Schedule, run_dir: Path | None = None,
+                       device: torch.device | str = "cpu") -> LearningResult:
+    """Trains a ``LearnedProlongation`` for ``multigrid``'s cycle, on the CPU (the grids are tiny;
+    ``device``: where the solve runs)."""
     torch.manual_seed(settings.seed)
     model = LearnedProlongation(settings.hidden, str(settings.base))
-    return learn(FieldTask(model, settings, options, model, "prolongation"), settings, make_optimizer, schedule,
+    return learn(FieldTask(model, settings, multigrid, model, "prolongation"), settings, make_optimizer, schedule,
                  run_dir)
 
 
-def save_prolongation(path: Path, result: LearningResult, options: MultigridSettings) -> None:
+def save_prolongation(path: Path, result: LearningResult, multigrid: Multigrid) -> None:
     """The network's weights and the record of its training, weights-only."""
-    save_part(path, result, cycle_record(options, smoother=smoother_name(options.smoother)))
+    save_part(path, result, cycle_record(multigrid, smoother=smoother_name(multigrid.smoother)))
 
 
-def load_prolongation(path: Path) -> tuple[LearnedProlongation, dict[str, Any]]:
-    """The network of a ``save_prolongation`` checkpoint (checked) and its other entries."""
+def load_prolongation(path: Path, multigrid: Multigrid | None = None) -> tuple[LearnedProlongation, dict[str, Any]]:
+    """The network of a ``save_prolongation`` checkpoint (checked) and its other entries.
+    (``multigrid``: a part's load takes it; the network is checked by its file alone.)"""
     return load_part(path, LearnedProlongation.from_state, LearnedProlongationConfig, "learned prolongation")
+
+
+PART = Part(LearnedProlongation.__name__, "solver.learned_prolongation", "learned_prolongation",
+            load=load_prolongation, learn=learn_prolongation, save=save_prolongation)

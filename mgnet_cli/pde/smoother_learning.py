@@ -15,21 +15,26 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
+import logging
+
 import torch
 
 from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learned_smoother import START_OMEGA, LearnedKernels, LearnedSmoother
-from mgnet_cli.pde.learning import (LearningResult, MakeOptimizer, Schedule, cycle_record, learn, load_part,
+from mgnet_cli.pde.learning import (LearningResult, MakeOptimizer, Part, Schedule, cycle_record, learn, load_part,
                                     measure_size, save_part)
 from mgnet_cli.pde.poisson import coarse_size
-from mgnet_cli.pde.solve import MultigridSettings, build_cycle, solve_poisson
+from mgnet_cli.pde.solve import Multigrid, build_cycle, solve_poisson
 from mgnet_cli.schema.solve import LearnedSmootherConfig
 
 
-def with_kernels(options: MultigridSettings, kernels: LearnedKernels) -> MultigridSettings:
-    """``options`` with the learned smoother and these kernels."""
-    return replace(options, smoother=partial(LearnedSmoother, kernels=kernels))
+log = logging.getLogger(__name__)
+
+
+def with_kernels(multigrid: Multigrid, kernels: LearnedKernels) -> Multigrid:
+    """``multigrid`` with the learned smoother and these kernels."""
+    return replace(multigrid, smoother=partial(LearnedSmoother, kernels=kernels))
 
 
 def smoothed_sizes(train_sizes: Iterable[int], coarsest_n: int) -> list[int]:
@@ -42,11 +47,11 @@ def smoothed_sizes(train_sizes: Iterable[int], coarsest_n: int) -> list[int]:
     return sorted(sizes)
 
 
-def measured_factor(n: int, options: MultigridSettings, seed: int = 1,
+def measured_factor(n: int, multigrid: Multigrid, seed: int = 1,
                     device: torch.device | str = "cpu") -> float:
     """The asymptotic factor as bench_solve.py measures every smoother: a random problem to 1e-10."""
-    return solve_poisson(n, "random", options, tol=1e-10, max_cycles=80, device=device,
-                         seed=seed).convergence_factor
+    measuring = multigrid.but(tol=1e-10, max_cycles=80, dtype="float64")
+    return solve_poisson(n, "random", measuring, device, seed).convergence_factor
 
 
 def log_reduction(cycle: MultigridCycle, f: torch.Tensor, u: torch.Tensor, cycles: int) -> torch.Tensor:
@@ -71,17 +76,17 @@ def random_problems(cycle: MultigridCycle, n: int, batch: int, generator: torch.
 
 
 class SmootherTask:
-    """The learned smoother's ``Task`` (learning.py): its kernels inside ``options``' Poisson cycles on
-    the training grids, its factor measured on the next finer grid from the start (damped Jacobi)."""
+    """The learned smoother's ``Task`` (learning.py): its kernels inside ``multigrid``'s Poisson cycles
+    on the training grids, its factor measured on the next finer grid from the start (damped Jacobi)."""
 
     name, tag, measures_start = "smoother", "learned", True
 
-    def __init__(self, settings: LearnedSmootherConfig, options: MultigridSettings, device: torch.device) -> None:
-        sizes = [] if settings.shared else smoothed_sizes(settings.train_sizes, options.coarsest_n)
+    def __init__(self, settings: LearnedSmootherConfig, multigrid: Multigrid, device: torch.device) -> None:
+        sizes = [] if settings.shared else smoothed_sizes(settings.train_sizes, multigrid.config.coarsest_n)
         self.settings, self.device = settings, device
         self.model = LearnedKernels(sizes, omega=START_OMEGA).to(device)
-        self.options = with_kernels(options, self.model)
-        self.cycles = {n: build_cycle(n, self.options, torch.float64, device)[0] for n in settings.train_sizes}
+        self.multigrid = with_kernels(multigrid, self.model)
+        self.cycles = {n: build_cycle(n, self.multigrid, torch.float64, device)[0] for n in settings.train_sizes}
         self.generator = torch.Generator(device).manual_seed(settings.seed)
 
     def loss(self) -> torch.Tensor:
@@ -91,16 +96,16 @@ class SmootherTask:
                             for n, cycle in self.cycles.items()]).mean()
 
     def measure(self) -> tuple[float, dict[str, float]]:
-        factor = measured_factor(measure_size(self.settings), self.options, seed=self.settings.seed + 1,
+        factor = measured_factor(measure_size(self.settings), self.multigrid, seed=self.settings.seed + 1,
                                  device=self.device)
         return factor, {}
 
 
-def learn_smoother(settings: LearnedSmootherConfig, options: MultigridSettings, make_optimizer: MakeOptimizer,
+def learn_smoother(settings: LearnedSmootherConfig, multigrid: Multigrid, make_optimizer: MakeOptimizer,
                    schedule: Schedule, run_dir: Path | None = None,
                    device: torch.device | str = "cpu") -> LearningResult:
-    """Trains kernels for ``options``' cycle; MgnetError if the result does not converge."""
-    result = learn(SmootherTask(settings, options, torch.device(device)), settings, make_optimizer, schedule,
+    """Trains kernels for ``multigrid``'s cycle on ``device``; MgnetError if the result does not converge."""
+    result = learn(SmootherTask(settings, multigrid, torch.device(device)), settings, make_optimizer, schedule,
                    run_dir)
     final = result.factors[-1][1]
     if not all(bool(torch.isfinite(kernel).all()) for kernel in result.model.kernels) or not final < 1:
@@ -109,14 +114,21 @@ def learn_smoother(settings: LearnedSmootherConfig, options: MultigridSettings, 
     return result
 
 
-def save_learned(path: Path, result: LearningResult, options: MultigridSettings) -> None:
+def save_learned(path: Path, result: LearningResult, multigrid: Multigrid) -> None:
     """The kernels, the settings they were learned with and the training record, weights-only."""
-    save_part(path, result, cycle_record(options, omega=START_OMEGA))
+    save_part(path, result, cycle_record(multigrid, omega=START_OMEGA))
 
 
-def load_learned(path: Path) -> tuple[LearnedKernels, dict[str, Any]]:
-    """The kernels of a ``save_learned`` checkpoint and its other entries; MgnetError if it is none."""
+def load_learned(path: Path, multigrid: Multigrid | None = None) -> tuple[LearnedKernels, dict[str, Any]]:
+    """The kernels of a ``save_learned`` checkpoint and its other entries; MgnetError if it is none.
+    (``multigrid``: a part's load takes it; kernels are checked by their file alone.)"""
     return load_part(path, LearnedKernels.from_state, LearnedSmootherConfig, "kernels")
+
+
+def described(kernels: LearnedKernels) -> dict[str, Any]:
+    """Logs the kernels beside damped Jacobi's; their entry in results.json."""
+    log.info("3x3 kernels in units of D^-1 = h^2/4:\n%s", kernel_table(kernels, START_OMEGA))
+    return {"kernels": {where: kernel.detach().cpu().tolist() for where, kernel in kernels.labelled()}}
 
 
 def kernel_table(kernels: LearnedKernels, omega: float) -> str:
@@ -131,3 +143,7 @@ def kernel_table(kernels: LearnedKernels, omega: float) -> str:
         lines.append("   ".join(f"{' '.join(f'{value:7.4f}' for value in kernel[row].tolist()):<{width}}"
                                 for _, kernel in columns))
     return "\n".join(line.rstrip() for line in lines)
+
+
+PART = Part(LearnedSmoother.__name__, "solver.smoother.learning", "learned_smoother", load=load_learned,
+            learn=learn_smoother, save=save_learned, use=with_kernels, describe=described)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from mgnet_cli.cycle import CycleShape, Level, MultigridCycle
+from mgnet_cli.cycle import Level, MultigridCycle
 from mgnet_cli.pde.krylov import adjoint_post_smoother, conjugate_gradients
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
@@ -37,23 +37,29 @@ ROUND_OFF_MARGIN = 3.0  # measured floors lie at 0.1-0.2 x round_off_floor (see 
 
 
 @dataclass(frozen=True)
-class MultigridSettings:
-    """How to cycle: shape, smoother, V(pre_smooth, post_smooth), and where to stop coarsening;
-    the defaults are ``mgnet solve``'s (``SolverConfig``, the schema, states them once)."""
+class Multigrid:
+    """A geometric multigrid solver as the library takes it: ``mgnet solve``'s checked ``solver``
+    keys, whole (``SolverConfig``: shape, smoothing steps, coarsest grid, prolongation, Krylov,
+    stopping, dtype; its defaults are the command's), and its smoother built, ``steps -> smoother``
+    (configs/solver/smoother/; the learned ones hold their network)."""
 
-    cycle: CycleShape = SolverConfig.cycle.value
-    smoother: SmootherFactory = DampedJacobi  # steps -> smoother (configs/solver/smoother/)
-    pre_smooth: int = SolverConfig.pre_smooth
-    post_smooth: int = SolverConfig.post_smooth
-    coarsest_n: int = SolverConfig.coarsest_n  # solved exactly
-    prolongation: str = SolverConfig.prolongation.value  # Galerkin coarsening (hierarchy.py): bilinear, black_box, learned
-    krylov: str = SolverConfig.krylov.value  # cg: the cycle (made symmetric) preconditions conjugate gradients (krylov.py)
+    config: SolverConfig = field(default_factory=SolverConfig)
+    smoother: SmootherFactory = DampedJacobi
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, str(self.config.dtype))
+
+    def but(self, **keys: Any) -> "Multigrid":
+        """This solver with these ``solver`` keys changed (checked again)."""
+        return replace(self, config=replace(self.config, **keys))
 
     def level_smoothers(self, A: nn.Module, like: torch.Tensor) -> tuple[nn.Module, nn.Module]:
         """The pre- and post-smoother of the level of ``A`` (``like``: a grid function of it), set up
         for it; for CG the post-smoother is the pre-smoother's adjoint."""
-        pre, post = self.smoother(self.pre_smooth).setup(A, like), self.smoother(self.post_smooth)
-        post = adjoint_post_smoother(post) if self.krylov == "cg" else post
+        config = self.config
+        pre, post = self.smoother(config.pre_smooth).setup(A, like), self.smoother(config.post_smooth)
+        post = adjoint_post_smoother(post) if config.krylov == "cg" else post
         return pre, post.setup_as(pre, A, like)
 
 
@@ -105,23 +111,23 @@ class SolveResult:
         }
 
 
-def build_cycle(n: int, options: MultigridSettings, dtype: torch.dtype,
+def build_cycle(n: int, multigrid: Multigrid, dtype: torch.dtype,
                 device: torch.device | str) -> tuple[MultigridCycle, list[int]]:
     """The multigrid cycle for an ``n x n`` grid and its level sizes, finest first."""
     sizes = [n]
-    while sizes[-1] > options.coarsest_n:
+    while sizes[-1] > multigrid.config.coarsest_n:
         sizes.append(coarse_size(sizes[-1]))
     levels = []
     for size in sizes[:-1]:
         A = Laplacian(1.0 / (size + 1))
         like = torch.zeros((), dtype=dtype, device=device).expand(1, 1, size, size)  # no memory
-        pre, post = options.level_smoothers(A, like)
+        pre, post = multigrid.level_smoothers(A, like)
         levels.append(Level(A=A, smoother=pre, restrict_residual=FullWeighting(),
                             restrict_u=None,  # Pi = 0: the coarse unknown is the correction
                             prolong=BilinearInterpolation(), post_smoother=post))
     coarsest = Laplacian(1.0 / (sizes[-1] + 1))
     levels.append(Level(A=coarsest, smoother=DirectSolve(coarsest, sizes[-1], dtype, device)))
-    return MultigridCycle(levels, shape=options.cycle), sizes
+    return MultigridCycle(levels, shape=multigrid.config.cycle), sizes
 
 
 def asymptotic_factor(residual_norms: list[float]) -> float:
@@ -224,17 +230,15 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
                        round_off_floor=floor, solution=u)
 
 
-def solve_poisson(n: int, rhs: RightHandSide = "random", options: MultigridSettings | None = None,
-                  tol: float = SolverConfig.tol, max_cycles: int = SolverConfig.max_cycles,
-                  dtype: torch.dtype = torch.float64,
+def solve_poisson(n: int, rhs: RightHandSide = "random", multigrid: Multigrid | None = None,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
     """Solves ``-Δu = g`` on ``n x n`` interior points by multigrid cycles; see ``SolveResult``."""
-    options = options or MultigridSettings()
-    device = torch.device(device)
+    multigrid = multigrid or Multigrid()
+    config, dtype, device = multigrid.config, multigrid.dtype, torch.device(device)
     with torch.inference_mode():
         f = right_hand_side(rhs, n, dtype, device, seed)
-        result = solve_system(f, lambda: build_cycle(n, options, dtype, device), tol, max_cycles,
-                              options.krylov)
+        result = solve_system(f, lambda: build_cycle(n, multigrid, dtype, device), config.tol,
+                              config.max_cycles, str(config.krylov))
         if rhs == "sine":
             error = result.solution - sine_solution(n, dtype, device)
             result = replace(result, error_max=error.abs().max().item(),

@@ -23,7 +23,7 @@ GROUPS: dict[str, dict[str, type]] = {  # group -> schema name -> schema; YAML: 
     "trainer": {"trainer": train.TrainerConfig},
     "optimizer": {"sgd": train.SGDConfig, "adamw": train.AdamWConfig},
     "scheduler": {"step": train.StepDecayConfig, "cosine": train.WarmupCosineConfig,
-                  "constant": train.ConstantConfig},
+                  "constant": train.ConstantConfig, "triangular": train.TriangularConfig},
     "dataset": {"files": data.FileDatasetConfig, "cifar100": data.Cifar100Config,
                 "synthetic": data.SyntheticConfig, "imagefolder": data.ImageFolderConfig},
     "model": {"mgnet": model.MgNetConfig, "resnet": model.ResNetConfig},

@@ -29,7 +29,7 @@ class EvalConfig:
     device: str = rules.setting("auto", rules.DEVICE_HELP)
     batch_size: int = rules.setting(512, "images per evaluation batch")
     tta: TTA = rules.setting(TTA.none, "test-time augmentation: flip averages the logits of each image "
-                                       "and its mirror")
+                                       "and its mirror; flip_translate also those of it shifted by a pixel")
     dataset_root: str | None = rules.setting(None, "where the data set lives now, if not where the run "
                                                    "read it (the run recorded that folder)")
     output_dir: str | None = rules.setting(None, "where the results go; null: <checkpoint folder>/eval")

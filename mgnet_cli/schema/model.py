@@ -23,8 +23,26 @@ class StemConfig:
         rules.is_true(self, "_partial_", "must stay true (the channels are passed in)")
 
 
+class StemInit(rules.Choice):
+    """How the stem's convolution starts: PyTorch's default (Kaiming-uniform) or whitened from the
+    training images' patches (``mgnet_cli/model/whitening.py``)."""
+    default = "default"
+    whiten = "whiten"
+
+
 @dataclass
-class MgNetConfig:
+class StemInitConfig:
+    """The keys every model has for its stem's start (read by ``cli/build.py`` once the data is
+    loaded, not by the model's constructor)."""
+    stem_init: StemInit = rules.setting(StemInit.default, "default: PyTorch's init; whiten: the stem's filters "
+                                        "whiten the k x k patches of 5,000 training images (+/- pairs of "
+                                        "the covariance's leading eigenvectors, as airbench94)")
+    stem_frozen: bool = rules.setting(False, "true: the stem's convolution is not trained (airbench94 "
+                                             "freezes its whitened stem)")
+
+
+@dataclass
+class MgNetConfig(StemInitConfig):
     """MgNet (``configs/model/mgnet.yaml``); its smoother is the ``smoother`` group."""
     _target_: str = rules.target("mgnet_cli.model.mgnet.MgNet")
     smoothing_steps: list[int] = rules.setting([2, 2, 2, 2], "nu_l per level; levels = its length")
@@ -56,7 +74,7 @@ class BlockConfig:
 
 
 @dataclass
-class ResNetConfig:
+class ResNetConfig(StemInitConfig):
     """The ResNet baselines (``configs/model/resnet18.yaml``, ``preact_resnet18.yaml``)."""
     _target_: str = rules.target("mgnet_cli.model.baselines.ResNet")
     block: BlockConfig = field(default_factory=BlockConfig)

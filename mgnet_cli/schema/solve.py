@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from mgnet_cli import memory, shipped
 from mgnet_cli.amg.settings import MATRIX_SUFFIXES, AmgSettings
+from mgnet_cli.cycle_shape import CycleShape
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -33,12 +34,6 @@ class Coefficient(rules.Choice):
     checkerboard = "checkerboard"
     constant = "constant"
     file = "file"
-
-
-class Cycle(rules.Choice):
-    v = "v"
-    w = "w"
-    backslash = "backslash"
 
 
 class Prolongation(rules.Choice):
@@ -162,6 +157,9 @@ class AmgConfig(AmgSettings):
     def __post_init__(self) -> None:
         rules.number(self, "theta", 0.0, 1.0, low_open=True)
         rules.number(self, "truncation", 0.0, 1.0, high_open=True)
+        rules.number(self, "aggregation_theta", 0.0, 1.0)
+        rules.number(self, "aggregation_omega", 0.0, 2.0, low_open=True, high_open=True,
+                     why="a damped Jacobi step on D^-1 A scaled to its spectral radius")
         rules.count(self, "coarsest_size", maximum=4096)  # the coarsest matrix is factored densely
         rules.count(self, "max_levels", minimum=2, maximum=100)
         rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
@@ -367,7 +365,8 @@ class StencilAwareOptionConfig(SolverSmootherConfig):
 @dataclass
 class SolverConfig:
     """``solve.yaml``'s ``solver``: the cycle, its coarsening and what it learns."""
-    cycle: Cycle = rules.setting(Cycle.v, "v, w, or backslash (MgNet's shape: smoothing on the way down only)")
+    cycle: CycleShape = rules.setting(CycleShape.v, "how the cycle visits the levels (backslash: MgNet's shape, "
+                                    "smoothing on the way down only)")
     prolongation: Prolongation = rules.setting(Prolongation.bilinear, "diffusion/anisotropic: bilinear, "
                                                "black_box (Dendy) or learned; R = P^T, A_c = R A P")
     krylov: Krylov = rules.setting(Krylov.none, "none (the cycle repeated) or cg: conjugate gradients, one "
@@ -388,7 +387,7 @@ class SolverConfig:
     def __post_init__(self) -> None:
         rules.count(self, "pre_smooth", minimum=0, maximum=100)
         rules.count(self, "post_smooth", minimum=0, maximum=100)
-        if self.pre_smooth == 0 and (self.cycle == Cycle.backslash or self.post_smooth == 0):
+        if self.pre_smooth == 0 and (self.cycle == CycleShape.backslash or self.post_smooth == 0):
             raise rules.Invalid("pre_smooth", 0, f"with solver.post_smooth={self.post_smooth} and "
                                                  f"solver.cycle={self.cycle.value} the cycle never smooths")
         grid_size(self, "coarsest_n", largest=31)  # solved densely: 961 unknowns at most

@@ -26,9 +26,12 @@ class Objective(rules.Choice):
 
 
 class TTA(rules.Choice):
-    """Test-time augmentation of evaluation: none, or flip (mean of the logits of x and its mirror)."""
+    """Test-time augmentation of evaluation: none; flip (mean of the logits of x and its mirror);
+    flip_translate (airbench94's: half the flip's, a quarter each the flip's of x shifted by one
+    pixel up-left and down-right, reflected at the border: six passes)."""
     none = "none"
     flip = "flip"
+    flip_translate = "flip_translate"
 
 
 # --- trainer ------------------------------------------------------------------------------------
@@ -69,6 +72,11 @@ class TrainerConfig:
     metrics_csv: bool = rules.setting(True, "metrics.csv beside the TensorBoard events: one row per epoch")
     ema_decay: float | None = rules.setting(None, "e.g. 0.999: an exponential moving average of the weights, "
                                                   "evaluated (test/ema_acc) and checkpointed beside them")
+    lookahead_steps: int | None = rules.setting(None, "every this many steps the weights are pulled to a slow "
+                                                      "average of themselves and go on from there (airbench94: "
+                                                      "5); null = off")
+    lookahead_alpha: float = rules.setting(0.774, "the share the slow weights keep at the run's end; it rises "
+                                                  "as (progress)^3 from 0 (airbench94: 0.95^5 = 0.774)")
 
     def __post_init__(self) -> None:
         rules.count(self, "epochs", maximum=100_000)
@@ -86,17 +94,42 @@ class TrainerConfig:
         rules.optional_count(self, "early_stopping_patience")
         if self.ema_decay is not None:
             rules.number(self, "ema_decay", 0.0, 1.0, low_open=True, high_open=True)
+        rules.optional_count(self, "lookahead_steps")
+        rules.number(self, "lookahead_alpha", 0.0, 1.0, high_open=True)
 
 
 # --- optimizer ----------------------------------------------------------------------------------
 @dataclass
-class SGDConfig:
+class ParameterGroupsConfig:
+    """The keys every optimizer option has: how normalisation layers and biases are treated
+    (``mgnet_cli/train/optimizers.py`` splits the parameters into groups by them)."""
+    norm_bias_decay: Any = rules.typed_as(bool | float, True, "weight decay on normalisation weights/biases "
+                                          "and on biases: true = as on the other weights, false = none (as "
+                                          "fast recipes do), a number = that factor of it")
+    bias_lr_scale: float = rules.setting(1.0, "factor on the learning rate of biases (BatchNorm's too); their "
+                                              "decay per step (lr x weight_decay) stays as norm_bias_decay "
+                                              "says (airbench94: 64)")
+
+    def decay_factor(self) -> float:
+        """``norm_bias_decay`` as a factor of the weight decay."""
+        return float(self.norm_bias_decay) if not isinstance(self.norm_bias_decay, bool) else \
+            (1.0 if self.norm_bias_decay else 0.0)
+
+    def check_groups(self) -> None:
+        if not isinstance(self.norm_bias_decay, bool):
+            rules.number(self, "norm_bias_decay", 0.0, 100.0)
+        rules.number(self, "bias_lr_scale", 0.0, 1000.0, low_open=True)
+
+
+@dataclass
+class SGDConfig(ParameterGroupsConfig):
     """SGD with momentum (``configs/optimizer/sgd.yaml``), the authors' optimizer."""
     _target_: str = rules.target("torch.optim.SGD")
     _partial_: bool = rules.partial("the model's parameters are")
     lr: float = rules.setting(0.1, "learning rate (the schedule multiplies it)")
     momentum: float = rules.setting(0.9, "heavy-ball momentum")
-    weight_decay: float = rules.setting(5e-4, "L2 penalty on every parameter")
+    weight_decay: float = rules.setting(5e-4, "L2 penalty on the weights (on normalisation layers and "
+                                              "biases as norm_bias_decay says)")
     nesterov: bool = rules.setting(False, "Nesterov momentum (needs momentum > 0)")
     TARGETS: ClassVar[tuple[str, ...]] = ("torch.optim.SGD",)
 
@@ -108,10 +141,11 @@ class SGDConfig:
         rules.number(self, "weight_decay", 0.0, 1.0)
         if self.nesterov and self.momentum == 0:
             raise rules.Invalid("nesterov", True, "needs optimizer.momentum > 0")
+        self.check_groups()
 
 
 @dataclass
-class AdamWConfig:
+class AdamWConfig(ParameterGroupsConfig):
     """AdamW (``configs/optimizer/adamw.yaml``)."""
     _target_: str = rules.target("torch.optim.AdamW")
     _partial_: bool = rules.partial("the model's parameters are")
@@ -128,6 +162,7 @@ class AdamWConfig:
         if len(self.betas) != 2 or not all(rules.is_number(b) and 0 <= b < 1 for b in self.betas):
             raise rules.Invalid("betas", list(self.betas), "give two numbers in [0, 1), e.g. [0.9,0.999]")
         rules.number(self, "weight_decay", 0.0, 10.0)
+        self.check_groups()
 
 
 # --- scheduler ----------------------------------------------------------------------------------
@@ -167,6 +202,26 @@ class WarmupCosineConfig:
 
 
 @dataclass
+class TriangularConfig:
+    """Linear rise from start_fraction x lr to lr at peak_at of the run, then linear fall to
+    final_fraction x lr at its end, updated every step (``configs/scheduler/triangular.yaml``):
+    airbench94's schedule (0.2, 0.23, 0.07)."""
+    _target_: str = rules.target("mgnet_cli.train.schedules.Triangular")
+    epochs: int = rules.setting(MISSING, "epochs the schedule spans: the length of the run")
+    peak_at: float = rules.setting(0.23, "where the lr peaks, as a fraction of the run")
+    start_fraction: float = rules.setting(0.2, "lr at the first step, as a fraction of the peak")
+    final_fraction: float = rules.setting(0.07, "lr at the end, as a fraction of the peak")
+    TARGETS: ClassVar[tuple[str, ...]] = ("mgnet_cli.train.schedules.Triangular",)
+
+    def __post_init__(self) -> None:
+        rules.one_of(self, "_target_", self.TARGETS)
+        rules.count(self, "epochs", maximum=100_000)
+        rules.number(self, "peak_at", 0.0, 1.0, high_open=True)
+        rules.number(self, "start_fraction", 0.0, 1.0)
+        rules.number(self, "final_fraction", 0.0, 1.0)
+
+
+@dataclass
 class ConstantConfig:
     """No schedule (``configs/scheduler/constant.yaml``)."""
     _target_: str = rules.target("mgnet_cli.train.schedules.Constant")
@@ -181,7 +236,8 @@ class ConstantConfig:
 class EvalTTAConfig:
     """``eval``: how a run's evaluations score its model."""
     tta: TTA = rules.setting(TTA.none, "test-time augmentation of evaluation: flip averages the "
-                                       "logits of x and its mirror")
+                                       "logits of x and its mirror; flip_translate also those of x shifted "
+                                       "by a pixel (airbench94's)")
 
 
 @dataclass

@@ -47,6 +47,18 @@ def ema_fault(ema: Any, model: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
+def lookahead_fault(slow: Any, model: dict[str, torch.Tensor]) -> str | None:
+    """Lookahead's slow weights: the model's floating-point entries, each of its shape."""
+    floating = {key: tensor for key, tensor in model.items() if tensor.is_floating_point()}
+    if not isinstance(slow, dict) or set(slow) != set(floating):
+        return "does not hold the model's floating-point weights and statistics"
+    for key, tensor in floating.items():
+        fault = tensor_fault(slow[key], tuple(tensor.shape))
+        if fault is not None:
+            return f"{key} {fault}"
+    return None
+
+
 def setting_fault(key: str, value: Any) -> str | None:
     """An optimizer group's setting: None, a flag, a word, finite numbers (some non-negative)."""
     if isinstance(value, torch.Tensor):  # a tensor learning rate
@@ -190,6 +202,7 @@ def parts_fault(state: dict[str, Any]) -> str | None:
     checks: list[tuple[str, Callable[[], str | None]]] = [
         ("model", lambda: weights_fault(state["model"])),
         ("ema", lambda: ema_fault(state["ema"], state["model"]) if "ema" in state else None),
+        ("lookahead", lambda: lookahead_fault(state["lookahead"], state["model"]) if "lookahead" in state else None),
         ("optimizer", lambda: optimizer_fault(state.get("optimizer"))),
         ("scheduler", lambda: scheduler_fault(state.get("scheduler"))),
         ("rng", lambda: rng_fault(state.get("rng"))),

@@ -15,11 +15,19 @@ from mgnet_cli.train.fast import autocast, memory_format
 
 
 def predict(model: nn.Module, images: torch.Tensor, tta: str = TTA.none) -> torch.Tensor:
-    """Logits (B, classes); ``tta="flip"`` averages them with those of the mirrored images."""
+    """Logits (B, classes); ``tta="flip"`` averages them with those of the mirrored images;
+    ``"flip_translate"`` weighs that average 1/2 and the same average of the images shifted by one
+    pixel up-left and down-right (the border reflected) 1/4 each (airbench94's six views)."""
     if tta == TTA.none:
         return model(images)
+    mirrored = 0.5 * (model(images) + model(images.flip(-1)))
     if tta == TTA.flip:
-        return 0.5 * (model(images) + model(images.flip(-1)))
+        return mirrored
+    if tta == TTA.flip_translate:
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+        shifted = (padded[..., :height, :width], padded[..., 2:, 2:])  # content moved down-right, up-left
+        return 0.5 * mirrored + 0.25 * sum(predict(model, view, TTA.flip) for view in shifted)
     raise ValueError(f"tta={tta!r}: one of {', '.join(TTA)}")
 
 

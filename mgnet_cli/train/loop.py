@@ -22,6 +22,7 @@ from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
 from mgnet_cli.train.epoch import EpochHooks, EpochProgress, TrainStep, evaluate, own_share, summed, train_epoch
 from mgnet_cli.train.fast import Placement, grad_scaler, prepare_model, retain_freed_memory
+from mgnet_cli.train.lookahead import Lookahead
 from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
 from mgnet_cli.train.results import RunRecord
 from mgnet_cli.train.state import restore_training, training_state
@@ -125,6 +126,8 @@ class TrainingRun:
         self.fast = {"precision": place.precision, "channels_last": trainer.channels_last}
         self.steps = len(batches.train) if trainer.limit_train_batches is None else min(
             trainer.limit_train_batches, len(batches.train))
+        self.lookahead = None if trainer.lookahead_steps is None else Lookahead(
+            self.model, trainer.lookahead_steps, trainer.lookahead_alpha, self.steps * trainer.epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule(step / self.steps))
         self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
         self.watch = LossWatch(place.device)
@@ -147,6 +150,8 @@ class TrainingRun:
             self.scaler.load_state_dict(resume["grad_scaler"])
         if self.ema is not None and "ema" in resume:
             self.ema.load_state_dict(resume["ema"])
+        if self.lookahead is not None:  # a checkpoint without it: the slow weights start from the restored ones
+            self.lookahead.load_state_dict(resume.get("lookahead", self.model.state_dict()))
         log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.trainer.epochs)
         return done, partial
 
@@ -173,7 +178,10 @@ class TrainingRun:
         self.base_lr = self.optimizer.param_groups[0]["initial_lr"]
 
     def average(self) -> None:
-        """One step of the EMA of the weights (``trainer.ema_decay``)."""
+        """After each step: lookahead's pull every ``trainer.lookahead_steps`` steps, then one step
+        of the EMA of the weights (``trainer.ema_decay``)."""
+        if self.lookahead is not None:
+            self.lookahead(self.scheduler.last_epoch)  # the steps done so far, this one included
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
@@ -270,6 +278,8 @@ class TrainingRun:
             state["grad_scaler"] = self.scaler.state_dict()
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if self.lookahead is not None:
+            state["lookahead"] = self.lookahead.state_dict()
         with self.signal.saving():  # a second Ctrl-C waits for the file to be complete
             save_checkpoint(self.run_dir / name, state | self.metadata | extra)
 

@@ -40,6 +40,23 @@ class WarmupCosine:
 
 
 @dataclass
+class Triangular:
+    """Linear from ``start_fraction`` up to 1 at ``peak_at`` of the run, then linear down to
+    ``final_fraction`` at its end (airbench94's: 0.2, 0.23, 0.07); constant after the end."""
+
+    epochs: int
+    peak_at: float = 0.23
+    start_fraction: float = 0.2
+    final_fraction: float = 0.07
+
+    def __call__(self, epoch: float) -> float:
+        progress = min(max(epoch / self.epochs, 0.0), 1.0)
+        if progress < self.peak_at:
+            return self.start_fraction + (1.0 - self.start_fraction) * progress / self.peak_at
+        return 1.0 + (self.final_fraction - 1.0) * (progress - self.peak_at) / (1.0 - self.peak_at)
+
+
+@dataclass
 class Constant:
     """No schedule: the optimizer's learning rate throughout."""
 

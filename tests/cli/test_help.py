@@ -45,7 +45,8 @@ def test_help_lists_every_group_of_the_commands_schema_with_its_default_option(c
 def test_help_shows_the_schema_default_the_help_and_the_choices():
     words = " ".join(help_text("train").split())  # lines wrap at 100 columns
     assert "eval.tta=none test-time augmentation of evaluation: flip averages the logits of x and its " \
-           "mirror [one of none, flip]" in words
+           "mirror; flip_translate also those of x shifted by a pixel (airbench94's) [one of none, flip, " \
+           "flip_translate]" in words
     assert "seed=0 " in words and "resume=null " in words and "objective=auto " in words
     assert "checkpoint=??? required: a checkpoint file" in " ".join(help_text("eval").split())
     assert "info.format=table a table of the levels, or the same as JSON [one of table, json]" in " ".join(

@@ -10,8 +10,8 @@ from tests.helpers import mgnet_solve
 
 def test_solve_writes_results_plot_and_tensorboard(tmp_path):
     run_dir = tmp_path / "run"
-    done = mgnet_solve("problem.n=63", "problem.rhs=sine", "solver.tol=1e-10",
-                       f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    done = mgnet_solve("problem.n=63", "problem.rhs=sine", "solver.tol=1e-10", "solver/smoother=jacobi",
+                       f"hydra.run.dir={run_dir}", cwd=tmp_path)  # Jacobi: docs/MGNET.md's factor
     assert done.returncode == 0, done.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "converged" and results["levels"] == [63, 31, 15, 7]
@@ -38,7 +38,8 @@ def test_solve_writes_results_plot_and_tensorboard(tmp_path):
 @pytest.mark.parametrize(("override", "message"), [
     ("problem.n=100", "problem.n=100"),
     ("solver.smoother=gauss_seidel_rb", "solver/smoother=gauss_seidel_rb"),
-    ("solver.smoother.omega=2", "solver.smoother.omega=2.0: give a finite number in (0, 1]"),
+    ("solver/smoother=jacobi solver.smoother.omega=2", "solver.smoother.omega=2.0: give a finite number in (0, 1]"),
+    ("solver.smoother.omega=0.5", "solver.smoother.omega: no such key"),  # problem=poisson smooths by GS-RB
     ("solver/smoother=chebyshev solver.smoother.ratio=0.5", "solver.smoother.ratio=0.5: give a finite number in (1, "),
     ("solver.smoother._target_=os.system", "solver.smoother._target_=os.system: not code mgnet calls"),
     ("solver.coarsest_n=63", "solver.coarsest_n=63"),

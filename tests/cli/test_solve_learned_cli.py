@@ -8,9 +8,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mgnet_cli import schema
-from mgnet_cli.cli.solve import PARTS, load_or_learn
+from mgnet_cli.cli.solve import load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.solve_settings import multigrid_settings, smoother_factory, training_settings
+from mgnet_cli.cli.solve_settings import PARTS, learned_smoother, multigrid_of, training_settings
 from mgnet_cli.pde.learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
@@ -81,8 +81,8 @@ def test_bad_learned_values_name_the_key(override, message):
 def learn_or_load(cfg, run_dir):
     """The learned smoother of a composed ``solve`` config, as ``mgnet solve`` loads or learns it."""
     solver = schema.check(cfg, "solve").solver
-    options = multigrid_settings(solver, smoother_factory(solver.smoother))
-    return load_or_learn(PARTS["learned"], solver.smoother.learning, options, run_dir, torch.device("cpu"))
+    multigrid = multigrid_of(solver)
+    return load_or_learn(learned_smoother(multigrid), solver.smoother.learning, multigrid, run_dir, torch.device("cpu"))
 
 
 def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
@@ -93,9 +93,22 @@ def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
     assert not list(tmp_path.iterdir())  # refused before learning anything
 
 
+def test_the_prolongations_training_grids_must_be_coarsened(compose_config, tmp_path):
+    """The part found by its class in the registry, its key and what it does in the message."""
+    cfg = compose_config("problem=diffusion", "solver.prolongation=learned", "solver.learned_prolongation.train_sizes=[7]",
+                         config_name="solve", tiny=False)
+    solver = schema.check(cfg, "solve").solver
+    with pytest.raises(ConfigError, match=r"^solver.learned_prolongation.train_sizes=\[7\]: 7 is not above "
+                                          r"solver.coarsest_n=7, so no level of it is coarsened$"):
+        load_or_learn(PARTS["LearnedProlongation"], solver.learned_prolongation, multigrid_of(solver), tmp_path,
+                      torch.device("cpu"))
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compose_config, tmp_path):
     cfg = compose_config("solver/smoother=learned", config_name="solve", tiny=False)
-    settings = training_settings(schema.check(cfg, "solve").solver.smoother.learning, "solver.smoother.learning", 7)
+    solver = schema.check(cfg, "solve").solver
+    settings = training_settings(learned_smoother(multigrid_of(solver)), solver.smoother.learning, 7)
     assert settings.train_sizes == [31, 63] and settings.shared and measure_size(settings) == 127
     cfg = compose_config("solver/smoother=learned", f"solver.smoother.learning.checkpoint={tmp_path / 'no.pt'}",
                          config_name="solve", tiny=False)

@@ -17,7 +17,8 @@ from mgnet_cli.amg.matrices import read_matrix, write_matrix
 from mgnet_cli.amg.settings import AmgSettings
 from mgnet_cli.amg.solver import solve_matrix
 from mgnet_cli.pde.poisson import right_hand_side
-from mgnet_cli.pde.solve import solve_poisson
+from mgnet_cli.pde.solve import Multigrid, solve_poisson
+from mgnet_cli.schema.solve import SolverConfig
 from tests.helpers import cli, mgnet_solve, one_line_error
 
 DEFAULT_AMG = "RS + 2nd pass (theta=0.25), classical interpolation, V(1,1) gauss_seidel-preconditioned CG"
@@ -53,7 +54,7 @@ def test_the_matrix_path_solves_the_saved_poisson_as_the_grid_and_a_dense_solve_
     f = right_hand_side("random", 15).reshape(-1)
     exact = np.linalg.solve(A.toarray(), f.numpy())
     amg, _ = solve_matrix(A, f, AmgSettings(), 1e-12, 50)
-    grid = solve_poisson(15, "random", tol=1e-12)
+    grid = solve_poisson(15, "random", Multigrid(SolverConfig(tol=1e-12)))
     assert amg.status == "converged" and grid.status == "converged"
     scale = np.abs(exact).max()
     assert np.abs(amg.solution.numpy() - exact).max() <= 1e-9 * scale
@@ -93,6 +94,23 @@ def test_the_start_line_names_what_was_chosen(saved):
     assert done.returncode == 0, done.stderr
     said = done.stderr + done.stdout
     assert "rhs ones; AMG: PMIS (theta=0.25), direct interpolation, W(1,1) l1_jacobi cycles" in said
+
+
+@pytest.mark.parametrize("family, says", [
+    (["problem.amg.coarsening=aggregation"], "smoothed aggregation (theta=0.08, omega=1.333), V(1,1) gauss_seidel"),
+    (["problem.amg.splitting=pmis", "problem.amg.second_pass=false", "problem.amg.interpolation=extended_i"],
+     "PMIS (theta=0.25), extended_i interpolation, V(1,1) gauss_seidel")])
+def test_each_family_solves_and_the_start_line_and_record_name_it(saved, family, says):
+    root, path = saved
+    run_dir = root / family[-1].split("=")[-1]
+    done = mgnet_solve("problem=matrix", f"problem.file={path}", "solver.tol=1e-10", *family,
+                       f"hydra.run.dir={run_dir}", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert f"AMG: {says}-preconditioned CG" in done.stderr + done.stdout
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "converged" and results["final_relative_residual"] <= 1e-10
+    assert results["amg"]["settings"]["coarsening"] == ("aggregation" if "aggregation" in says else "classical")
+    assert results["prolongation"] == ("smoothed aggregation (AMG)" if "aggregation" in says else "extended_i (AMG)")
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".mtx"])
@@ -158,6 +176,13 @@ def bad_files(tmp_path):
         ([good, "problem.rhs=sine"], "problem.rhs=sine: give random, ones, or a vector file"),
         ([good, "problem.amg.smoother=ilu"], "problem.amg.smoother=ilu: use one of gauss_seidel"),
         ([good, "problem.amg.theta=0"], "problem.amg.theta=0"),
+        ([good, "problem.amg.coarsening=geometric"],
+         "problem.amg.coarsening=geometric: use one of classical, aggregation"),
+        ([good, "problem.amg.interpolation=extended"],
+         "problem.amg.interpolation=extended: use one of classical, direct, extended_i"),
+        ([good, "problem.amg.aggregation_omega=2"], "problem.amg.aggregation_omega=2.0: give a finite number in (0, 2)"),
+        ([good, "problem.amg.aggregation_theta=-0.1"],
+         "problem.amg.aggregation_theta=-0.1: give a finite number in [0, 1]"),
         ([good, "solver.krylov=none"], "solver.krylov=none: the geometric solver's key, unused by problem=matrix; "
                                        "use problem.amg.krylov"),
         ([good, "solver/smoother=chebyshev"], "use problem.amg.smoother"),

@@ -9,17 +9,17 @@ import torch.nn.functional as F
 
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learned_smoother import LearnedKernels, LearnedSmoother, convolve
-from mgnet_cli.schema.solve import LearnedSmootherConfig
+from mgnet_cli.schema.solve import LearnedSmootherConfig, SolverConfig
 from mgnet_cli.pde.smoother_learning import (learn_smoother, load_learned, log_reduction,
                                     measured_factor, save_learned, smoothed_sizes, with_kernels)
 from mgnet_cli.pde.poisson import Laplacian
 from mgnet_cli.pde.smoothers import DampedJacobi
-from mgnet_cli.pde.solve import MultigridSettings, build_cycle
+from mgnet_cli.pde.solve import Multigrid, build_cycle
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.schedules import Constant
 
 DOUBLE = torch.float64
-OPTIONS = MultigridSettings(coarsest_n=3)  # V(1,1); on n = 15 the levels are 15, 7 and 3
+MULTIGRID = Multigrid(SolverConfig(coarsest_n=3))  # V(1,1); on n = 15 the levels are 15, 7 and 3
 TINY = LearnedSmootherConfig(train_sizes=[15], steps=12, batch=4, cycles=3, measure_every=100)
 ADAM = functools.partial(torch.optim.Adam, lr=0.05)
 
@@ -32,7 +32,7 @@ def random(*shape: int, seed: int = 0) -> torch.Tensor:
 def learned(request):
     """A smoother learned for a few steps on n = 15 (one kernel, or one per grid size)."""
     settings = dataclasses.replace(TINY, shared=request.param)
-    return learn_smoother(settings, OPTIONS, ADAM, Constant())
+    return learn_smoother(settings, MULTIGRID, ADAM, Constant())
 
 
 def test_kernel_application_is_the_convolution():
@@ -83,7 +83,7 @@ def test_gradients_through_the_cycle_match_finite_differences():
     kernels = LearnedKernels()
     with torch.no_grad():
         kernels.kernels[0].add_(0.05 * random(3, 3, seed=2))
-    cycle, _ = build_cycle(15, with_kernels(OPTIONS, kernels), DOUBLE, "cpu")
+    cycle, _ = build_cycle(15, with_kernels(MULTIGRID, kernels), DOUBLE, "cpu")
     f, u = random(2, 1, 15, 15, seed=3), random(2, 1, 15, 15, seed=4) / 1024
 
     def loss() -> torch.Tensor:
@@ -115,13 +115,13 @@ def test_learning_lowers_the_factor(learned):
 
 def test_a_saved_smoother_reloads_to_the_same_factor(learned, tmp_path):
     path = tmp_path / "learned_smoother.pt"
-    save_learned(path, learned, OPTIONS)
+    save_learned(path, learned, MULTIGRID)
     kernels, state = load_learned(path)
     assert state["settings"]["train_sizes"] == [15] and state["cycle"]["pre_smooth"] == 1
     for (label, saved), (_, loaded) in zip(learned.model.labelled(), kernels.labelled()):
         assert torch.equal(saved.detach(), loaded.detach()), label
-    before = measured_factor(63, with_kernels(OPTIONS, learned.model))
-    after = measured_factor(63, with_kernels(OPTIONS, kernels))
+    before = measured_factor(63, with_kernels(MULTIGRID, learned.model))
+    after = measured_factor(63, with_kernels(MULTIGRID, kernels))
     assert after == pytest.approx(before, rel=1e-12, abs=0)
     assert after < 0.3
 
@@ -129,7 +129,7 @@ def test_a_saved_smoother_reloads_to_the_same_factor(learned, tmp_path):
 def test_larger_grids_than_trained_keep_converging(learned):
     """Trained on n = 15, used on n = 127 (8x larger): no divergence, about the same factor."""
     trained = learned.factors[-1][1]
-    larger = measured_factor(127, with_kernels(OPTIONS, learned.model))
+    larger = measured_factor(127, with_kernels(MULTIGRID, learned.model))
     assert larger < 1.0
     assert larger < trained + 0.05
 
@@ -147,5 +147,5 @@ def test_a_checkpoint_of_something_else_is_refused(tmp_path):
 def test_learning_restores_the_thread_count():
     """Training runs on one CPU thread (tiny grids) and gives the others back afterwards."""
     threads = torch.get_num_threads()
-    learn_smoother(dataclasses.replace(TINY, steps=1), OPTIONS, ADAM, Constant())
+    learn_smoother(dataclasses.replace(TINY, steps=1), MULTIGRID, ADAM, Constant())
     assert torch.get_num_threads() == threads

@@ -10,23 +10,22 @@ import torch
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
 from mgnet_cli.pde.learned_smoother import LearnedKernels
-from mgnet_cli.schema.solve import LearnedProlongationConfig, LearnedSmootherConfig, StencilAwareConfig
+from mgnet_cli.schema.solve import LearnedProlongationConfig, LearnedSmootherConfig, SolverConfig, StencilAwareConfig
 from mgnet_cli.pde.learning import LearningResult
 from mgnet_cli.pde.prolongation_learning import load_prolongation, save_prolongation
 from mgnet_cli.pde.smoother_learning import load_learned, save_learned
-from mgnet_cli.pde.solve import MultigridSettings
+from mgnet_cli.pde.solve import Multigrid
 from mgnet_cli.pde.stencil_smoother import StencilKernelNet
 from mgnet_cli.pde.stencil_smoother_learning import load_stencil_smoother, save_stencil_smoother
-from mgnet_cli.pde.hierarchy import PROLONGATIONS
 from tests.helpers import mgnet_solve, one_line_error
 
-OPTIONS = MultigridSettings(coarsest_n=3)
+MULTIGRID = Multigrid(SolverConfig(coarsest_n=3))
 
 
 def smoother_file(path, change=lambda state: None):
     """A learned-smoother file as ``save_learned`` writes it (damped Jacobi's kernel), then ``change``d."""
     save_learned(path, LearningResult(LearnedKernels(), LearnedSmootherConfig(train_sizes=[15]), [0.5], [(1, 0.3)], time_s=1.0),
-                 OPTIONS)
+                 MULTIGRID)
     state = torch.load(path, weights_only=True)
     change(state)
     torch.save(state, path)
@@ -72,7 +71,7 @@ def test_sparse_kernels_are_refused(tmp_path):
 
 def prolongation_file(path, change=lambda state: None, settings=LearnedProlongationConfig(train_sizes=[15], hidden=4)):
     result = LearningResult(LearnedProlongation(hidden=4), settings, [0.5], [(1, 0.3)])
-    save_prolongation(path, result, OPTIONS)
+    save_prolongation(path, result, MULTIGRID)
     state = torch.load(path, weights_only=True)
     change(state)
     torch.save(state, path)
@@ -95,12 +94,12 @@ def test_a_learned_prolongation_file_is_checked_whole(tmp_path, change, message)
 def test_a_stencil_aware_file_whose_fields_are_not_kinds_is_refused_before_they_are_used(tmp_path):
     result = LearningResult(StencilKernelNet(hidden=4), StencilAwareConfig(train_sizes=[15], hidden=4))
     path = tmp_path / "s.pt"
-    save_stencil_smoother(path, result, OPTIONS)
+    save_stencil_smoother(path, result, MULTIGRID)
     state = torch.load(path, weights_only=True)
     state["settings"]["fields"] = 5  # was iterated as the kinds of the check problems
     torch.save(state, path)
     with pytest.raises(MgnetError, match="settings fields is not a list of 1 to 64 entries"):
-        load_stencil_smoother(path, OPTIONS, PROLONGATIONS["black_box"])
+        load_stencil_smoother(path, MULTIGRID)
 
 
 def test_a_crafted_record_never_loses_a_solve(tmp_path):

@@ -12,15 +12,16 @@ from mgnet_cli.schema.solve import LearnedProlongationConfig
 from mgnet_cli.pde.prolongation_learning import (learn_prolongation,
                                                  load_prolongation, save_prolongation)
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings
+from mgnet_cli.pde.solve import Multigrid
+from mgnet_cli.schema.solve import SolverConfig
 
-OPTIONS = MultigridSettings(smoother=RedBlackGaussSeidel, coarsest_n=3)
+MULTIGRID = Multigrid(SolverConfig(coarsest_n=3), RedBlackGaussSeidel)
 
 
 def factor(rule, n: int, seed: int = 77, kind: str = "lognormal", max_cycles: int = 60) -> float:
     stencil = diffusion_stencil(coefficient_field(kind, n, seed=seed))  # a field training never drew
-    result = solve_stencil(stencil, right_hand_side("random", n, seed=seed), OPTIONS, rule,
-                           tol=1e-10, max_cycles=max_cycles)
+    result = solve_stencil(stencil, right_hand_side("random", n, seed=seed),
+                           MULTIGRID.but(tol=1e-10, max_cycles=max_cycles), rule)
     return result.convergence_factor
 
 
@@ -28,7 +29,7 @@ def factor(rule, n: int, seed: int = 77, kind: str = "lognormal", max_cycles: in
 def learned() -> LearnedProlongation:
     settings = LearnedProlongationConfig(train_sizes=[15], steps=30, batch=2, cycles=2, measure_every=100,
                                          base="bilinear", fields=["lognormal"])
-    result = learn_prolongation(settings, OPTIONS, lambda p: torch.optim.Adam(p, lr=1e-2), lambda step: 1.0)
+    result = learn_prolongation(settings, MULTIGRID, lambda p: torch.optim.Adam(p, lr=1e-2), lambda step: 1.0)
     return result.model
 
 
@@ -51,7 +52,7 @@ def test_a_saved_solver_reloads_to_the_same_factor(learned, tmp_path):
     from mgnet_cli.pde.learning import LearningResult
 
     path = tmp_path / "learned_prolongation.pt"
-    save_prolongation(path, LearningResult(learned, LearnedProlongationConfig()), OPTIONS)
+    save_prolongation(path, LearningResult(learned, LearnedProlongationConfig()), MULTIGRID)
     reloaded, state = load_prolongation(path)
     assert state["cycle"]["smoother"] == "RedBlackGaussSeidel"
     assert factor(reloaded, 63) == factor(learned, 63)

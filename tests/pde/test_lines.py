@@ -8,7 +8,8 @@ from mgnet_cli.pde.lines import Tridiagonal, ZebraLineGaussSeidel, line_systems
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.smoothers import RedBlackGaussSeidel
-from mgnet_cli.pde.solve import MultigridSettings
+from mgnet_cli.pde.solve import Multigrid
+from mgnet_cli.schema.solve import SolverConfig
 from mgnet_cli.pde.stencils import StencilOperator
 
 
@@ -53,20 +54,19 @@ def test_one_line_step_solves_a_problem_made_of_lines():
 def test_line_smoothing_cures_grid_aligned_anisotropy(epsilon):
     n = 127
     f = right_hand_side("random", n, seed=1)
-    options = MultigridSettings(smoother=ZebraLineGaussSeidel)
-    result = solve_stencil(anisotropic_stencil(n, epsilon, 0.0), f, options, PROLONGATIONS["bilinear"],
-                           tol=1e-10, max_cycles=30)
+    lines = Multigrid(SolverConfig(tol=1e-10, max_cycles=30), ZebraLineGaussSeidel)
+    result = solve_stencil(anisotropic_stencil(n, epsilon, 0.0), f, lines, PROLONGATIONS["bilinear"])
     assert result.converged and result.convergence_factor <= 0.1
     if epsilon == 1.0:
         return
-    point = solve_stencil(anisotropic_stencil(n, 1e-3, 0.0), f, MultigridSettings(smoother=RedBlackGaussSeidel),
-                          PROLONGATIONS["bilinear"], tol=1e-10, max_cycles=10)
+    points = Multigrid(SolverConfig(tol=1e-10, max_cycles=10), RedBlackGaussSeidel)
+    point = solve_stencil(anisotropic_stencil(n, 1e-3, 0.0), f, points, PROLONGATIONS["bilinear"])
     assert point.convergence_factor > 0.9  # what line smoothing is for
 
 
 def test_a_levels_pre_and_post_smoother_factorise_its_lines_once():
     """The post-smoother (here CG's adjoint one) shares what the pre-smoother set up for the level."""
     A = StencilOperator(anisotropic_stencil(31, 1e-3, 0.0))
-    pre, post = MultigridSettings(smoother=ZebraLineGaussSeidel, krylov="cg").level_smoothers(A, A.diagonal)
+    pre, post = Multigrid(SolverConfig(krylov="cg"), ZebraLineGaussSeidel).level_smoothers(A, A.diagonal)
     assert post.systems is pre.systems and set(pre.systems) == {(d, c) for d in ("rows", "columns") for c in (0, 1)}
     assert (pre.reverse, post.reverse) == (False, True)

@@ -7,15 +7,16 @@ import torch
 
 from mgnet_cli import schema
 from mgnet_cli.cli import config_dir
-from mgnet_cli.cli.solve_settings import smoother_factory
+from mgnet_cli.cli.solve_settings import multigrid_of
 from mgnet_cli.cli.solve_outcome import outcome
+from mgnet_cli.cycle_shape import CycleShape
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.poisson import Laplacian, right_hand_side
 from mgnet_cli.pde.problems import finest_stencil
-from mgnet_cli.schema.solve import Coefficient, DiffusionProblemConfig
+from mgnet_cli.schema.solve import Coefficient, DiffusionProblemConfig, Dtype, SolverConfig
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial, DampedJacobi, RedBlackGaussSeidel
-from mgnet_cli.pde.solve import (ROUND_OFF_MARGIN, STALL_CYCLES, MultigridSettings, asymptotic_factor,
-                                 build_cycle, iterate, solve_poisson, stuck)
+from mgnet_cli.pde.solve import (ROUND_OFF_MARGIN, STALL_CYCLES, Multigrid, asymptotic_factor, build_cycle,
+                                 iterate, solve_poisson, stuck)
 
 SMOOTHER_CONFIGS = config_dir() / "solver" / "smoother"
 
@@ -27,8 +28,8 @@ def factor(n: int, smoother: str = "jacobi", steps: int = 1, omega: float = 0.8,
            cycle: str = "v") -> float:
     factory = {"jacobi": partial(DampedJacobi, omega=omega), "gauss_seidel_rb": RedBlackGaussSeidel,
                "chebyshev": ChebyshevPolynomial}[smoother]
-    options = MultigridSettings(cycle=cycle, smoother=factory, pre_smooth=steps, post_smooth=steps)
-    result = solve_poisson(n, "random", options, tol=1e-10, max_cycles=60)
+    solver = SolverConfig(cycle=cycle, pre_smooth=steps, post_smooth=steps, tol=1e-10, max_cycles=60)
+    result = solve_poisson(n, "random", Multigrid(solver, factory))
     assert result.converged
     return result.convergence_factor
 
@@ -52,13 +53,12 @@ def test_better_smoothers_beat_jacobi(steps):
 
 
 @pytest.mark.parametrize("smoother", sorted(path.stem for path in SMOOTHER_CONFIGS.glob("*.yaml")))
-@pytest.mark.parametrize("cycle", ["v", "w", "backslash"])
+@pytest.mark.parametrize("cycle", list(CycleShape))
 def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_config, smoother, cycle):
     """Every YAML of configs/solver/smoother/, composed and built as mgnet solve builds it."""
     cfg = compose_config(f"solver/smoother={smoother}", config_name="solve", tiny=False)
-    factory = smoother_factory(schema.check(cfg, "solve").solver.smoother).factory
-    options = MultigridSettings(cycle=cycle, smoother=factory, coarsest_n=3)
-    result = solve_poisson(31, "random", options, max_cycles=1)
+    factory = multigrid_of(schema.check(cfg, "solve").solver).smoother
+    result = solve_poisson(31, "random", Multigrid(SolverConfig(cycle=cycle, coarsest_n=3, max_cycles=1), factory))
     assert result.cycles == 1
     assert result.relative_residuals[1] < (0.5 if cycle == "backslash" else 0.2)
 
@@ -68,7 +68,7 @@ def test_the_cycle_is_the_networks_class():
     from mgnet_cli.model.mgnet import MgNet
 
     network = MgNet(smoothing_steps=[1, 1], channels=4)
-    cycle, sizes = build_cycle(63, MultigridSettings(coarsest_n=7), torch.float64, "cpu")
+    cycle, sizes = build_cycle(63, Multigrid(SolverConfig(coarsest_n=7)), torch.float64, "cpu")
     assert type(cycle) is type(network.cycle) and sizes == [63, 31, 15, 7]
     assert {type(level) for level in cycle.levels} == {type(level) for level in network.cycle.levels}
 
@@ -84,7 +84,7 @@ def dense_laplacian(n: int) -> torch.Tensor:
 
 def test_solution_agrees_with_a_direct_solve():
     n = 31
-    result = solve_poisson(n, "random", MultigridSettings(coarsest_n=3), tol=1e-10, seed=5)
+    result = solve_poisson(n, "random", Multigrid(SolverConfig(coarsest_n=3, tol=1e-10)), seed=5)
     matrix, f = dense_laplacian(n), right_hand_side("random", n, seed=5).flatten()
     exact = torch.linalg.solve(matrix, f)
     u = result.solution.flatten()
@@ -94,14 +94,14 @@ def test_solution_agrees_with_a_direct_solve():
 
 
 def test_sine_error_falls_as_h_squared():
-    errors = [solve_poisson(n, "sine", tol=1e-12).error_max for n in (31, 63, 127)]
+    errors = [solve_poisson(n, "sine", Multigrid(SolverConfig(tol=1e-12))).error_max for n in (31, 63, 127)]
     assert errors[0] < 1e-3
     for coarse, fine in zip(errors, errors[1:]):
         assert coarse / fine == pytest.approx(4.0, abs=0.05)
 
 
 def test_float32_stops_at_its_round_off_floor_with_the_same_factor():
-    result = solve_poisson(127, "random", tol=1e-12, dtype=torch.float32)
+    result = solve_poisson(127, "random", Multigrid(SolverConfig(tol=1e-12, dtype="float32")))
     assert result.status == "round_off" and result.solution.dtype == torch.float32
     assert 1e-8 < result.relative_residuals[-1] < 1e-4
     assert result.relative_residuals[-1] <= ROUND_OFF_MARGIN * result.round_off_floor
@@ -109,12 +109,12 @@ def test_float32_stops_at_its_round_off_floor_with_the_same_factor():
     assert "raise solver.tol or use solver.dtype=float64" in outcome(result, 1e-12, "float32")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", list(Dtype))
 @pytest.mark.parametrize("rhs", ["random", "sine"])
 def test_the_round_off_floor_estimate_is_where_the_residual_stops(dtype, rhs):
     """eps ||A|| ||u|| / ||f|| follows the floor from 2e-15 to 3e-5 (sine: the condition
-    number of A, 1.7e3; random: 54), a few times above it."""
-    result = solve_poisson(63, rhs, tol=0.0, max_cycles=60, dtype=dtype)
+    number of A, 1.7e3; random: 54), a few times above it (a tol far below any floor)."""
+    result = solve_poisson(63, rhs, Multigrid(SolverConfig(tol=1e-30, max_cycles=60, dtype=dtype)))
     lowest = min(result.relative_residuals)
     assert result.status == "round_off"
     assert 0.05 * result.round_off_floor < lowest < 0.5 * result.round_off_floor
@@ -125,7 +125,7 @@ def test_the_readme_jumps_example_diverges_and_says_so_not_round_off():
     residual turns up at 0.254 and grows by 1.3 a cycle; it used to be called the round-off floor."""
     f = right_hand_side("random", 255, seed=0)
     stencil = finest_stencil(DiffusionProblemConfig(n=255, coefficient=Coefficient.jumps, contrast=1000.0))
-    result = solve_stencil(stencil, f, MultigridSettings(), PROLONGATIONS["black_box"])
+    result = solve_stencil(stencil, f, Multigrid(), PROLONGATIONS["black_box"])
     assert result.status == "diverged" and result.cycles == 7 + STALL_CYCLES
     assert min(result.relative_residuals) == pytest.approx(0.254, abs=0.002)
     assert result.convergence_factor > 1.0 and result.round_off_floor < 1e-10
@@ -148,11 +148,11 @@ def test_stuck_tells_a_stall_from_a_rise():
 
 
 def test_max_cycles_says_how_many_more_cycles_it_needs():
-    short = solve_poisson(127, "random", tol=1e-8, max_cycles=6)
+    short = solve_poisson(127, "random", Multigrid(SolverConfig(tol=1e-8, max_cycles=6)))
     said = outcome(short, 1e-8, "float64")
     assert short.status == "max_cycles" and "raise solver.max_cycles" in said
     more = int(said.split("about ")[1].split(" more")[0])
-    full = solve_poisson(127, "random", tol=1e-8, max_cycles=60)
+    full = solve_poisson(127, "random", Multigrid(SolverConfig(tol=1e-8, max_cycles=60)))
     assert full.converged and abs(full.cycles - (6 + more)) <= 1
 
 
@@ -163,7 +163,7 @@ def test_asymptotic_factor_reads_the_second_half():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
-    on_gpu = solve_poisson(63, "sine", tol=1e-10, device="cuda")
-    on_cpu = solve_poisson(63, "sine", tol=1e-10)
+    solver = Multigrid(SolverConfig(tol=1e-10))
+    on_gpu, on_cpu = solve_poisson(63, "sine", solver, device="cuda"), solve_poisson(63, "sine", solver)
     assert on_gpu.solution.device.type == "cuda" and on_gpu.cycles == on_cpu.cycles
     assert on_gpu.error_max == pytest.approx(on_cpu.error_max, rel=1e-6)

@@ -18,7 +18,7 @@ from mgnet_cli.cli.preflight import check_job
 from mgnet_cli.errors import ConfigError
 
 CONFIGS = config_dir()
-EXTENDS = re.compile(r"^\s*- /schema/([\w/]+)/(\w+)@_here_", re.M)
+EXTENDS = re.compile(r"^\s*- /schema/([\w/]+)/(\w+)@(?:_here_|[\w.]+)", re.M)  # _here_, or a _global_ option's group
 HUGE = 2**64
 NO_RANGE = {  # fields whose every well-typed value is allowed (booleans, choices, free paths)
     "download", "deterministic", "compile", "channels_last", "skip_nonfinite", "checkpoints",
@@ -86,6 +86,8 @@ def out_of_range(key: str, kind) -> list[str]:
         return []
     if name == "num_classes":  # a class count: at least two classes, wherever it is given
         return ["0", "1", "-1", str(HUGE)]
+    if name == "norm_bias_decay":  # bool | float: a flag, or a factor of the weight decay
+        return ["-1", "nan"]
     if kind is int or name in ("channels", "channels_f"):
         return ["-1", str(HUGE)]
     if kind is float:

@@ -2,7 +2,9 @@
 command takes has its one-line help in that schema (``rules.setting``), which ``--help`` prints.
 
 A YAML's base is what it extends: ``/schema/<group>/<name>@_here_`` (the schema's defaults) and the
-sibling options its defaults list names (``trainer/fast`` extends ``default``). A key whose literal
+sibling options its defaults list names (``trainer/fast`` extends ``default``); an option in the
+``_global_`` package extends its schema at its group (``@problem``) and lays the rest of its keys over
+the defaults of the command that selects its group (``problem/diffusion`` sets ``solver.*``). A key whose literal
 value equals the base's is a restatement: a second copy of the default that can drift from it.
 ``${...}`` values and the key that selects the schema (``_target_``, a problem's ``kind``) are not.
 """
@@ -27,7 +29,8 @@ LAYERED = {  # folders whose options are laid over other groups' values, not ove
     "tiny": "trainer=smoke's shrunk model, laid over the model option (and over a preset's widths)",
 }
 HYDRAS_OWN = {"hydra": "Hydra's logging configs", "search": "Hydra's sweeper settings"}  # no mgnet schema
-EXTENDS = re.compile(r"/schema/(?:(?P<group>[\w/]+)/)?(?P<name>\w+)@_here_")
+EXTENDS = re.compile(r"/schema/(?:(?P<group>[\w/]+)/)?(?P<name>\w+)@(?P<package>_here_|[\w.]+)")
+GLOBAL = "# @package _global_"
 
 
 def shipped_files() -> list[str]:
@@ -56,20 +59,41 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def base_of(path: Path) -> tuple[type | None, dict[str, Any]]:
-    """(the schema a YAML extends, the values it would have if it stated nothing)."""
-    owner, base = None, {}
+def nested(values: dict[str, Any], package: str) -> dict[str, Any]:
+    """``values`` placed at the dotted ``package`` ("_here_": where they are)."""
+    for part in reversed(package.split(".") if package != "_here_" else []):
+        values = {part: values}
+    return values
+
+
+def command_defaults(group: str) -> dict[str, Any]:
+    """The defaults of the command whose YAML selects ``group`` (what a ``_global_`` option of it
+    sets keys over); empty if none does."""
+    for name in schema.COMMANDS:
+        entries = (yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()) or {}).get("defaults", [])
+        if any(isinstance(entry, dict) and group in entry for entry in entries):
+            return schema_defaults(None, name)[1]
+    return {}
+
+
+def base_of(path: Path) -> tuple[type | None, dict[str, Any], str]:
+    """(the schema a YAML extends, the values it would have if it stated nothing, the package of its
+    own values: "_here_", or its group's key for a ``_global_`` option)."""
+    owner, base, package = None, {}, "_here_"
+    if GLOBAL in path.read_text().splitlines():
+        base = command_defaults(str(path.parent.relative_to(CONFIGS)))
     for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults", []):
         if not isinstance(entry, str) or entry == "_self_":
             continue  # a group's default option (`dataset: cifar10`) or Hydra's own: not a key's value
         if match := EXTENDS.fullmatch(entry):
             owner, values = schema_defaults(match["group"], match["name"])
+            package, values = match["package"], nested(values, match["package"])
         else:  # a sibling option of the same group
             sibling = path.with_name(f"{entry}.yaml")
-            owner, values = base_of(sibling)
+            owner, values, package = base_of(sibling)
             values = merged(values, literal(sibling))
         base = merged(base, values)
-    return owner, base
+    return owner, base, package
 
 
 def same(value: Any, default: Any) -> bool:
@@ -95,10 +119,11 @@ def restatements(stated: dict[str, Any], base: dict[str, Any], prefix: str = "")
 @pytest.mark.parametrize("relative", shipped_files())
 def test_no_shipped_yaml_restates_a_default_of_its_schema(relative):
     path = CONFIGS / relative
-    owner, base = base_of(path)
+    owner, base, package = base_of(path)
     assert owner is not None, f"{relative} extends no schema"
     stated = literal(path)
-    stated.pop(getattr(owner, "SELECTED_BY", "_target_"), None)  # picks the schema: not a restatement
+    own = stated if package == "_here_" else stated.get(package, {})
+    own.pop(getattr(owner, "SELECTED_BY", "_target_"), None)  # picks the schema: not a restatement
     assert restatements(stated, base) == [], f"{relative} restates its schema's defaults"
 
 
@@ -116,6 +141,9 @@ def test_a_restatement_is_found():
     assert restatements({"epochs": 300, "compile": True, "precision": "bf16"}, base) == ["epochs=300"]
     assert restatements({"compile": False}, base) == ["compile=false"]  # as default.yaml (the schema) has it
     assert restatements({"deterministic": 0, "scheduler": {"epochs": "${trainer.epochs}"}}, base) == []
+    over_solve = base_of(CONFIGS / "problem" / "diffusion.yaml")[1]  # _global_: its schema's keys and solve's
+    assert restatements({"problem": {"n": 255, "sigma": 2.0}, "solver": {"cycle": "v", "krylov": "cg"}},
+                        over_solve) == ["problem.n=255", "solver.cycle=v"]
 
 
 def reachable(owner: type, prefix: str) -> list[tuple[str, type, dataclasses.Field]]:
