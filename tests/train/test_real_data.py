@@ -2,9 +2,15 @@
 above chance after two epochs (33.7 % test accuracy on this machine, chance is 10 %), and its
 training loss falls from the first epoch to the second."""
 
+import pytest
+
 from tests.helpers import fit_config as train
 
 
+# slow (9 s of the quick run's ~200): its two halves are quick tests, reading the real subset
+# (tests/data/test_cifar.py::test_real_cifar10_subset) and fit learning images well above chance
+# (tests/train/test_loop.py::test_fit_learns_the_synthetic_data); `-m slow` runs it whole
+@pytest.mark.slow
 def test_small_mgnet_learns_real_cifar10(compose_config, shared_data, tmp_path):
     cfg = compose_config(
         "dataset=cifar10", f"dataset.root={shared_data}", "dataset.download=false",
