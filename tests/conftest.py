@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from mgnet_cli.cli import config_dir, register_configs
@@ -92,6 +93,7 @@ def compose_config() -> Callable[..., DictConfig]:
         key = (config_name, (*(TINY if tiny else []), *overrides))
         if key not in COMPOSED:
             register_configs()
+            GlobalHydra.instance().clear()  # a test whose in-process command failed may leave it set
             with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
                 COMPOSED[key] = compose(config_name, overrides=list(key[1]))
         return copy.deepcopy(COMPOSED[key])
