@@ -42,12 +42,13 @@ class WarmupCosine:
 @dataclass
 class Triangular:
     """Linear from ``start_fraction`` up to 1 at ``peak_at`` of the run, then linear down to
-    ``final_fraction`` at its end (airbench94's: 0.2, 0.23, 0.07); constant after the end."""
+    ``final_fraction`` at its end; constant after the end. Its defaults (airbench94's) are
+    ``TriangularConfig``'s, written there once (``scheduler=triangular``)."""
 
     epochs: int
-    peak_at: float = 0.23
-    start_fraction: float = 0.2
-    final_fraction: float = 0.07
+    peak_at: float
+    start_fraction: float
+    final_fraction: float
 
     def __call__(self, epoch: float) -> float:
         progress = min(max(epoch / self.epochs, 0.0), 1.0)
