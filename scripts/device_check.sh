@@ -56,8 +56,89 @@ run() {
     cat "$out/compare.md"
 }
 
+# The full CIFAR-10 on the GPU (docs/results.md, "On a GPU"), in two calls of the device tool, the
+# second made at once while the machine is warm (it waits 30 s):
+#   bash scripts/device_check.sh prepare-full DIR  # here: DIR/cifar-10-batches-py into .devfull1, .devfull2
+#   bash scripts/device_check.sh stage             # call 1 (carry .whl .devfull1): keeps part 1 in /tmp,
+#                                                  # a CUDA smoke run and speed rows (bench.md)
+#   bash scripts/device_check.sh full              # call 2 (carry .whl .devfull2): unpacks and checks the
+#                                                  # data, then FULL_RUNS below in order until the deadline
+prepare_full() {
+    local exclude
+    exclude="$(git rev-parse --git-path info/exclude)"
+    for path in /.devfull1/ /.devfull2/; do grep -qxF "$path" "$exclude" 2>/dev/null || echo "$path" >> "$exclude"; done
+    rm -rf .devfull1 .devfull2
+    python3 scripts/device_data.py pack "$1/cifar-10-batches-py" .devfull1 .devfull2
+}
+
+setup() {  # there: the carried wheels, the GPU's name, unbuffered output
+    OUT="${OUT:-device-out}"; mkdir -p "$OUT" /tmp/site
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true
+      python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
+      lscpu | grep 'Model name' || true; } >> "$OUT/gpu.txt"
+}
+
+stage() {
+    setup
+    rm -rf /tmp/devfull1 && cp -r .devfull1 /tmp/devfull1
+    local device="${MGNET_CHECK_DEVICE:-cuda}"
+    python3 -m mgnet_cli train experiment=mgnet_cifar10_fast dataset=synthetic trainer=smoke \
+        trainer.precision=auto trainer.device="$device" hydra.run.dir=/tmp/smoke > "$OUT/stage.log" 2>&1
+    local bench="python3 scripts/bench.py trainer.device=$device ${MGNET_CHECK_MODEL:-} --markdown ${MGNET_CHECK_BENCH:---rounds 2 --steps 20}"
+    {
+        timeout 50 $bench trainer.precision=fp32 trainer.batch_size=512
+        echo
+        timeout 50 $bench trainer.precision=auto trainer.batch_size=512
+    } > "$OUT/bench.md" 2>> "$OUT/stage.log" || echo "bench stopped: see stage.log" >> "$OUT/bench.md"
+    cat "$OUT/gpu.txt" "$OUT/bench.md"
+}
+
+# name | overrides of `mgnet train`, in the order they run. The full data, the GPU's default precision
+# unless a run says otherwise.
+FULL_RUNS=(
+    "fast_auto_s0|experiment=mgnet_cifar10_fast seed=0"
+    "fast_fp32_s0|experiment=mgnet_cifar10_fast seed=0 trainer.precision=fp32"
+    "fast_auto_s1|experiment=mgnet_cifar10_fast seed=1"
+    "resnet18_e4|experiment=resnet18_cifar10 trainer.epochs=4 scheduler=cosine scheduler.warmup_epochs=1 seed=0"
+    "mgnet256_e4|experiment=mgnet_cifar10 trainer.epochs=4 scheduler=cosine scheduler.warmup_epochs=1 seed=0"
+    "smoother_resnet|smoother=resnet"
+    "smoother_densenet|smoother=densenet"
+    "smoother_chebyshev|smoother=chebyshev"
+    "fast_auto_e20|experiment=mgnet_cifar10_fast seed=0 trainer.epochs=20"
+    "fast_auto_e40|experiment=mgnet_cifar10_fast seed=0 trainer.epochs=40"
+)
+# docs/results.md's smoother table, as run on the CPU
+SMOOTHERS="dataset=cifar10 model.channels=32 model.smoothing_steps=[2,2,2,2] trainer.epochs=4 scheduler=cosine scheduler.warmup_epochs=1 seed=0"
+
+full() {
+    local deadline=$(( $(date +%s) + ${MGNET_CHECK_SECONDS:-520} ))
+    setup
+    [[ -d /tmp/devfull1 ]] || { echo "no /tmp/devfull1: the stage call's machine was given back" | tee "$OUT/full.log"; exit 1; }
+    local data=/tmp/cifar10-full device="${MGNET_CHECK_DEVICE:-cuda}"
+    python3 scripts/device_data.py unpack /tmp/devfull1 .devfull2 "$data" | tee "$OUT/full.log"
+    for entry in "${FULL_RUNS[@]}"; do
+        local name="${entry%%|*}" overrides="${entry#*|}" left=$(( deadline - $(date +%s) ))
+        [[ $name == smoother_* ]] && overrides="$SMOOTHERS $overrides"
+        (( left > 20 )) || { echo "== $name: skipped, ${left} s left" >> "$OUT/full.log"; continue; }
+        echo "== $name ($left s left): $overrides" >> "$OUT/full.log"
+        # shellcheck disable=SC2086
+        MGNET_DATA_DIR="$data" timeout "$left" python3 -m mgnet_cli train $overrides trainer.device="$device" \
+            ${MGNET_CHECK_MODEL:-} hydra.run.dir="/tmp/runs/$name" >> "$OUT/full.log" 2>&1 \
+            || echo "== $name: exit $?" >> "$OUT/full.log"
+        tar -czf "$OUT/runs.tgz" --exclude='*.pt' -C /tmp runs
+    done
+    python3 -m mgnet_cli report /tmp/runs --output /tmp/report >> "$OUT/full.log" 2>&1 || true
+    cp /tmp/report/report.md "$OUT/report.md" 2>/dev/null || true
+    grep -E "^== |final|test acc|images/s \(" "$OUT/full.log" | tail -60
+}
+
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
-    *) echo "usage: bash scripts/device_check.sh prepare|run" >&2; exit 2 ;;
+    prepare-full) prepare_full "${2:?usage: prepare-full DIR (holding cifar-10-batches-py/)}" ;;
+    stage) stage ;;
+    full) full ;;
+    *) echo "usage: bash scripts/device_check.sh prepare|run|prepare-full DIR|stage|full" >&2; exit 2 ;;
 esac
