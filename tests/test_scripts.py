@@ -1,11 +1,13 @@
 """The measurement scripts under scripts/ run end to end and count what they claim to count."""
 
 import importlib.util
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mgnet_cli.pde.learned_smoother import LearnedKernels
 from mgnet_cli.pde.smoother_learning import with_kernels
@@ -99,3 +101,56 @@ def test_compare_fast_trains_both_paths_from_the_same_start(tmp_path):
 def test_scripts_say_what_is_wrong_in_a_line(tmp_path, name, args, message):
     result = script(name, *args, cwd=tmp_path, check=False)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_device_data_mosaics_are_lossless_and_place_image_i_at_its_tile():
+    device_data = load("device_data")
+    rows = torch.randint(0, 256, (10_000, 3 * 32 * 32), generator=torch.Generator().manual_seed(0),
+                         dtype=torch.uint8).numpy()
+    mosaic = device_data.to_mosaic(rows)
+    assert mosaic.shape == (3200, 3200, 3)
+    image = 4321  # tile (43, 21): its red plane's first row is the row's first 32 values
+    assert (mosaic[43 * 32, 21 * 32:22 * 32, 0] == rows[image, :32]).all()
+    assert (mosaic[43 * 32 + 31, 21 * 32 + 31] == rows[image, [1023, 2047, 3071]]).all()  # last pixel, R G B
+    assert (device_data.from_mosaic(mosaic) == rows).all()
+
+
+@pytest.mark.slow  # packs 20,000 images as WebP: seconds
+def test_device_data_unpacks_what_it_packed_and_refuses_a_changed_pixel(tmp_path, monkeypatch):
+    device_data = load("device_data")
+    monkeypatch.setattr(device_data, "PARTS", (("data_batch_1",), ("test_batch",)))  # 2 of the 6 batches
+    generator = torch.Generator().manual_seed(1)
+    source = tmp_path / "cifar-10-batches-py"
+    source.mkdir()
+    for names in device_data.PARTS:
+        for name in names:  # smooth images, as the real ones, so WebP has something to compress
+            base = torch.randint(0, 200, (10_000, 3, 1, 1), generator=generator)
+            noise = torch.randint(0, 8, (10_000, 3, 32, 32), generator=generator)
+            rows = (base + noise).to(torch.uint8).reshape(10_000, -1).numpy()
+            labels = torch.randint(0, 10, (10_000,), generator=generator).tolist()
+            with (source / name).open("wb") as file:
+                pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": rows}, file)
+    (source / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"a"] * 10}))
+    parts = [tmp_path / "part1", tmp_path / "part2"]
+    device_data.pack(source, parts)
+    device_data.unpack(parts, tmp_path / "out")
+    for name in (*device_data.PARTS[0], *device_data.PARTS[1], "batches.meta"):
+        original, rebuilt = (folder / name for folder in (source, tmp_path / "out" / "cifar-10-batches-py"))
+        if name == "batches.meta":
+            assert rebuilt.read_bytes() == original.read_bytes()
+            continue
+        before, after = (pickle.loads(path.read_bytes(), encoding="bytes") for path in (original, rebuilt))
+        assert (before[b"data"] == after[b"data"]).all() and before[b"labels"] == after[b"labels"]
+    (parts[1] / "test_batch_labels.npy").write_bytes((parts[0] / "data_batch_1_labels.npy").read_bytes())
+    with pytest.raises(SystemExit, match="test_batch: the unpacked pixels or labels differ"):
+        device_data.unpack(parts, tmp_path / "again")
+
+
+def test_bench_default_solve_builds_the_5_point_matrix_and_solves_it_with_pyamg():
+    pytest.importorskip("pyamg", reason="the [bench] extra is not installed")
+    bench = load("bench_default_solve")
+    matrix = bench.poisson_matrix(3)
+    assert matrix.shape == (9, 9) and matrix.diagonal().tolist() == [4.0] * 9
+    assert matrix[4].toarray().ravel().tolist() == [0, -1, 0, -1, 4, -1, 0, -1, 0]  # the centre's 4 neighbours
+    seconds, cycles = bench.pyamg_seconds(bench.poisson_matrix(31), torch.ones(31 * 31, dtype=torch.float64).numpy())
+    assert seconds > 0 and 1 <= cycles <= 20
