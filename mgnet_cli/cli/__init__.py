@@ -234,7 +234,7 @@ def started(argv: list[str]) -> None:
     from mgnet_cli.cli.help import print_help, wants_help
 
     if wants_help(argv[1:]):
-        print_help(name)
+        print_help(name, argv[1:])
         return
     argv = [name, *resolved_latest(name, argv[1:])]
     completing = any(arg.split("=")[0] in COMPLETION_FLAGS for arg in argv[1:])
