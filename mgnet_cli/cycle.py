@@ -3,7 +3,7 @@ solver (pde/).
 
 The network passes learned 3x3 convolutions with BatchNorm+ReLU and no prolongation (the backslash
 cycle ends on the coarsest grid, where the classifier reads the features); the solver passes fixed
-stencils, no activation and a prolongation (V, W or backslash = V(nu, 0)).
+stencils, no activation and a prolongation (V, W, F or backslash = V(nu, 0)).
 
 A ``u`` of ``None`` stands for the zero grid function: the first level's ``u^{1,0} = 0`` and the
 coarse-grid correction of a linear solve both start from it, and skipping ``A * 0`` is free speed.
@@ -80,9 +80,13 @@ class MultigridCycle(nn.Module):
     """Runs one cycle over ``levels`` (finest first) and returns the updated ``u``.
 
     ``backslash``: smooth, restrict, go down; ``v``: also correct and post-smooth on the way up;
-    ``w``: visit each coarser level twice. Levels without a prolongation make the cycle end on the
-    coarsest grid and return the coarsest ``u`` (MgNet's forward pass).
+    ``w``: visit each coarser level twice; ``f``: correct by an F-cycle then a V-cycle on the next
+    level (cycle_shape.py). The coarsest level is solved once per visit of the level above it: its
+    solve is exact, a second one would change nothing. Levels without a prolongation make the
+    cycle end on the coarsest grid and return the coarsest ``u`` (MgNet's forward pass).
     """
+
+    SECOND_VISIT = {"w": "w", "f": "v"}  # the shape of the second coarse-grid correction, where there is one
 
     def __init__(self, levels: list[Level], shape: CycleShape | str = CycleShape.backslash) -> None:
         super().__init__()
@@ -97,12 +101,12 @@ class MultigridCycle(nn.Module):
         """``residual = f - A u`` on the finest level, when the caller already has it."""
         if residual is None and u is None:
             residual = f
-        return self._visit(0, u, f, residual)
+        return self._visit(0, u, f, residual, self.shape)
 
     def _visit(
-        self, depth: int, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor | None
+        self, depth: int, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor | None, shape: str
     ) -> torch.Tensor:
-        """One cycle from level ``depth`` down; ``residual`` is ``f - A u`` when already known."""
+        """One ``shape`` cycle from level ``depth`` down; ``residual`` is ``f - A u`` when already known."""
         level = self.levels[depth]
         if residual is None:
             residual = level.residual(u, f)
@@ -117,14 +121,14 @@ class MultigridCycle(nn.Module):
         restricted = level.R(residual)
         # f^{l+1} - A^{l+1} u^{l+1,0} is the restricted residual itself: no second product needed.
         f_coarse = restricted if A_u_coarse is None else restricted + A_u_coarse
-        u_coarse = self._visit(depth + 1, u_coarse_start, f_coarse, restricted)
-        if self.shape == "w" and depth + 1 < len(self.levels) - 1:
-            u_coarse = self._visit(depth + 1, u_coarse, f_coarse, None)
+        u_coarse = self._visit(depth + 1, u_coarse_start, f_coarse, restricted, shape)
+        if shape in self.SECOND_VISIT and depth + 1 < len(self.levels) - 1:
+            u_coarse = self._visit(depth + 1, u_coarse, f_coarse, None, self.SECOND_VISIT[shape])
 
         if level.P is None:
             return u_coarse  # the network: the classifier reads the coarsest features
         correction = u_coarse if u_coarse_start is None else u_coarse - u_coarse_start
         u = u + level.P(correction)
-        if self.shape == "backslash" or level.post_smoother is None:
+        if shape == "backslash" or level.post_smoother is None:
             return u
         return level.post_smoother(u, f, level.residual(u, f), level.A)

@@ -9,6 +9,8 @@ here: the schema imports this one)."""
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mgnet_cli.cycle_shape import SHAPES_HELP
+
 MATRIX_SUFFIXES = (".mtx", ".npz")  # Matrix Market, SciPy sparse
 
 
@@ -66,8 +68,11 @@ class AmgSmoother(StrEnum):
 
 
 class AmgCycle(StrEnum):
+    """The shapes of mgnet_cli/cycle_shape.py that come back up (not MgNet's backslash)."""
+
     v = "v"
     w = "w"
+    f = "f"
 
 
 class AmgKrylov(StrEnum):
@@ -84,7 +89,7 @@ class AmgSettings(SetupSettings):
     smoother: AmgSmoother = field(default=AmgSmoother.gauss_seidel, metadata={
             "help": "gauss_seidel (forward before the coarse "
                                     "correction, backward after), symmetric_gauss_seidel, l1_jacobi or chebyshev"})
-    cycle: AmgCycle = field(default=AmgCycle.v, metadata={"help": "v or w"})
+    cycle: AmgCycle = field(default=AmgCycle.v, metadata={"help": SHAPES_HELP})
     pre_smooth: int = field(default=1, metadata={"help": "smoothing steps before the coarse-grid correction"})
     post_smooth: int = field(default=1, metadata={"help": "after it"})
     krylov: AmgKrylov = field(default=AmgKrylov.cg, metadata={

@@ -5,6 +5,7 @@ config into typed arguments for the library below it.
 """
 
 import contextlib
+import hashlib
 import importlib
 import io
 import logging
@@ -36,6 +37,23 @@ def run_dir(resume: str | None, default: str) -> str:
     return str(target if target.is_dir() else target.parent)
 
 
+NAME_BYTES = 255  # the longest file name ext4, XFS, btrfs and APFS allow, in bytes
+DIGEST_CHARACTERS = 12  # of the SHA-256 of the overrides that ends a shortened folder name
+
+
+def job_folder(number: int, overrides: str, seed: int) -> str:
+    """A training sweep job's folder (``hydra.sweep.subdir``): ``<number>_<overrides>_seed=<seed>``.
+    A name over NAME_BYTES keeps as much of the overrides as fits and ends ``~<digest>_seed=<seed>``,
+    the digest of all of them, so it can be made and tells sweeps apart; the job's overrides are
+    whole in summary.csv and its .hydra/overrides.yaml."""
+    name = f"{number}_{overrides}_seed={seed}"
+    if len(name.encode()) <= NAME_BYTES:
+        return name
+    tail = f"~{hashlib.sha256(overrides.encode()).hexdigest()[:DIGEST_CHARACTERS]}_seed={seed}"
+    head = f"{number}_{overrides}".encode()[:NAME_BYTES - len(tail.encode())]
+    return head.decode(errors="ignore") + tail  # a character cut in two is dropped
+
+
 def hydra_subdir(resume: str | None) -> str | None:
     """``hydra.output_subdir``: a resume keeps the run's own ``.hydra`` record, and adds its own
     only once it is accepted (``mgnet_cli.cli.train.record_resume``): none from Hydra."""
@@ -51,6 +69,8 @@ def register_configs() -> None:
     schema.register()
     if not OmegaConf.has_resolver("mgnet_run_dir"):
         OmegaConf.register_new_resolver("mgnet_run_dir", run_dir)
+    if not OmegaConf.has_resolver("mgnet_job_folder"):
+        OmegaConf.register_new_resolver("mgnet_job_folder", job_folder)
     if not OmegaConf.has_resolver("mgnet_not_the_experiment"):  # what sweep folders leave out of their names
         OmegaConf.register_new_resolver("mgnet_not_the_experiment", lambda: [
             *(key for key in schema.PLACES + schema.REPLICAS if not key.endswith(".")), "search"])
@@ -234,7 +254,7 @@ def started(argv: list[str]) -> None:
     from mgnet_cli.cli.help import print_help, wants_help
 
     if wants_help(argv[1:]):
-        print_help(name)
+        print_help(name, argv[1:])
         return
     argv = [name, *resolved_latest(name, argv[1:])]
     completing = any(arg.split("=")[0] in COMPLETION_FLAGS for arg in argv[1:])

@@ -39,15 +39,16 @@ COMMANDS: dict[str, type] = {"train": train.TrainConfig, "eval": commands.EvalCo
                              "info": commands.InfoConfig, "solve": solve.SolveConfig}
 
 
-# Keys that are not the experiment, written once: where it runs and reads (PLACES), which replica it
-# is (REPLICAS), how long and how fast it runs (PACE). A resume may change PLACES and PACE; a report
+# Keys that are not the experiment, written once: where it runs and reads, on how many threads
+# (PLACES), which replica it is (REPLICAS), how long and how fast it runs (PACE). A resume may change PLACES and PACE; a report
 # groups over PLACES and REPLICAS; sweep folders leave PLACES and REPLICAS out of their names
 # (configs/train.yaml's exclude_keys: ``${mgnet_not_the_experiment:}``, mgnet_cli.cli's resolver).
-PLACES = ("resume", "dataset.root", "dataset.download", "trainer.device", "solver.device", "hydra.")
+PLACES = ("resume", "dataset.root", "dataset.download", "trainer.device", "solver.device", "trainer.threads",
+          "solver.threads", "hydra.")
 REPLICAS = ("seed", "problem.seed")
 PACE = ("trainer.epochs", "trainer.checkpoints", "trainer.eval_batch_size", "trainer.limit_eval_batches",
         "trainer.precision", "trainer.channels_last", "trainer.compile", "trainer.num_workers",
-        "trainer.threads", "trainer.log_every_n_steps", "trainer.metrics_csv")
+        "trainer.log_every_n_steps", "trainer.metrics_csv")
 
 
 @functools.cache

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from mgnet_cli import memory, shipped
 from mgnet_cli.amg.settings import MATRIX_SUFFIXES, AmgSettings
-from mgnet_cli.cycle_shape import CycleShape
+from mgnet_cli.cycle_shape import SHAPES_HELP, CycleShape
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -365,8 +365,8 @@ class StencilAwareOptionConfig(SolverSmootherConfig):
 @dataclass
 class SolverConfig:
     """``solve.yaml``'s ``solver``: the cycle, its coarsening and what it learns."""
-    cycle: CycleShape = rules.setting(CycleShape.v, "how the cycle visits the levels (backslash: MgNet's shape, "
-                                    "smoothing on the way down only)")
+    cycle: CycleShape = rules.setting(CycleShape.v, f"{SHAPES_HELP}; backslash: MgNet's shape, smoothing on the "
+                                    "way down only")
     prolongation: Prolongation = rules.setting(Prolongation.bilinear, "diffusion/anisotropic: bilinear, "
                                                "black_box (Dendy) or learned; R = P^T, A_c = R A P")
     krylov: Krylov = rules.setting(Krylov.none, "none (the cycle repeated) or cg: conjugate gradients, one "

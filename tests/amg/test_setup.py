@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, SetupSettings
+from mgnet_cli.amg.settings import AmgCycle, AmgSettings, AmgSmoother, SetupSettings
 from mgnet_cli.amg.setup import (classical_interpolation, direct_interpolation, extended_i_interpolation,
                                   ruge_stuben, second_pass, split_pmis, split_rs, strength)
 from mgnet_cli.amg.solver import setup
@@ -235,7 +235,7 @@ JUMPS_BOUND = 0.30
 
 
 @pytest.mark.parametrize("smoother", list(AmgSmoother))
-@pytest.mark.parametrize("shape", ["v", "w"])
+@pytest.mark.parametrize("shape", list(AmgCycle))
 def test_every_smoother_and_shape_converges_and_cg_converges_faster(smoother, shape):
     A = jumps(31)
     settings = AmgSettings(smoother=smoother, cycle=shape, pre_smooth=2 if smoother == "chebyshev" else 1,

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from mgnet_cli import schema
 from mgnet_cli.amg.settings import AmgSettings
 from mgnet_cli.schema.solve import SolverConfig
-from tests.helpers import mgnet_solve
+from tests.helpers import cli, mgnet_solve
 
 CHOSEN = {  # problem -> (smoother, prolongation, krylov, pre_smooth, post_smooth)
     "poisson": ("RedBlackGaussSeidel", "bilinear", "none", 1, 1),  # solve.yaml's default
@@ -86,3 +86,51 @@ def test_the_start_line_says_what_was_chosen_and_whose_choice_it_is(tmp_path):
                                 "solver/smoother=jacobi solver.prolongation=bilinear solver.krylov=none)")
     before = json.loads((given / "results.json").read_text())
     assert before["smoother"] == "jacobi" and before["convergence_factor"] > 0.5
+
+
+def help_keys(*args: str, cwd) -> dict[str, str]:
+    """``mgnet solve <args> --help`` in-process: each key's line (wrapped lines joined) by its key."""
+    done = cli("solve", *args, "--help", cwd=cwd)
+    lines: list[str] = []
+    for line in done.stdout.split("then its help):\n")[1].split("\n\n")[0].splitlines():
+        if line.startswith("   "):  # a wrapped line of the key above
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line.strip())
+    return {line.split("=")[0]: line for line in lines}
+
+
+@pytest.mark.parametrize("problem", sorted(CHOSEN))
+def test_help_shows_the_defaults_the_problem_composes(tmp_path, problem):
+    """``problem=diffusion`` sets black_box and cg: --help shows them, marked with the schema's."""
+    _, prolongation, krylov, pre_smooth, _ = CHOSEN[problem]
+    done = cli("solve", f"problem={problem}", "--help", cwd=tmp_path)
+    assert f"as `mgnet solve problem={problem}` composes it" in done.stdout
+    smoother = "gauss_seidel_rb" if problem == "poisson" else "line_gauss_seidel"
+    groups = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert f" {smoother}*," in groups["solver/smoother"] + "," and groups["solver/smoother"].count("*") == 1
+    assert f" {problem}*" in groups["problem"]
+    lines = help_keys(f"problem={problem}", cwd=tmp_path)
+    default = SolverConfig()
+    for key, value in (("prolongation", prolongation), ("krylov", krylov), ("pre_smooth", pre_smooth)):
+        line = lines[f"solver.{key}"]
+        assert line.startswith(f"solver.{key}={value} ")
+        schema_default = str(getattr(default, key))
+        assert line.endswith(f"(schema default: {schema_default})") == (str(value) != schema_default), line
+    assert sum("(schema default:" in line for line in lines.values()) == (0 if problem == "poisson" else 2)
+    assert not any(tmp_path.iterdir())  # help writes no run folder
+
+
+def test_help_shows_a_choice_given_over_the_problems(tmp_path):
+    lines = help_keys("problem=diffusion", "solver.krylov=none", "solver.tol=1e-6", cwd=tmp_path)
+    assert lines["solver.krylov"].startswith("solver.krylov=none ") and "schema default" not in lines["solver.krylov"]
+    assert lines["solver.tol"].endswith("(schema default: 1e-08)")
+    assert lines["solver.prolongation"].startswith("solver.prolongation=black_box ")
+
+
+@pytest.mark.parametrize(("given", "says"), [("problem=bogus", "problem=bogus: no such option"),
+                                             ("solver.tol=5", "solver.tol=5.0: give a finite number in (0, 1)")])
+def test_help_with_a_bad_override_is_the_commands_one_line(tmp_path, given, says):
+    done = cli("solve", given, "--help", cwd=tmp_path, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"mgnet solve: error: {says}") and "Traceback" not in done.stderr

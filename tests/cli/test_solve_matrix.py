@@ -96,6 +96,21 @@ def test_the_start_line_names_what_was_chosen(saved):
     assert "rhs ones; AMG: PMIS (theta=0.25), direct interpolation, W(1,1) l1_jacobi cycles" in said
 
 
+def test_the_f_cycle_preconditions_cg_to_tolerance(saved):
+    """Five levels (coarsest_size=4), so F differs from V; measured: 8 CG iterations, 0.054 per
+    iteration (V: 9, 0.051); as cycles alone F 0.186, V 0.187."""
+    root, path = saved
+    run_dir = root / "f_cycle"
+    done = mgnet_solve("problem=matrix", f"problem.file={path}", "problem.amg.cycle=f", "problem.amg.coarsest_size=4",
+                       "solver.tol=1e-10", f"hydra.run.dir={run_dir}", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "classical interpolation, F(1,1) gauss_seidel-preconditioned CG" in done.stderr + done.stdout
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["levels"] == [225, 113, 34, 10, 2] and results["amg"]["settings"]["cycle"] == "f"
+    assert results["status"] == "converged" and results["final_relative_residual"] <= 1e-10
+    assert results["cycles"] <= 9
+
+
 @pytest.mark.parametrize("family, says", [
     (["problem.amg.coarsening=aggregation"], "smoothed aggregation (theta=0.08, omega=1.333), V(1,1) gauss_seidel"),
     (["problem.amg.splitting=pmis", "problem.amg.second_pass=false", "problem.amg.interpolation=extended_i"],

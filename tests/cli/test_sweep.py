@@ -10,6 +10,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from mgnet_cli.cli import NAME_BYTES, job_folder
 from mgnet_cli.cli.sweep import COLUMNS, read_rows, record_row
 from tests.cli.test_solve_learned_cli import crafted_kernels, learned_file  # noqa: F401 (a fixture)
 from tests.helpers import TINY, cli, one_line_error
@@ -35,6 +36,38 @@ def test_sweep_with_a_failing_job_keeps_every_row(tmp_path):
     assert "| optimizer.lr=0.1 | 2 | 0 1 |" in report  # seeds pooled into one row
     assert report.count("failed: ") == 2 and (sweep / "report.md").is_file()
     assert (sweep / "accuracy_vs_parameters.png").is_file()
+
+
+LONG_OVERRIDES = ["optimizer.momentum=0.9", "optimizer.weight_decay=0.0005", "optimizer.nesterov=false",
+                  "trainer.batch_size=32", "trainer.log_every_n_steps=1", "eval.tta=none", "trainer.threads=1"]
+"""With TINY, a 295-byte job folder name (313 with trainer.threads, which named jobs before): an OSError
+traceback before job_folder."""
+
+
+def test_a_sweep_whose_folder_names_would_be_too_long_runs_every_job(tmp_path):
+    """The two jobs differ only past the 255th byte: their folders are cut there, end with a digest
+    of all the overrides each, and differ; summary.csv holds the overrides whole."""
+    sweep = tmp_path / "sweep"
+    cli("train", "-m", *TINY, *LONG_OVERRIDES, "trainer.eval_batch_size=64,32", f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path)
+    folders = sorted(path.name for path in sweep.iterdir() if path.is_dir())
+    assert len(folders) == 2 and all(len(name.encode()) == NAME_BYTES for name in folders)
+    assert [name[:2] for name in folders] == ["0_", "1_"] and all(name.endswith("_seed=0") for name in folders)
+    assert folders[0][2:-20] == folders[1][2:-20] and folders[0][-20:] != folders[1][-20:]
+    assert "trainer.threads" not in folders[0] and "optimizer.momentum=0.9" in folders[0]
+    rows = read_rows(sweep / "summary.csv")
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    assert "trainer.eval_batch_size=64" in rows[0]["overrides"] and rows[0]["folder"].endswith(folders[0])
+
+
+def test_job_folder_names_fit_in_255_bytes_and_keep_short_ones():
+    assert job_folder(3, "optimizer.lr=0.1", 7) == "3_optimizer.lr=0.1_seed=7"
+    overrides = ",".join(f"dataset.caption_{index}=é{'x' * 20}" for index in range(20))  # 2-byte characters
+    name = job_folder(12, overrides, 2**63 - 1)
+    assert len(overrides.encode()) > 500 and len(name.encode()) <= NAME_BYTES
+    assert name.startswith("12_dataset.caption_0=éxx") and name.endswith(f"_seed={2**63 - 1}")
+    assert name != job_folder(12, overrides + "y", 2**63 - 1)  # the digest tells them apart
+    assert name == job_folder(12, overrides, 2**63 - 1)  # and names the same job alike
 
 
 def test_a_sweep_with_an_invalid_job_starts_no_job(tmp_path):

@@ -63,6 +63,57 @@ def test_one_cycle_of_every_smoother_and_shape_reduces_the_residual(compose_conf
     assert result.relative_residuals[1] < (0.5 if cycle == "backslash" else 0.2)
 
 
+def test_the_f_cycle_converges_between_the_v_and_the_w_cycle():
+    """Poisson n = 63, V(1,1), measured on 2026-12-04: red-black Gauss-Seidel V 0.1027, F 0.06481,
+    W 0.06481; Jacobi (0.8) V 0.3553, F 0.34705, W 0.34705. On Poisson the F-cycle reaches the
+    W-cycle's factor (to 1e-5) at fewer visits of the coarse levels."""
+    for smoother, v_factor in (("gauss_seidel_rb", 0.103), ("jacobi", 0.355)):
+        v, f, w = (factor(63, smoother, cycle=cycle) for cycle in "vfw")
+        assert v == pytest.approx(v_factor, abs=0.005)
+        assert w - 1e-4 <= f < v - 0.005
+
+
+class CountingSmoother(torch.nn.Module):
+    """A level's smoother that counts its calls."""
+
+    def __init__(self, smoother: torch.nn.Module) -> None:
+        super().__init__()
+        self.smoother, self.calls = smoother, 0
+
+    def forward(self, u, f, residual, A):
+        self.calls += 1
+        return self.smoother(u, f, residual, A)
+
+
+@pytest.mark.parametrize(("cycle", "visits"), [("v", [1, 1, 1, 1, 1]), ("f", [1, 2, 3, 4, 4]),
+                                               ("w", [1, 2, 4, 8, 8])])
+def test_each_shape_visits_level_k_as_its_definition_says(cycle, visits):
+    """Five levels (63 to 3): the V-cycle visits each once, the F-cycle level k k + 1 times, the
+    W-cycle 2^k times; the exact coarsest solve runs once per visit of the level above it."""
+    built, sizes = build_cycle(63, Multigrid(SolverConfig(cycle=cycle, coarsest_n=3)), torch.float64, "cpu")
+    for level in built.levels:
+        level.smoother = CountingSmoother(level.smoother)
+    with torch.inference_mode():
+        built(None, right_hand_side("random", 63, torch.float64, "cpu", 0))
+    assert sizes == [63, 31, 15, 7, 3]
+    assert [level.smoother.calls for level in built.levels] == visits
+
+
+@pytest.mark.parametrize("n", [3, 15])
+def test_on_one_or_two_levels_the_f_and_w_cycles_are_the_v_cycle(n):
+    """One level: the direct solve; two: one correction by the exact coarse solve, whatever the shape."""
+    f = right_hand_side("random", n, torch.float64, "cpu", 0)
+    solved = {}
+    for cycle in "vfw":
+        built, sizes = build_cycle(n, Multigrid(SolverConfig(cycle=cycle, coarsest_n=7)), torch.float64, "cpu")
+        with torch.inference_mode():
+            solved[cycle] = built(None, f)
+    assert len(sizes) == (1 if n == 3 else 2)
+    assert torch.equal(solved["f"], solved["v"]) and torch.equal(solved["w"], solved["v"])
+    if n == 3:  # the direct solve: the residual is round-off
+        assert torch.linalg.vector_norm(f - Laplacian(1 / 4)(solved["v"])) < 1e-12 * torch.linalg.vector_norm(f)
+
+
 def test_the_cycle_is_the_networks_class():
     """One cycle for both sides: the solver's is an instance of the very class MgNet's body is."""
     from mgnet_cli.model.mgnet import MgNet

@@ -170,11 +170,13 @@ def test_rules_name_the_interval_and_the_choices(hydra_initialised):
 
 
 def test_sweep_folders_leave_out_the_keys_that_are_not_the_experiment(hydra_initialised):
-    """A job's folder is named by its overrides less PLACES and REPLICAS (train.yaml reads them)."""
+    """A job's folder is named by its overrides less PLACES and REPLICAS (train.yaml reads them);
+    the thread count changes no result, so it names no job."""
     from hydra import compose
 
     cfg = compose("train", overrides=["seed=3", "resume=null", "trainer.device=cpu", "dataset.root=x",
-                                      "dataset.download=false", "trainer.epochs=2", "optimizer.lr=0.2"],
+                                      "dataset.download=false", "trainer.epochs=2", "optimizer.lr=0.2",
+                                      "trainer.threads=1"],
                   return_hydra_config=True)
     assert cfg.hydra.job.override_dirname == "optimizer.lr=0.2,trainer.epochs=2"
     assert "search" in cfg.hydra.job.config.override_dirname.exclude_keys  # search=optuna names no job
