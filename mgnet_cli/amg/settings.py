@@ -9,6 +9,9 @@ here: the schema imports this one)."""
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
+from mgnet_cli.krylov_choice import Krylov
+
 MATRIX_SUFFIXES = (".mtx", ".npz")  # Matrix Market, SciPy sparse
 
 
@@ -70,11 +73,6 @@ class AmgCycle(StrEnum):
     w = "w"
 
 
-class AmgKrylov(StrEnum):
-    cg = "cg"
-    none = "none"
-
-
 @dataclass
 class AmgSettings(SetupSettings):
     """The setup and how ``solver.solve_matrix`` cycles. The defaults were measured (docs/amg.md):
@@ -87,9 +85,7 @@ class AmgSettings(SetupSettings):
     cycle: AmgCycle = field(default=AmgCycle.v, metadata={"help": "v or w"})
     pre_smooth: int = field(default=1, metadata={"help": "smoothing steps before the coarse-grid correction"})
     post_smooth: int = field(default=1, metadata={"help": "after it"})
-    krylov: AmgKrylov = field(default=AmgKrylov.cg, metadata={
-            "help": "cg (one cycle per iteration preconditions conjugate gradients) "
-                                "or none (the cycle repeated)"})
+    krylov: Krylov = field(default=Krylov.cg, metadata={"help": KRYLOV_HELP})
 
     def prolongation(self) -> str:
         """How P is made, for results.json: ``smoothed aggregation``, or the interpolation's name."""
@@ -105,5 +101,5 @@ class AmgSettings(SetupSettings):
             split = f"{self.splitting.upper()}{' + 2nd pass' if self.second_pass else ''} (theta={self.theta:g})"
             coarse = f"{split}, {self.interpolation} interpolation"
         shape = f"{self.cycle.upper()}({self.pre_smooth},{self.post_smooth}) {self.smoother}"
-        accelerated = "-preconditioned CG" if self.krylov == "cg" else " cycles"
+        accelerated = "-preconditioned CG" if self.krylov == Krylov.cg else " cycles"
         return f"{coarse}, {shape}{accelerated}"

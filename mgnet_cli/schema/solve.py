@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from mgnet_cli import memory, shipped
 from mgnet_cli.amg.settings import MATRIX_SUFFIXES, AmgSettings
 from mgnet_cli.cycle_shape import CycleShape
+from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
+from mgnet_cli.krylov_choice import Krylov
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -46,11 +48,6 @@ class ProlongationBase(rules.Choice):
     """The rule a learned prolongation corrects (and starts from)."""
     black_box = "black_box"
     bilinear = "bilinear"
-
-
-class Krylov(rules.Choice):
-    none = "none"
-    cg = "cg"
 
 
 class Dtype(rules.Choice):
@@ -369,8 +366,7 @@ class SolverConfig:
                                     "smoothing on the way down only)")
     prolongation: Prolongation = rules.setting(Prolongation.bilinear, "diffusion/anisotropic: bilinear, "
                                                "black_box (Dendy) or learned; R = P^T, A_c = R A P")
-    krylov: Krylov = rules.setting(Krylov.none, "none (the cycle repeated) or cg: conjugate gradients, one "
-                                   "symmetric cycle per iteration as the preconditioner")
+    krylov: Krylov = rules.setting(Krylov.none, KRYLOV_HELP)
     pre_smooth: int = rules.setting(1, "smoothing steps before the coarse-grid correction (Chebyshev: the degree)")
     post_smooth: int = rules.setting(1, "after it; the backslash cycle has none")
     coarsest_n: int = rules.setting(7, "coarsening stops at this grid (2^k - 1), which is solved exactly")
