@@ -13,6 +13,7 @@ from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
 from mgnet_cli.krylov_choice import Krylov
 
 MATRIX_SUFFIXES = (".mtx", ".npz")  # Matrix Market, SciPy sparse
+VECTOR_SUFFIXES = (".npy", ".mtx")  # a right-hand side: NumPy (no pickle), Matrix Market
 
 
 class Coarsening(StrEnum):

@@ -231,7 +231,7 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
                        round_off_floor=floor, solution=u)
 
 
-def solve_poisson(n: int, rhs: RightHandSide = "random", multigrid: Multigrid | None = None,
+def solve_poisson(n: int, rhs: RightHandSide = RightHandSide.random, multigrid: Multigrid | None = None,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
     """Solves ``-Δu = g`` on ``n x n`` interior points by multigrid cycles; see ``SolveResult``."""
     multigrid = multigrid or Multigrid()
