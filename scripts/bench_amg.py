@@ -239,7 +239,7 @@ def learned_rule(path: str | None, steps: int, save: Path | None = None) -> tupl
         return model, f"learned prolongation: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = LearnedProlongationConfig(steps=steps)  # mgnet solve's defaults
     options = Multigrid(smoother=RedBlackGaussSeidel)
-    schedule = WarmupCosine(epochs=steps, warmup_epochs=5, final_fraction=0.0)
+    schedule = WarmupCosine(steps, settings.scheduler.warmup_epochs, settings.scheduler.final_fraction)
     result = learn_prolongation(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     if save is not None:
         from mgnet_cli.pde.prolongation_learning import save_prolongation
@@ -261,7 +261,7 @@ def stencil_aware_smoother(path: str | None, quick: bool) -> tuple[Callable, str
         net, state = load_stencil_smoother(Path(path), options)
         return with_net(options, net).smoother, f"stencil-aware smoother: {path} (trained in {state.get('time_s', 0):.0f} s)"
     settings = StencilAwareConfig(steps=3) if quick else StencilAwareConfig()  # mgnet solve's defaults
-    schedule = WarmupCosine(epochs=settings.steps, warmup_epochs=5, final_fraction=0.0)
+    schedule = WarmupCosine(settings.steps, settings.scheduler.warmup_epochs, settings.scheduler.final_fraction)
     result = learn_stencil_smoother(settings, options, lambda p: torch.optim.Adam(p, lr=settings.optimizer.lr), schedule)
     return with_net(options, result.model).smoother, (
         f"stencil-aware smoother: trained here, {settings.steps} steps at n = 31, {result.time_s:.0f} s")

@@ -6,6 +6,13 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# NumPy's and SciPy's OpenBLAS on one thread in each test process, as torch is below (README's run is
+# one process per core, and the two test processes inherit this from the first; it takes effect where
+# it is set before NumPy is imported, as here): tests/amg took 28.7 s of CPU with OpenBLAS's default
+# of a thread per core on the loaded 2-core host, 2.9 s on one (one 961-row eigvals: 13.9 s, 0.5 s).
+# A user's own setting is kept; the console script the `process` tests start inherits it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra

@@ -14,6 +14,7 @@ import scipy.sparse as sparse
 import torch
 
 from mgnet_cli.amg.settings import MATRIX_SUFFIXES as SUFFIXES
+from mgnet_cli.amg.settings import VECTOR_SUFFIXES
 from mgnet_cli.errors import DataError
 from mgnet_cli.memory import free_memory
 from mgnet_cli.storage import write_atomic
@@ -147,7 +148,7 @@ def read_vector(path: Path | str, rows: int) -> torch.Tensor:
     float64 tensor. Every fault is one line naming the file."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".npy", ".mtx"):
+    if suffix not in VECTOR_SUFFIXES:
         raise _fault(path, f"unknown suffix {path.suffix!r}; give a .npy or a Matrix Market .mtx vector")
     with open_regular(path, "right-hand side file") as file:
         if os.fstat(file.fileno()).st_size > 64 * rows + 2**16:  # 8 bytes an entry in .npy, text longer

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mgnet_cli.cycle_shape import SHAPES_HELP
+from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
+from mgnet_cli.krylov_choice import Krylov
 
 MATRIX_SUFFIXES = (".mtx", ".npz")  # Matrix Market, SciPy sparse
+VECTOR_SUFFIXES = (".npy", ".mtx")  # a right-hand side: NumPy (no pickle), Matrix Market
 
 
 class Coarsening(StrEnum):
@@ -75,11 +78,6 @@ class AmgCycle(StrEnum):
     f = "f"
 
 
-class AmgKrylov(StrEnum):
-    cg = "cg"
-    none = "none"
-
-
 @dataclass
 class AmgSettings(SetupSettings):
     """The setup and how ``solver.solve_matrix`` cycles. The defaults were measured (docs/amg.md):
@@ -92,9 +90,7 @@ class AmgSettings(SetupSettings):
     cycle: AmgCycle = field(default=AmgCycle.v, metadata={"help": SHAPES_HELP})
     pre_smooth: int = field(default=1, metadata={"help": "smoothing steps before the coarse-grid correction"})
     post_smooth: int = field(default=1, metadata={"help": "after it"})
-    krylov: AmgKrylov = field(default=AmgKrylov.cg, metadata={
-            "help": "cg (one cycle per iteration preconditions conjugate gradients) "
-                                "or none (the cycle repeated)"})
+    krylov: Krylov = field(default=Krylov.cg, metadata={"help": KRYLOV_HELP})
 
     def prolongation(self) -> str:
         """How P is made, for results.json: ``smoothed aggregation``, or the interpolation's name."""
@@ -110,5 +106,5 @@ class AmgSettings(SetupSettings):
             split = f"{self.splitting.upper()}{' + 2nd pass' if self.second_pass else ''} (theta={self.theta:g})"
             coarse = f"{split}, {self.interpolation} interpolation"
         shape = f"{self.cycle.upper()}({self.pre_smooth},{self.post_smooth}) {self.smoother}"
-        accelerated = "-preconditioned CG" if self.krylov == "cg" else " cycles"
+        accelerated = "-preconditioned CG" if self.krylov == Krylov.cg else " cycles"
         return f"{coarse}, {shape}{accelerated}"

@@ -225,5 +225,5 @@ def solve_matrix(matrix: sparse.csr_matrix, f: torch.Tensor, settings: AmgSettin
         return cycle, [level.shape[0] for level in hierarchy.A]
 
     with torch.inference_mode():
-        result = solve_system(f, build, tol, max_cycles, str(settings.krylov))
+        result = solve_system(f, build, tol, max_cycles, settings.krylov)
     return result, built[0]

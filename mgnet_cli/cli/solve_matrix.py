@@ -16,8 +16,9 @@ import torch
 from mgnet_cli.amg.matrices import read_matrix, read_vector, stencil_matrix, write_matrix
 from mgnet_cli.amg.solver import solve_matrix as amg_solve
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.pde.poisson import right_hand_side_vector
 from mgnet_cli.pde.solve import SolveResult
-from mgnet_cli.schema.solve import Dtype, MatrixProblemConfig, SolverConfig
+from mgnet_cli.schema.solve import MATRIX_RHS, Dtype, MatrixProblemConfig, SolverConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,9 @@ def refuse_geometric_keys(overrides: list[str], solver: SolverConfig) -> None:
 def right_hand_side(problem: MatrixProblemConfig, rows: int, device: torch.device) -> torch.Tensor:
     """``f`` as ``problem.rhs`` says: random (standard normal from ``problem.seed``, the same numbers
     as a structured problem's ``rhs=random`` on the same rows), ones, or a vector file."""
-    if problem.rhs == "random":
-        generator = torch.Generator().manual_seed(problem.seed)
-        f = torch.randn(rows, generator=generator, dtype=torch.float64)
-    elif problem.rhs == "ones":
-        f = torch.ones(rows, dtype=torch.float64)
-    else:
-        f = read_vector(Path(problem.rhs).expanduser(), rows)
-    return f.to(device)
+    if problem.rhs in MATRIX_RHS:
+        return right_hand_side_vector(problem.rhs, rows, torch.float64, device, problem.seed)
+    return read_vector(Path(problem.rhs).expanduser(), rows).to(device)
 
 
 def solve_matrix(problem: MatrixProblemConfig, tol: float, max_cycles: int,

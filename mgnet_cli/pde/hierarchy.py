@@ -53,4 +53,4 @@ def solve_stencil(stencil: torch.Tensor, f: torch.Tensor, multigrid: Multigrid,
     config = multigrid.config
     with torch.inference_mode():
         return solve_system(f, lambda: build_galerkin_cycle(stencil, multigrid, rule), config.tol,
-                            config.max_cycles, str(config.krylov))
+                            config.max_cycles, config.krylov)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgnet_cli.schema import rules
-from mgnet_cli.schema.solve import RightHandSide
+from mgnet_cli.schema.solve import MATRIX_RHS, RightHandSide
 
 _FULL_WEIGHTING = ((1.0, 2.0, 1.0), (2.0, 4.0, 2.0), (1.0, 2.0, 1.0))
 
@@ -147,11 +147,20 @@ def right_hand_side(
     seed: int = 0,
 ) -> torch.Tensor:
     """``g`` at the interior points, (1, 1, n, n): standard normal, all ones, or ``-Δ`` of the sine."""
-    if kind == "random":
-        generator = torch.Generator().manual_seed(seed)
-        return torch.randn(1, 1, n, n, generator=generator, dtype=dtype).to(device)
-    if kind == "ones":
-        return torch.ones(1, 1, n, n, dtype=dtype, device=device)
-    if kind == "sine":
+    if kind == RightHandSide.sine:
         return 2 * math.pi**2 * sine_solution(n, dtype, device)
+    if kind in MATRIX_RHS:
+        return right_hand_side_vector(kind, n * n, dtype, device, seed).view(1, 1, n, n)
     raise ValueError(f"right-hand side must be one of {rules.choices(RightHandSide)}, got {kind!r}")
+
+
+def right_hand_side_vector(kind: RightHandSide, rows: int, dtype: torch.dtype = torch.float64,
+                           device: torch.device | str = "cpu", seed: int = 0) -> torch.Tensor:
+    """``rows`` numbers of a right-hand side any problem takes (``MATRIX_RHS``): standard normal
+    from ``seed`` (``random``; a grid's are these, row by row) or all ones."""
+    if kind == RightHandSide.random:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(rows, generator=generator, dtype=dtype).to(device)
+    if kind == RightHandSide.ones:
+        return torch.ones(rows, dtype=dtype, device=device)
+    raise ValueError(f"a right-hand side vector is one of {', '.join(MATRIX_RHS)}, got {kind!r}")

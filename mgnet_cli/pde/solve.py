@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.cycle import Level, MultigridCycle
+from mgnet_cli.krylov_choice import Krylov
 from mgnet_cli.pde.krylov import adjoint_post_smoother, conjugate_gradients
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, RightHandSide,
                                    coarse_size, right_hand_side, sine_solution)
@@ -59,7 +60,7 @@ class Multigrid:
         for it; for CG the post-smoother is the pre-smoother's adjoint."""
         config = self.config
         pre, post = self.smoother(config.pre_smooth).setup(A, like), self.smoother(config.post_smooth)
-        post = adjoint_post_smoother(post) if config.krylov == "cg" else post
+        post = adjoint_post_smoother(post) if config.krylov == Krylov.cg else post
         return pre, post.setup_as(pre, A, like)
 
 
@@ -207,16 +208,16 @@ def iterate(cycle: MultigridCycle, A: nn.Module, f: torch.Tensor, tol: float,
 
 
 def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list[int]]], tol: float,
-                 max_cycles: int, krylov: str = "none") -> SolveResult:
+                 max_cycles: int, krylov: Krylov = Krylov.none) -> SolveResult:
     """Builds the cycle (timed as setup) and cycles on ``A u = f`` from ``u = 0`` (timed as solve),
-    or, ``krylov="cg"``, runs conjugate gradients with one cycle per iteration as preconditioner."""
+    or, ``krylov=cg``, runs conjugate gradients with one cycle per iteration as preconditioner."""
     device = f.device
     start = time.perf_counter()
     cycle, sizes = build()  # setup: levels, coarse operators, the coarsest factor
     synchronize(device)
     setup = time.perf_counter() - start
     start = time.perf_counter()
-    run = conjugate_gradients if krylov == "cg" else iterate
+    run = conjugate_gradients if krylov == Krylov.cg else iterate
     u, norms, status = run(cycle, cycle.levels[0].A, f, tol, max_cycles)
     synchronize(device)
     solve_time = time.perf_counter() - start
@@ -230,7 +231,7 @@ def solve_system(f: torch.Tensor, build: Callable[[], tuple[MultigridCycle, list
                        round_off_floor=floor, solution=u)
 
 
-def solve_poisson(n: int, rhs: RightHandSide = "random", multigrid: Multigrid | None = None,
+def solve_poisson(n: int, rhs: RightHandSide = RightHandSide.random, multigrid: Multigrid | None = None,
                   device: torch.device | str = "cpu", seed: int = 0) -> SolveResult:
     """Solves ``-Δu = g`` on ``n x n`` interior points by multigrid cycles; see ``SolveResult``."""
     multigrid = multigrid or Multigrid()
@@ -238,7 +239,7 @@ def solve_poisson(n: int, rhs: RightHandSide = "random", multigrid: Multigrid | 
     with torch.inference_mode():
         f = right_hand_side(rhs, n, dtype, device, seed)
         result = solve_system(f, lambda: build_cycle(n, multigrid, dtype, device), config.tol,
-                              config.max_cycles, str(config.krylov))
+                              config.max_cycles, config.krylov)
         if rhs == "sine":
             error = result.solution - sine_solution(n, dtype, device)
             result = replace(result, error_max=error.abs().max().item(),

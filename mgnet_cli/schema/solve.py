@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mgnet_cli import memory, shipped
-from mgnet_cli.amg.settings import MATRIX_SUFFIXES, AmgSettings
+from mgnet_cli.amg.settings import MATRIX_SUFFIXES, VECTOR_SUFFIXES, AmgSettings
 from mgnet_cli.cycle_shape import SHAPES_HELP, CycleShape
+from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
+from mgnet_cli.krylov_choice import Krylov
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.train import WarmupCosineConfig
 
@@ -28,6 +30,10 @@ class RightHandSide(rules.Choice):
     sine = "sine"
 
 
+MATRIX_RHS = (RightHandSide.random, RightHandSide.ones)  # what problem=matrix takes besides a vector file
+# (sine is -Δ of a known solution on the grid: a user's matrix has none)
+
+
 class Coefficient(rules.Choice):
     lognormal = "lognormal"
     jumps = "jumps"
@@ -46,11 +52,6 @@ class ProlongationBase(rules.Choice):
     """The rule a learned prolongation corrects (and starts from)."""
     black_box = "black_box"
     bilinear = "bilinear"
-
-
-class Krylov(rules.Choice):
-    none = "none"
-    cg = "cg"
 
 
 class Dtype(rules.Choice):
@@ -176,22 +177,22 @@ class MatrixProblemConfig:
     kind: str = rules.setting("matrix", "the problem's kind, chosen with problem=NAME (configs/problem/)")
     file: str | None = rules.setting(None, "required: a .mtx (Matrix Market) or .npz (SciPy sparse) symmetric "
                                            "positive definite matrix")  # null composes; the solve insists
-    rhs: str = rules.setting("random", "random (standard normal, seeded), ones, or a vector file (.npy, or a "
-                                       ".mtx array)")
+    rhs: str = rules.setting(RightHandSide.random.value, f"{', '.join(MATRIX_RHS)} (as a grid "
+                             f"problem's: standard normal from problem.seed, all ones), or a vector file "
+                             f"({', '.join(VECTOR_SUFFIXES)}: an array or one column)")
     seed: int = rules.setting(0, "of the random right-hand side")
     amg: AmgConfig = field(default_factory=AmgConfig)
 
     TARGETS: ClassVar[tuple[str, ...]] = ("matrix",)
     SELECTED_BY: ClassVar[str] = "kind"
-    RHS_SUFFIXES: ClassVar[tuple[str, ...]] = (".npy", ".mtx")
 
     def __post_init__(self) -> None:
         rules.one_of(self, "kind", self.TARGETS)
         matrix_file(self, "file", optional=True)
         rules.text(self, "rhs")
-        if self.rhs not in ("random", "ones") and not self.rhs.lower().endswith(self.RHS_SUFFIXES):
-            raise rules.Invalid("rhs", self.rhs, "give random, ones, or a vector file: .npy, or a Matrix "
-                                                 "Market .mtx (array or one-column coordinates)")
+        if self.rhs not in MATRIX_RHS and not self.rhs.lower().endswith(VECTOR_SUFFIXES):
+            raise rules.Invalid("rhs", self.rhs, f"give {', '.join(MATRIX_RHS)}, or a vector file: .npy, or a "
+                                                 "Matrix Market .mtx (array or one-column coordinates)")
         rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
 
 
@@ -369,8 +370,7 @@ class SolverConfig:
                                     "way down only")
     prolongation: Prolongation = rules.setting(Prolongation.bilinear, "diffusion/anisotropic: bilinear, "
                                                "black_box (Dendy) or learned; R = P^T, A_c = R A P")
-    krylov: Krylov = rules.setting(Krylov.none, "none (the cycle repeated) or cg: conjugate gradients, one "
-                                   "symmetric cycle per iteration as the preconditioner")
+    krylov: Krylov = rules.setting(Krylov.none, KRYLOV_HELP)
     pre_smooth: int = rules.setting(1, "smoothing steps before the coarse-grid correction (Chebyshev: the degree)")
     post_smooth: int = rules.setting(1, "after it; the backslash cycle has none")
     coarsest_n: int = rules.setting(7, "coarsening stops at this grid (2^k - 1), which is solved exactly")

@@ -10,12 +10,13 @@ class StepDecay:
 
     ``counted_from=1`` is the authors' code: ``lr = 0.1 * 0.1 ** (epoch // 50)`` with epochs
     numbered from 1, so the first decay starts epoch 50 (after 49 epochs at 0.1), the next epoch
-    100, ...; ``counted_from=0`` decays after 50, 100, ... full epochs.
+    100, ...; ``counted_from=0`` decays after 50, 100, ... full epochs. Its defaults (the authors')
+    are ``StepDecayConfig``'s, written there once (``scheduler=step``).
     """
 
-    step_epochs: int = 50
-    gamma: float = 0.1
-    counted_from: int = 1
+    step_epochs: int
+    gamma: float
+    counted_from: int
 
     def __call__(self, epoch: float) -> float:
         """``epoch``: epochs done so far (fractional, 0 at the first step)."""
@@ -24,11 +25,13 @@ class StepDecay:
 
 @dataclass
 class WarmupCosine:
-    """Linear warm-up from ~0 over ``warmup_epochs``, then cosine decay to ``final_fraction``."""
+    """Linear warm-up from ~0 over ``warmup_epochs``, then cosine decay to ``final_fraction``. Its
+    defaults are ``WarmupCosineConfig``'s, written there once (``scheduler=cosine``; a learned solver
+    part's ``learning.scheduler``)."""
 
     epochs: int
-    warmup_epochs: float = 5.0
-    final_fraction: float = 0.0
+    warmup_epochs: float
+    final_fraction: float
 
     def __call__(self, epoch: float) -> float:
         if epoch < self.warmup_epochs:

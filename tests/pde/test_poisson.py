@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mgnet_cli.pde.poisson import (BilinearInterpolation, FullWeighting, Laplacian, coarse_size,
-                                   is_grid_size, right_hand_side, sine_solution)
+                                   is_grid_size, right_hand_side, right_hand_side_vector, sine_solution)
 from mgnet_cli.pde.smoothers import (ChebyshevPolynomial, DampedJacobi, DirectSolve,
                                      RedBlackGaussSeidel)
 
@@ -75,6 +75,11 @@ def test_right_hand_sides():
     torch.testing.assert_close(right_hand_side("sine", 7), 2 * math.pi**2 * sine_solution(7, DOUBLE, "cpu"))
     with pytest.raises(ValueError, match="right-hand side"):
         right_hand_side("cosine", 7)  # type: ignore[arg-type]
+    # problem=matrix's random and ones (cli/solve_matrix.py) are these numbers, row by row; sine is the grid's only
+    assert torch.equal(right_hand_side_vector("random", 225, seed=3), f.flatten())
+    assert torch.equal(right_hand_side_vector("ones", 49), torch.ones(49, dtype=DOUBLE))
+    with pytest.raises(ValueError, match="one of random, ones, got 'sine'"):
+        right_hand_side_vector("sine", 49)
 
 
 def smooth_once(smoother, n: int = 31, seed: int = 0):

@@ -10,10 +10,12 @@ value equals the base's is a restatement: a second copy of the default that can 
 """
 
 import dataclasses
+import inspect
 import re
 from pathlib import Path
 from typing import Any
 
+import hydra.utils
 import pytest
 import yaml
 from omegaconf import OmegaConf
@@ -169,3 +171,75 @@ KEYS = [(command, *entry) for command, owner in schema.COMMANDS.items() for entr
                          ids=[f"{command}:{key}" for command, key, _, _ in KEYS])
 def test_every_key_a_command_takes_has_its_help(command, key, owner, field):
     assert rules.help_of(owner, field.name), f"{key} ({owner.__name__}) has no help: use rules.setting"
+
+
+# Library code a schema names that still states defaults of the schema's keys (issue 22, point 1:
+# the library takes the checked object): none may be added; each entry goes when its code is moved.
+CODE_DEFAULTS_LEFT = {
+    "mgnet_cli.data.cifar.load_cifar100": {"labels"},
+    "mgnet_cli.data.synthetic.load_synthetic": {"num_train", "num_test", "num_classes", "image_size", "channels",
+                                                "seed"},
+    "mgnet_cli.data.imagefolder.load_imagefolder": {"num_classes", "image_size", "resize", "crop_scale", "mean",
+                                                    "std", "num_workers"},
+    "mgnet_cli.model.stems.cifar_stem": {"norm_activation"},
+    "mgnet_cli.model.mgnet.MgNet": {"smoothing_steps", "channels", "smoother", "channels_f", "stem"},
+    "mgnet_cli.model.baselines.ResNet": {"layers", "widths", "stem", "final_norm_activation"},
+    "mgnet_cli.model.smoothers.resnet.ResNetSmoother": {"b_per_step"},
+    "mgnet_cli.model.smoothers.densenet.DenseNetSmoother": {"b_per_step"},
+    "mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother": {"b_per_step", "k_init"},
+    "mgnet_cli.pde.smoothers.DampedJacobi": {"omega"},
+    "mgnet_cli.pde.smoothers.ChebyshevPolynomial": {"ratio"},
+}
+
+
+def schemas_with_code(owner: type) -> list[type]:
+    """``owner`` and the schemas nested in it (its groups' aside: they are listed on their own)."""
+    found = [owner]
+    for field in dataclasses.fields(owner):
+        if dataclasses.is_dataclass(rules.declared(field)) and "group" not in field.metadata:
+            found += schemas_with_code(rules.declared(field))
+    return found
+
+
+def code_defaults() -> dict[str, set[str]]:
+    """``_target_`` -> the keys of the schema naming it that the code gives a default of its own:
+    a second copy of the schema's (``StepDecay(step_epochs=50)`` beside ``StepDecayConfig``'s 50)."""
+    owners = {nested for group in schema.GROUPS.values() for owner in group.values()
+              for nested in schemas_with_code(owner)}
+    owners |= {nested for owner in schema.COMMANDS.values() for nested in schemas_with_code(owner)}
+    found = {}
+    for owner in owners:
+        keys = {field.name: field for field in dataclasses.fields(owner)}
+        code = keys["_target_"].default if "_target_" in keys else None
+        if not isinstance(code, str) or not code.startswith("mgnet_cli."):
+            continue  # no target, or torch's (the optimizers)
+        built = hydra.utils.get_object(code)
+        stated = {name for name, parameter in inspect.signature(built).parameters.items()
+                  if name in keys and parameter.default is not inspect.Parameter.empty}
+        if stated:
+            found.setdefault(code, set()).update(stated)
+    return found
+
+
+def test_code_a_schema_names_states_none_of_its_defaults():
+    """The schedules (``StepDecay``, ``WarmupCosine``, ``Triangular``) take every value from their
+    checked config; what is left (``CODE_DEFAULTS_LEFT``) may shrink, never grow."""
+    found = code_defaults()
+    assert not any(code.startswith("mgnet_cli.train.schedules.") for code in found), found
+    grown = {code: keys - CODE_DEFAULTS_LEFT.get(code, set()) for code, keys in found.items()}
+    assert {code: keys for code, keys in grown.items() if keys} == {}, "a default written twice: leave it to the schema"
+
+
+def test_a_code_default_is_found():
+    """The check itself: ``StepDecay`` as it was, with the authors' values as its own defaults, is named."""
+    @dataclasses.dataclass
+    class StepDecay:
+        step_epochs: int = 50
+        gamma: float = 0.1
+        counted_from: int = 1
+
+    from mgnet_cli.train import schedules
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schedules, "StepDecay", StepDecay)
+        assert code_defaults()["mgnet_cli.train.schedules.StepDecay"] == {"step_epochs", "gamma", "counted_from"}
+    assert "mgnet_cli.train.schedules.StepDecay" not in code_defaults()

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.loop import duration
 from mgnet_cli.device import resolve_device
+from mgnet_cli.schema.train import StepDecayConfig
 from mgnet_cli.train.schedules import Constant, StepDecay, WarmupCosine
 from tests.helpers import fit_config
 
@@ -66,11 +68,12 @@ def test_validation_split_picks_the_best_epoch(compose_config, tmp_path):
 
 
 def test_schedules():
-    authors = StepDecay(step_epochs=50, gamma=0.1)  # lr = 0.1 * 0.1 ** (epoch // 50), epochs from 1
+    shipped = StepDecayConfig()  # scheduler=step's defaults are the authors' schedule:
+    authors = StepDecay(shipped.step_epochs, shipped.gamma, shipped.counted_from)  # lr = 0.1 * 0.1 ** (epoch // 50), from 1
     for done in range(300):  # every step of epoch done + 1 has the authors' lr for that epoch
         assert authors(done + 0.5) == pytest.approx(0.1 ** ((done + 1) // 50))
     assert [authors(e) for e in (0, 48.99, 49, 99, 149)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
-    step = StepDecay(step_epochs=50, gamma=0.1, counted_from=0)
+    step = replace(authors, counted_from=0)
     assert [step(e) for e in (0, 49.99, 50, 100, 150)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
     cosine = WarmupCosine(epochs=10, warmup_epochs=2, final_fraction=0.0)
     assert cosine(0) < 0.01 and cosine(1) == pytest.approx(0.5, abs=0.01)
