@@ -151,10 +151,12 @@ def learned_interpolation(net: InterpolationNet, A: sparse.csr_matrix, S: sparse
 def load_net(path: Path | str) -> tuple[InterpolationNet, dict[str, Any]]:
     """The network of a weights file and the file's other entries; MgnetError (one line) if it holds none."""
     path = Path(path).expanduser()
-    state = load_checkpoint(path)
+    train = "train one with scripts/train_interpolation.py --save FILE"
     try:
+        state = load_checkpoint(path)
         net = InterpolationNet.from_state(state)
+    except MgnetError as error:  # missing, not a regular file, not a weights-only torch file
+        raise MgnetError(f"interpolation_weights: {str(error)[:200]}; {train}") from None
     except ValueError as error:
-        raise MgnetError(f"{path} holds no usable learned interpolation: {error}; train one with "
-                         f"scripts/train_interpolation.py --save FILE") from None
+        raise MgnetError(f"{path} holds no usable learned interpolation: {error}; {train}") from None
     return net.eval(), state

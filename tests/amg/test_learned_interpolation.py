@@ -2,6 +2,8 @@
 untrained it is classical AMG exactly; trained it keeps the classical split and pattern and lowers
 the two-grid error it was trained on; its weights file round-trips and a bad one is one line."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,9 +11,12 @@ import torch
 from mgnet_cli.amg.interpolation_learning import (TrainingSettings, TwoGridProblem, classical_parts, family_matrix,
                                                   save_net, train, two_grid_factor)
 from mgnet_cli.amg.learned_interpolation import InterpolationNet, learned_interpolation, load_net
-from mgnet_cli.amg.settings import SetupSettings
+from mgnet_cli.amg.settings import AmgSettings, SetupSettings
+from mgnet_cli.amg.matrices import write_matrix
+from mgnet_cli.amg.solver import setup
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.train.checkpoint import save_checkpoint
+from tests.helpers import cli, one_line_error
 
 FEW_STEPS = TrainingSettings(sizes=(11,), families=("jumps",), problems=1, steps=15, lr=1e-2, hidden=8, rounds=2)
 
@@ -67,7 +72,7 @@ def test_a_weights_file_round_trips_to_the_same_p(trained, tmp_path):
 
 
 @pytest.mark.parametrize("content, problem", [
-    (b"not a torch file", "checkpoint"),
+    (b"not a torch file", "interpolation_weights: checkpoint"),
     ({"kind": "learned_smoother"}, "no usable learned interpolation: its kind"),
     ({"kind": "learned_interpolation", "hidden": 8, "rounds": 2, "weights": {}}, "do not fit a network of width 8"),
 ])
@@ -80,3 +85,29 @@ def test_a_bad_weights_file_is_one_line(tmp_path, content, problem):
     with pytest.raises(MgnetError) as error:
         load_net(path)
     assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_untrained_weights_file_sets_up_the_classical_hierarchy_at_every_level(tmp_path):
+    save_net(tmp_path / "untrained.pt", train(TrainingSettings(steps=0, hidden=8, rounds=1), []))
+    A = family_matrix("jumps", 31, 3)
+    _, classical = setup(A, AmgSettings())
+    _, learned = setup(A, AmgSettings(interpolation="learned", interpolation_weights=str(tmp_path / "untrained.pt")))
+    assert len(learned.P) == len(classical.P) >= 3
+    assert all(abs(mine - theirs).max() == 0.0 for mine, theirs in zip(learned.P, classical.P))
+
+
+def test_the_command_solves_with_the_learned_interpolation_and_refuses_a_bad_file(trained, tmp_path):
+    result, _ = trained
+    save_net(tmp_path / "net.pt", result)
+    write_matrix(tmp_path / "A.mtx", family_matrix("jumps", 15, 0))
+    solve = ("solve", "problem=matrix", f"problem.file={tmp_path / 'A.mtx'}", "problem.amg.interpolation=learned")
+    done = cli(*solve, f"problem.amg.interpolation_weights={tmp_path / 'net.pt'}", f"hydra.run.dir={tmp_path / 'run'}",
+               cwd=tmp_path)
+    assert "learned interpolation" in done.stdout and "converged" in done.stdout
+    settings = json.loads((tmp_path / "run" / "results.json").read_text())["amg"]["settings"]
+    assert settings["interpolation"] == "learned" and settings["interpolation_weights"] == str(tmp_path / "net.pt")
+    for weights, says in [(None, "interpolation=learned needs the network's weights file"),
+                          (tmp_path / "A.mtx", "interpolation_weights: checkpoint")]:
+        given = [] if weights is None else [f"problem.amg.interpolation_weights={weights}"]
+        refused = cli(*solve, *given, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path, check=False)
+        assert refused.returncode == 2 and says in one_line_error(refused, "solve")
