@@ -1,8 +1,8 @@
 """Training the learned interpolation (learned_interpolation.py): Adam on the two-grid error of a
 family of small SPD problems, dense (a few hundred to a thousand unknowns each), on the CPU.
 
-The loss of one problem is a stochastic estimate of ``||E x||^2 / ||x||^2`` over random Gaussian
-``x``, ``E = S_post^nu (I - P (P^T A P)^-1 P^T A) S_pre^nu`` the two-grid error propagation with
+The loss of one problem is a stochastic estimate of ``(||E^k x||^2 / ||x||^2)^(1/2k)`` over random
+Gaussian ``x`` (k = ``powers``; k = 1 is the mean square of ``E x``, which hardly sees the slowest modes), ``E = S_post^nu (I - P (P^T A P)^-1 P^T A) S_pre^nu`` the two-grid error propagation with
 the AMG cycle's default smoother: Gauss-Seidel, forward before the coarse correction and backward
 after (``problem.amg.smoother=gauss_seidel``). Everything but the network is fixed per problem and
 made once: the classical split, strength and pattern (setup.py), the dense A and its triangles.
@@ -34,9 +34,11 @@ class TrainingSettings:
     families: tuple[str, ...] = field(default=("jumps", "rotated"), metadata={
             "help": f"training problem families, of {', '.join(FAMILIES)}"})
     problems: int = field(default=4, metadata={"help": "training problems per family and size"})
-    steps: int = field(default=200, metadata={"help": "Adam steps, one problem each"})
-    vectors: int = field(default=16, metadata={"help": "random x per loss estimate"})
+    steps: int = field(default=300, metadata={"help": "Adam steps, one problem each"})
+    vectors: int = field(default=32, metadata={"help": "random x per loss estimate"})
     smoothing: int = field(default=1, metadata={"help": "Gauss-Seidel sweeps before and after the coarse correction"})
+    powers: int = field(default=8, metadata={
+            "help": "k in the loss (mean ||E^k x||^2 / ||x||^2)^(1/2k): k > 1 weighs the slow modes"})
     lr: float = field(default=1e-3, metadata={"help": "Adam's learning rate"})
     hidden: int = field(default=32, metadata={"help": "the network's width"})
     rounds: int = field(default=3, metadata={"help": "message-passing rounds"})
@@ -90,21 +92,27 @@ class TwoGridProblem:
         P[c_points, torch.arange(self.coarse)] = 1.0
         return P.index_put((graph.p_rows(), graph.p_coarse_cols()), weights)
 
-    def error(self, P: torch.Tensor, x: torch.Tensor, smoothing: int) -> torch.Tensor:
-        """``E x`` for the columns of ``x``: smoothing sweeps, the coarse correction, smoothing back."""
+    def error(self, P: torch.Tensor, factor: torch.Tensor, x: torch.Tensor, smoothing: int) -> torch.Tensor:
+        """``E x`` for the columns of ``x`` (``factor``: Cholesky of ``P^T A P``): smoothing sweeps, the
+        coarse correction, smoothing back."""
         A = self.A
         for _ in range(smoothing):
             x = x - torch.linalg.solve_triangular(self.lower, A @ x, upper=False)
-        factor = torch.linalg.cholesky(P.T @ A @ P)
         x = x - P @ torch.cholesky_solve(P.T @ (A @ x), factor)
         for _ in range(smoothing):
             x = x - torch.linalg.solve_triangular(self.upper, A @ x, upper=True)
         return x
 
-    def loss(self, weights: torch.Tensor, x: torch.Tensor, smoothing: int) -> torch.Tensor:
-        """The mean of ``||E x||^2 / ||x||^2`` over the columns of ``x``."""
-        Ex = self.error(self.prolongation(weights), x, smoothing)
-        return (Ex.square().sum(0) / x.square().sum(0)).mean()
+    def loss(self, weights: torch.Tensor, x: torch.Tensor, smoothing: int, powers: int = 1) -> torch.Tensor:
+        """``(mean ||E^k x||^2 / ||x||^2)^(1/2k)`` over the columns of ``x``, ``k = powers``: an estimate
+        of the two-grid factor per cycle (of ``||E||_F / sqrt(n)`` at k = 1, of the spectral radius as k grows)."""
+        P = self.prolongation(weights)
+        factor = torch.linalg.cholesky(P.T @ self.A @ P)
+        Ex = x
+        for _ in range(powers):
+            Ex = self.error(P, factor, Ex, smoothing)
+        energy = lambda v: (v * (self.A @ v)).sum(0)  # noqa: E731 ||v||_A^2 per column
+        return (energy(Ex) / energy(x)).mean() ** (0.5 / powers)
 
 
 def training_problems(settings: TrainingSettings) -> list[TwoGridProblem]:
@@ -133,7 +141,7 @@ def train(settings: TrainingSettings, problems: list[TwoGridProblem] | None = No
     for _ in range(settings.steps):
         problem = problems[int(torch.randint(len(problems), (1,), generator=generator))]
         x = torch.randn(problem.A.shape[0], settings.vectors, generator=generator, dtype=torch.float64)
-        loss = problem.loss(net(problem.graph), x, settings.smoothing)
+        loss = problem.loss(net(problem.graph), x, settings.smoothing, settings.powers)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
