@@ -86,7 +86,7 @@ def main() -> None:
                                            for value in [getattr(args, setting.name)]})
             result = train(settings)
             tail = max(1, len(result.losses) // 10)
-            log.info("trained %d steps in %.0f s; loss (mean ||E x||^2/||x||^2) first %.4f, last tenth %.4f",
+            log.info("trained %d steps in %.0f s; loss (an estimate of the two-grid factor) first %.4f, last tenth %.4f",
                      settings.steps, result.time_s, result.losses[0], sum(result.losses[-tail:]) / tail)
             weights = args.save or Path(scratch) / "learned_interpolation.pt"
             save_net(weights, result)

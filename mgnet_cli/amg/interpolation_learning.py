@@ -34,7 +34,7 @@ class TrainingSettings:
     families: tuple[str, ...] = field(default=("jumps", "rotated"), metadata={
             "help": f"training problem families, of {', '.join(FAMILIES)}"})
     problems: int = field(default=4, metadata={"help": "training problems per family and size"})
-    steps: int = field(default=300, metadata={"help": "Adam steps, one problem each"})
+    steps: int = field(default=150, metadata={"help": "Adam steps, one problem each"})
     vectors: int = field(default=32, metadata={"help": "random x per loss estimate"})
     smoothing: int = field(default=1, metadata={"help": "Gauss-Seidel sweeps before and after the coarse correction"})
     powers: int = field(default=8, metadata={

@@ -7,7 +7,8 @@ The graph: a node per unknown (features: is C, is F), an edge (i, j) per off-dia
 or entry of P (features: ``a_ij / a_ii``, ``a_ij / a_jj``, strong, the classical weight ``w_ij``,
 on P's pattern). Encode, ``rounds`` message-passing rounds (each edge updated from itself and its
 two ends, each node from itself and the mean of its incoming edges, both residual), decode each P
-edge to a correction of its classical weight. The decoder's last layer starts at zero: an untrained
+edge to a bounded relative correction of its classical weight (at most ``CHANGE``), the row then
+rescaled to the classical row sum (constants stay interpolated as classical interpolates them). The decoder's last layer starts at zero: an untrained
 network is classical AMG, exactly. Plain torch: ``index_add_`` does the scatter.
 
 A weights file (``interpolation_learning.save_net``) is a weights-only torch file: the network's
@@ -29,6 +30,7 @@ from mgnet_cli.train.checkpoint import load_checkpoint
 
 NODE_FEATURES = 2  # is C, is F
 EDGE_FEATURES = 5  # a_ij / a_ii, a_ij / a_jj, strong, classical weight, on P's pattern
+CHANGE = 0.5  # a learned weight is its classical one times 1 +- at most this
 KIND = "learned_interpolation"  # a weights file's "kind"
 
 
@@ -108,7 +110,10 @@ class InterpolationNet(nn.Module):
             incoming = torch.zeros_like(h).index_add_(0, rows, e) / degree
             h = h + node_update(torch.cat([h, incoming], dim=1))
         correction = self.decode(torch.cat([e[graph.on_p], graph.edges[graph.on_p]], dim=1)).squeeze(1)
-        return graph.classical + correction.double()
+        # relative and bounded: each weight within CHANGE of its classical value, its sign kept; then
+        # rescaled to the classical row sum, so that what classical interpolates exactly (constants) stays so
+        weights = graph.classical * (1 + CHANGE * torch.tanh(correction.double()))
+        return weights * row_ratio(graph.classical, weights, graph.p_rows(), graph.nodes.shape[0])
 
     def state(self) -> dict[str, Any]:
         """What a weights file holds of the network: its size and weights."""
@@ -136,6 +141,13 @@ class InterpolationNet(nn.Module):
             raise ValueError("a weight is not finite")
         net.load_state_dict(weights)
         return net
+
+
+def row_ratio(target: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+    """Per weight, its row's sum of ``target`` over its sum of ``weights`` (1 where that is 0)."""
+    wanted = torch.zeros(n, dtype=target.dtype).index_add_(0, rows, target)
+    have = torch.zeros(n, dtype=weights.dtype).index_add_(0, rows, weights)
+    return torch.where(have != 0, wanted / torch.where(have != 0, have, 1.0), 1.0)[rows]
 
 
 def learned_interpolation(net: InterpolationNet, A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
