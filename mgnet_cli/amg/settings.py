@@ -31,6 +31,7 @@ class Interpolation(StrEnum):
     classical = "classical"
     direct = "direct"
     extended_i = "extended_i"
+    learned = "learned"
 
 
 @dataclass
@@ -48,7 +49,11 @@ class SetupSettings:
     second_pass: bool = field(default=True, metadata={
             "help": "RS second pass: strong F-F pairs share a C point"})
     interpolation: Interpolation = field(default=Interpolation.classical, metadata={
-            "help": "classical, direct or extended_i (extended+i: from C points up to two strong links away)"})
+            "help": "classical, direct, extended_i (extended+i: from C points up to two strong links away) or "
+                    "learned (classical's pattern, weights by the graph network in interpolation_weights)"})
+    interpolation_weights: str | None = field(default=None, metadata={
+            "help": "with interpolation=learned: the network's weights file (scripts/train_interpolation.py "
+                    "--save FILE)"})
     truncation: float = field(default=0.2, metadata={
             "help": "drop interpolation weights below this fraction of the row's largest"})
     coarsest_size: int = field(default=64, metadata={

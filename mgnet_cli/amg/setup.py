@@ -17,7 +17,8 @@ zero sum is interpolated exactly on constants. Positive entries with no positive
 lumped onto the diagonal. ``classical`` (the default) also hands strong F-F couplings on to the C
 points (``classical_interpolation``); ``extended_i`` reaches the C points of strong F neighbours
 too (``extended_i_interpolation``: what PMIS needs). Weights below ``truncation`` times the row's
-largest are dropped and the rest rescaled to keep the row sum.
+largest are dropped and the rest rescaled to keep the row sum. ``learned`` keeps classical's split
+and pattern and takes the F rows' values from a graph network (learned_interpolation.py).
 
 The level loop (``galerkin_levels``) also serves smoothed aggregation (aggregation.py).
 """
@@ -301,6 +302,17 @@ def galerkin_levels(A: sparse.csr_matrix, settings: SetupSettings,
     return hierarchy
 
 
+def learned(weights: str | None) -> Callable[..., sparse.csr_matrix]:
+    """``learned_interpolation`` with the network in the file ``weights`` (loaded once, checked: one
+    line if it is missing or holds none)."""
+    from mgnet_cli.amg.learned_interpolation import learned_interpolation, load_net  # it imports this module
+
+    if weights is None:
+        raise ValueError("interpolation=learned needs interpolation_weights, the network's weights file")
+    net, _ = load_net(weights)
+    return lambda A, S, is_c, truncation: learned_interpolation(net, A, S, is_c, truncation)
+
+
 def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> Hierarchy:
     """The classical AMG hierarchy of ``A`` (SPD, CSR): levels until a matrix has at most
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
@@ -310,7 +322,8 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> 
         raise ValueError(f"splitting must be one of {', '.join(Splitting)}, got {settings.splitting!r}")
     if settings.interpolation not in tuple(Interpolation):
         raise ValueError(f"interpolation must be one of {', '.join(Interpolation)}, got {settings.interpolation!r}")
-    interpolate = INTERPOLATE[Interpolation(settings.interpolation)]
+    interpolate = learned(settings.interpolation_weights) if settings.interpolation == Interpolation.learned \
+        else INTERPOLATE[Interpolation(settings.interpolation)]
 
     def prolongation(fine: sparse.csr_matrix) -> sparse.csr_matrix | None:
         S = strength(fine, settings.theta)

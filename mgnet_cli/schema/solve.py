@@ -161,6 +161,11 @@ class AmgConfig(AmgSettings):
         rules.number(self, "aggregation_theta", 0.0, 1.0)
         rules.number(self, "aggregation_omega", 0.0, 2.0, low_open=True, high_open=True,
                      why="a damped Jacobi step on D^-1 A scaled to its spectral radius")
+        rules.text(self, "interpolation_weights", optional=True)
+        if self.interpolation == "learned" and self.interpolation_weights is None:
+            raise rules.Invalid("interpolation_weights", None, "interpolation=learned needs the network's weights "
+                                "file: give problem.amg.interpolation_weights=FILE (scripts/train_interpolation.py "
+                                "--save FILE writes one)")
         rules.count(self, "coarsest_size", maximum=4096)  # the coarsest matrix is factored densely
         rules.count(self, "max_levels", minimum=2, maximum=100)
         rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
