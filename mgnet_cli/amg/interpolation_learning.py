@@ -9,6 +9,7 @@ made once: the classical split, strength and pattern (setup.py), the dense A and
 """
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,11 +112,15 @@ class TwoGridProblem:
         Ex = x
         for _ in range(powers):
             Ex = self.error(P, factor, Ex, smoothing)
-        energy = lambda v: (v * (self.A @ v)).sum(0)  # noqa: E731 ||v||_A^2 per column
-        return (energy(Ex) / energy(x)).mean() ** (0.5 / powers)
+        return (self.energy(Ex) / self.energy(x)).mean() ** (0.5 / powers)
+
+    def energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``||v||_A^2`` of each column of ``v``."""
+        return (v * (self.A @ v)).sum(0)
 
 
 def training_problems(settings: TrainingSettings) -> list[TwoGridProblem]:
+    """``problems`` matrices of each family and size, from seeds ``1000 seed + index``."""
     return [TwoGridProblem.of(family_matrix(family, n, settings.seed * 1000 + index))
             for family in settings.families for n in settings.sizes for index in range(settings.problems)]
 
@@ -130,8 +135,6 @@ class TrainingResult:
 
 def train(settings: TrainingSettings, problems: list[TwoGridProblem] | None = None) -> TrainingResult:
     """Adam for ``settings.steps`` steps, each on one problem (in a seeded random order) and fresh x."""
-    import time
-
     torch.manual_seed(settings.seed)
     problems = problems if problems is not None else training_problems(settings)
     net = InterpolationNet(settings.hidden, settings.rounds)
