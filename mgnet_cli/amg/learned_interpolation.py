@@ -15,6 +15,7 @@ A weights file (``interpolation_learning.save_net``) is a weights-only torch fil
 size, its state dict and the record of its training; ``load_net`` refuses anything else in one line.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,12 @@ def load_net(path: Path | str) -> tuple[InterpolationNet, dict[str, Any]]:
     except ValueError as error:
         raise MgnetError(f"{path} holds no usable learned interpolation: {error}; {train}") from None
     return net.eval(), state
+
+
+def learned(weights: str | None) -> Callable[..., sparse.csr_matrix]:
+    """``learned_interpolation`` with the network in the file ``weights`` (loaded once, checked: one
+    line if it is missing or holds none)."""
+    if weights is None:
+        raise ValueError("interpolation=learned needs interpolation_weights, the network's weights file")
+    net, _ = load_net(weights)
+    return lambda A, S, is_c, truncation: learned_interpolation(net, A, S, is_c, truncation)

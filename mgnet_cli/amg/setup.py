@@ -302,28 +302,21 @@ def galerkin_levels(A: sparse.csr_matrix, settings: SetupSettings,
     return hierarchy
 
 
-def learned(weights: str | None) -> Callable[..., sparse.csr_matrix]:
-    """``learned_interpolation`` with the network in the file ``weights`` (loaded once, checked: one
-    line if it is missing or holds none)."""
-    from mgnet_cli.amg.learned_interpolation import learned_interpolation, load_net  # it imports this module
-
-    if weights is None:
-        raise ValueError("interpolation=learned needs interpolation_weights, the network's weights file")
-    net, _ = load_net(weights)
-    return lambda A, S, is_c, truncation: learned_interpolation(net, A, S, is_c, truncation)
-
-
-def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None) -> Hierarchy:
+def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None,
+                interpolate: Callable[..., sparse.csr_matrix] | None = None) -> Hierarchy:
     """The classical AMG hierarchy of ``A`` (SPD, CSR): levels until a matrix has at most
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
-    rows, or no C point)."""
+    rows, or no C point). ``interpolate(A, S, is_c, truncation)`` makes P where the settings'
+    interpolation is ``learned`` (``learned_interpolation.learned``: this module cannot import it)."""
     settings = settings or SetupSettings()
     if settings.splitting not in tuple(Splitting):
         raise ValueError(f"splitting must be one of {', '.join(Splitting)}, got {settings.splitting!r}")
     if settings.interpolation not in tuple(Interpolation):
         raise ValueError(f"interpolation must be one of {', '.join(Interpolation)}, got {settings.interpolation!r}")
-    interpolate = learned(settings.interpolation_weights) if settings.interpolation == Interpolation.learned \
-        else INTERPOLATE[Interpolation(settings.interpolation)]
+    if settings.interpolation != Interpolation.learned:
+        interpolate = INTERPOLATE[Interpolation(settings.interpolation)]
+    elif interpolate is None:
+        raise ValueError("interpolation=learned needs the network's interpolate (learned_interpolation.learned)")
 
     def prolongation(fine: sparse.csr_matrix) -> sparse.csr_matrix | None:
         S = strength(fine, settings.theta)

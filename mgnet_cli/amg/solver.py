@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from mgnet_cli.amg.aggregation import smoothed_aggregation
-from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, SetupSettings
+from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, Interpolation, SetupSettings
+from mgnet_cli.amg.learned_interpolation import learned
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
@@ -202,6 +203,8 @@ def hierarchy_of(matrix: sparse.csr_matrix, settings: SetupSettings) -> Hierarch
     """The levels of ``matrix`` by the family ``settings.coarsening`` names."""
     if settings.coarsening not in tuple(Coarsening):
         raise ValueError(f"coarsening must be one of {', '.join(Coarsening)}, got {settings.coarsening!r}")
+    if settings.coarsening == Coarsening.classical and settings.interpolation == Interpolation.learned:
+        return ruge_stuben(matrix, settings, learned(settings.interpolation_weights))
     return COARSENINGS[Coarsening(settings.coarsening)](matrix, settings)
 
 
