@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_amg.py --learned PATH.pt        # a learned prolongation to reuse
     .venv/bin/python scripts/bench_amg.py --stencil-aware PATH.pt  # a stencil-aware smoother to reuse
     .venv/bin/python scripts/bench_amg.py --quick                  # small grids: a smoke run
+    .venv/bin/python scripts/bench_amg.py --jumps-time --time-size 1023   # jumps to 1e-8: AMG options, anchors
     .venv/bin/python scripts/bench_amg.py --setup-sizes 255 511 1023 2047   # only the setup cost, hypre beside
 
 Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
@@ -63,6 +64,13 @@ from mgnet_cli.pde.stencil_smoother_learning import with_net
 log = logging.getLogger("bench_amg")
 ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
 AMG = ["mgnet AMG RS, GS", "mgnet AMG RS, GS, CG"]  # mgnet_cli/amg: the same CSR matrix as PyAMG's
+AMG_OPTION_SETS = {  # --jumps-time: mgnet AMG's option sets against the anchors (docs/amg.md's comparison)
+    "mgnet AMG defaults: RS 2nd pass, classical, GS, CG": {},
+    "mgnet AMG RS 2nd pass, ext+i, GS, CG": {"interpolation": "extended_i"},
+    "mgnet AMG RS 1st pass (HMIS), ext+i, GS, CG": {"second_pass": False, "interpolation": "extended_i"},
+    "mgnet AMG PMIS, ext+i, GS, CG": {"splitting": "pmis", "interpolation": "extended_i"},
+    "mgnet AMG aggregation, GS, CG": {"coarsening": "aggregation"},
+}
 OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
         ("Black Box, line GS", "black_box", ZebraLineGaussSeidel),
@@ -110,15 +118,18 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
     return Run(norms, times[:len(norms)], setup)
 
 
-def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
+def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int,
+            options: dict | None = None) -> Run:
     """mgnet's algebraic multigrid (amg/setup.py's defaults: Ruge-Stueben with the second pass,
-    classical interpolation; V(1,1) with forward / backward Gauss-Seidel), as a cycle or in CG."""
+    classical interpolation; V(1,1) with forward / backward Gauss-Seidel; ``options``: AmgSettings'
+    keys that differ), as a cycle or in CG (``name`` ends with ", CG")."""
+    from mgnet_cli.amg.settings import AmgSettings
     from mgnet_cli.amg.solver import setup as amg_setup
 
     f = torch.from_numpy(b)
     with torch.inference_mode():
         start = time.perf_counter()
-        cycle, _ = amg_setup(A)
+        cycle, _ = amg_setup(A, AmgSettings(**(options or {})))
         return timed_cycles(cycle, f, tol, max_cycles, "cg" if name.endswith(", CG") else "none", start)
 
 
@@ -198,6 +209,21 @@ def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
         return timed_cycles(cycle, f, tol, max_cycles, krylov, start)
+
+
+def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool) -> dict[str, Run]:
+    """The jumps problem (1/10³ per box) at ``n``: PyAMG RS 2nd pass (cycle, CG), hypre's four solves
+    and each of mgnet AMG's option sets (AMG_OPTION_SETS), on the same matrix and right-hand side."""
+    problem = DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)
+    A = stencil_matrix(finest_stencil(problem))
+    b = right_hand_side("random", n, seed=0).numpy().ravel()
+    runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ("PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG")}
+    if hypre:
+        runs.update(run_hypre(A, b, tol, max_cycles))
+    for name, options in AMG_OPTION_SETS.items():
+        runs[name] = run_amg(name, A, b, tol, max_cycles, options)
+        log.info("%s: setup %.2f s, factor %s", name, runs[name].setup_s, cell(runs[name]))
+    return runs
 
 
 def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
@@ -410,6 +436,8 @@ def main() -> None:
     parser.add_argument("--setup-sizes", type=int, nargs="+", default=None,
                         help="only the setup cost on jumps at these n (e.g. 255 511 1023 2047): mgnet AMG, "
                              "PyAMG, hypre")
+    parser.add_argument("--jumps-time", action="store_true",
+                        help="only the time to 1e-8 on jumps at --time-size: mgnet AMG's option sets, PyAMG, hypre")
     parser.add_argument("--setup-repeats", type=int, default=2, help="each size's setups, interleaved; the least kept")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -418,6 +446,17 @@ def main() -> None:
         print(f"AMG setup, jumps 1/10³: mgnet (defaults), PyAMG {pyamg.__version__} RS 2nd pass, hypre; "
               f"torch {torch.__version__}, {args.threads} thread(s), best of {args.setup_repeats}, interleaved\n")
         print("\n".join(setup_table(args.setup_sizes, args.setup_repeats)))
+        return
+    if args.jumps_time:
+        torch.set_num_threads(args.threads)
+        hypre, hypre_line = hypre_probe()
+        print(hypre_line)
+        runs = jumps_time_runs(args.time_size, 1e-10, args.max_cycles, hypre)
+        print(f"\nTime to a relative residual of 1e-8, jumps 1/10³, n = {args.time_size}, setup included "
+              f"(torch {torch.__version__}, pyamg {pyamg.__version__}, {args.threads} thread(s))\n")
+        print("\n".join(time_table([(f"jumps 1/10³, n={args.time_size}", runs)], 1e-8)))
+        print("\n".join(["", "Factors (per cycle or per CG iteration, to 1e-10):"] +
+                         [f"- {name}: {cell(run)}" for name, run in runs.items()]))
         return
     if args.quick:
         args.sizes, args.aniso_size, args.time_size, args.learn_steps = [31, 63], 63, 63, 3
