@@ -374,7 +374,7 @@ def setup_table(sizes: list[int], repeats: int = 2, python: Path = HYPRE_PYTHON)
                     names += [] if name in names else [name]
         per_million = 1e6 / A.nnz
         cells = [f"{n}", f"{A.shape[0]:,}", f"{A.nnz:,}", f"{best['hierarchy']:.2f}", f"{best['build']:.2f}",
-                 f"{best['mgnet']:.2f}", f"{best['mgnet'] * per_million:.2f}", f"{best['PyAMG']:.3f}",
+                 f"{best['mgnet']:.3f}", f"{best['mgnet'] * per_million:.3f}", f"{best['PyAMG']:.3f}",
                  f"{best['PyAMG'] * per_million:.3f}"]
         cells += [cell for name in names for cell in (f"{best[name]:.3f}", f"{best[name] * per_million:.3f}")]
         cells += [f"{len(hierarchy.A)}", f"{hierarchy.operator_complexity():.2f}"]
