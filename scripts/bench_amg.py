@@ -372,6 +372,7 @@ def setup_table(sizes: list[int], repeats: int = 2, python: Path = HYPRE_PYTHON)
                 for name, seconds in (hypre_setups(matrix, python) if hypre else {}).items():
                     best[name] = min(best.get(name, math.inf), seconds)
                     names += [] if name in names else [name]
+                log.info("n = %d, best so far: %s", n, ", ".join(f"{key} {value:.3f} s" for key, value in best.items()))
         per_million = 1e6 / A.nnz
         cells = [f"{n}", f"{A.shape[0]:,}", f"{A.nnz:,}", f"{best['hierarchy']:.2f}", f"{best['build']:.2f}",
                  f"{best['mgnet']:.3f}", f"{best['mgnet'] * per_million:.3f}", f"{best['PyAMG']:.3f}",
