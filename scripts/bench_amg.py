@@ -4,7 +4,8 @@
     .venv/bin/python scripts/bench_amg.py --learned PATH.pt        # a learned prolongation to reuse
     .venv/bin/python scripts/bench_amg.py --stencil-aware PATH.pt  # a stencil-aware smoother to reuse
     .venv/bin/python scripts/bench_amg.py --quick                  # small grids: a smoke run
-    .venv/bin/python scripts/bench_amg.py --setup-sizes 255 511 1023 2047   # only mgnet AMG's setup cost
+    .venv/bin/python scripts/bench_amg.py --jumps-time --time-size 1023   # jumps to 1e-8: AMG options, anchors
+    .venv/bin/python scripts/bench_amg.py --setup-sizes 255 511 1023 2047   # only the setup cost, hypre beside
 
 Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
@@ -63,6 +64,13 @@ from mgnet_cli.pde.stencil_smoother_learning import with_net
 log = logging.getLogger("bench_amg")
 ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
 AMG = ["mgnet AMG RS, GS", "mgnet AMG RS, GS, CG"]  # mgnet_cli/amg: the same CSR matrix as PyAMG's
+AMG_OPTION_SETS = {  # --jumps-time: mgnet AMG's option sets against the anchors (docs/amg.md's comparison)
+    "mgnet AMG defaults: RS 2nd pass, classical, GS, CG": {},
+    "mgnet AMG RS 2nd pass, ext+i, GS, CG": {"interpolation": "extended_i"},
+    "mgnet AMG RS 1st pass (HMIS), ext+i, GS, CG": {"second_pass": False, "interpolation": "extended_i"},
+    "mgnet AMG PMIS, ext+i, GS, CG": {"splitting": "pmis", "interpolation": "extended_i"},
+    "mgnet AMG aggregation, GS, CG": {"coarsening": "aggregation"},
+}
 OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
         ("Black Box, line GS", "black_box", ZebraLineGaussSeidel),
@@ -110,15 +118,18 @@ def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cy
     return Run(norms, times[:len(norms)], setup)
 
 
-def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
+def run_amg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int,
+            options: dict | None = None) -> Run:
     """mgnet's algebraic multigrid (amg/setup.py's defaults: Ruge-Stueben with the second pass,
-    classical interpolation; V(1,1) with forward / backward Gauss-Seidel), as a cycle or in CG."""
+    classical interpolation; V(1,1) with forward / backward Gauss-Seidel; ``options``: AmgSettings'
+    keys that differ), as a cycle or in CG (``name`` ends with ", CG")."""
+    from mgnet_cli.amg.settings import AmgSettings
     from mgnet_cli.amg.solver import setup as amg_setup
 
     f = torch.from_numpy(b)
     with torch.inference_mode():
         start = time.perf_counter()
-        cycle, _ = amg_setup(A)
+        cycle, _ = amg_setup(A, AmgSettings(**(options or {})))
         return timed_cycles(cycle, f, tol, max_cycles, "cg" if name.endswith(", CG") else "none", start)
 
 
@@ -198,6 +209,21 @@ def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother
         start = time.perf_counter()
         cycle, _ = build_galerkin_cycle(stencil, options, rule_of[prolongation])
         return timed_cycles(cycle, f, tol, max_cycles, krylov, start)
+
+
+def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool) -> dict[str, Run]:
+    """The jumps problem (1/10³ per box) at ``n``: PyAMG RS 2nd pass (cycle, CG), hypre's four solves
+    and each of mgnet AMG's option sets (AMG_OPTION_SETS), on the same matrix and right-hand side."""
+    problem = DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)
+    A = stencil_matrix(finest_stencil(problem))
+    b = right_hand_side("random", n, seed=0).numpy().ravel()
+    runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ("PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG")}
+    if hypre:
+        runs.update(run_hypre(A, b, tol, max_cycles))
+    for name, options in AMG_OPTION_SETS.items():
+        runs[name] = run_amg(name, A, b, tol, max_cycles, options)
+        log.info("%s: setup %.2f s, factor %s", name, runs[name].setup_s, cell(runs[name]))
+    return runs
 
 
 def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
@@ -291,29 +317,75 @@ def time_table(rows: list[tuple[str, dict[str, Run]]], tol: float) -> list[str]:
     return lines
 
 
-def setup_table(sizes: list[int]) -> list[str]:
-    """mgnet AMG's setup time (defaults) on the jumps matrix (1/10³ per box) at each n: the
-    hierarchy (strength, splitting, interpolation, Galerkin) and the cycle's build (operators,
-    Gauss-Seidel factors, the coarsest Cholesky) timed apart, and per row, to show how it grows."""
-    from mgnet_cli.amg.settings import AmgSettings
-    from mgnet_cli.amg.setup import ruge_stuben
-    from mgnet_cli.amg.solver import build_cycle
+def hypre_setups(matrix: Path, python: Path = HYPRE_PYTHON) -> dict[str, float]:
+    """BoomerAMG's setup seconds on the matrix saved at ``matrix``, one per configuration
+    (scripts/hypre_anchor.py ``--setup-only``: ``KSPSetUp`` timed in the anchor's process)."""
+    done = subprocess.run([str(python), str(HYPRE_ANCHOR), str(matrix), "--setup-only"], env=anchor_environment(),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"hypre_anchor.py failed: {last_line(done.stderr)}")
+    return {name: float(seconds) for name, seconds in json.loads(done.stdout)["setup_s"].items()}
 
-    lines = ["| n | rows | entries | hierarchy s | cycle build s | setup s | µs per row | levels | operator complexity |",
-             "| --- " * 9 + "|"]
+
+def mgnet_setup(A: sparse.csr_matrix) -> tuple[float, float, object]:
+    """mgnet AMG's default setup of ``A``: (hierarchy s, cycle build s, the hierarchy)."""
+    from mgnet_cli.amg.settings import AmgSettings
+    from mgnet_cli.amg.solver import build_cycle, hierarchy_of
+
+    with torch.inference_mode():
+        start = time.perf_counter()
+        hierarchy = hierarchy_of(A, AmgSettings())
+        built = time.perf_counter()
+        build_cycle(hierarchy, AmgSettings())
+        return built - start, time.perf_counter() - built, hierarchy
+
+
+def pyamg_setup(A: sparse.csr_matrix) -> float:
+    """Seconds of PyAMG's Ruge-Stueben setup with the second pass (the splitting mgnet's default uses)."""
+    start = time.perf_counter()
+    pyamg.ruge_stuben_solver(A, CF=("RS", {"second_pass": True}))
+    return time.perf_counter() - start
+
+
+def setup_table(sizes: list[int], repeats: int = 2, python: Path = HYPRE_PYTHON) -> list[str]:
+    """Setup time against the size of the jumps matrix (1/10³ per box): mgnet AMG (defaults; the
+    hierarchy, i.e. strength, splitting, interpolation and Galerkin, and the cycle's build, i.e.
+    operators, Gauss-Seidel factors and the coarsest Cholesky, timed apart), PyAMG RS 2nd pass and,
+    where Debian's petsc4py runs, hypre BoomerAMG's two configurations, on the same matrix. Each
+    size's setups run interleaved ``repeats`` times, the least of each kept; seconds per million
+    entries show the growth. The first line is hypre's versions, or the note why its columns are absent."""
+    hypre, note = hypre_probe(python)
+    names: list[str] = []  # hypre's configurations, as its anchor names them
+    rows = []
     for n in sizes:
-        A = stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)))
-        with torch.inference_mode():
-            start = time.perf_counter()
-            hierarchy = ruge_stuben(A, AmgSettings())
-            built = time.perf_counter()
-            build_cycle(hierarchy, AmgSettings())
-            end = time.perf_counter()
-        total = end - start
-        lines.append(f"| {n} | {A.shape[0]:,} | {A.nnz:,} | {built - start:.2f} | {end - built:.2f} | {total:.2f} | "
-                     f"{1e6 * total / A.shape[0]:.1f} | {len(hierarchy.A)} | {hierarchy.operator_complexity():.2f} |")
-        log.info("%s", lines[-1])
-    return lines
+        A = stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))).tocsr()
+        best: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="bench_amg_") as folder:
+            matrix = Path(folder) / "A.npz"
+            if hypre:
+                sparse.save_npz(matrix, A)
+            for _ in range(repeats):  # interleaved, so a busy stretch of the shared host hits all alike
+                hierarchy_s, build_s, hierarchy = mgnet_setup(A)
+                if hierarchy_s + build_s < best.get("mgnet", math.inf):
+                    best.update(mgnet=hierarchy_s + build_s, hierarchy=hierarchy_s, build=build_s)
+                best["PyAMG"] = min(best.get("PyAMG", math.inf), pyamg_setup(A))
+                for name, seconds in (hypre_setups(matrix, python) if hypre else {}).items():
+                    best[name] = min(best.get(name, math.inf), seconds)
+                    names += [] if name in names else [name]
+                log.info("n = %d, best so far: %s", n, ", ".join(f"{key} {value:.3f} s" for key, value in best.items()))
+        per_million = 1e6 / A.nnz
+        cells = [f"{n}", f"{A.shape[0]:,}", f"{A.nnz:,}", f"{best['hierarchy']:.2f}", f"{best['build']:.2f}",
+                 f"{best['mgnet']:.3f}", f"{best['mgnet'] * per_million:.3f}", f"{best['PyAMG']:.3f}",
+                 f"{best['PyAMG'] * per_million:.3f}"]
+        cells += [cell for name in names for cell in (f"{best[name]:.3f}", f"{best[name] * per_million:.3f}")]
+        cells += [f"{len(hierarchy.A)}", f"{hierarchy.operator_complexity():.2f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+        log.info("%s", rows[-1])
+    columns = ["n", "rows", "entries", "hierarchy s", "cycle build s", "mgnet setup s", "mgnet s / M entries",
+               "PyAMG RS 2nd pass s", "PyAMG s / M entries"]
+    columns += [heading for name in names for heading in (f"{name} s", f"{name} s / M entries")]
+    columns += ["levels", "operator complexity"]
+    return [note, "", "| " + " | ".join(columns) + " |", "| --- " * len(columns) + "|"] + rows
 
 
 def plot_histories(label: str, runs: dict[str, Run], path: Path) -> None:
@@ -363,13 +435,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="n = 31 and 63 only, a 3-step learned P")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the two PNGs")
     parser.add_argument("--setup-sizes", type=int, nargs="+", default=None,
-                        help="only the setup cost of mgnet's AMG on jumps at these n (e.g. 255 511 1023 2047)")
+                        help="only the setup cost on jumps at these n (e.g. 255 511 1023 2047): mgnet AMG, "
+                             "PyAMG, hypre")
+    parser.add_argument("--jumps-time", action="store_true",
+                        help="only the time to 1e-8 on jumps at --time-size: mgnet AMG's option sets, PyAMG, hypre")
+    parser.add_argument("--setup-repeats", type=int, default=2, help="each size's setups, interleaved; the least kept")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.setup_sizes is not None:
         torch.set_num_threads(args.threads)
-        print(f"mgnet AMG setup (defaults), jumps 1/10³, torch {torch.__version__}, {args.threads} thread(s)\n")
-        print("\n".join(setup_table(args.setup_sizes)))
+        print(f"AMG setup, jumps 1/10³: mgnet (defaults), PyAMG {pyamg.__version__} RS 2nd pass, hypre; "
+              f"torch {torch.__version__}, {args.threads} thread(s), best of {args.setup_repeats}, interleaved\n")
+        print("\n".join(setup_table(args.setup_sizes, args.setup_repeats)))
+        return
+    if args.jumps_time:
+        torch.set_num_threads(args.threads)
+        hypre, hypre_line = hypre_probe()
+        print(hypre_line)
+        runs = jumps_time_runs(args.time_size, 1e-10, args.max_cycles, hypre)
+        print(f"\nTime to a relative residual of 1e-8, jumps 1/10³, n = {args.time_size}, setup included "
+              f"(torch {torch.__version__}, pyamg {pyamg.__version__}, {args.threads} thread(s))\n")
+        print("\n".join(time_table([(f"jumps 1/10³, n={args.time_size}", runs)], 1e-8)))
+        print("\n".join(["", "Factors (per cycle or per CG iteration, to 1e-10):"] +
+                         [f"- {name}: {cell(run)}" for name, run in runs.items()]))
         return
     if args.quick:
         args.sizes, args.aniso_size, args.time_size, args.learn_steps = [31, 63], 63, 63, 3

@@ -4,6 +4,7 @@ PyAMG and mgnet, in a process of its own because it needs Debian's petsc4py (PET
     PETSC_DIR=/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real OMP_NUM_THREADS=1 \\
         /usr/bin/python3.11 scripts/hypre_anchor.py A.npz b.npy --tol 1e-10 --max-its 40
     /usr/bin/python3.11 scripts/hypre_anchor.py --versions      # a probe: the versions, no solve
+    /usr/bin/python3.11 scripts/hypre_anchor.py A.npz --setup-only   # each configuration's setup, no solve
 
 A.npz: a SciPy sparse matrix (``scipy.sparse.save_npz``, read without pickle); b.npy: the
 right-hand side. Prints one JSON object: the versions and, for each of PETSc's BoomerAMG defaults and
@@ -11,7 +12,9 @@ HMIS coarsening with extended+i interpolation, as a cycle (KSP richardson, scale
 iteration) and as CG's preconditioner, from x = 0 to ``tol`` (at most ``max-its`` iterations): the
 true residual norm after each iteration with its time since the setup began, the setup time
 (``KSPSetUp``: the hierarchy), the solve time, and the factor (the geometric mean reduction over the
-second half of the iterations, as ``mgnet solve`` reports it). Imports nothing from mgnet.
+second half of the iterations, as ``mgnet solve`` reports it). ``--setup-only``: no right-hand side and
+no solve, only each configuration's ``KSPSetUp`` time (``{"setup_s": {name: seconds}}``), for
+bench_amg.py's ``--setup-sizes``. Imports nothing from mgnet.
 """
 
 import argparse
@@ -67,6 +70,25 @@ def solve(PETSc, A, b, options: dict[str, str], krylov: str, tol: float, max_its
             "converged": ksp.getConvergedReason() > 0, "factor": factor(norms)}
 
 
+def setup_only(PETSc, A, options: dict[str, str], prefix: str) -> float:
+    """Seconds of BoomerAMG's setup (``KSPSetUp``: the hierarchy) on ``A`` with ``options``, nothing solved."""
+    database = PETSc.Options()
+    for key, value in options.items():
+        database[prefix + key] = value
+    ksp = PETSc.KSP().create()
+    ksp.setOptionsPrefix(prefix)
+    ksp.setOperators(A)
+    ksp.setType("cg")
+    ksp.getPC().setType("hypre")
+    ksp.getPC().setHYPREType("boomeramg")
+    ksp.setFromOptions()
+    start = time.perf_counter()
+    ksp.setUp()
+    seconds = time.perf_counter() - start
+    ksp.destroy()
+    return seconds
+
+
 def versions(PETSc, petsc4py) -> dict[str, str]:
     """PETSc's, petsc4py's and hypre's (the name of the shared library PETSc's hypre PC loads)."""
     libraries = sorted(Path("/usr/lib").glob("*/libHYPRE-*.so")) + sorted(Path("/usr/lib").glob("libHYPRE-*.so"))
@@ -81,21 +103,28 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-8)
     parser.add_argument("--max-its", type=int, default=100)
     parser.add_argument("--versions", action="store_true", help="print the versions only (a probe)")
+    parser.add_argument("--setup-only", action="store_true", help="time each configuration's setup, no solve")
     args = parser.parse_args()
     import petsc4py
 
     petsc4py.init([sys.argv[0]])
     from petsc4py import PETSc
 
-    if args.versions or args.matrix is None or args.rhs is None:
+    if args.versions or args.matrix is None or (args.rhs is None and not args.setup_only):
         print(json.dumps(versions(PETSc, petsc4py)))
         return
 
     csr = sparse.load_npz(args.matrix).tocsr()
-    rhs = np.load(args.rhs, allow_pickle=False).astype(np.float64).ravel()
     A = PETSc.Mat().createAIJ(size=csr.shape, csr=(csr.indptr.astype(PETSc.IntType),
                                                    csr.indices.astype(PETSc.IntType), csr.data))
     A.assemble()
+    if args.setup_only:
+        seconds = {name: setup_only(PETSc, A, options, f"setup{index}_")
+                   for index, (name, options) in enumerate(CONFIGS.items())}
+        print(json.dumps({**versions(PETSc, petsc4py), "rows": csr.shape[0], "entries": int(csr.nnz),
+                          "setup_s": seconds}))
+        return
+    rhs = np.load(args.rhs, allow_pickle=False).astype(np.float64).ravel()
     b = A.createVecRight()
     b.setArray(rhs)
     runs = {}

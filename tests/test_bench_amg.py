@@ -78,6 +78,50 @@ def test_setup_sizes_prints_one_row_per_size_with_its_setup_time(tmp_path):
         assert total == pytest.approx(hierarchy + build, abs=0.02) and total > 0
 
 
+def test_setup_table_without_hypre_leaves_its_columns_out_with_one_note(bench, tmp_path):
+    lines = bench.setup_table([15, 31], repeats=1, python=tmp_path / "python3.11")
+    assert lines[0].startswith("hypre skipped: ") and "absent" in lines[0]
+    header, rows = lines[2].split(" | "), [line.split(" | ") for line in lines[4:]]
+    assert "hypre" not in lines[2] and "PyAMG RS 2nd pass s" in header and len(rows) == 2
+    assert all(len(row) == len(header) for row in rows) and [row[2] for row in rows] == ["1,065", "4,681"]
+    for row in rows:  # entries of the 5-point jumps matrix: 5 n^2 - 4 n
+        entries = float(row[2].replace(",", ""))
+        mgnet, per_million = float(row[header.index("mgnet setup s")]), float(row[header.index("mgnet s / M entries")])
+        rounding = 0.0005 * 1e6 / entries + 0.0005  # both cells printed to 3 decimals
+        assert per_million == pytest.approx(mgnet * 1e6 / entries, abs=rounding) and mgnet > 0
+        pyamg, pyamg_per_million = (float(row[header.index(f"PyAMG{key}")]) for key in (" RS 2nd pass s",
+                                                                                        " s / M entries"))
+        assert pyamg_per_million == pytest.approx(pyamg * 1e6 / entries, abs=rounding)
+
+
+def test_setup_table_with_hypre_adds_both_configurations_setups(bench):
+    available, line = bench.hypre_probe()
+    if not available:
+        pytest.skip(line)
+    lines = bench.setup_table([15, 31], repeats=1)
+    assert lines[0].startswith("hypre 2.")
+    header, rows = lines[2].split(" | "), [line.split(" | ") for line in lines[4:]]
+    for name in ("hypre BoomerAMG", "hypre HMIS ext+i"):
+        seconds, per_million = header.index(f"{name} s"), header.index(f"{name} s / M entries")
+        for row in rows:
+            entries = float(row[2].replace(",", ""))
+            assert float(row[seconds]) >= 0 and float(row[per_million]) > 0, row
+            rounding = 0.0005 * 1e6 / entries + 0.0005  # both cells printed to 3 decimals
+            assert float(row[per_million]) == pytest.approx(float(row[seconds]) * 1e6 / entries, abs=rounding)
+
+
+def test_the_anchors_setup_only_mode_times_each_configuration(bench, tmp_path):
+    available, line = bench.hypre_probe()
+    if not available:
+        pytest.skip(line)
+    import scipy.sparse as sparse
+
+    sparse.save_npz(tmp_path / "A.npz", poisson(31))
+    seconds = bench.hypre_setups(tmp_path / "A.npz")
+    assert list(seconds) == ["hypre BoomerAMG", "hypre HMIS ext+i"]
+    assert all(0 < value < 60 for value in seconds.values()), seconds
+
+
 def anchor_output(norms: list[float]) -> str:
     """What hypre_anchor.py prints, with one set of residual norms for each of its four solves."""
     run = {"norms": norms, "times": [0.5 + 0.1 * k for k in range(len(norms))], "setup_s": 0.5, "solve_s": 0.4,
