@@ -151,7 +151,7 @@ def load_cifar10(root: Path, download: bool) -> ImageData:
     return ImageData("cifar10", train, test, classes, CIFAR10_MEAN, CIFAR10_STD)
 
 
-def load_cifar100(root: Path, download: bool, labels: str = "fine") -> ImageData:
+def load_cifar100(root: Path, download: bool, labels: str) -> ImageData:
     """CIFAR-100 from root/cifar-100-python, with its 100 fine or 20 coarse classes."""
     if labels not in CIFAR100_CLASSES:
         raise ConfigError(

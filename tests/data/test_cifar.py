@@ -176,7 +176,7 @@ def test_failed_download_becomes_a_data_error(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr("torchvision.datasets.CIFAR100", offline)
     with pytest.raises(DataError) as caught:
-        load_cifar100(tmp_path, download=True)
+        load_cifar100(tmp_path, download=True, labels="fine")
     message = str(caught.value)
     assert calls == [(str(tmp_path), False, True)]
     assert "download failed: OSError: <urlopen error" in message and "second line" not in message
