@@ -39,9 +39,9 @@ def factor(norms: list[float]) -> float:
     return (norms[-1] / norms[-1 - span]) ** (1.0 / span)
 
 
-def solve(PETSc, A, b, options: dict[str, str], krylov: str, tol: float, max_its: int, prefix: str) -> dict:
-    """One BoomerAMG solve from x = 0; ``krylov``: "richardson" (the cycle) or "cg"; ``options``:
-    PETSc's, set under ``prefix`` for this solve only."""
+def boomeramg(PETSc, A, options: dict[str, str], prefix: str, krylov: str):
+    """A KSP of type ``krylov`` on ``A`` preconditioned by BoomerAMG, PETSc's ``options`` set under
+    ``prefix`` (this solve's alone); not yet set up."""
     database = PETSc.Options()
     for key, value in options.items():
         database[prefix + key] = value
@@ -51,6 +51,13 @@ def solve(PETSc, A, b, options: dict[str, str], krylov: str, tol: float, max_its
     ksp.setType(krylov)
     ksp.getPC().setType("hypre")
     ksp.getPC().setHYPREType("boomeramg")
+    return ksp
+
+
+def solve(PETSc, A, b, options: dict[str, str], krylov: str, tol: float, max_its: int, prefix: str) -> dict:
+    """One BoomerAMG solve from x = 0; ``krylov``: "richardson" (the cycle) or "cg"; ``options``:
+    PETSc's, set under ``prefix`` for this solve only."""
+    ksp = boomeramg(PETSc, A, options, prefix, krylov)
     ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)  # ||b - A x||, as PyAMG and mgnet measure it
     ksp.setTolerances(rtol=tol, atol=0.0, max_it=max_its)
     ksp.setFromOptions()
@@ -72,15 +79,7 @@ def solve(PETSc, A, b, options: dict[str, str], krylov: str, tol: float, max_its
 
 def setup_only(PETSc, A, options: dict[str, str], prefix: str) -> float:
     """Seconds of BoomerAMG's setup (``KSPSetUp``: the hierarchy) on ``A`` with ``options``, nothing solved."""
-    database = PETSc.Options()
-    for key, value in options.items():
-        database[prefix + key] = value
-    ksp = PETSc.KSP().create()
-    ksp.setOptionsPrefix(prefix)
-    ksp.setOperators(A)
-    ksp.setType("cg")
-    ksp.getPC().setType("hypre")
-    ksp.getPC().setHYPREType("boomeramg")
+    ksp = boomeramg(PETSc, A, options, prefix, "cg")
     ksp.setFromOptions()
     start = time.perf_counter()
     ksp.setUp()
