@@ -211,11 +211,15 @@ def run_ours(stencil: torch.Tensor, f: torch.Tensor, prolongation: str, smoother
         return timed_cycles(cycle, f, tol, max_cycles, krylov, start)
 
 
+def jumps_matrix(n: int) -> sparse.csr_matrix:
+    """The jumps problem's matrix (1/10³ per box, seed 0) at ``n``, as CSR."""
+    return stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))).tocsr()
+
+
 def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool) -> dict[str, Run]:
     """The jumps problem (1/10³ per box) at ``n``: PyAMG RS 2nd pass (cycle, CG), hypre's four solves
     and each of mgnet AMG's option sets (AMG_OPTION_SETS), on the same matrix and right-hand side."""
-    problem = DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)
-    A = stencil_matrix(finest_stencil(problem))
+    A = jumps_matrix(n)
     b = right_hand_side("random", n, seed=0).numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ("PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG")}
     if hypre:
@@ -358,7 +362,7 @@ def setup_table(sizes: list[int], repeats: int = 2, python: Path = HYPRE_PYTHON)
     names: list[str] = []  # hypre's configurations, as its anchor names them
     rows = []
     for n in sizes:
-        A = stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))).tocsr()
+        A = jumps_matrix(n)
         best: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="bench_amg_") as folder:
             matrix = Path(folder) / "A.npz"

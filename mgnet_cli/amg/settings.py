@@ -9,7 +9,7 @@ here: the schema imports this one)."""
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mgnet_cli.cycle_shape import SHAPES_HELP
+from mgnet_cli.cycle_shape import SHAPES_HELP, CycleShape
 from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
 from mgnet_cli.krylov_choice import Krylov
 
@@ -75,12 +75,9 @@ class AmgSmoother(StrEnum):
     chebyshev = "chebyshev"
 
 
-class AmgCycle(StrEnum):
-    """The shapes of mgnet_cli/cycle_shape.py that come back up (not MgNet's backslash)."""
-
-    v = "v"
-    w = "w"
-    f = "f"
+# The shapes of mgnet_cli/cycle_shape.py that come back up (not MgNet's backslash), derived from it:
+# a new shape there is a choice here.
+AmgCycle = StrEnum("AmgCycle", {shape.name: shape.value for shape in CycleShape if shape != CycleShape.backslash})
 
 
 @dataclass
