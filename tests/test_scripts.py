@@ -154,3 +154,23 @@ def test_bench_default_solve_builds_the_5_point_matrix_and_solves_it_with_pyamg(
     assert matrix[4].toarray().ravel().tolist() == [0, -1, 0, -1, 4, -1, 0, -1, 0]  # the centre's 4 neighbours
     seconds, cycles = bench.pyamg_seconds(bench.poisson_matrix(31), torch.ones(31 * 31, dtype=torch.float64).numpy())
     assert seconds > 0 and 1 <= cycles <= 20
+
+
+@pytest.mark.process
+def test_device_check_runs_the_entries_named_in_their_order_and_refuses_an_unknown_one(tmp_path):
+    """`MGNET_CHECK_RUNS` picks `full`'s runs (the lent GPU time is short: a session runs what it still
+    needs); `runs` lists them without running, and a name not in the list stops before any work."""
+    def device_check(*args: str, runs: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(SCRIPTS / "device_check.sh"), *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "MGNET_CHECK_RUNS": runs,
+                                   "OUT": str(tmp_path / "out")})
+
+    listed = device_check("runs", runs="wide_auto_e40 fast_auto_e160")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("|")[0] for line in listed.stdout.splitlines()] == ["wide_auto_e40", "fast_auto_e160"]
+    assert "trainer.epochs=160" in listed.stdout.splitlines()[1]
+    everything = device_check("runs", runs="")
+    assert len(everything.stdout.splitlines()) >= 13 and everything.stdout.startswith("fast_auto_s0|")
+    refused = device_check("full", runs="fast_auto_e160 typo")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no run named 'typo'" in refused.stderr
+    assert not (tmp_path / "out").exists()  # stopped before its set-up, which makes $OUT first
