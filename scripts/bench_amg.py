@@ -6,6 +6,7 @@
     .venv/bin/python scripts/bench_amg.py --quick                  # small grids: a smoke run
     .venv/bin/python scripts/bench_amg.py --jumps-time --time-size 1023   # jumps to 1e-8: AMG options, anchors
     .venv/bin/python scripts/bench_amg.py --setup-sizes 255 511 1023 2047   # only the setup cost, hypre beside
+    .venv/bin/python scripts/bench_amg.py --meshes                 # PyAMG's airfoil and knot meshes: every AMG
 
 Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
@@ -230,6 +231,37 @@ def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool) -> dict[st
     return runs
 
 
+MESHES = ("airfoil", "knot")  # PyAMG's example meshes (pyamg.gallery.load_example): SPD finite-element matrices
+SYMMETRIC = {"smoother": "symmetric_gauss_seidel"}  # a forward and a backward sweep on each side: PyAMG's default cycle
+MESH_OPTION_SETS = {  # --meshes: besides AMG and AMG_OPTION_SETS, the cycle with PyAMG's smoothing work
+    "mgnet AMG symmetric GS": SYMMETRIC,
+    "mgnet AMG symmetric GS, CG": SYMMETRIC,
+    "mgnet AMG symmetric GS, ext+i": SYMMETRIC | {"interpolation": "extended_i"},
+    "mgnet AMG symmetric GS, ext+i, CG": SYMMETRIC | {"interpolation": "extended_i"},
+}
+
+
+def mesh_matrix(name: str) -> sparse.csr_matrix:
+    """One of PyAMG's example meshes' matrices (airfoil: 260 rows, knot: 239), as CSR: data shipped
+    with PyAMG, built by no code of mgnet's."""
+    return sparse.csr_matrix(pyamg.gallery.load_example(name)["A"], dtype=np.float64)
+
+
+def mesh_runs(name: str, tol: float, max_cycles: int, hypre: bool) -> dict[str, Run]:
+    """Every algebraic method on a mesh's matrix, one standard-normal right-hand side (seed 0): the
+    PyAMG anchors, hypre's four solves, mgnet AMG's defaults (cycle, CG), its option sets and
+    MESH_OPTION_SETS."""
+    A = mesh_matrix(name)
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    runs = {method: run_pyamg(method, A, b, tol, max_cycles) for method in ANCHORS}
+    if hypre:
+        runs.update(run_hypre(A, b, tol, max_cycles))
+    runs.update({method: run_amg(method, A, b, tol, max_cycles) for method in AMG})
+    option_sets = AMG_OPTION_SETS | MESH_OPTION_SETS
+    runs.update({method: run_amg(method, A, b, tol, max_cycles, options) for method, options in option_sets.items()})
+    return runs
+
+
 def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
     rows = [(f"lognormal σ=1, n={n}", DiffusionProblemConfig(n=n)) for n in sizes]
     rows += [(f"jumps 1/10³, n={n}", DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)) for n in sizes]
@@ -443,6 +475,8 @@ def main() -> None:
                              "PyAMG, hypre")
     parser.add_argument("--jumps-time", action="store_true",
                         help="only the time to 1e-8 on jumps at --time-size: mgnet AMG's option sets, PyAMG, hypre")
+    parser.add_argument("--meshes", action="store_true",
+                        help="only PyAMG's airfoil and knot meshes: every AMG (anchors, mgnet's option sets), factors")
     parser.add_argument("--setup-repeats", type=int, default=2, help="each size's setups, interleaved; the least kept")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -462,6 +496,16 @@ def main() -> None:
         print("\n".join(time_table([(f"jumps 1/10³, n={args.time_size}", runs)], 1e-8)))
         print("\n".join(["", "Factors (per cycle or per CG iteration, to 1e-10):"] +
                          [f"- {name}: {cell(run)}" for name, run in runs.items()]))
+        return
+    if args.meshes:
+        torch.set_num_threads(args.threads)
+        hypre, hypre_line = hypre_probe()
+        print(hypre_line)
+        rows = [(f"{name} ({mesh_matrix(name).shape[0]} rows)", mesh_runs(name, 1e-10, args.max_cycles, hypre))
+                for name in MESHES]
+        print(f"\nFactors per cycle (per CG iteration where the method says CG), PyAMG {pyamg.__version__}'s "
+              f"example meshes, to 1e-10 (torch {torch.__version__}, {args.threads} thread(s))\n")
+        print("\n".join(factor_table(rows)))
         return
     if args.quick:
         args.sizes, args.aniso_size, args.time_size, args.learn_steps = [31, 63], 63, 63, 3
