@@ -155,12 +155,48 @@ full() {
     grep -E "^== |final|test acc|images/s \(" "$OUT/full.log" | tail -60
 }
 
+# Issue 23's CUDA sparse run, one call (carry .whl): the jumps matrix (1/10^3 per box) written by
+# `mgnet solve problem.save_matrix`, then `mgnet solve problem=matrix` on it for each smoother, the cycle on
+# the GPU (torch sparse CSR; Gauss-Seidel's triangular solves stay on the CPU) and on the host's CPU, the
+# same setup; the table read back from each run's results.json (amg.md in $OUT). Dry-run on a CPU (46 s):
+# OUT=/tmp/dcamg MGNET_CHECK_DEVICE=cpu MGNET_CHECK_AMG_N=63 bash scripts/device_check.sh amg
+AMG_SMOOTHERS="${MGNET_CHECK_AMG_SMOOTHERS:-l1_jacobi chebyshev gauss_seidel}"
+amg() {
+    setup
+    local device="${MGNET_CHECK_DEVICE:-cuda}" n="${MGNET_CHECK_AMG_N:-1023}" folder=/tmp/amg smoother place
+    rm -rf "$folder" && mkdir -p "$folder"
+    # one cycle of the structured solve: it is the written matrix that is wanted (the exit is "not converged")
+    python3 -m mgnet_cli solve problem=diffusion problem.coefficient=jumps problem.n="$n" solver.max_cycles=1 \
+        solver.device=cpu problem.save_matrix="$folder/jumps.npz" hydra.run.dir="$folder/write" > "$OUT/amg.log" 2>&1 || true
+    [[ -f $folder/jumps.npz ]] || { echo "the matrix was not written: see amg.log"; tail -5 "$OUT/amg.log"; exit 1; }
+    for smoother in $AMG_SMOOTHERS; do
+        for place in "$device" cpu; do
+            echo "== ${place}_$smoother" >> "$OUT/amg.log"
+            timeout "${MGNET_CHECK_AMG_SECONDS:-240}" python3 -m mgnet_cli solve problem=matrix problem.file="$folder/jumps.npz" \
+                problem.amg.smoother="$smoother" solver.device="$place" hydra.run.dir="$folder/runs/${place}_$smoother" \
+                >> "$OUT/amg.log" 2>&1 || echo "== ${place}_$smoother: exit $?" >> "$OUT/amg.log"
+        done
+    done
+    python3 - "$folder/runs" > "$OUT/amg.md" <<'TABLE'
+import json, sys
+from pathlib import Path
+print("| run | device | status | iterations | factor | setup s | solve s | s / iteration |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for run in sorted(Path(sys.argv[1]).glob("*/results.json")):
+    r = json.loads(run.read_text())
+    print(f"| {run.parent.name} | {r['device']} | {r['status']} | {r['cycles']} | {r['convergence_factor']:.3f} | "
+          f"{r['setup_time_s']:.2f} | {r['solve_time_s']:.3f} | {r['time_per_cycle_s']:.4f} |")
+TABLE
+    cat "$OUT/gpu.txt" "$OUT/amg.md"
+}
+
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
     prepare-full) prepare_full "${2:?usage: prepare-full DIR (holding cifar-10-batches-py/)}" ;;
     stage) stage ;;
     full) full ;;
+    amg) amg ;;
     runs) chosen_runs; printf '%s\n' "${RUNS[@]}" ;;  # what `full` would run, without running it
-    *) echo "usage: bash scripts/device_check.sh prepare|run|prepare-full DIR|stage|full|runs" >&2; exit 2 ;;
+    *) echo "usage: bash scripts/device_check.sh prepare|run|prepare-full DIR|stage|full|runs|amg" >&2; exit 2 ;;
 esac
