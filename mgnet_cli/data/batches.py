@@ -117,6 +117,16 @@ class BatchLoader:
         self.std = torch.tensor(batching.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         augmentation = batching.augmentation
         self.augmentation = augmentation if augmentation is not None and augmentation.active else None
+        self.epoch = 1  # set_epoch: alternating flips read its parity
+        self.first_flips = None  # (N,) bool, each image's orientation in odd epochs, drawn here once
+        if self.augmentation is not None and self.augmentation.flip_alternating:
+            self.first_flips = torch.rand(len(self.labels), generator=generator) < 0.5
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch (from 1) the next iteration serves: with alternating flips, odd epochs mirror
+        the images ``first_flips`` marks and even ones the others (the training loop sets it, a
+        resumed run too)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         """Batches per epoch (this rank's)."""
@@ -128,8 +138,8 @@ class BatchLoader:
             order = torch.randperm(count, generator=self.generator)
         else:
             order = torch.arange(count)
+        offsets, flips = self._draw_augmentation(order)
         order = order.to(self.device)
-        offsets, flips = self._draw_augmentation(count)
         for window in self._windows():
             index = order[window]
             images = self.images[index]
@@ -142,16 +152,19 @@ class BatchLoader:
         b = self.batching
         return batch_windows(len(self.labels), b.batch_size, b.shard, b.min_images, b.drop_last)
 
-    def _draw_augmentation(self, count: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Crop offsets (count, 2) and flips (count,) for one epoch, in epoch order."""
+    def _draw_augmentation(self, order: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Crop offsets (count, 2) and flips (count,) for one epoch, in epoch ``order`` (CPU)."""
         if self.augmentation is None:
             return None, None
+        count = len(order)
         padding = self.augmentation.crop_padding
         if padding:
             offsets = torch.randint(0, 2 * padding + 1, (count, 2), generator=self.generator)
         else:
             offsets = torch.zeros(count, 2, dtype=torch.int64)
-        if self.augmentation.flip:
+        if self.first_flips is not None:  # alternating: no coin, the epoch's parity
+            flips = self.first_flips[order] ^ (self.epoch % 2 == 0)
+        elif self.augmentation.flip:
             flips = torch.rand(count, generator=self.generator) < 0.5
         else:
             flips = torch.zeros(count, dtype=torch.bool)
@@ -164,7 +177,10 @@ class BatchLoader:
 
 
 class BatchSource(Sized, Iterable, Protocol):
-    """An epoch's batches: ``(images float (B, C, H, W), labels int64 (B,))`` on the device."""
+    """An epoch's batches: ``(images float (B, C, H, W), labels int64 (B,))`` on the device;
+    ``set_epoch`` says which epoch (from 1) the next iteration serves."""
+
+    def set_epoch(self, epoch: int) -> None: ...
 
 
 @dataclass

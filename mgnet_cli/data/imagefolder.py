@@ -135,6 +135,9 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing to set: the workers draw each epoch's augmentation (no alternating flips here)."""
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         try:
             for images, labels in self.loader:
@@ -183,6 +186,9 @@ class FolderData:
         if augmentation is not None and augmentation.crop_padding:
             raise ConfigError(f"dataset.augmentation.crop_padding={augmentation.crop_padding}: "
                               "imagefolder crops with random-resized crops; set it to 0")
+        if augmentation is not None and augmentation.flip_alternating:
+            raise ConfigError("dataset.augmentation.flip_alternating=true: imagefolder's workers draw a new "
+                              "flip every epoch; set it to false")
         if augmentation is None or self.crop_scale is None:
             steps = [v2.Resize(self.resize), v2.CenterCrop(self.image_size)]
         else:

@@ -24,9 +24,14 @@ class AugmentationConfig:
     pipeline, ``mgnet_cli/data/batches.py``, takes this object as it is)."""
     crop_padding: int = rules.setting(0, "random crop after zero-padding this many pixels per side")
     flip: bool = rules.setting(False, "random horizontal flip")
+    flip_alternating: bool = rules.setting(False, "with flip: each image is mirrored in every other epoch, from a "
+                                                  "random first choice per image (airbench94's alternating flip), "
+                                                  "instead of a new coin every epoch")
 
     def __post_init__(self) -> None:
         rules.count(self, "crop_padding", minimum=0, maximum=64)
+        if self.flip_alternating:
+            rules.is_true(self, "flip", "flip_alternating=true alternates flips: set flip=true too")
 
     @property
     def active(self) -> bool:

@@ -203,6 +203,7 @@ class TrainingRun:
         trainer, world = self.trainer, self.world
         hooks = EpochHooks(stop=self.stop, check=self.check, check_every=10 if world.active else 50,
                            log_every=trainer.log_every_n_steps, report=self.report)
+        self.batches.train.set_epoch(epoch)
         partial = train_epoch(self.step, self.batches.train, f"epoch {epoch}/{trainer.epochs}",
                               trainer.limit_train_batches, done=own_share(partial, world), hooks=hooks)
         self.check()

@@ -121,6 +121,32 @@ def test_flip_only_mirrors_or_keeps_each_image() -> None:
     assert bool((mirrored | kept).all()) and 10 < int(mirrored.sum()) < 54
 
 
+def test_alternating_flips_mirror_each_image_in_every_other_epoch() -> None:
+    """airbench94's alternating flip: a random orientation per image at first, then the other one
+    each epoch, whatever the shuffled order (labels say which image a row is)."""
+    data = image_set(64)
+    loader = loader_of(data, 16, device=CPU, shuffle=True, augmentation=AugmentationConfig(flip=True, flip_alternating=True),
+                         generator=torch.Generator().manual_seed(0), **IDENTITY)  # fmt: skip
+
+    def mirrored_in(epoch: int) -> torch.Tensor:
+        loader.set_epoch(epoch)
+        images, labels = (torch.cat(parts) for parts in zip(*loader))
+        pixels = as_pixels(images)
+        mirrored = (pixels == data.images[labels].flip(-1)).flatten(1).all(1)
+        assert bool((mirrored | (pixels == data.images[labels]).flatten(1).all(1)).all())
+        return torch.zeros(64, dtype=torch.bool).index_put((labels,), mirrored)  # by image
+
+    first, second, third = mirrored_in(1), mirrored_in(2), mirrored_in(3)
+    assert 10 < int(first.sum()) < 54  # a coin per image at first
+    assert torch.equal(second, ~first) and torch.equal(third, first)
+    assert torch.equal(mirrored_in(2), second)  # the parity decides, not how many epochs ran
+
+
+def test_alternating_flips_need_flip() -> None:
+    with pytest.raises(ValueError, match="flip_alternating=true alternates flips: set flip=true too"):
+        AugmentationConfig(flip=False, flip_alternating=True)
+
+
 def test_generator_state_replays_an_epoch() -> None:
     generator = torch.Generator().manual_seed(7)
     loader = loader_of(image_set(30), 8, device=CPU, shuffle=True, augmentation=AugmentationConfig(2, True),

@@ -1,6 +1,6 @@
 """airbench94's training options carried over to every model: lookahead (``trainer.lookahead_*``),
-flip-and-translate test-time augmentation (``eval.tta=flip_translate``) and the triangular schedule
-(``scheduler=triangular``)."""
+flip-and-translate test-time augmentation (``eval.tta=flip_translate``), the triangular schedule
+(``scheduler=triangular``) and alternating flips (``dataset.augmentation.flip_alternating``)."""
 
 import dataclasses
 import json
@@ -132,3 +132,30 @@ def test_the_triangular_schedule_rises_to_its_peak_then_falls_to_its_end():
 def test_scheduler_triangular_spans_the_run(compose_config):
     t = build_training(compose_config("scheduler=triangular", "trainer.epochs=4"))
     assert t.schedule.epochs == 4 and t.schedule(4) == pytest.approx(0.07) and t.schedule(0.92) == pytest.approx(1.0)
+
+
+# --- alternating flips ----------------------------------------------------------------------------
+def test_training_tells_the_batches_each_epoch_so_alternating_flips_alternate(compose_config, tmp_path):
+    """``fit`` sets the epoch before each one's batches (the loader's own test shows what the parity
+    does): three epochs mirror each image in the first and third or in the second only."""
+    cfg = compose_config("dataset.augmentation.flip=true", "dataset.augmentation.flip_alternating=true",
+                         "trainer.epochs=3")
+    training = build_training(cfg)
+    loader = training.batches.train
+    seen = []
+    original = loader.set_epoch
+    loader.set_epoch = lambda epoch: (seen.append(epoch), original(epoch))  # the real method, recorded
+    fit(training, tmp_path / "run")
+    assert seen == [1, 2, 3] and loader.epoch == 3
+    assert 0 < int(loader.first_flips.sum()) < len(loader.first_flips)
+
+
+def test_image_folders_refuse_alternating_flips_in_one_line(tmp_path):
+    from mgnet_cli.data.imagefolder import FolderData
+    from mgnet_cli.errors import ConfigError
+    from mgnet_cli.schema.data import AugmentationConfig
+
+    fields = {field.name: None for field in dataclasses.fields(FolderData)}
+    folder = FolderData(**fields | {"name": "folder", "classes": ("a", "b"), "image_size": 32, "crop_scale": (0.35, 1.0)})
+    with pytest.raises(ConfigError, match="flip_alternating=true: imagefolder's workers draw a new flip every epoch"):
+        folder.transform(AugmentationConfig(flip=True, flip_alternating=True))
