@@ -112,6 +112,9 @@ FULL_RUNS=(
     # at the H200's 1.3 s an epoch about 420 s, 210 s for 160, 70 s for the wide model's 40)
     "fast_auto_e320|experiment=mgnet_cifar10_fast seed=0 trainer.epochs=320"
     "fast_auto_e160|experiment=mgnet_cifar10_fast seed=0 trainer.epochs=160"
+    # airbench94's alternating flips on the preset (no difference on the CPU subset at 6 epochs)
+    "fast_alt_s0|experiment=mgnet_cifar10_fast seed=0 dataset.augmentation.flip_alternating=true"
+    "fast_alt_s1|experiment=mgnet_cifar10_fast seed=1 dataset.augmentation.flip_alternating=true"
     "wide_auto_e40|experiment=mgnet_cifar10_fast seed=0 model.channels=[32,128,256,512] trainer.epochs=40"
 )
 # MGNET_CHECK_RUNS="name name ...": only those entries, in that order (e.g. the two budget runs above);
