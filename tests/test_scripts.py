@@ -174,3 +174,14 @@ def test_device_check_runs_the_entries_named_in_their_order_and_refuses_an_unkno
     refused = device_check("full", runs="fast_auto_e160 typo")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no run named 'typo'" in refused.stderr
     assert not (tmp_path / "out").exists()  # stopped before its set-up, which makes $OUT first
+
+
+def test_the_winograd_benchmark_computes_the_convolution_it_is_timed_against():
+    """scripts/bench_winograd.py's F(2x2, 3x3) is torch's 3x3 convolution (padding 1), so its
+    timings compare like with like."""
+    winograd = load("bench_winograd")
+    generator = torch.Generator().manual_seed(1)
+    x, w = torch.randn(3, 5, 8, 8, generator=generator), torch.randn(7, 5, 3, 3, generator=generator)
+    torch.testing.assert_close(winograd.winograd_conv(x, w), torch.nn.functional.conv2d(x, w, padding=1),
+                               rtol=1e-5, atol=1e-5)
+    assert winograd.winograd_tiles(x).shape == (16, 3 * 4 * 4, 5)
