@@ -118,7 +118,7 @@ def test_the_default_settings_are_valid_and_a_missing_checkpoint_is_named(compos
         learn_or_load(cfg, tmp_path)
 
 
-TINY_PROLONGATION = ["problem=diffusion", "problem.n=63", "solver.prolongation=learned",
+TINY_PROLONGATION = ["problem=diffusion", "problem.n=63", "solver.prolongation=learned", "solver.threads=1",
                      "solver/smoother=gauss_seidel_rb", "solver.learned_prolongation.train_sizes=[15]",
                      "solver.learned_prolongation.steps=3", "solver.learned_prolongation.measure_every=3"]
 
