@@ -87,7 +87,7 @@ def test_cifar_presets_train_as_the_authors_did(compose_config, preset):
     assert optimizer._target_ == "torch.optim.SGD" and not optimizer.nesterov
     assert (optimizer.lr, optimizer.momentum, optimizer.weight_decay) == (0.1, 0.9, 5e-4)
     assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.dataset.val_size) == (300, 128, 0)
-    assert dict(cfg.dataset.augmentation) == {"crop_padding": 4, "flip": True}
+    assert dict(cfg.dataset.augmentation) == {"crop_padding": 4, "flip": True, "flip_alternating": False}
     schedule = hydra.utils.instantiate(cfg.scheduler)
     for epoch in range(1, 301):  # the authors' code: lr = 0.1 * 0.1 ** (epoch // 50), epochs from 1
         assert optimizer.lr * schedule(epoch - 1 + 0.5) == pytest.approx(0.1 * 0.1 ** (epoch // 50))
