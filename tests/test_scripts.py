@@ -170,7 +170,7 @@ def test_device_check_runs_the_entries_named_in_their_order_and_refuses_an_unkno
     assert [line.split("|")[0] for line in listed.stdout.splitlines()] == ["wide_auto_e40", "fast_auto_e160"]
     assert "trainer.epochs=160" in listed.stdout.splitlines()[1]
     everything = device_check("runs", runs="")
-    assert len(everything.stdout.splitlines()) >= 15 and everything.stdout.startswith("fast_auto_s0|")
+    assert len(everything.stdout.splitlines()) >= 16 and everything.stdout.startswith("fast_auto_s0|")
     refused = device_check("full", runs="fast_auto_e160 typo")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no run named 'typo'" in refused.stderr
     assert not (tmp_path / "out").exists()  # stopped before its set-up, which makes $OUT first
