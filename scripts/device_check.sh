@@ -115,7 +115,7 @@ FULL_RUNS=(
     # airbench94's alternating flips on the preset (no difference on the CPU subset at 6 epochs)
     "fast_alt_s0|experiment=mgnet_cifar10_fast seed=0 dataset.augmentation.flip_alternating=true"
     "fast_alt_s1|experiment=mgnet_cifar10_fast seed=1 dataset.augmentation.flip_alternating=true"
-    # the preset is launch-bound on an H200 (5 % of the bf16 conv peak): CUDA graphs through torch.compile
+    # the preset is launch-bound on an H200 (5 % of the bf16 conv peak): fewer, fused kernels through torch.compile
     "fast_compile_s0|experiment=mgnet_cifar10_fast seed=0 trainer.compile=true"
     "wide_auto_e40|experiment=mgnet_cifar10_fast seed=0 model.channels=[32,128,256,512] trainer.epochs=40"
 )
