@@ -381,8 +381,8 @@ class InterpolationLearningConfig:
 
     def __post_init__(self) -> None:
         rules.integers(self, "train_sizes", minimum=3, maximum=self.LARGEST_TRAIN_N)
-        if not self.families:
-            raise rules.Invalid("families", self.families, f"give at least one of {rules.choices(InterpolationFamily)}")
+        if not self.families or any(family not in tuple(InterpolationFamily) for family in self.families):
+            raise rules.Invalid("families", self.families, f"give one or more of {rules.choices(InterpolationFamily)}")
         rules.count(self, "steps", minimum=0, maximum=10**6)
         for name in ("problems", "vectors", "smoothing", "powers", "measure_every"):
             rules.count(self, name, maximum=10**6)

@@ -15,6 +15,7 @@ from mgnet_cli.amg.settings import AmgSettings, SetupSettings
 from mgnet_cli.amg.matrices import write_matrix
 from mgnet_cli.amg.solver import setup
 from mgnet_cli.errors import MgnetError
+from mgnet_cli.schema import rules
 from mgnet_cli.schema.solve import InterpolationLearningConfig
 from mgnet_cli.train.checkpoint import save_checkpoint
 from tests.helpers import cli, one_line_error
@@ -92,6 +93,17 @@ def test_a_bad_weights_file_is_one_line(tmp_path, content, problem):
     with pytest.raises(MgnetError) as error:
         load_interpolation(path)
     assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("bad, says", [
+    ({"families": ["spiral"]}, "families=['spiral']: give one or more of jumps, rotated, lognormal, poisson"),
+    ({"train_sizes": [127]}, "train_sizes=[127]: give a non-empty list of integers from 3 to 63"),
+    ({"lr": 0.0}, "lr=0.0: give a finite number in (0, inf)"),
+])
+def test_the_training_keys_refuse_a_value_out_of_range_in_one_line(bad, says):
+    with pytest.raises(rules.Invalid) as refused:
+        InterpolationLearningConfig(**bad)
+    assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
 
 
 def test_an_untrained_weights_file_sets_up_the_classical_hierarchy_at_every_level(tmp_path):
