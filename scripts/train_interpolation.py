@@ -13,39 +13,48 @@ by power iterations with an exact coarse solve (``two_grid_factor``), the V(1,1)
 
 import argparse
 import logging
-import math
 import sys
 import tempfile
-from dataclasses import fields
+import typing
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mgnet_cli.amg.interpolation_learning import (TrainingSettings, classical_parts, family_matrix, save_net, train,
-                                                  two_grid_factor)
-from mgnet_cli.amg.learned_interpolation import learned_interpolation, load_net
+from mgnet_cli.amg.interpolation_learning import (HELD_OUT_SEED, classical_parts, family_matrix, learn_interpolation,
+                                                  save_interpolation, two_grid_factor)
+from mgnet_cli.amg.learned_interpolation import learned_interpolation, load_interpolation
 from mgnet_cli.amg.settings import AmgSettings, SetupSettings
 from mgnet_cli.amg.solver import setup
 from mgnet_cli.pde.solve import asymptotic_factor
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.solve import InterpolationFamily, InterpolationLearningConfig
 
 log = logging.getLogger("train_interpolation")
-HELD_OUT_SEED = 10_000  # problems measured are drawn from seeds training never used
 CYCLES = 30
 
 
-def arguments() -> argparse.Namespace:
+def arguments() -> tuple[argparse.Namespace, InterpolationLearningConfig]:
+    """The command line and the training keys it gives (each --<key> of ``InterpolationLearningConfig``,
+    its default and help the schema's; a value out of range: one line, exit 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for setting in fields(TrainingSettings):
-        default = setting.default
-        kind = type(default[0]) if isinstance(default, tuple) else type(default)
-        parser.add_argument(f"--{setting.name}", type=kind, default=default, help=setting.metadata["help"],
-                            nargs="+" if isinstance(default, tuple) else None)
+    for setting in fields(InterpolationLearningConfig):
+        default = setting.default_factory() if setting.default is MISSING else setting.default
+        listed = isinstance(default, list)
+        parser.add_argument(f"--{setting.name}", type=typing.get_args(setting.type)[0] if listed else setting.type,
+                            default=default, nargs="+" if listed else None, help=setting.metadata["help"])
     parser.add_argument("--weights", type=Path, help="measure this weights file instead of training")
     parser.add_argument("--save", type=Path, help="write the trained network here")
     parser.add_argument("--sizes-measured", type=int, nargs="+", default=[31, 63, 127])
-    parser.add_argument("--families-measured", nargs="+", default=["jumps", "rotated", "lognormal", "poisson"])
-    return parser.parse_args()
+    parser.add_argument("--families-measured", type=InterpolationFamily, nargs="+", default=list(InterpolationFamily))
+    args = parser.parse_args()
+    try:
+        settings = InterpolationLearningConfig(**{setting.name: getattr(args, setting.name)
+                                                  for setting in fields(InterpolationLearningConfig)})
+    except rules.Invalid as error:
+        parser.error(f"--{error}")
+    return args, settings
 
 
 def v_cycle_factor(A, settings: AmgSettings) -> tuple[float, int]:
@@ -64,7 +73,7 @@ def v_cycle_factor(A, settings: AmgSettings) -> tuple[float, int]:
 
 
 def measure(family: str, n: int, net, weights: Path) -> dict[str, float]:
-    A = family_matrix(family, n, HELD_OUT_SEED + n)
+    A = family_matrix(str(family), n, HELD_OUT_SEED + n)
     S, is_c, P = classical_parts(A, SetupSettings())
     learned = learned_interpolation(net, A, S, is_c, SetupSettings().truncation)
     classical_v, levels = v_cycle_factor(A, AmgSettings(krylov="none"))
@@ -77,24 +86,21 @@ def measure(family: str, n: int, net, weights: Path) -> dict[str, float]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     torch.set_num_threads(1)
-    args = arguments()
+    args, settings = arguments()
     with tempfile.TemporaryDirectory() as scratch:
         weights = args.weights
         if weights is None:
-            settings = TrainingSettings(**{setting.name: tuple(value) if isinstance(value, list) else value
-                                           for setting in fields(TrainingSettings)
-                                           for value in [getattr(args, setting.name)]})
-            result = train(settings)
+            result = learn_interpolation(settings)
             tail = max(1, len(result.losses) // 10)
             log.info("trained %d steps in %.0f s; loss (an estimate of the two-grid factor) first %.4f, last tenth %.4f",
                      settings.steps, result.time_s, result.losses[0], sum(result.losses[-tail:]) / tail)
             weights = args.save or Path(scratch) / "learned_interpolation.pt"
-            save_net(weights, result)
+            save_interpolation(weights, result)
             log.info("weights: %s", weights)
-        net, state = load_net(weights)
+        net, state = load_interpolation(weights)
         trained_on = state.get("settings", {})
         log.info("trained on %s, n = %s", ", ".join(trained_on.get("families", [])),
-                 ", ".join(map(str, trained_on.get("sizes", []))))
+                 ", ".join(map(str, trained_on.get("train_sizes", []))))
         print("| problem | n | levels | two-grid classical | two-grid learned | V(1,1) classical | V(1,1) learned |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for family in args.families_measured:

@@ -96,6 +96,7 @@ def test_compare_fast_trains_both_paths_from_the_same_start(tmp_path):
     ("bench.py", ["trainer.precision=fp8", "trainer.device=cpu"], "trainer.precision=fp8: use one of fp32, bf16, fp16"),
     ("compare_fast.py", ["--fast", "trainer.precision=fp8", "--", *TINY],
      "compare_fast.py: the fast run failed: mgnet train: error: trainer.precision=fp8: use one of"),
+    ("train_interpolation.py", ["--steps", "-1"], "train_interpolation.py: error: --steps=-1: give an integer from 0"),
 ])  # fmt: skip
 @pytest.mark.process
 def test_scripts_say_what_is_wrong_in_a_line(tmp_path, name, args, message):

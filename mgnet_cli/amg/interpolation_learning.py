@@ -1,49 +1,37 @@
-"""Training the learned interpolation (learned_interpolation.py): Adam on the two-grid error of a
-family of small SPD problems, dense (a few hundred to a thousand unknowns each), on the CPU.
+"""Learning the learned interpolation (learned_interpolation.py): Adam on the two-grid error of a
+family of small SPD problems, dense (a few hundred to a thousand unknowns each), on the CPU, through
+learning.py's loop, result and file, as every learned solver part.
 
 The loss of one problem is a stochastic estimate of ``(||E^k x||^2 / ||x||^2)^(1/2k)`` over random
 Gaussian ``x`` (k = ``powers``; k = 1 is the mean square of ``E x``, which hardly sees the slowest modes), ``E = S_post^nu (I - P (P^T A P)^-1 P^T A) S_pre^nu`` the two-grid error propagation with
 the AMG cycle's default smoother: Gauss-Seidel, forward before the coarse correction and backward
 after (``problem.amg.smoother=gauss_seidel``). Everything but the network is fixed per problem and
 made once: the classical split, strength and pattern (setup.py), the dense A and its triangles.
+The measurement is the two-grid factor (``two_grid_factor``) on one held-out problem per family of
+the next finer grid, never trained on. The training keys are the schema's
+(``InterpolationLearningConfig``, mgnet_cli/schema/solve.py).
 """
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sparse
 import torch
 
-from mgnet_cli.amg.learned_interpolation import InterpolationGraph, InterpolationNet, interpolation_graph
+from mgnet_cli.amg.learned_interpolation import (InterpolationGraph, InterpolationNet, interpolation_graph,
+                                                 learned_interpolation)
 from mgnet_cli.amg.matrices import stencil_matrix
 from mgnet_cli.amg.settings import SetupSettings
 from mgnet_cli.amg.setup import classical_interpolation, second_pass, split_rs, strength
+from mgnet_cli.pde.learning import LearningResult, learn, measure_size, save_part
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
-from mgnet_cli.train.checkpoint import save_checkpoint
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.solve import InterpolationFamily, InterpolationLearningConfig
 
-FAMILIES = ("jumps", "rotated", "lognormal", "poisson")
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """How the network is trained (scripts/train_interpolation.py takes each as --<name>)."""
-
-    sizes: tuple[int, ...] = field(default=(15, 23, 31), metadata={"help": "grid sides n of the training problems"})
-    families: tuple[str, ...] = field(default=("jumps", "rotated"), metadata={
-            "help": f"training problem families, of {', '.join(FAMILIES)}"})
-    problems: int = field(default=4, metadata={"help": "training problems per family and size"})
-    steps: int = field(default=150, metadata={"help": "Adam steps, one problem each"})
-    vectors: int = field(default=32, metadata={"help": "random x per loss estimate"})
-    smoothing: int = field(default=1, metadata={"help": "Gauss-Seidel sweeps before and after the coarse correction"})
-    powers: int = field(default=8, metadata={
-            "help": "k in the loss (mean ||E^k x||^2 / ||x||^2)^(1/2k): k > 1 weighs the slow modes"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam's learning rate"})
-    hidden: int = field(default=32, metadata={"help": "the network's width"})
-    rounds: int = field(default=3, metadata={"help": "message-passing rounds"})
-    seed: int = field(default=0, metadata={"help": "of the problems, the x and the initial weights"})
+HELD_OUT_SEED = 10_000  # a held-out problem of size n is drawn from seed HELD_OUT_SEED + n, which training never uses
 
 
 def family_matrix(family: str, n: int, seed: int) -> sparse.csr_matrix:
@@ -57,7 +45,7 @@ def family_matrix(family: str, n: int, seed: int) -> sparse.csr_matrix:
         return stencil_matrix(anisotropic_stencil(n, 1e-3, theta))
     if family == "poisson":
         return stencil_matrix(diffusion_stencil(torch.ones(n, n, dtype=torch.float64)))
-    raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    raise ValueError(f"family must be one of {rules.choices(InterpolationFamily)}, got {family!r}")
 
 
 def classical_parts(A: sparse.csr_matrix, settings: SetupSettings) -> tuple[sparse.csr_matrix, np.ndarray, sparse.csr_matrix]:
@@ -119,44 +107,60 @@ class TwoGridProblem:
         return (v * (self.A @ v)).sum(0)
 
 
-def training_problems(settings: TrainingSettings) -> list[TwoGridProblem]:
+def training_problems(settings: InterpolationLearningConfig) -> list[TwoGridProblem]:
     """``problems`` matrices of each family and size, from seeds ``1000 seed + index``."""
-    return [TwoGridProblem.of(family_matrix(family, n, settings.seed * 1000 + index))
-            for family in settings.families for n in settings.sizes for index in range(settings.problems)]
+    return [TwoGridProblem.of(family_matrix(str(family), n, settings.seed * 1000 + index))
+            for family in settings.families for n in settings.train_sizes for index in range(settings.problems)]
 
 
-@dataclass
-class TrainingResult:
-    net: InterpolationNet
-    settings: TrainingSettings
-    losses: list[float]
-    time_s: float
+class InterpolationTask:
+    """The learned interpolation as learning.py's ``Task``: each step one training problem (in a
+    seeded random order) and fresh x; measured, from the start, on one held-out problem per family."""
+
+    name, tag, measures_start = "AMG interpolation", "learned_interpolation", True
+    device = torch.device("cpu")
+
+    @staticmethod
+    def batch_factor(loss: float) -> float:
+        return loss  # the loss estimates the two-grid factor itself
+
+    def __init__(self, settings: InterpolationLearningConfig, problems: list[TwoGridProblem] | None = None) -> None:
+        torch.manual_seed(settings.seed)  # the initial weights
+        self.settings = settings
+        self.problems = problems if problems is not None else training_problems(settings)
+        self.model = InterpolationNet(settings.hidden, settings.rounds)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        n = measure_size(settings)
+        matrices = {str(family): family_matrix(str(family), n, HELD_OUT_SEED + n) for family in settings.families}
+        self.held_out = {family: (A, *classical_parts(A, SetupSettings())[:2]) for family, A in matrices.items()}
+
+    def loss(self) -> torch.Tensor:
+        problem = self.problems[int(torch.randint(len(self.problems), (1,), generator=self.generator))]
+        x = torch.randn(problem.A.shape[0], self.settings.vectors, generator=self.generator, dtype=torch.float64)
+        return problem.loss(self.model(problem.graph), x, self.settings.smoothing, self.settings.powers)
+
+    def measure(self) -> tuple[float, dict[str, float]]:
+        factors = {}
+        for family, (A, S, is_c) in self.held_out.items():
+            P = learned_interpolation(self.model, A, S, is_c, SetupSettings().truncation)
+            factors[family] = two_grid_factor(A, P, self.settings.smoothing)
+        return sum(factors.values()) / len(factors), factors
 
 
-def train(settings: TrainingSettings, problems: list[TwoGridProblem] | None = None) -> TrainingResult:
-    """Adam for ``settings.steps`` steps, each on one problem (in a seeded random order) and fresh x."""
-    torch.manual_seed(settings.seed)
-    problems = problems if problems is not None else training_problems(settings)
-    net = InterpolationNet(settings.hidden, settings.rounds)
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    generator = torch.Generator().manual_seed(settings.seed)
-    losses, start = [], time.perf_counter()
-    for _ in range(settings.steps):
-        problem = problems[int(torch.randint(len(problems), (1,), generator=generator))]
-        x = torch.randn(problem.A.shape[0], settings.vectors, generator=generator, dtype=torch.float64)
-        loss = problem.loss(net(problem.graph), x, settings.smoothing, settings.powers)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return TrainingResult(net.eval(), settings, losses, time.perf_counter() - start)
+def learn_interpolation(settings: InterpolationLearningConfig, problems: list[TwoGridProblem] | None = None,
+                        run_dir: Path | None = None) -> LearningResult:
+    """Trains an ``InterpolationNet`` on ``problems`` (default: ``training_problems``) at a constant
+    learning rate; the network comes back in eval mode."""
+    task = InterpolationTask(settings, problems)
+    result = learn(task, settings, partial(torch.optim.Adam, lr=settings.lr), lambda step: 1.0, run_dir)
+    result.model.eval()
+    return result
 
 
-def save_net(path: Path | str, result: TrainingResult) -> None:
-    """The network (``state()``), its training settings and losses: plain data, weights-only."""
-    settings = {name: list(value) if isinstance(value, tuple) else value for name, value in vars(result.settings).items()}
-    save_checkpoint(Path(path), {**result.net.state(), "settings": settings, "losses": result.losses,
-                                 "time_s": result.time_s})
+def save_interpolation(path: Path | str, result: LearningResult) -> None:
+    """The network and the record of its training, weights-only; its cycle the two-grid one it learned in."""
+    smoothing = result.settings.smoothing
+    save_part(Path(path), result, {"smoother": "gauss_seidel", "pre_smooth": smoothing, "post_smooth": smoothing})
 
 
 def two_grid_factor(A: sparse.csr_matrix, P: sparse.csr_matrix, smoothing: int = 1, iterations: int = 40,

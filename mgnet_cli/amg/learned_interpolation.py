@@ -11,8 +11,9 @@ edge to a bounded relative correction of its classical weight (at most ``CHANGE`
 rescaled to the classical row sum (constants stay interpolated as classical interpolates them). The decoder's last layer starts at zero: an untrained
 network is classical AMG, exactly. Plain torch: ``index_add_`` does the scatter.
 
-A weights file (``interpolation_learning.save_net``) is a weights-only torch file: the network's
-size, its state dict and the record of its training; ``load_net`` refuses anything else in one line.
+A weights file (``interpolation_learning.save_interpolation``) is a learned part's file
+(mgnet_cli/pde/learning.py's ``save_part``): the network's size and weights beside the record of its
+training; ``load_interpolation`` refuses anything else, a damaged record included, in one line.
 """
 
 from collections.abc import Callable
@@ -27,7 +28,8 @@ from torch import nn
 
 from mgnet_cli.amg.setup import assemble, classical_interpolation, lookup
 from mgnet_cli.errors import MgnetError
-from mgnet_cli.train.checkpoint import load_checkpoint
+from mgnet_cli.pde.learning import load_part
+from mgnet_cli.schema.solve import InterpolationLearningConfig
 
 NODE_FEATURES = 2  # is C, is F
 EDGE_FEATURES = 5  # a_ij / a_ii, a_ij / a_jj, strong, classical weight, on P's pattern
@@ -161,17 +163,15 @@ def learned_interpolation(net: InterpolationNet, A: sparse.csr_matrix, S: sparse
     return assemble(A.shape[0], is_c, graph.p_rows().numpy(), graph.p_coarse_cols().numpy(), weights, 0.0)
 
 
-def load_net(path: Path | str) -> tuple[InterpolationNet, dict[str, Any]]:
-    """The network of a weights file and the file's other entries; MgnetError (one line) if it holds none."""
-    path = Path(path).expanduser()
-    train = "train one with scripts/train_interpolation.py --save FILE"
+def load_interpolation(path: Path | str) -> tuple[InterpolationNet, dict[str, Any]]:
+    """The network of a weights file and the file's other entries, its record checked; MgnetError
+    (one line, naming the key) if it holds none."""
     try:
-        state = load_checkpoint(path)
-        net = InterpolationNet.from_state(state)
-    except MgnetError as error:  # missing, not a regular file, not a weights-only torch file
-        raise MgnetError(f"interpolation_weights: {str(error)[:200]}; {train}") from None
-    except ValueError as error:
-        raise MgnetError(f"{path} holds no usable learned interpolation: {error}; {train}") from None
+        net, state = load_part(Path(path).expanduser(), InterpolationNet.from_state, InterpolationLearningConfig,
+                               "learned interpolation")
+    except MgnetError as error:  # missing, not weights-only torch, not a network, a damaged record
+        raise MgnetError(f"interpolation_weights: {error}; train one with scripts/train_interpolation.py "
+                         "--save FILE") from None
     return net.eval(), state
 
 
@@ -180,5 +180,5 @@ def learned(weights: str | None) -> Callable[..., sparse.csr_matrix]:
     line if it is missing or holds none)."""
     if weights is None:
         raise ValueError("interpolation=learned needs interpolation_weights, the network's weights file")
-    net, _ = load_net(weights)
+    net, _ = load_interpolation(weights)
     return lambda A, S, is_c, truncation: learned_interpolation(net, A, S, is_c, truncation)

@@ -7,7 +7,9 @@ such an error into ``mgnet <command>: error: ...`` plus at most one hint line, w
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mgnet_cli.errors import ConfigError
 
@@ -144,13 +146,15 @@ def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None
                 raise ConfigError(f"{error} (in the job {job}; no job was started)") from None
 
 
-def check_job(config_name: str, overrides: list[str]) -> None:
-    """Composes one job (inside an initialised Hydra) and runs its schema's rules."""
-    from hydra import compose
+def check_job(config_name: str, overrides: list[str], compose: Callable[..., Any] | None = None) -> None:
+    """Composes one job (inside an initialised Hydra; ``compose``: Hydra's, or one that gives the
+    same config, as tests/schema/test_schema.py's reuse of a composed base) and runs its schema's rules."""
     from omegaconf import OmegaConf
 
     from mgnet_cli import schema
 
+    if compose is None:
+        from hydra import compose
     check_options(overrides)
     try:
         cfg = compose(config_name, overrides=overrides)

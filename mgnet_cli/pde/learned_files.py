@@ -1,5 +1,5 @@
 """A learned part's file (``learned_smoother.pt``, ``learned_prolongation.pt``,
-``stencil_aware_smoother.pt``) beside its weights: the record of how it was learned, checked by type
+``stencil_aware_smoother.pt``, the AMG's ``learned_interpolation.pt``) beside its weights: the record of how it was learned, checked by type
 and range when the file is loaded. ``mgnet solve`` copies its settings and cycle into results.json
 after the solve, so a value JSON cannot write must be refused before the solve, never after it."""
 
@@ -33,8 +33,8 @@ def training_record(settings: Any) -> dict[str, Any]:
 
 
 def value_fault(value: Any, kind: Any, choices: tuple[str, ...] | None = None) -> str | None:
-    """What keeps ``value`` from being a setting of type ``kind`` (bool, int, str, a choice of the
-    schema, or a list of ints or of choices) among ``choices``; None if nothing does."""
+    """What keeps ``value`` from being a setting of type ``kind`` (bool, int, float, str, a choice of
+    the schema, or a list of ints or of choices) among ``choices``; None if nothing does."""
     if isinstance(kind, type) and issubclass(kind, Enum):
         kind, choices = str, tuple(member.value for member in kind)
     if typing.get_origin(kind) in (tuple, list):
@@ -46,6 +46,8 @@ def value_fault(value: Any, kind: Any, choices: tuple[str, ...] | None = None) -
         return None if isinstance(value, bool) else "is not true or false"
     if kind is int:
         return None if is_count(value, high=2**63 - 1) else "is not a non-negative integer"
+    if kind is float:
+        return None if is_finite(value) else "is not a finite number"
     if kind is str:
         ok = isinstance(value, str) and len(value) <= 100 and (choices is None or value in choices)
         return None if ok else f"is not one of {', '.join(choices)}" if choices else "is not a word"

@@ -1,8 +1,10 @@
-"""Learning a part of the solver (a smoother, a prolongation) by gradient descent through unrolled
-multigrid cycles: the one loop, the one result and the one file record of every learned part.
+"""Learning a part of the solver (a smoother, a prolongation, the AMG interpolation) by gradient
+descent through multigrid cycles: the one loop, the one result and the one file record of every
+learned part.
 
-A part is a ``Task``: the network, a batch loss (the mean log residual reduction per cycle of its
-cycles on random problems, drawn from the task's own generator) and a measurement of the factor on
+A part is a ``Task``: the network, a batch loss (the geometric parts': the mean log residual
+reduction per cycle of unrolled cycles on random problems; the AMG interpolation's: an estimate of
+its two-grid factor; each drawn from the task's own generator) and a measurement of the factor on
 a grid of the next finer size, never trained on. ``learn`` runs the steps, measures every
 ``measure_every`` steps (and at the last), writes TensorBoard scalars under ``<task.tag>/`` to the
 run folder when given; ``save_part`` writes the weights beside the record of how they were learned
@@ -11,7 +13,6 @@ run folder when given; ``save_part`` writes the weights beside the record of how
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class Task(Protocol):
     measures_start: bool  # also measures before the first step (where training starts)
 
     def loss(self) -> torch.Tensor: ...
+
+    def batch_factor(self, loss: float) -> float: ...  # the factor per cycle a batch's loss stands for
 
     def measure(self) -> tuple[float, dict[str, float]]: ...
 
@@ -104,7 +107,7 @@ def learn(task: Task, settings: Any, make_optimizer: MakeOptimizer, schedule: Sc
             result.losses.append(loss.item())
             if tracker is not None:
                 tracker.scalars(step, {f"{task.tag}/loss": result.losses[-1], f"{task.tag}/lr": lr,
-                                       f"{task.tag}/batch_factor": math.exp(result.losses[-1])})
+                                       f"{task.tag}/batch_factor": task.batch_factor(result.losses[-1])})
             if step % settings.measure_every == 0 or step == settings.steps:
                 record(task, result, step, tracker)
     result.time_s = time.perf_counter() - start
@@ -117,7 +120,7 @@ def record(task: Task, result: LearningResult, step: int, tracker: Tracker | Non
     result.factors.append((step, factor))
     if tracker is not None:
         tracker.scalars(step, {f"{task.tag}/factor": factor})
-    loss = f", loss {result.losses[-1]:.4f} (batch factor {math.exp(result.losses[-1]):.3f})" \
+    loss = f", loss {result.losses[-1]:.4f} (batch factor {task.batch_factor(result.losses[-1]):.3f})" \
         if result.losses else " (where training starts)"
     held_out = ", ".join(f"{kind} {value:.4f}" for kind, value in result.held_out.items())
     log.info("learning the %s: step %d/%d%s; factor at n=%d: %.4f%s", task.name, step, result.settings.steps,

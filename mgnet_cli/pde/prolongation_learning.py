@@ -92,6 +92,7 @@ class FieldTask:
 
     measures_start = False
     device = torch.device("cpu")
+    batch_factor = staticmethod(math.exp)  # of the loss, a mean log reduction per cycle
 
     def __init__(self, model: nn.Module, settings: FieldLearningConfig, multigrid: Multigrid,
                  rule: ProlongationRule, name: str) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import logging
+import math
 
 import torch
 
@@ -80,6 +81,7 @@ class SmootherTask:
     on the training grids, its factor measured on the next finer grid from the start (damped Jacobi)."""
 
     name, tag, measures_start = "smoother", "learned", True
+    batch_factor = staticmethod(math.exp)  # of the loss, a mean log reduction per cycle
 
     def __init__(self, settings: LearnedSmootherConfig, multigrid: Multigrid, device: torch.device) -> None:
         sizes = [] if settings.shared else smoothed_sizes(settings.train_sizes, multigrid.config.coarsest_n)

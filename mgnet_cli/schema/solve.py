@@ -350,6 +350,48 @@ class StencilAwareConfig(LearnedSmootherConfig):
             raise rules.Invalid("fields", self.fields, f"give at least one of {rules.choices(TrainingField)}")
 
 
+class InterpolationFamily(rules.Choice):
+    jumps = "jumps"
+    rotated = "rotated"
+    lognormal = "lognormal"
+    poisson = "poisson"
+
+
+@dataclass
+class InterpolationLearningConfig:
+    """How the learned AMG interpolation is learned (mgnet_cli/amg/interpolation_learning.py;
+    scripts/train_interpolation.py takes each key as --<key>): Adam on the two-grid error of small
+    problems, dense; its file is ``problem.amg.interpolation_weights``."""
+    train_sizes: list[int] = rules.setting([15, 23, 31], "grid sides n of the training problems (dense: at most 63)")
+    families: list[InterpolationFamily] = rules.setting([InterpolationFamily.jumps, InterpolationFamily.rotated],
+                                                        "training problem families")
+    problems: int = rules.setting(4, "training problems per family and size")
+    steps: int = rules.setting(150, "Adam steps, one problem each (0: the classical interpolation, as a file)")
+    vectors: int = rules.setting(32, "random x per loss estimate")
+    smoothing: int = rules.setting(1, "Gauss-Seidel sweeps before and after the coarse correction")
+    powers: int = rules.setting(8, "k in the loss (mean ||E^k x||_A^2 / ||x||_A^2)^(1/2k): k > 1 weighs the slow modes")
+    lr: float = rules.setting(1e-3, "Adam's learning rate")
+    hidden: int = rules.setting(32, "the network's width")
+    rounds: int = rules.setting(3, "message-passing rounds")
+    seed: int = rules.setting(0, "of the problems, the x and the initial weights (held-out problems are other draws)")
+    measure_every: int = rules.setting(50, "steps between two-grid factor measurements on held-out problems of "
+                                           "the next finer grid, 2 max(train_sizes) + 1")
+
+    LARGEST_TRAIN_N: ClassVar[int] = 63  # the two-grid error is dense: n^2 unknowns
+
+    def __post_init__(self) -> None:
+        rules.integers(self, "train_sizes", minimum=3, maximum=self.LARGEST_TRAIN_N)
+        if not self.families or any(family not in tuple(InterpolationFamily) for family in self.families):
+            raise rules.Invalid("families", self.families, f"give one or more of {rules.choices(InterpolationFamily)}")
+        rules.count(self, "steps", minimum=0, maximum=10**6)
+        for name in ("problems", "vectors", "smoothing", "powers", "measure_every"):
+            rules.count(self, name, maximum=10**6)
+        rules.count(self, "hidden", maximum=1024)
+        rules.count(self, "rounds", maximum=1024)
+        rules.positive(self, "lr")
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+
+
 @dataclass
 class LearnedSmootherOptionConfig(SolverSmootherConfig):
     """``configs/solver/smoother/learned.yaml``: the smoother and, under ``learning``, how it is learned."""
