@@ -233,15 +233,17 @@ def jumps_matrix(n: int) -> sparse.csr_matrix:
     return stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))).tocsr()
 
 
-def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool) -> dict[str, Run]:
+def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool,
+                    sets: dict[str, dict] = AMG_OPTION_SETS) -> dict[str, Run]:
     """The jumps problem (1/10³ per box) at ``n``: PyAMG RS 2nd pass (cycle, CG), hypre's four solves
-    and each of mgnet AMG's option sets (AMG_OPTION_SETS), on the same matrix and right-hand side."""
+    and each of mgnet AMG's option sets (``sets``: AMG_OPTION_SETS or some), on the same matrix and
+    right-hand side."""
     A = jumps_matrix(n)
     b = right_hand_side("random", n, seed=0).numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ("PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG")}
     if hypre:
         runs.update(run_hypre(A, b, tol, max_cycles))
-    for name, options in AMG_OPTION_SETS.items():
+    for name, options in sets.items():
         runs[name] = run_amg(name, A, b, tol, max_cycles, options)
         log.info("%s: setup %.2f s, factor %s", name, runs[name].setup_s, cell(runs[name]))
     return runs
@@ -566,6 +568,11 @@ def plot_prolongations(rule: Callable, n: int, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def chosen(sets: dict[str, dict], parts: list[str] | None) -> dict[str, dict]:
+    """The sets whose name holds one of ``parts`` (all where None)."""
+    return {name: options for name, options in sets.items() if parts is None or any(part in name for part in parts)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[63, 255, 1023])
@@ -590,7 +597,9 @@ def main() -> None:
                         help="only issue 23's convergence goals: GOAL_SETS on jumps at --sizes and rotated anisotropy "
                              "at --aniso-size, each as a cycle and in CG, the cost beside the factors")
     parser.add_argument("--goal-problems", nargs="+", choices=["jumps", "rotated"], default=["jumps", "rotated"])
-    parser.add_argument("--only", nargs="+", default=None, help="with --goals: the GOAL_SETS whose name holds one of these")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="with --goals or --jumps-time: the option sets (GOAL_SETS, AMG_OPTION_SETS) whose name "
+                             "holds one of these")
     parser.add_argument("--per-level", action="store_true",
                         help="with --goals: where the error survives, the two-grid and cycle factors per level")
     parser.add_argument("--setup-repeats", type=int, default=2, help="each size's setups, interleaved; the least kept")
@@ -606,7 +615,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         hypre, hypre_line = hypre_probe()
         print(hypre_line)
-        runs = jumps_time_runs(args.time_size, 1e-10, args.max_cycles, hypre)
+        runs = jumps_time_runs(args.time_size, 1e-10, args.max_cycles, hypre, chosen(AMG_OPTION_SETS, args.only))
         print(f"\nTime to a relative residual of 1e-8, jumps 1/10³, n = {args.time_size}, setup included "
               f"(torch {torch.__version__}, pyamg {pyamg.__version__}, {args.threads} thread(s))\n")
         print("\n".join(time_table([(f"jumps 1/10³, n={args.time_size}", runs)], 1e-8)))
@@ -615,8 +624,7 @@ def main() -> None:
         return
     if args.goals:
         torch.set_num_threads(args.threads)
-        sets = {name: options for name, options in GOAL_SETS.items()
-                if args.only is None or any(part in name for part in args.only)}
+        sets = chosen(GOAL_SETS, args.only)
         problems_of = {"jumps": [(f"jumps 1/10³, n={n}", jumps_matrix, n) for n in args.sizes],
                        "rotated": [(f"rotated ε=1e-3, θ=π/4, n={args.aniso_size}", rotated_matrix, args.aniso_size)]}
         costs, levels = [], []
