@@ -51,6 +51,8 @@ except ImportError:
 import torch
 
 from mgnet_cli.amg.matrices import stencil_matrix
+from mgnet_cli.amg.settings import AmgSettings
+from mgnet_cli.amg.setup import Hierarchy
 from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
@@ -254,7 +256,7 @@ def rotated_matrix(n: int) -> sparse.csr_matrix:
     return stencil_matrix(finest_stencil(AnisotropicProblemConfig(n=n, epsilon=1e-3, theta=math.pi / 4))).tocsr()
 
 
-def smoothing_work(hierarchy, settings) -> float:
+def smoothing_work(hierarchy: Hierarchy, settings: AmgSettings) -> float:
     """Smoothing sweeps per cycle in sweeps over the finest matrix: each smoothed level's stored entries
     (relative to the finest's) times its visits per cycle (V once, F k + 1 times, W 2^k on level k; the
     coarsest is solved, not smoothed) times the sweeps per visit (pre + post, twice for symmetric GS)."""
@@ -280,7 +282,7 @@ class SparseSolve(torch.nn.Module):
 TWO_GRID_ROWS = 70_000  # the exact coarse solve of a two-grid factor only up to this many coarse rows
 
 
-def level_factors(cycle: MultigridCycle, hierarchy, max_cycles: int) -> list[tuple[float | None, float]]:
+def level_factors(cycle: MultigridCycle, hierarchy: Hierarchy, max_cycles: int) -> list[tuple[float | None, float]]:
     """Where the error survives, per level k above the coarsest: (the two-grid factor on A_k, the coarse
     problem solved exactly, or None above TWO_GRID_ROWS coarse rows; the cycle's factor from level k
     down), each the cycle repeated on A_k u = g, g standard normal (seed 0), from u = 0. A two-grid
@@ -308,7 +310,6 @@ def goal_rows(label: str, A: sparse.csr_matrix, b: np.ndarray, max_cycles: int, 
     a cost row (levels, operator complexity, smoothing work per cycle, setup, seconds per cycle, time to
     1e-8 with the setup; CPU seconds of this process, ``time.process_time``, so that other jobs on a
     shared host do not count) beside the factors, and (``per_level``) a row of level_factors."""
-    from mgnet_cli.amg.settings import AmgSettings
     from mgnet_cli.amg.solver import setup as amg_setup
 
     costs, levels = [], []
