@@ -7,6 +7,7 @@
     .venv/bin/python scripts/bench_amg.py --jumps-time --time-size 1023   # jumps to 1e-8: AMG options, anchors
     .venv/bin/python scripts/bench_amg.py --setup-sizes 255 511 1023 2047   # only the setup cost, hypre beside
     .venv/bin/python scripts/bench_amg.py --meshes                 # PyAMG's airfoil and knot meshes: every AMG
+    .venv/bin/python scripts/bench_amg.py --goals --sizes 63 255 --per-level   # issue 23's goals: option sets, cost
 
 Factors: V(1,1) from u = 0, standard-normal g, to a relative residual of 1e-10 (at most
 ``--max-cycles``), the geometric mean reduction over the second half of the cycles, as mgnet
@@ -50,6 +51,8 @@ except ImportError:
 import torch
 
 from mgnet_cli.amg.matrices import stencil_matrix
+from mgnet_cli.amg.settings import AmgSettings
+from mgnet_cli.amg.setup import Hierarchy
 from mgnet_cli.cycle import MultigridCycle
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, build_galerkin_cycle
 from mgnet_cli.pde.krylov import conjugate_gradients
@@ -65,12 +68,27 @@ from mgnet_cli.pde.stencil_smoother_learning import with_net
 log = logging.getLogger("bench_amg")
 ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
 AMG = ["mgnet AMG RS, GS", "mgnet AMG RS, GS, CG"]  # mgnet_cli/amg: the same CSR matrix as PyAMG's
+HMIS_EXT_I = {"second_pass": False, "interpolation": "extended_i"}  # hypre's HMIS ext+i on one process
 AMG_OPTION_SETS = {  # --jumps-time: mgnet AMG's option sets against the anchors (docs/amg.md's comparison)
     "mgnet AMG defaults: RS 2nd pass, classical, GS, CG": {},
     "mgnet AMG RS 2nd pass, ext+i, GS, CG": {"interpolation": "extended_i"},
-    "mgnet AMG RS 1st pass (HMIS), ext+i, GS, CG": {"second_pass": False, "interpolation": "extended_i"},
+    "mgnet AMG RS 1st pass (HMIS), ext+i, GS, CG": HMIS_EXT_I,
     "mgnet AMG PMIS, ext+i, GS, CG": {"splitting": "pmis", "interpolation": "extended_i"},
     "mgnet AMG aggregation, GS, CG": {"coarsening": "aggregation"},
+    "mgnet AMG HMIS, ext+i, F(1,1) GS, CG": HMIS_EXT_I | {"cycle": "f"},
+    "mgnet AMG HMIS, ext+i, F(2,2) l1-Jacobi, CG": HMIS_EXT_I | {"smoother": "l1_jacobi", "pre_smooth": 2,
+                                                                   "post_smooth": 2, "cycle": "f"},
+    "mgnet AMG RS 2nd pass, classical, F(2,2) GS, CG": {"pre_smooth": 2, "post_smooth": 2, "cycle": "f"},
+}
+GOAL_SETS = {  # --goals: issue 23's convergence goals (jumps, rotated), each set as a cycle and in CG, its cost beside
+    "defaults: RS 2nd pass, classical, V(1,1) GS": {},
+    "RS 2nd pass, ext+i, V(1,1) GS": {"interpolation": "extended_i"},
+    "HMIS, ext+i, F(1,1) GS": AMG_OPTION_SETS["mgnet AMG HMIS, ext+i, F(1,1) GS, CG"],
+    "HMIS, ext+i, F(1,1) symmetric GS": HMIS_EXT_I | {"smoother": "symmetric_gauss_seidel", "cycle": "f"},
+    "HMIS, ext+i, F(2,2) l1-Jacobi": AMG_OPTION_SETS["mgnet AMG HMIS, ext+i, F(2,2) l1-Jacobi, CG"],
+    "RS 2nd pass, classical, F(2,2) GS": AMG_OPTION_SETS["mgnet AMG RS 2nd pass, classical, F(2,2) GS, CG"],
+    "RS 2nd pass, direct, F(1,1) GS": {"interpolation": "direct", "cycle": "f"},
+    "RS 2nd pass, classical, W(2,2) GS": {"pre_smooth": 2, "post_smooth": 2, "cycle": "w"},
 }
 OURS = [("bilinear Galerkin, GS-RB", "bilinear", RedBlackGaussSeidel),
         ("Black Box, GS-RB", "black_box", RedBlackGaussSeidel),
@@ -183,21 +201,21 @@ def run_hypre(A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int,
 
 
 def timed_cycles(cycle: MultigridCycle, f: torch.Tensor, tol: float, max_cycles: int, krylov: str,
-                 start: float) -> Run:
+                 start: float, clock: Callable[[], float] = time.perf_counter) -> Run:
     """Cycles (or CG with the cycle, ``krylov="cg"``) from u = 0 until ``tol``, each cycle's time
-    since ``start`` recorded; setup is the time until now."""
-    setup = time.perf_counter() - start
+    since ``start`` recorded; setup is the time until now (``clock``: wall, or ``time.process_time``)."""
+    setup = clock() - start
     A, u, residual = cycle.levels[0].A, None, f
     norms, times = [torch.linalg.vector_norm(f).item()], [setup]
     if krylov == "cg":
         _, norms, _ = conjugate_gradients(cycle, A, f, tol, max_cycles,
-                                          each=lambda: times.append(time.perf_counter() - start))
+                                          each=lambda: times.append(clock() - start))
         return Run(norms, times, setup)
     for _ in range(max_cycles):  # iterate() without its early stops: the same loop, timed per cycle
         u = cycle(u, f, residual)
         residual = A.residual(u, f)
         norms.append(torch.linalg.vector_norm(residual).item())
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
         if norms[-1] <= tol * norms[0] or not math.isfinite(norms[-1]):
             break
     return Run(norms, times, setup)
@@ -217,18 +235,112 @@ def jumps_matrix(n: int) -> sparse.csr_matrix:
     return stencil_matrix(finest_stencil(DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps))).tocsr()
 
 
-def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool) -> dict[str, Run]:
+def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool,
+                    sets: dict[str, dict] = AMG_OPTION_SETS) -> dict[str, Run]:
     """The jumps problem (1/10³ per box) at ``n``: PyAMG RS 2nd pass (cycle, CG), hypre's four solves
-    and each of mgnet AMG's option sets (AMG_OPTION_SETS), on the same matrix and right-hand side."""
+    and each of mgnet AMG's option sets (``sets``: AMG_OPTION_SETS or some), on the same matrix and
+    right-hand side."""
     A = jumps_matrix(n)
     b = right_hand_side("random", n, seed=0).numpy().ravel()
     runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ("PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG")}
     if hypre:
         runs.update(run_hypre(A, b, tol, max_cycles))
-    for name, options in AMG_OPTION_SETS.items():
+    for name, options in sets.items():
         runs[name] = run_amg(name, A, b, tol, max_cycles, options)
         log.info("%s: setup %.2f s, factor %s", name, runs[name].setup_s, cell(runs[name]))
     return runs
+
+
+def rotated_matrix(n: int) -> sparse.csr_matrix:
+    """The rotated anisotropy's matrix (ε = 1e-3, θ = π/4) at ``n``, as CSR."""
+    return stencil_matrix(finest_stencil(AnisotropicProblemConfig(n=n, epsilon=1e-3, theta=math.pi / 4))).tocsr()
+
+
+def smoothing_work(hierarchy: Hierarchy, settings: AmgSettings) -> float:
+    """Smoothing sweeps per cycle in sweeps over the finest matrix: each smoothed level's stored entries
+    (relative to the finest's) times its visits per cycle (V once, F k + 1 times, W 2^k on level k; the
+    coarsest is solved, not smoothed) times the sweeps per visit (pre + post, twice for symmetric GS)."""
+    sweeps = (settings.pre_smooth + settings.post_smooth) * (2 if settings.smoother == "symmetric_gauss_seidel" else 1)
+    visits = {"v": lambda k: 1, "f": lambda k: k + 1, "w": lambda k: 2 ** k}[str(settings.cycle)]
+    return sweeps * sum(visits(k) * A.nnz for k, A in enumerate(hierarchy.A[:-1])) / hierarchy.A[0].nnz
+
+
+class SparseSolve(torch.nn.Module):
+    """An exact coarse solve by SciPy's sparse LU: the two-grid cycle's bottom."""
+
+    def __init__(self, matrix: sparse.csr_matrix) -> None:
+        import scipy.sparse.linalg as sparse_linalg
+
+        super().__init__()
+        self.lu = sparse_linalg.splu(matrix.tocsc())
+
+    def forward(self, u, f, residual, A):
+        correction = torch.from_numpy(self.lu.solve(residual.numpy()))
+        return correction if u is None else u + correction
+
+
+TWO_GRID_ROWS = 70_000  # the exact coarse solve of a two-grid factor only up to this many coarse rows
+
+
+def level_factors(cycle: MultigridCycle, hierarchy: Hierarchy, max_cycles: int) -> list[tuple[float | None, float]]:
+    """Where the error survives, per level k above the coarsest: (the two-grid factor on A_k, the coarse
+    problem solved exactly, or None above TWO_GRID_ROWS coarse rows; the cycle's factor from level k
+    down), each the cycle repeated on A_k u = g, g standard normal (seed 0), from u = 0. A two-grid
+    factor near the whole cycle's: that level's smoother and interpolation leave the error; a cycle
+    factor well above the two-grid one: the coarser levels solve its coarse problem too loosely."""
+    from mgnet_cli.cycle import Level
+
+    found = []
+    for depth in range(len(cycle.levels) - 1):
+        level, coarse = cycle.levels[depth], hierarchy.A[depth + 1]
+        g = torch.from_numpy(np.random.default_rng(0).standard_normal(hierarchy.A[depth].shape[0]))
+        two_grid = None
+        if coarse.shape[0] <= TWO_GRID_ROWS:
+            bottom = Level(cycle.levels[depth + 1].A, SparseSolve(coarse))
+            two_grid = timed_cycles(MultigridCycle([level, bottom], cycle.shape), g, 1e-10, max_cycles, "none",
+                                    time.perf_counter()).factor()
+        below = MultigridCycle(list(cycle.levels)[depth:], cycle.shape)
+        found.append((two_grid, timed_cycles(below, g, 1e-10, max_cycles, "none", time.perf_counter()).factor()))
+    return found
+
+
+def goal_rows(label: str, A: sparse.csr_matrix, b: np.ndarray, max_cycles: int, sets: dict[str, dict],
+              per_level: bool) -> tuple[list[str], list[str]]:
+    """Each of ``sets`` (AmgSettings' keys) on ``A x = b``: one setup, the cycle repeated and CG with it;
+    a cost row (levels, operator complexity, smoothing work per cycle, setup, seconds per cycle, time to
+    1e-8 with the setup; CPU seconds of this process, ``time.process_time``, so that other jobs on a
+    shared host do not count) beside the factors, and (``per_level``) a row of level_factors."""
+    from mgnet_cli.amg.solver import setup as amg_setup
+
+    costs, levels = [], []
+    f = torch.from_numpy(b)
+    for name, options in sets.items():
+        settings = AmgSettings(**options)
+        with torch.inference_mode():
+            start = time.process_time()
+            cycle, hierarchy = amg_setup(A, settings)
+            setup_s = time.process_time() - start  # both runs' clocks start that long before them
+            runs = [timed_cycles(cycle, f, 1e-10, max_cycles, krylov, time.process_time() - setup_s, time.process_time)
+                    for krylov in ("none", "cg")]
+            found = level_factors(cycle, hierarchy, max_cycles) if per_level else []
+        per_cycle = [(run.times[-1] - run.times[0]) / (len(run.norms) - 1) for run in runs]
+        to_tol = [run.time_to(1e-8) for run in runs]
+        cells = [label, name, f"{len(hierarchy.A)}", f"{hierarchy.operator_complexity():.2f}",
+                 f"{smoothing_work(hierarchy, settings):.1f}", f"{runs[0].setup_s:.2f}",
+                 f"{per_cycle[0]:.3f} / {per_cycle[1]:.3f}", f"{cell(runs[0])} / {cell(runs[1])}"]
+        cells += [f"{total:.2f}" if total is not None else f"not in {len(run.norms) - 1}"
+                  for run, total in zip(runs, to_tol)]
+        costs.append("| " + " | ".join(cells) + " |")
+        log.info("%s", costs[-1])
+        if per_level:
+            two_grids = " ".join("–" if two is None else f"{two:.2f}" for two, _ in found)
+            levels.append(f"| {label} | {name} | {two_grids} | {' '.join(f'{down:.2f}' for _, down in found)} |")
+    return costs, levels
+
+
+GOAL_COLUMNS = ["problem", "mgnet AMG set", "levels", "operator complexity", "smoothing work / cycle",
+                "setup CPU s", "CPU s / cycle (cycle / CG)", "factor: cycle / CG", "cycle CPU s to 1e-8",
+                "CG CPU s to 1e-8"]
 
 
 MESHES = ("airfoil", "knot")  # PyAMG's example meshes (pyamg.gallery.load_example): SPD finite-element matrices
@@ -457,6 +569,11 @@ def plot_prolongations(rule: Callable, n: int, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def chosen(sets: dict[str, dict], parts: list[str] | None) -> dict[str, dict]:
+    """The sets whose name holds one of ``parts`` (all where None)."""
+    return {name: options for name, options in sets.items() if parts is None or any(part in name for part in parts)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[63, 255, 1023])
@@ -477,6 +594,15 @@ def main() -> None:
                         help="only the time to 1e-8 on jumps at --time-size: mgnet AMG's option sets, PyAMG, hypre")
     parser.add_argument("--meshes", action="store_true",
                         help="only PyAMG's airfoil and knot meshes: every AMG (anchors, mgnet's option sets), factors")
+    parser.add_argument("--goals", action="store_true",
+                        help="only issue 23's convergence goals: GOAL_SETS on jumps at --sizes and rotated anisotropy "
+                             "at --aniso-size, each as a cycle and in CG, the cost beside the factors")
+    parser.add_argument("--goal-problems", nargs="+", choices=["jumps", "rotated"], default=["jumps", "rotated"])
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="with --goals or --jumps-time: the option sets (GOAL_SETS, AMG_OPTION_SETS) whose name "
+                             "holds one of these")
+    parser.add_argument("--per-level", action="store_true",
+                        help="with --goals: where the error survives, the two-grid and cycle factors per level")
     parser.add_argument("--setup-repeats", type=int, default=2, help="each size's setups, interleaved; the least kept")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -490,12 +616,31 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         hypre, hypre_line = hypre_probe()
         print(hypre_line)
-        runs = jumps_time_runs(args.time_size, 1e-10, args.max_cycles, hypre)
+        runs = jumps_time_runs(args.time_size, 1e-10, args.max_cycles, hypre, chosen(AMG_OPTION_SETS, args.only))
         print(f"\nTime to a relative residual of 1e-8, jumps 1/10³, n = {args.time_size}, setup included "
               f"(torch {torch.__version__}, pyamg {pyamg.__version__}, {args.threads} thread(s))\n")
         print("\n".join(time_table([(f"jumps 1/10³, n={args.time_size}", runs)], 1e-8)))
         print("\n".join(["", "Factors (per cycle or per CG iteration, to 1e-10):"] +
                          [f"- {name}: {cell(run)}" for name, run in runs.items()]))
+        return
+    if args.goals:
+        torch.set_num_threads(args.threads)
+        sets = chosen(GOAL_SETS, args.only)
+        problems_of = {"jumps": [(f"jumps 1/10³, n={n}", jumps_matrix, n) for n in args.sizes],
+                       "rotated": [(f"rotated ε=1e-3, θ=π/4, n={args.aniso_size}", rotated_matrix, args.aniso_size)]}
+        costs, levels = [], []
+        for label, matrix_of, n in [row for problem in args.goal_problems for row in problems_of[problem]]:
+            b = right_hand_side("random", n, seed=0).numpy().ravel()
+            found = goal_rows(label, matrix_of(n), b, args.max_cycles, sets, args.per_level)
+            costs, levels = costs + found[0], levels + found[1]
+        print(f"mgnet AMG on issue 23's goal problems (torch {torch.__version__}, {args.threads} thread(s)); "
+              f"factors to 1e-10 (at most {args.max_cycles}), CPU times to 1e-8 with the setup\n")
+        print("\n".join(["| " + " | ".join(GOAL_COLUMNS) + " |", "| --- " * len(GOAL_COLUMNS) + "|"] + costs))
+        if args.per_level:
+            print("\nWhere the error survives: per level, finest first, the two-grid factor (exact coarse solve; "
+                  f"– above {TWO_GRID_ROWS:,} coarse rows) and the cycle's factor from that level down\n")
+            print("\n".join(["| problem | mgnet AMG set | two-grid per level | cycle from each level down |",
+                              "| --- " * 4 + "|"] + levels))
         return
     if args.meshes:
         torch.set_num_threads(args.threads)
