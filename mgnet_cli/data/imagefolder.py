@@ -28,8 +28,6 @@ from mgnet_cli.schema.data import AugmentationConfig
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def layout_error(root: Path, problem: str) -> DataError:
@@ -219,15 +217,16 @@ class FolderData:
 
 def load_imagefolder(
     root: Path,
-    num_classes: int = 1000,
-    image_size: int = 224,
-    resize: int = 256,
-    crop_scale: Sequence[float] | None = (0.08, 1.0),
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    num_workers: int = 4,
+    num_classes: int,
+    image_size: int,
+    resize: int,
+    crop_scale: Sequence[float] | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    num_workers: int,
 ) -> FolderData:
-    """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings."""
+    """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings.
+    No defaults here: ``dataset=imagefolder``'s (ImageNet's sizes and statistics) are its schema's."""
     root = Path(root).expanduser()
     if not 0 < image_size <= resize or num_workers < 0 or (
             crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1):

@@ -22,17 +22,18 @@ NOISE_SCALE = 60.0  # pixel units: standard deviation of the per-pixel noise
 
 
 def load_synthetic(
-    num_train: int = 512,
-    num_test: int = 256,
-    num_classes: int = 10,
-    image_size: int = 32,
-    channels: int = 3,
-    seed: int = 0,
     *,
+    num_train: int,
+    num_test: int,
+    num_classes: int,
+    image_size: int,
+    channels: int,
+    seed: int,
     root: Path | None = None,
     download: bool = False,
 ) -> ImageData:
-    """Class patterns plus noise, deterministic per seed; `root` and `download` are ignored.
+    """Class patterns plus noise, deterministic per seed; `root` and `download` are ignored (the
+    sizes have no defaults here: ``dataset=synthetic``'s are its schema's, ``SyntheticConfig``).
 
     The test set is drawn after the train set, so changing num_test leaves the train images alone.
     """

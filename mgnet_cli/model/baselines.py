@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from mgnet_cli.model.stems import cifar_stem
 from mgnet_cli.model.layers import bn_relu, conv3x3
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.model import ResNetConfig, StemConfig
 
 BlockFactory = Callable[[int, int, int], nn.Module]
 """``block(in_channels, channels, stride)`` -> one residual block."""
@@ -76,6 +77,7 @@ def make_stage(block: BlockFactory, in_channels: int, channels: int, blocks: int
 class ResNet(nn.Module):
     """Stem, one stage per entry of ``layers`` (the first at the stem's resolution, each next one
     at half of it), optional final BN-ReLU (pre-activation nets need it), global pool, linear head.
+    The defaults are the schema's (``ResNetConfig``): ResNet-18's stages and widths, CIFAR stem.
     """
 
     def __init__(
@@ -83,10 +85,10 @@ class ResNet(nn.Module):
         in_channels: int,
         num_classes: int,
         block: BlockFactory,
-        layers: Sequence[int] = (2, 2, 2, 2),
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem: StemFactory = cifar_stem,
-        final_norm_activation: bool = False,
+        layers: Sequence[int] = rules.default(ResNetConfig, "layers"),
+        widths: Sequence[int] = rules.default(ResNetConfig, "widths"),
+        stem: StemFactory = rules.default_code(StemConfig),
+        final_norm_activation: bool = ResNetConfig.final_norm_activation,
     ) -> None:
         super().__init__()
         layers, widths = list(layers), list(widths)

@@ -8,8 +8,8 @@ from torch import nn
 from mgnet_cli.errors import ConfigError
 from mgnet_cli.cycle import Level, MultigridCycle
 from mgnet_cli.model.layers import DataFeatureMap, conv_bn_relu
-from mgnet_cli.model.smoothers.resnet import ResNetSmoother
-from mgnet_cli.model.stems import cifar_stem
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.model import MgNetConfig, SmootherConfig, StemConfig
 
 SmootherFactory = Callable[..., nn.Module]
 """``factory(channels_u=, channels_f=, steps=)`` -> a smoother module (``configs/smoother/``)."""
@@ -30,19 +30,20 @@ class MgNet(nn.Module):
 
     ``channels``/``channels_f`` are the widths of ``u`` and ``f`` (an int for every level or a list);
     ``channels_f`` defaults to ``channels``. ``smoother`` builds each level's smoother; ``stem``
-    builds theta (the CIFAR stem by default: level 1 at the image's resolution). The defaults are
-    the paper's MgNet[2,2,2,2]-256 with one B per level on CIFAR-10 (8,278,794 parameters).
+    builds theta (level 1 at the image's resolution with the CIFAR stem). The defaults are the
+    schema's (``MgNetConfig``, ``SmootherConfig``, ``StemConfig``): the paper's MgNet[2,2,2,2]-256
+    with one B per level on CIFAR-10 (8,278,794 parameters).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 10,
-        smoothing_steps: Sequence[int] = (2, 2, 2, 2),
-        channels: int | Sequence[int] = 256,
-        smoother: SmootherFactory = ResNetSmoother,
-        channels_f: int | Sequence[int] | None = None,
-        stem: StemFactory = cifar_stem,
+        smoothing_steps: Sequence[int] = rules.default(MgNetConfig, "smoothing_steps"),
+        channels: int | Sequence[int] = MgNetConfig.channels,
+        smoother: SmootherFactory = rules.default_code(SmootherConfig),
+        channels_f: int | Sequence[int] | None = MgNetConfig.channels_f,
+        stem: StemFactory = rules.default_code(StemConfig),
     ) -> None:
         super().__init__()
         steps = list(smoothing_steps)

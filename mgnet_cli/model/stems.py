@@ -8,9 +8,10 @@ A stem is built as ``stem(in_channels, channels)`` (the config holds a partially
 from torch import nn
 
 from mgnet_cli.model.layers import bn_relu, conv3x3, conv_bn_relu
+from mgnet_cli.schema.model import StemConfig
 
 
-def cifar_stem(in_channels: int, channels: int, norm_activation: bool = True) -> nn.Module:
+def cifar_stem(in_channels: int, channels: int, norm_activation: bool = StemConfig.norm_activation) -> nn.Module:
     """``sigma(theta * x)``, theta a 3x3 convolution, stride 1: (B, C, H, W) -> (B, channels, H, W).
 
     ``norm_activation=False`` leaves out sigma (a pre-activation ResNet's first block applies it).
@@ -18,7 +19,8 @@ def cifar_stem(in_channels: int, channels: int, norm_activation: bool = True) ->
     return conv_bn_relu(in_channels, channels) if norm_activation else conv3x3(in_channels, channels)
 
 
-def imagenet_stem(in_channels: int, channels: int, norm_activation: bool = True) -> nn.Module:
+def imagenet_stem(in_channels: int, channels: int,
+                  norm_activation: bool = StemConfig.norm_activation) -> nn.Module:
     """7x7 convolution with stride 2, BatchNorm, ReLU, 3x3 max-pool with stride 2 (He et al. 2016).
 
     (B, C, H, W) -> (B, channels, H / 4, W / 4); 224x224 images give 56x56.

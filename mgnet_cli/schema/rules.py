@@ -4,10 +4,11 @@
 path (``trainer.`` + ``epochs``) and turns it into the one-line ``<key>=<value>: <rule>`` error.
 """
 
+import importlib
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import Field, field
+from dataclasses import MISSING, Field, field
 from enum import Enum
 from typing import Any
 
@@ -37,6 +38,19 @@ def target(default: str) -> Any:
 def partial(what: str) -> Any:
     """A ``_partial_: true`` key: ``what`` is passed in when the object is built."""
     return setting(True, f"stays true: {what} passed in when it is built")
+
+
+def default(owner: type, name: str) -> Any:
+    """The default ``owner`` gives its key ``name`` (a fresh copy of a list), for library code to
+    take as its own: ``MgNet()`` is what the schema's defaults build, written once, here."""
+    found = owner.__dataclass_fields__[name]
+    return found.default if found.default_factory is MISSING else found.default_factory()
+
+
+def default_code(owner: type) -> Any:
+    """The code ``owner``'s default ``_target_`` names (``MgNet()``'s stem and smoother), imported."""
+    module, _, name = default(owner, "_target_").rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def help_of(owner: type, name: str) -> str:

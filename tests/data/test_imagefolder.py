@@ -12,11 +12,13 @@ from mgnet_cli import schema
 from mgnet_cli.cli.build import build_data, build_training
 from mgnet_cli.data.imagefolder import FolderData, load_imagefolder
 from mgnet_cli.errors import ConfigError, DataError
-from mgnet_cli.schema.data import AugmentationConfig
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.data import AugmentationConfig, ImageFolderConfig
 from mgnet_cli.train.loop import fit
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-SMALL = {"image_size": 32, "resize": 40, "num_workers": 0}
+IMAGENET = {key: rules.default(ImageFolderConfig, key) for key in ("crop_scale", "mean", "std")}  # the option's
+SMALL = {"image_size": 32, "resize": 40, "num_workers": 0, **IMAGENET}
 
 
 def two_colour(width: int, height: int, split_column: int) -> Image.Image:
@@ -77,7 +79,7 @@ def test_a_training_batch_of_one_is_dropped(tree):
 
 
 def test_evaluation_resizes_the_shorter_side_then_crops_the_centre(tree):
-    data = load_imagefolder(tree, num_classes=3, image_size=32, resize=40, num_workers=0)
+    data = load_imagefolder(tree, num_classes=3, **SMALL)
     crop = data.transform(None)(two_colour(80, 40, 30))  # centre crop: columns 24..55 of 80
     assert crop.shape == (3, 32, 32) and crop.dtype == torch.uint8
     red_columns = (crop[0, 16] > 128).sum().item()
@@ -85,7 +87,7 @@ def test_evaluation_resizes_the_shorter_side_then_crops_the_centre(tree):
 
 
 def test_training_crops_are_random_resized_and_flipped(tree):
-    data = load_imagefolder(tree, num_classes=3, image_size=32, resize=40, num_workers=0)
+    data = load_imagefolder(tree, num_classes=3, **SMALL)
     image = two_colour(90, 50, 30)
     torch.manual_seed(0)
     crops = [data.transform(AugmentationConfig(flip=True))(image) for _ in range(30)]
@@ -97,13 +99,13 @@ def test_training_crops_are_random_resized_and_flipped(tree):
 
 
 def test_without_crop_scale_or_flip_training_sees_the_evaluation_crop(tree):
-    data = load_imagefolder(tree, num_classes=3, crop_scale=None, **SMALL)
+    data = load_imagefolder(tree, num_classes=3, **(SMALL | {"crop_scale": None}))
     image = two_colour(70, 45, 33)
     assert torch.equal(data.transform(AugmentationConfig(flip=False))(image), data.transform(None)(image))
 
 
 def test_the_generator_replays_an_epoch_decoded_in_a_worker(tree):
-    data = load_imagefolder(tree, num_classes=3, image_size=32, resize=40, num_workers=1)
+    data = load_imagefolder(tree, num_classes=3, **(SMALL | {"num_workers": 1}))
     batches = data.batches(4, 4, torch.device("cpu"), AugmentationConfig(flip=True), seed=5)
     state = batches.generator.get_state()
     first = list(batches.train)

@@ -6,11 +6,19 @@ from torch import nn
 
 from mgnet_cli.data.batches import BatchLoader, Batching
 from mgnet_cli.data.synthetic import load_synthetic
-from mgnet_cli.schema.data import AugmentationConfig
+from mgnet_cli.schema import rules
+from mgnet_cli.schema.data import AugmentationConfig, SyntheticConfig
+
+SIZES = ("num_train", "num_test", "num_classes", "image_size", "channels", "seed")
+
+
+def synthetic(**changes):
+    """``dataset=synthetic`` (its schema's sizes and seed) with ``changes``."""
+    return load_synthetic(**{key: rules.default(SyntheticConfig, key) for key in SIZES} | changes)
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
-    first, again, other = load_synthetic(seed=3), load_synthetic(seed=3), load_synthetic(seed=4)
+    first, again, other = synthetic(seed=3), synthetic(seed=3), synthetic(seed=4)
     assert torch.equal(first.train.images, again.train.images)
     assert torch.equal(first.test.labels, again.test.labels)
     assert first.mean == again.mean
@@ -18,7 +26,7 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
 
 
 def test_shapes_labels_and_statistics() -> None:
-    data = load_synthetic(num_train=60, num_test=30, num_classes=6, image_size=28, channels=1, seed=1)
+    data = synthetic(num_train=60, num_test=30, num_classes=6, image_size=28, channels=1, seed=1)
     assert data.train.images.shape == (60, 1, 28, 28) and data.test.images.shape == (30, 1, 28, 28)
     assert data.train.images.dtype == torch.uint8 and data.train.labels.dtype == torch.int64
     assert data.train.labels.bincount().tolist() == [10] * 6  # balanced, every label in 0..5
@@ -30,20 +38,20 @@ def test_shapes_labels_and_statistics() -> None:
 
 
 def test_test_set_does_not_change_the_train_set_and_root_is_ignored() -> None:
-    small = load_synthetic(num_test=10, root="/does/not/exist", download=True)
-    large = load_synthetic(num_test=100)
+    small = synthetic(num_test=10, root="/does/not/exist", download=True)
+    large = synthetic(num_test=100)
     assert torch.equal(small.train.images, large.train.images)
     assert not torch.equal(small.test.images, large.test.images[:10])
 
 
 def test_sizes_are_validated() -> None:
     with pytest.raises(ValueError, match=r"num_classes=1: 2 or more"):
-        load_synthetic(num_classes=1)
+        synthetic(num_classes=1)
 
 
 def test_a_small_cnn_learns_it_in_two_epochs() -> None:
     torch.manual_seed(0)
-    data = load_synthetic(num_train=512, num_test=256, seed=0)
+    data = synthetic(num_train=512, num_test=256, seed=0)
     model = nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(4),
         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

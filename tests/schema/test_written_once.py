@@ -9,9 +9,12 @@ value equals the base's is a restatement: a second copy of the default that can 
 ``${...}`` values and the key that selects the schema (``_target_``, a problem's ``kind``) are not.
 """
 
+import ast
 import dataclasses
 import inspect
 import re
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from omegaconf import OmegaConf
 from mgnet_cli import schema
 from mgnet_cli.cli import config_dir
 from mgnet_cli.schema import rules
+from mgnet_cli.schema.train import StepDecayConfig
 
 CONFIGS = config_dir()
 LAYERED = {  # folders whose options are laid over other groups' values, not over one schema
@@ -173,24 +177,6 @@ def test_every_key_a_command_takes_has_its_help(command, key, owner, field):
     assert rules.help_of(owner, field.name), f"{key} ({owner.__name__}) has no help: use rules.setting"
 
 
-# Library code a schema names that still states defaults of the schema's keys (issue 22, point 1:
-# the library takes the checked object): none may be added; each entry goes when its code is moved.
-CODE_DEFAULTS_LEFT = {
-    "mgnet_cli.data.synthetic.load_synthetic": {"num_train", "num_test", "num_classes", "image_size", "channels",
-                                                "seed"},
-    "mgnet_cli.data.imagefolder.load_imagefolder": {"num_classes", "image_size", "resize", "crop_scale", "mean",
-                                                    "std", "num_workers"},
-    "mgnet_cli.model.stems.cifar_stem": {"norm_activation"},
-    "mgnet_cli.model.mgnet.MgNet": {"smoothing_steps", "channels", "smoother", "channels_f", "stem"},
-    "mgnet_cli.model.baselines.ResNet": {"layers", "widths", "stem", "final_norm_activation"},
-    "mgnet_cli.model.smoothers.resnet.ResNetSmoother": {"b_per_step"},
-    "mgnet_cli.model.smoothers.densenet.DenseNetSmoother": {"b_per_step"},
-    "mgnet_cli.model.smoothers.chebyshev.ChebyshevSmoother": {"b_per_step", "k_init"},
-    "mgnet_cli.pde.smoothers.DampedJacobi": {"omega"},
-    "mgnet_cli.pde.smoothers.ChebyshevPolynomial": {"ratio"},
-}
-
-
 def schemas_with_code(owner: type) -> list[type]:
     """``owner`` and the schemas nested in it (its groups' aside: they are listed on their own)."""
     found = [owner]
@@ -200,45 +186,74 @@ def schemas_with_code(owner: type) -> list[type]:
     return found
 
 
+def written_defaults(code: Any) -> dict[str, ast.expr]:
+    """Parameter -> its default as ``code``'s source writes it (a dataclass's generated
+    ``__init__``: the field's value in the class body)."""
+    try:
+        function = ast.parse(textwrap.dedent(inspect.getsource(code.__init__ if inspect.isclass(code) else code)))
+    except (OSError, TypeError):
+        body = ast.parse(textwrap.dedent(inspect.getsource(code))).body[0].body
+        return {node.target.id: node.value for node in body if isinstance(node, ast.AnnAssign) and node.value}
+    args = function.body[0].args
+    positional = [*args.posonlyargs, *args.args]
+    found = dict(zip([arg.arg for arg in positional[len(positional) - len(args.defaults):]], args.defaults))
+    return found | {arg.arg: value for arg, value in zip(args.kwonlyargs, args.kw_defaults) if value is not None}
+
+
+def reads_a_schema(expression: ast.expr, code: Any) -> bool:
+    """Whether a default is taken from a schema (``JacobiConfig.omega``, ``rules.default(MgNetConfig,
+    "channels")``) rather than written again: it names a schema class of ``mgnet_cli.schema``."""
+    names = vars(sys.modules[code.__module__])
+    return any(inspect.isclass(found := names.get(node.id)) and found.__module__.startswith("mgnet_cli.schema.")
+               for node in ast.walk(expression) if isinstance(node, ast.Name))
+
+
 def code_defaults() -> dict[str, set[str]]:
-    """``_target_`` -> the keys of the schema naming it that the code gives a default of its own:
-    a second copy of the schema's (``StepDecay(step_epochs=50)`` beside ``StepDecayConfig``'s 50)."""
+    """Code a schema names (its default ``_target_`` and its ``TARGETS``) -> the keys of that schema
+    the code gives a default of its own, written again instead of read from the schema
+    (``StepDecay(step_epochs=50)`` beside ``StepDecayConfig``'s 50)."""
     owners = {nested for group in schema.GROUPS.values() for owner in group.values()
               for nested in schemas_with_code(owner)}
     owners |= {nested for owner in schema.COMMANDS.values() for nested in schemas_with_code(owner)}
     found = {}
     for owner in owners:
         keys = {field.name: field for field in dataclasses.fields(owner)}
-        code = keys["_target_"].default if "_target_" in keys else None
-        if not isinstance(code, str) or not code.startswith("mgnet_cli."):
-            continue  # no target, or torch's (the optimizers)
-        built = hydra.utils.get_object(code)
-        stated = {name for name, parameter in inspect.signature(built).parameters.items()
-                  if name in keys and parameter.default is not inspect.Parameter.empty}
-        if stated:
-            found.setdefault(code, set()).update(stated)
+        named = {keys["_target_"].default} if "_target_" in keys else set()
+        for code in {*named, *getattr(owner, "TARGETS", ())}:
+            if not isinstance(code, str) or not code.startswith("mgnet_cli."):
+                continue  # no target, or torch's (the optimizers)
+            built = hydra.utils.get_object(code)
+            stated = {name for name, value in written_defaults(built).items()
+                      if name in keys and not reads_a_schema(value, built)}
+            if stated:
+                found.setdefault(code, set()).update(stated)
     return found
 
 
 def test_code_a_schema_names_states_none_of_its_defaults():
-    """The schedules (``StepDecay``, ``WarmupCosine``, ``Triangular``) take every value from their
-    checked config; what is left (``CODE_DEFAULTS_LEFT``) may shrink, never grow."""
-    found = code_defaults()
-    assert not any(code.startswith("mgnet_cli.train.schedules.") for code in found), found
-    grown = {code: keys - CODE_DEFAULTS_LEFT.get(code, set()) for code, keys in found.items()}
-    assert {code: keys for code, keys in grown.items() if keys} == {}, "a default written twice: leave it to the schema"
+    """Each default is written once, in the schema: the library's own defaults (``MgNet()``, the
+    paper's model; ``DampedJacobi(steps)``) read it from there, and the rest take every value."""
+    assert code_defaults() == {}, "a default written twice: read it from the schema (rules.default)"
+
+
+@dataclasses.dataclass
+class WrittenTwice:
+    """``StepDecay`` with the authors' values written as its own defaults."""
+    step_epochs: int = 50
+    gamma: float = 0.1
+    counted_from: int = 1
+
+
+def read_once(step_epochs: int = StepDecayConfig.step_epochs, gamma: float = rules.default(StepDecayConfig, "gamma"),
+              counted_from: int = 1) -> None:
+    """Two defaults read from the schema, one written again."""
 
 
 def test_a_code_default_is_found():
-    """The check itself: ``StepDecay`` as it was, with the authors' values as its own defaults, is named."""
-    @dataclasses.dataclass
-    class StepDecay:
-        step_epochs: int = 50
-        gamma: float = 0.1
-        counted_from: int = 1
-
+    """The check itself: a literal default of a schema's key is named, one read from the schema is not."""
     from mgnet_cli.train import schedules
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(schedules, "StepDecay", StepDecay)
-        assert code_defaults()["mgnet_cli.train.schedules.StepDecay"] == {"step_epochs", "gamma", "counted_from"}
+    for code, expected in ((WrittenTwice, {"step_epochs", "gamma", "counted_from"}), (read_once, {"counted_from"})):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(schedules, "StepDecay", code)
+            assert code_defaults()["mgnet_cli.train.schedules.StepDecay"] == expected
     assert "mgnet_cli.train.schedules.StepDecay" not in code_defaults()

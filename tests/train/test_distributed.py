@@ -27,6 +27,7 @@ from mgnet_cli.train.epoch import TrainStep, evaluate, summed, train_epoch
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}
+DATA = {"num_train": 64, "num_test": 33, "num_classes": 10, "image_size": 32, "channels": 3, "seed": 0}  # what both ranks load
 
 
 def image_set(count: int) -> ImageSet:
@@ -106,7 +107,7 @@ def two_ranks(rank: int, folder: str, config: dict) -> None:
     try:
         world = Distributed(rank, 2, rank, CPU)
         model = tiny_model(config)
-        batches = load_synthetic(64, 33).batches(16, 8, CPU, None, seed=0, shard=world.shard)
+        batches = load_synthetic(**DATA).batches(16, 8, CPU, None, seed=0, shard=world.shard)
         first = next(iter(batches.train))
         batches.generator.manual_seed(0)  # the epoch below starts from the same order again
         eval_loss = evaluate(model, [first], world=world)["loss"]
@@ -151,7 +152,7 @@ def test_two_gloo_ranks_take_the_single_process_step(compose_config, tmp_path):
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
 
     model = tiny_model(config)
-    data = load_synthetic(64, 33)
+    data = load_synthetic(**DATA)
     single = data.batches(16, 8, CPU, None, seed=0)
     images, labels = next(iter(single.train))
     assert ranks[0]["eval_loss"] == ranks[1]["eval_loss"]

@@ -10,6 +10,7 @@ from torch import nn
 
 from mgnet_cli.model.smoothers.resnet import ResNetSmoother
 from mgnet_cli.model.layers import NormActivation, bn_relu
+from mgnet_cli.schema.model import ChebyshevSmootherConfig
 
 
 class ChebyshevSmoother(ResNetSmoother):
@@ -20,9 +21,9 @@ class ChebyshevSmoother(ResNetSmoother):
         channels_u: int,
         channels_f: int,
         steps: int,
-        b_per_step: bool = False,
+        b_per_step: bool = ChebyshevSmootherConfig.b_per_step,
         norm_activation: NormActivation = bn_relu,
-        k_init: float = 0.0,
+        k_init: float = ChebyshevSmootherConfig.k_init,
     ) -> None:
         super().__init__(channels_u, channels_f, steps, b_per_step, norm_activation)
         self.k = nn.Parameter(torch.full((steps - 1,), float(k_init)))  # k_2 .. k_nu

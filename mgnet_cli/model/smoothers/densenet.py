@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.model.layers import NormActivation, bn_relu, conv3x3
+from mgnet_cli.schema.model import DenseNetSmootherConfig
 
 
 class DenseNetSmoother(nn.Module):
@@ -18,7 +19,7 @@ class DenseNetSmoother(nn.Module):
         channels_u: int,
         channels_f: int,
         steps: int,
-        b_per_step: bool = True,
+        b_per_step: bool = DenseNetSmootherConfig.b_per_step,
         norm_activation: NormActivation = bn_relu,
     ) -> None:
         super().__init__()

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.model.layers import NormActivation, bn_relu, conv3x3
+from mgnet_cli.schema.model import SmootherConfig
 
 
 class ResNetSmoother(nn.Module):
@@ -14,7 +15,7 @@ class ResNetSmoother(nn.Module):
         channels_u: int,
         channels_f: int,
         steps: int,
-        b_per_step: bool = False,
+        b_per_step: bool = SmootherConfig.b_per_step,
         norm_activation: NormActivation = bn_relu,
     ) -> None:
         super().__init__()
