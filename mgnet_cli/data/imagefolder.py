@@ -225,8 +225,7 @@ def load_imagefolder(
     std: Sequence[float],
     num_workers: int,
 ) -> FolderData:
-    """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings.
-    No defaults here: ``dataset=imagefolder``'s (ImageNet's sizes and statistics) are its schema's."""
+    """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings."""
     root = Path(root).expanduser()
     if not 0 < image_size <= resize or num_workers < 0 or (
             crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1):

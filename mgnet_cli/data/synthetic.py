@@ -32,8 +32,7 @@ def load_synthetic(
     root: Path | None = None,
     download: bool = False,
 ) -> ImageData:
-    """Class patterns plus noise, deterministic per seed; `root` and `download` are ignored (the
-    sizes have no defaults here: ``dataset=synthetic``'s are its schema's, ``SyntheticConfig``).
+    """Class patterns plus noise, deterministic per seed; `root` and `download` are ignored.
 
     The test set is drawn after the train set, so changing num_test leaves the train images alone.
     """
