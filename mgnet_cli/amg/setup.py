@@ -60,39 +60,62 @@ def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
 
 
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
-    """Ruge-Stueben first pass: True for C points. The point most depended upon becomes C, those
-    depending on it F, and the points those F points depend on count one more."""
+    """Ruge-Stueben first pass: True for C points. The point most depended upon (ties to the smaller
+    index) becomes C, those depending on it F, and the points those F points depend on count one more.
+
+    A bucket queue, one bucket per measure (a measure stays within 0..2x its start: each dependant
+    adds one as it becomes F or takes one as it becomes C): a bucket holds its points of the starting
+    measure as a sorted list read by a cursor (most points are never touched again: no heap work for
+    them) and a small heap of the points that arrived later. A measure that falls is not re-filed at
+    once: the stale entry, met first, is moved down then; a point is taken when its entry's bucket is
+    its measure, so the order is exactly the heap's (largest measure, smaller index)."""
     n = S.shape[0]
     ST = S.T.tocsr()
-    measure = np.diff(ST.indptr).tolist()  # how many points depend strongly on each
-    no_dependencies = (np.diff(S.indptr) == 0) & (np.diff(ST.indptr) == 0)
-    state = np.where(no_dependencies, 2, 0).tolist()  # 0 unassigned, 1 C, 2 F; isolated points: F
-    # heap keys are single ints, -measure * 2^32 + i (int comparisons, not tuples: 2x faster pops)
-    shift = 1 << 32
-    heap = [i - measure[i] * shift for i in range(n) if state[i] == 0]
-    heapq.heapify(heap)
+    start = np.diff(ST.indptr)  # how many points depend strongly on each
+    unassigned = (np.diff(S.indptr) > 0) | (start > 0)  # the rest (isolated points) are F
+    buckets = 2 * int(start.max(initial=0)) + 1
+    points = np.flatnonzero(unassigned)
+    order = points[np.argsort(start[points], kind="stable")]  # by measure, then index
+    bounds = np.cumsum(np.bincount(start[points], minlength=buckets)).tolist()
+    order = order.tolist()
+    initial = [order[low:high] for low, high in zip([0] + bounds[:-1], bounds)]
+    cursor = [0] * buckets
+    arrived: list[list[int]] = [[] for _ in range(buckets)]
+    measure = start.tolist()
+    state = np.where(unassigned, 0, 2).tolist()  # 0 unassigned, 1 C, 2 F
     # Python lists, not arrays: the loop reads one entry at a time, and a list entry is 5x cheaper
     S_ptr, S_idx, T_ptr, T_idx = S.indptr.tolist(), S.indices.tolist(), ST.indptr.tolist(), ST.indices.tolist()
     pop, push = heapq.heappop, heapq.heappush
-    while heap:
-        key = pop(heap)
-        i = key % shift
-        if state[i] != 0 or (i - key) // shift != measure[i]:
-            continue  # assigned, or a stale entry (its measure changed)
+    top = buckets - 1
+    while top >= 0:
+        heap, sorted_, at = arrived[top], initial[top], cursor[top]
+        if at < len(sorted_) and not (heap and heap[0] < sorted_[at]):
+            i = sorted_[at]
+            cursor[top] = at + 1
+        elif heap:
+            i = pop(heap)
+        else:
+            top -= 1
+            continue
+        if state[i]:
+            continue
+        if measure[i] != top:  # fell since it was filed here: file it where it is now
+            push(arrived[measure[i]], i)
+            continue
         state[i] = 1
         for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
             if state[j] == 0:
                 state[j] = 2
                 for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
                     if state[k] == 0:
-                        measure[k] += 1
-                        push(heap, k - measure[k] * shift)
-        for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight
+                        m = measure[k] = measure[k] + 1
+                        push(arrived[m], k)
+                        if m > top:
+                            top = m
+        for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
             if state[j] == 0:
                 measure[j] -= 1
-                push(heap, j - measure[j] * shift)
-    state = np.array(state, dtype=np.int8)
-    return state == 1
+    return np.array(state, dtype=np.int8) == 1
 
 
 def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
