@@ -122,26 +122,39 @@ def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
     """Ruge-Stueben's second pass, in vectorised rounds: two F points that depend strongly on each
     other must share a strong C point (else classical interpolation loses their coupling). Each
     round promotes to C the F points with the most such unserved pairs among their unserved
-    partners (ties to the larger index), until no pair is left."""
+    partners (ties to the larger index), until no pair is left. A served pair stays served (C only
+    grows), so each round checks only the pairs the last one left unserved."""
     is_c = is_c.copy()
     n = S.shape[0]
+    rows = np.repeat(np.arange(n, dtype=S.indices.dtype), np.diff(S.indptr))
+    cols = S.indices
+    pair = (S.data != 0) & ~is_c[rows] & ~is_c[cols]  # strong F-F dependencies
+    rows, cols = rows[pair], cols[pair]
+    index_score = np.arange(n) / n  # unique: ties go to the larger index
     while True:
-        c = sparse.diags(is_c.astype(np.float64))
-        f = sparse.diags((~is_c).astype(np.float64))
-        to_c = (S @ c).tocsr()  # strong dependencies on C points
-        shared = sparse.csr_matrix(to_c @ to_c.T)
-        pairs = (f @ S @ f).tocoo()  # strong F-F dependencies
-        served = lookup(shared, pairs.row, pairs.col) > 0
-        rows, cols = pairs.row[~served], pairs.col[~served]
+        unserved = ~share_a_c_point(S, is_c, rows, cols)
+        rows, cols = rows[unserved], cols[unserved]
         if rows.size == 0:
             return is_c
         count = np.bincount(np.concatenate([rows, cols]), minlength=n).astype(np.float64)
-        score = count + np.arange(n) / n  # unique: ties go to the larger index
+        score = count + index_score
         best = np.zeros(n)
         np.maximum.at(best, rows, score[cols])
         np.maximum.at(best, cols, score[rows])
         promote = (count > 0) & (score > best)
         is_c[promote] = True
+        still_f = ~is_c[rows] & ~is_c[cols]
+        rows, cols = rows[still_f], cols[still_f]
+
+
+def share_a_c_point(S: sparse.csr_matrix, is_c: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each pair (rows[k], cols[k]): do the two depend strongly on a common C point?"""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
+    keep = is_c[S.indices] & (S.data != 0)
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each stored one
+    to_c = sparse.csr_matrix((np.ones(int(kept_before[-1])), S.indices[keep], kept_before[S.indptr]), shape=S.shape)
+    return np.asarray(to_c[rows].multiply(to_c[cols]).sum(axis=1)).ravel() > 0
 
 
 def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
