@@ -99,11 +99,13 @@ class GaussSeidel(nn.Module):
     def solver(self, lower: bool) -> sparse_linalg.SuperLU:
         """The triangle's factor, made when first needed. SuperLU on a triangle in its own order, no
         pivoting, factors it as itself: its solve is the sweep, without spsolve_triangular's checks
-        and copies on every call."""
+        and copies on every call. No supernodes (``relax=1, panel_size=1``): a triangle has no fill
+        for them to save, and grouping columns took 2x as long (jumps n = 1023: 0.39 -> 0.18 s for
+        the lower triangle, its solves no slower)."""
         if lower not in self.solvers:
             triangle = (sparse.tril if lower else sparse.triu)(self.matrix, format="csc")
             self.solvers[lower] = sparse_linalg.splu(triangle, permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                                                     options={"SymmetricMode": True})
+                                                     relax=1, panel_size=1, options={"SymmetricMode": True})
         return self.solvers[lower]
 
     def _sweep(self, residual: torch.Tensor, lower: bool) -> torch.Tensor:
