@@ -47,14 +47,25 @@ class Hierarchy:
         return sum(matrix.shape[0] for matrix in self.A) / self.A[0].shape[0]
 
 
+def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``max(0, values of row i)`` for each of the n rows (what ``np.maximum.at`` into zeros gives), by
+    one ``reduceat`` over each row's run where ``rows`` is sorted (as a CSR matrix's are)."""
+    largest = np.zeros(n)
+    if rows.size and np.all(rows[1:] >= rows[:-1]):
+        starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+        largest[rows[starts]] = np.maximum(np.maximum.reduceat(values, starts), 0.0)
+    else:
+        np.maximum.at(largest, rows, values)
+    return largest
+
+
 def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
     """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal)."""
     coo = A.tocoo()
     rows, cols, values = coo.row, coo.col, -coo.data
     off = rows != cols
     rows, cols, values = rows[off], cols[off], values[off]
-    largest = np.zeros(A.shape[0])
-    np.maximum.at(largest, rows, values)
+    largest = row_max(rows, values, A.shape[0])
     strong = (values > 0) & (values >= theta * largest[rows])
     return sparse.csr_matrix((np.ones(int(strong.sum())), (rows[strong], cols[strong])), shape=A.shape)
 
@@ -88,33 +99,37 @@ def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     pop, push = heapq.heappop, heapq.heappush
     top = buckets - 1
     while top >= 0:
-        heap, sorted_, at = arrived[top], initial[top], cursor[top]
-        if at < len(sorted_) and not (heap and heap[0] < sorted_[at]):
-            i = sorted_[at]
-            cursor[top] = at + 1
-        elif heap:
-            i = pop(heap)
-        else:
-            top -= 1
-            continue
-        if state[i]:
-            continue
-        if measure[i] != top:  # fell since it was filed here: file it where it is now
-            push(arrived[measure[i]], i)
-            continue
-        state[i] = 1
-        for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
-            if state[j] == 0:
-                state[j] = 2
-                for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
-                    if state[k] == 0:
-                        m = measure[k] = measure[k] + 1
-                        push(arrived[m], k)
-                        if m > top:
-                            top = m
-        for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
-            if state[j] == 0:
-                measure[j] -= 1
+        heap, sorted_, at = arrived[top], initial[top], cursor[top]  # the top bucket, held while it stays on top
+        end, raised = len(sorted_), top
+        while raised == top:
+            if at < end and not (heap and heap[0] < sorted_[at]):
+                i = sorted_[at]
+                at += 1
+            elif heap:
+                i = pop(heap)
+            else:
+                raised = -1  # this bucket is empty
+                break
+            if state[i]:
+                continue
+            if measure[i] != top:  # fell since it was filed here: file it where it is now
+                push(arrived[measure[i]], i)
+                continue
+            state[i] = 1
+            for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
+                if state[j] == 0:
+                    state[j] = 2
+                    for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
+                        if state[k] == 0:
+                            m = measure[k] = measure[k] + 1
+                            push(arrived[m], k)
+                            if m > raised:
+                                raised = m
+            for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
+                if state[j] == 0:
+                    measure[j] -= 1
+        cursor[top] = at
+        top = top - 1 if raised < 0 else raised
     return np.array(state, dtype=np.int8) == 1
 
 
@@ -222,8 +237,7 @@ def assemble(n: int, is_c: np.ndarray, w_rows: np.ndarray, w_cols: np.ndarray, w
     """P from the F rows' weights (coarse column indices): truncated, identity on the C points."""
     coarse_index = np.cumsum(is_c) - 1
     if truncation > 0 and weights.size:
-        largest = np.zeros(n)
-        np.maximum.at(largest, w_rows, np.abs(weights))
+        largest = row_max(w_rows, np.abs(weights), n)
         keep = np.abs(weights) >= truncation * largest[w_rows]
         total = np.bincount(w_rows, weights, n)
         kept = np.bincount(w_rows[keep], weights[keep], n)
