@@ -60,14 +60,23 @@ def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
-    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal)."""
-    coo = A.tocoo()
-    rows, cols, values = coo.row, coo.col, -coo.data
-    off = rows != cols
-    rows, cols, values = rows[off], cols[off], values[off]
-    largest = row_max(rows, values, A.shape[0])
-    strong = (values > 0) & (values >= theta * largest[rows])
-    return sparse.csr_matrix((np.ones(int(strong.sum())), (rows[strong], cols[strong])), shape=A.shape)
+    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal): A's pattern masked in
+    place (no COO round trip)."""
+    n = A.shape[0]
+    rows = np.repeat(np.arange(n, dtype=A.indices.dtype), np.diff(A.indptr))
+    values = -A.data
+    off = rows != A.indices
+    largest = row_max(rows[off], values[off], n)
+    strong = off & (values > 0) & (values >= theta * largest[rows])
+    return masked(A, strong)
+
+
+def masked(A: sparse.csr_matrix, keep: np.ndarray) -> sparse.csr_matrix:
+    """The stored entries of A where ``keep``, as ones, in canonical CSR (sorted, duplicates summed)."""
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each stored one
+    M = sparse.csr_matrix((np.ones(int(kept_before[-1])), A.indices[keep], kept_before[A.indptr]), shape=A.shape)
+    M.sum_duplicates()
+    return M
 
 
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
@@ -166,9 +175,7 @@ def share_a_c_point(S: sparse.csr_matrix, is_c: np.ndarray, rows: np.ndarray, co
     """For each pair (rows[k], cols[k]): do the two depend strongly on a common C point?"""
     if rows.size == 0:
         return np.zeros(0, dtype=bool)
-    keep = is_c[S.indices] & (S.data != 0)
-    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each stored one
-    to_c = sparse.csr_matrix((np.ones(int(kept_before[-1])), S.indices[keep], kept_before[S.indptr]), shape=S.shape)
+    to_c = masked(S, is_c[S.indices] & (S.data != 0))
     return np.asarray(to_c[rows].multiply(to_c[cols]).sum(axis=1)).ravel() > 0
 
 
@@ -246,10 +253,22 @@ def assemble(n: int, is_c: np.ndarray, w_rows: np.ndarray, w_cols: np.ndarray, w
         w_rows, w_cols, weights = w_rows[keep], w_cols[keep], weights[keep] * rescale[w_rows[keep]]
 
     c_points = np.flatnonzero(is_c)
-    all_rows = np.concatenate([c_points, w_rows])
-    all_cols = np.concatenate([coarse_index[c_points], w_cols])
-    all_values = np.concatenate([np.ones(c_points.size), weights])
-    return sparse.csr_matrix((all_values, (all_rows, all_cols)), shape=(n, int(is_c.sum())))
+    shape = (n, c_points.size)
+    if w_rows.size and (np.any(w_rows[1:] < w_rows[:-1]) or np.any(is_c[w_rows])):  # not F rows in order
+        all_rows = np.concatenate([c_points, w_rows])
+        all_cols = np.concatenate([coarse_index[c_points], w_cols])
+        all_values = np.concatenate([np.ones(c_points.size), weights])
+        return sparse.csr_matrix((all_values, (all_rows, all_cols)), shape=shape)
+    # F rows in order: CSR directly, each F entry after the C rows above it, each C row's 1 after the F entries above
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(w_rows, minlength=n) + is_c)])
+    at_f = np.arange(w_rows.size) + coarse_index[w_rows] + 1
+    at_c = indptr[c_points]
+    data, indices = np.empty(indptr[-1]), np.empty(indptr[-1], dtype=np.int64)
+    data[at_f], indices[at_f] = weights, w_cols
+    data[at_c], indices[at_c] = 1.0, coarse_index[c_points]
+    P = sparse.csr_matrix((data, indices, indptr), shape=shape)
+    P.sum_duplicates()  # sorted columns, as the COO route gives
+    return P
 
 
 def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
