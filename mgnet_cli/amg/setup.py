@@ -63,20 +63,41 @@ def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
     """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal): A's pattern masked in
     place (no COO round trip)."""
     n = A.shape[0]
-    rows = np.repeat(np.arange(n, dtype=A.indices.dtype), np.diff(A.indptr))
+    rows = entry_rows(A)
     values = -A.data
     off = rows != A.indices
     largest = row_max(rows[off], values[off], n)
     strong = off & (values > 0) & (values >= theta * largest[rows])
-    return masked(A, strong)
+    return masked(A, strong, ones=True)
 
 
-def masked(A: sparse.csr_matrix, keep: np.ndarray) -> sparse.csr_matrix:
-    """The stored entries of A where ``keep``, as ones, in canonical CSR (sorted, duplicates summed)."""
+def masked(A: sparse.csr_matrix, keep: np.ndarray, ones: bool = False) -> sparse.csr_matrix:
+    """The stored entries of A where ``keep`` (A's values, or ones), in canonical CSR (sorted,
+    duplicates summed): what a product with 0/1 diagonal matrices or a comparison gives, without
+    the products."""
     kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each stored one
-    M = sparse.csr_matrix((np.ones(int(kept_before[-1])), A.indices[keep], kept_before[A.indptr]), shape=A.shape)
+    values = np.ones(int(kept_before[-1])) if ones else A.data[keep]
+    M = sparse.csr_matrix((values, A.indices[keep], kept_before[A.indptr]), shape=A.shape)
     M.sum_duplicates()
     return M
+
+
+def entry_rows(A: sparse.csr_matrix) -> np.ndarray:
+    """The row of each stored entry of A (CSR)."""
+    return np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
+
+
+def off_diagonal(A: sparse.csr_matrix) -> sparse.csr_matrix:
+    """A without its diagonal and without stored zeros."""
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()
+    return masked(A, (entry_rows(A) != A.indices) & (A.data != 0))
+
+
+def f_to(M: sparse.csr_matrix, is_c: np.ndarray, to_c: bool) -> sparse.csr_matrix:
+    """M's entries in F rows and C columns (``to_c``) or F columns."""
+    return masked(M, ~is_c[entry_rows(M)] & (is_c[M.indices] == to_c))
 
 
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
@@ -175,7 +196,7 @@ def share_a_c_point(S: sparse.csr_matrix, is_c: np.ndarray, rows: np.ndarray, co
     """For each pair (rows[k], cols[k]): do the two depend strongly on a common C point?"""
     if rows.size == 0:
         return np.zeros(0, dtype=bool)
-    to_c = masked(S, is_c[S.indices] & (S.data != 0))
+    to_c = masked(S, is_c[S.indices] & (S.data != 0), ones=True)
     return np.asarray(to_c[rows].multiply(to_c[cols]).sum(axis=1)).ravel() > 0
 
 
@@ -279,18 +300,14 @@ def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np
     ``w_ij = -(a_ij + sum_k a_ik a_kj / sum_{m in C_i} a_km) / (a_ii + sum_weak a_in + lumped)``.
     All by sparse products: no loop over points."""
     n = A.shape[0]
-    is_f = ~is_c
-    off = (A - sparse.diags(A.diagonal())).tocsr()
-    off.eliminate_zeros()
+    off = off_diagonal(A)
     strong = off.multiply(S > 0).tocsr()  # a_ij on the strong pattern (negative entries only)
-    row_f = sparse.diags(is_f.astype(np.float64))
-    to_c, to_f = sparse.diags(is_c.astype(np.float64)), sparse.diags(is_f.astype(np.float64))
-    a_fc = (row_f @ strong @ to_c).tocsr()  # i in F, j in C_i
-    a_ff = (row_f @ strong @ to_f).tocsr()  # i in F, k a strong F neighbour
+    a_fc = f_to(strong, is_c, to_c=True)  # i in F, j in C_i
+    a_ff = f_to(strong, is_c, to_c=False)  # i in F, k a strong F neighbour
     a_ff.eliminate_zeros()
     pattern_c = a_fc.copy()
     pattern_c.data[:] = 1.0
-    negative = off.multiply(off < 0).tocsr()
+    negative = masked(off, off.data < 0)
     reach = sparse.csr_matrix(pattern_c @ negative.T)  # (i, k): sum over m in C_i of a_km (negative)
     ff = a_ff.tocoo()
     d = lookup(reach, ff.row, ff.col)
@@ -316,14 +333,11 @@ def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: n
     ``w_ij = -(a_ij + sum_k a_ik abar_kj / d_ik) / (a_ii + sum_k a_ik abar_ki / d_ik + sum_weak a_in)``.
     A row of zero sum interpolates constants exactly. Sparse products, no loop over points."""
     n = A.shape[0]
-    off = (A - sparse.diags(A.diagonal())).tocsr()
-    off.eliminate_zeros()
-    negative = off.multiply(off < 0).tocsr()  # abar: the couplings of the sign opposite to a_kk > 0
-    row_f = sparse.diags((~is_c).astype(np.float64))
-    to_c, to_f = sparse.diags(is_c.astype(np.float64)), sparse.diags((~is_c).astype(np.float64))
-    s_c = (S @ to_c).tocsr()  # strong C neighbours of every row
-    s_ff = (row_f @ S @ to_f).tocsr()  # i in F, k a strong F neighbour
-    reach = ((row_f @ s_c + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
+    off = off_diagonal(A)
+    negative = masked(off, off.data < 0)  # abar: the couplings of the sign opposite to a_kk > 0
+    s_c = masked(S, is_c[S.indices])  # strong C neighbours of every row
+    s_ff = f_to(S, is_c, to_c=False)  # i in F, k a strong F neighbour
+    reach = ((f_to(S, is_c, to_c=True) + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
     a_ff = off.multiply(s_ff).tocsr()
     a_ff.eliminate_zeros()
     ff = a_ff.tocoo()
