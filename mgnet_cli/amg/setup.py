@@ -6,7 +6,7 @@ Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
 
 Splitting: ``rs`` is Ruge-Stueben's first pass (greedy on the measure lambda_i = how many points
-depend strongly on i; a priority queue, the one loop of the setup, O(nnz log n)), followed
+depend strongly on i; a bucket queue, the one loop of the setup), followed
 (``second_pass``, the default) by its second pass (strong F-F pairs must share a C point);
 ``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 
