@@ -265,13 +265,14 @@ def assemble(n: int, is_c: np.ndarray, w_rows: np.ndarray, w_cols: np.ndarray, w
     """P from the F rows' weights (coarse column indices): truncated, identity on the C points."""
     coarse_index = np.cumsum(is_c) - 1
     if truncation > 0 and weights.size:
-        largest = row_max(w_rows, np.abs(weights), n)
-        keep = np.abs(weights) >= truncation * largest[w_rows]
+        magnitude = np.abs(weights)
+        keep = magnitude >= truncation * row_max(w_rows, magnitude, n)[w_rows]
         total = np.bincount(w_rows, weights, n)
-        kept = np.bincount(w_rows[keep], weights[keep], n)
+        w_rows, w_cols, weights = w_rows[keep], w_cols[keep], weights[keep]
+        kept = np.bincount(w_rows, weights, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             rescale = np.where(kept != 0, total / kept, 1.0)
-        w_rows, w_cols, weights = w_rows[keep], w_cols[keep], weights[keep] * rescale[w_rows[keep]]
+        weights = weights * rescale[w_rows]
 
     c_points = np.flatnonzero(is_c)
     shape = (n, c_points.size)
