@@ -6,7 +6,7 @@ Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
 
 Splitting: ``rs`` is Ruge-Stueben's first pass (greedy on the measure lambda_i = how many points
-depend strongly on i; a priority queue, the one loop of the setup, O(nnz log n)), followed
+depend strongly on i; a bucket queue, the one loop of the setup), followed
 (``second_pass``, the default) by its second pass (strong F-F pairs must share a C point);
 ``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 
@@ -47,78 +47,157 @@ class Hierarchy:
         return sum(matrix.shape[0] for matrix in self.A) / self.A[0].shape[0]
 
 
+def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``max(0, values of row i)`` for each of the n rows (what ``np.maximum.at`` into zeros gives), by
+    one ``reduceat`` over each row's run where ``rows`` is sorted (as a CSR matrix's are)."""
+    largest = np.zeros(n)
+    if rows.size and np.all(rows[1:] >= rows[:-1]):
+        starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+        largest[rows[starts]] = np.maximum(np.maximum.reduceat(values, starts), 0.0)
+    else:
+        np.maximum.at(largest, rows, values)
+    return largest
+
+
 def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
-    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal)."""
-    coo = A.tocoo()
-    rows, cols, values = coo.row, coo.col, -coo.data
-    off = rows != cols
-    rows, cols, values = rows[off], cols[off], values[off]
-    largest = np.zeros(A.shape[0])
-    np.maximum.at(largest, rows, values)
-    strong = (values > 0) & (values >= theta * largest[rows])
-    return sparse.csr_matrix((np.ones(int(strong.sum())), (rows[strong], cols[strong])), shape=A.shape)
+    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal): A's pattern masked in
+    place (no COO round trip)."""
+    n = A.shape[0]
+    rows = entry_rows(A)
+    values = -A.data
+    off = rows != A.indices
+    largest = row_max(rows[off], values[off], n)
+    strong = off & (values > 0) & (values >= theta * largest[rows])
+    return masked(A, strong, ones=True)
+
+
+def masked(A: sparse.csr_matrix, keep: np.ndarray, ones: bool = False) -> sparse.csr_matrix:
+    """The stored entries of A where ``keep`` (A's values, or ones), in canonical CSR (sorted,
+    duplicates summed): what a product with 0/1 diagonal matrices or a comparison gives, without
+    the products."""
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each stored one
+    values = np.ones(int(kept_before[-1])) if ones else A.data[keep]
+    M = sparse.csr_matrix((values, A.indices[keep], kept_before[A.indptr]), shape=A.shape)
+    M.sum_duplicates()
+    return M
+
+
+def entry_rows(A: sparse.csr_matrix) -> np.ndarray:
+    """The row of each stored entry of A (CSR)."""
+    return np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
+
+
+def off_diagonal(A: sparse.csr_matrix) -> sparse.csr_matrix:
+    """A without its diagonal and without stored zeros."""
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()
+    return masked(A, (entry_rows(A) != A.indices) & (A.data != 0))
+
+
+def f_to(M: sparse.csr_matrix, is_c: np.ndarray, to_c: bool) -> sparse.csr_matrix:
+    """M's entries in F rows and C columns (``to_c``) or F columns."""
+    return masked(M, ~is_c[entry_rows(M)] & (is_c[M.indices] == to_c))
 
 
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
-    """Ruge-Stueben first pass: True for C points. The point most depended upon becomes C, those
-    depending on it F, and the points those F points depend on count one more."""
+    """Ruge-Stueben first pass: True for C points. The point most depended upon (ties to the smaller
+    index) becomes C, those depending on it F, and the points those F points depend on count one more.
+
+    A bucket queue, one bucket per measure (a measure stays within 0..2x its start: each dependant
+    adds one as it becomes F or takes one as it becomes C): a bucket holds its points of the starting
+    measure as a sorted list read by a cursor (most points are never touched again: no heap work for
+    them) and a small heap of the points that arrived later. A measure that falls is not re-filed at
+    once: the stale entry, met first, is moved down then; a point is taken when its entry's bucket is
+    its measure, so the order is exactly the heap's (largest measure, smaller index)."""
     n = S.shape[0]
     ST = S.T.tocsr()
-    measure = np.diff(ST.indptr).tolist()  # how many points depend strongly on each
-    no_dependencies = (np.diff(S.indptr) == 0) & (np.diff(ST.indptr) == 0)
-    state = np.where(no_dependencies, 2, 0).tolist()  # 0 unassigned, 1 C, 2 F; isolated points: F
-    # heap keys are single ints, -measure * 2^32 + i (int comparisons, not tuples: 2x faster pops)
-    shift = 1 << 32
-    heap = [i - measure[i] * shift for i in range(n) if state[i] == 0]
-    heapq.heapify(heap)
+    start = np.diff(ST.indptr)  # how many points depend strongly on each
+    unassigned = (np.diff(S.indptr) > 0) | (start > 0)  # the rest (isolated points) are F
+    buckets = 2 * int(start.max(initial=0)) + 1
+    points = np.flatnonzero(unassigned)
+    order = points[np.argsort(start[points], kind="stable")]  # by measure, then index
+    bounds = np.cumsum(np.bincount(start[points], minlength=buckets)).tolist()
+    order = order.tolist()
+    initial = [order[low:high] for low, high in zip([0] + bounds[:-1], bounds)]
+    cursor = [0] * buckets
+    arrived: list[list[int]] = [[] for _ in range(buckets)]
+    measure = start.tolist()
+    state = np.where(unassigned, 0, 2).tolist()  # 0 unassigned, 1 C, 2 F
     # Python lists, not arrays: the loop reads one entry at a time, and a list entry is 5x cheaper
     S_ptr, S_idx, T_ptr, T_idx = S.indptr.tolist(), S.indices.tolist(), ST.indptr.tolist(), ST.indices.tolist()
     pop, push = heapq.heappop, heapq.heappush
-    while heap:
-        key = pop(heap)
-        i = key % shift
-        if state[i] != 0 or (i - key) // shift != measure[i]:
-            continue  # assigned, or a stale entry (its measure changed)
-        state[i] = 1
-        for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
-            if state[j] == 0:
-                state[j] = 2
-                for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
-                    if state[k] == 0:
-                        measure[k] += 1
-                        push(heap, k - measure[k] * shift)
-        for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight
-            if state[j] == 0:
-                measure[j] -= 1
-                push(heap, j - measure[j] * shift)
-    state = np.array(state, dtype=np.int8)
-    return state == 1
+    top = buckets - 1
+    while top >= 0:
+        heap, sorted_, at = arrived[top], initial[top], cursor[top]  # the top bucket, held while it stays on top
+        end, raised = len(sorted_), top
+        while raised == top:
+            if at < end and not (heap and heap[0] < sorted_[at]):
+                i = sorted_[at]
+                at += 1
+            elif heap:
+                i = pop(heap)
+            else:
+                raised = -1  # this bucket is empty
+                break
+            if state[i]:
+                continue
+            if measure[i] != top:  # fell since it was filed here: file it where it is now
+                push(arrived[measure[i]], i)
+                continue
+            state[i] = 1
+            for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
+                if state[j] == 0:
+                    state[j] = 2
+                    for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
+                        if state[k] == 0:
+                            m = measure[k] = measure[k] + 1
+                            push(arrived[m], k)
+                            if m > raised:
+                                raised = m
+            for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
+                if state[j] == 0:
+                    measure[j] -= 1
+        cursor[top] = at
+        top = top - 1 if raised < 0 else raised
+    return np.array(state, dtype=np.int8) == 1
 
 
 def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
     """Ruge-Stueben's second pass, in vectorised rounds: two F points that depend strongly on each
     other must share a strong C point (else classical interpolation loses their coupling). Each
     round promotes to C the F points with the most such unserved pairs among their unserved
-    partners (ties to the larger index), until no pair is left."""
+    partners (ties to the larger index), until no pair is left. A served pair stays served (C only
+    grows), so each round checks only the pairs the last one left unserved."""
     is_c = is_c.copy()
     n = S.shape[0]
+    rows = np.repeat(np.arange(n, dtype=S.indices.dtype), np.diff(S.indptr))
+    cols = S.indices
+    pair = (S.data != 0) & ~is_c[rows] & ~is_c[cols]  # strong F-F dependencies
+    rows, cols = rows[pair], cols[pair]
+    index_score = np.arange(n) / n  # unique: ties go to the larger index
     while True:
-        c = sparse.diags(is_c.astype(np.float64))
-        f = sparse.diags((~is_c).astype(np.float64))
-        to_c = (S @ c).tocsr()  # strong dependencies on C points
-        shared = sparse.csr_matrix(to_c @ to_c.T)
-        pairs = (f @ S @ f).tocoo()  # strong F-F dependencies
-        served = lookup(shared, pairs.row, pairs.col) > 0
-        rows, cols = pairs.row[~served], pairs.col[~served]
+        unserved = ~share_a_c_point(S, is_c, rows, cols)
+        rows, cols = rows[unserved], cols[unserved]
         if rows.size == 0:
             return is_c
         count = np.bincount(np.concatenate([rows, cols]), minlength=n).astype(np.float64)
-        score = count + np.arange(n) / n  # unique: ties go to the larger index
+        score = count + index_score
         best = np.zeros(n)
         np.maximum.at(best, rows, score[cols])
         np.maximum.at(best, cols, score[rows])
         promote = (count > 0) & (score > best)
         is_c[promote] = True
+        still_f = ~is_c[rows] & ~is_c[cols]
+        rows, cols = rows[still_f], cols[still_f]
+
+
+def share_a_c_point(S: sparse.csr_matrix, is_c: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each pair (rows[k], cols[k]): do the two depend strongly on a common C point?"""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
+    to_c = masked(S, is_c[S.indices] & (S.data != 0), ones=True)
+    return np.asarray(to_c[rows].multiply(to_c[cols]).sum(axis=1)).ravel() > 0
 
 
 def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
@@ -186,20 +265,32 @@ def assemble(n: int, is_c: np.ndarray, w_rows: np.ndarray, w_cols: np.ndarray, w
     """P from the F rows' weights (coarse column indices): truncated, identity on the C points."""
     coarse_index = np.cumsum(is_c) - 1
     if truncation > 0 and weights.size:
-        largest = np.zeros(n)
-        np.maximum.at(largest, w_rows, np.abs(weights))
-        keep = np.abs(weights) >= truncation * largest[w_rows]
+        magnitude = np.abs(weights)
+        keep = magnitude >= truncation * row_max(w_rows, magnitude, n)[w_rows]
         total = np.bincount(w_rows, weights, n)
-        kept = np.bincount(w_rows[keep], weights[keep], n)
+        w_rows, w_cols, weights = w_rows[keep], w_cols[keep], weights[keep]
+        kept = np.bincount(w_rows, weights, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             rescale = np.where(kept != 0, total / kept, 1.0)
-        w_rows, w_cols, weights = w_rows[keep], w_cols[keep], weights[keep] * rescale[w_rows[keep]]
+        weights = weights * rescale[w_rows]
 
     c_points = np.flatnonzero(is_c)
-    all_rows = np.concatenate([c_points, w_rows])
-    all_cols = np.concatenate([coarse_index[c_points], w_cols])
-    all_values = np.concatenate([np.ones(c_points.size), weights])
-    return sparse.csr_matrix((all_values, (all_rows, all_cols)), shape=(n, int(is_c.sum())))
+    shape = (n, c_points.size)
+    if w_rows.size and (np.any(w_rows[1:] < w_rows[:-1]) or np.any(is_c[w_rows])):  # not F rows in order
+        all_rows = np.concatenate([c_points, w_rows])
+        all_cols = np.concatenate([coarse_index[c_points], w_cols])
+        all_values = np.concatenate([np.ones(c_points.size), weights])
+        return sparse.csr_matrix((all_values, (all_rows, all_cols)), shape=shape)
+    # F rows in order: CSR directly, each F entry after the C rows above it, each C row's 1 after the F entries above
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(w_rows, minlength=n) + is_c)])
+    at_f = np.arange(w_rows.size) + coarse_index[w_rows] + 1
+    at_c = indptr[c_points]
+    data, indices = np.empty(indptr[-1]), np.empty(indptr[-1], dtype=np.int64)
+    data[at_f], indices[at_f] = weights, w_cols
+    data[at_c], indices[at_c] = 1.0, coarse_index[c_points]
+    P = sparse.csr_matrix((data, indices, indptr), shape=shape)
+    P.sum_duplicates()  # sorted columns, as the COO route gives
+    return P
 
 
 def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
@@ -210,18 +301,14 @@ def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np
     ``w_ij = -(a_ij + sum_k a_ik a_kj / sum_{m in C_i} a_km) / (a_ii + sum_weak a_in + lumped)``.
     All by sparse products: no loop over points."""
     n = A.shape[0]
-    is_f = ~is_c
-    off = (A - sparse.diags(A.diagonal())).tocsr()
-    off.eliminate_zeros()
+    off = off_diagonal(A)
     strong = off.multiply(S > 0).tocsr()  # a_ij on the strong pattern (negative entries only)
-    row_f = sparse.diags(is_f.astype(np.float64))
-    to_c, to_f = sparse.diags(is_c.astype(np.float64)), sparse.diags(is_f.astype(np.float64))
-    a_fc = (row_f @ strong @ to_c).tocsr()  # i in F, j in C_i
-    a_ff = (row_f @ strong @ to_f).tocsr()  # i in F, k a strong F neighbour
+    a_fc = f_to(strong, is_c, to_c=True)  # i in F, j in C_i
+    a_ff = f_to(strong, is_c, to_c=False)  # i in F, k a strong F neighbour
     a_ff.eliminate_zeros()
     pattern_c = a_fc.copy()
     pattern_c.data[:] = 1.0
-    negative = off.multiply(off < 0).tocsr()
+    negative = masked(off, off.data < 0)
     reach = sparse.csr_matrix(pattern_c @ negative.T)  # (i, k): sum over m in C_i of a_km (negative)
     ff = a_ff.tocoo()
     d = lookup(reach, ff.row, ff.col)
@@ -247,14 +334,11 @@ def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: n
     ``w_ij = -(a_ij + sum_k a_ik abar_kj / d_ik) / (a_ii + sum_k a_ik abar_ki / d_ik + sum_weak a_in)``.
     A row of zero sum interpolates constants exactly. Sparse products, no loop over points."""
     n = A.shape[0]
-    off = (A - sparse.diags(A.diagonal())).tocsr()
-    off.eliminate_zeros()
-    negative = off.multiply(off < 0).tocsr()  # abar: the couplings of the sign opposite to a_kk > 0
-    row_f = sparse.diags((~is_c).astype(np.float64))
-    to_c, to_f = sparse.diags(is_c.astype(np.float64)), sparse.diags((~is_c).astype(np.float64))
-    s_c = (S @ to_c).tocsr()  # strong C neighbours of every row
-    s_ff = (row_f @ S @ to_f).tocsr()  # i in F, k a strong F neighbour
-    reach = ((row_f @ s_c + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
+    off = off_diagonal(A)
+    negative = masked(off, off.data < 0)  # abar: the couplings of the sign opposite to a_kk > 0
+    s_c = masked(S, is_c[S.indices])  # strong C neighbours of every row
+    s_ff = f_to(S, is_c, to_c=False)  # i in F, k a strong F neighbour
+    reach = ((f_to(S, is_c, to_c=True) + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
     a_ff = off.multiply(s_ff).tocsr()
     a_ff.eliminate_zeros()
     ff = a_ff.tocoo()

@@ -9,7 +9,7 @@ import torch
 from mgnet_cli.amg.settings import AmgCycle, AmgSettings, AmgSmoother, SetupSettings
 from mgnet_cli.amg.setup import (classical_interpolation, direct_interpolation, extended_i_interpolation,
                                   ruge_stuben, second_pass, split_pmis, split_rs, strength)
-from mgnet_cli.amg.solver import setup
+from mgnet_cli.amg.solver import GaussSeidel, SparseOperator, setup
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.solve import iterate
 
@@ -258,6 +258,25 @@ def test_gauss_seidel_v_cycle_is_symmetric_so_cg_may_use_it():
     with torch.inference_mode():
         B = torch.stack([cycle(None, e, e) for e in torch.eye(49, dtype=torch.float64)], dim=1)
     assert torch.allclose(B, B.T, atol=1e-13)
+
+
+@pytest.mark.parametrize("exactly_symmetric", [True, False])
+def test_gauss_seidel_sweeps_solve_the_triangles(exactly_symmetric):
+    """A forward sweep from zero is (D + L)^-1 f, a backward one (D + U)^-1 f, whether the backward
+    triangle is factored (a matrix symmetric only to round-off, as Galerkin levels are) or is the
+    lower factor transposed (an exactly symmetric one)."""
+    A = jumps(9)
+    if not exactly_symmetric:
+        A = (A + sparse.triu(A, k=1) * 1e-3).tocsr()
+    operator = SparseOperator(A)
+    f = rhs(81)
+    dense = A.toarray()
+    for reverse, triangle in ((False, np.tril(dense)), (True, np.triu(dense))):
+        with torch.inference_mode():
+            u = GaussSeidel(operator, 1, reverse=reverse)(None, f, f, operator)
+        exact = np.linalg.solve(triangle, f.numpy())
+        assert np.abs(u.numpy() - exact).max() <= 1e-12 * np.abs(exact).max()
+    assert (operator.triangles[False][1] == "T") == exactly_symmetric
 
 
 def test_settings_outside_the_choices_are_refused():
