@@ -6,7 +6,7 @@ The loss of one problem is a stochastic estimate of ``(||E^k x||^2 / ||x||^2)^(1
 Gaussian ``x`` (k = ``powers``; k = 1 is the mean square of ``E x``, which hardly sees the slowest modes), ``E = S_post^nu (I - P (P^T A P)^-1 P^T A) S_pre^nu`` the two-grid error propagation with
 the AMG cycle's default smoother: Gauss-Seidel, forward before the coarse correction and backward
 after (``problem.amg.smoother=gauss_seidel``). Everything but the network is fixed per problem and
-made once: the classical split, strength and pattern (setup.py), the dense A and its triangles.
+made once: the classical split, strength and pattern (splitting.py, interpolation.py), the dense A and its triangles.
 The measurement is the two-grid factor (``two_grid_factor``) on one held-out problem per family of
 the next finer grid, never trained on. The training keys are the schema's
 (``InterpolationLearningConfig``, mgnet_cli/schema/solve.py).
@@ -25,7 +25,8 @@ from mgnet_cli.amg.learned_interpolation import (InterpolationGraph, Interpolati
                                                  learned_interpolation)
 from mgnet_cli.amg.matrices import stencil_matrix
 from mgnet_cli.amg.settings import SetupSettings
-from mgnet_cli.amg.setup import classical_interpolation, second_pass, split_rs, strength
+from mgnet_cli.amg.interpolation import classical_interpolation
+from mgnet_cli.amg.splitting import second_pass, split_rs, strength
 from mgnet_cli.pde.learning import LearningResult, learn, measure_size, save_part
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.schema import rules

@@ -1,7 +1,7 @@
 """Learned interpolation for classical AMG (after Luz, Galun, Maron, Basri and Yavneh, ICML 2020):
 a graph network over the sparsity pattern of A predicts the F rows' interpolation weights on the
 classical interpolation's pattern. The C/F split and the pattern of P are the classical ones
-(setup.py); only the values of the F rows' entries are learned, C rows stay identity.
+(splitting.py, interpolation.py); only the values of the F rows' entries are learned, C rows stay identity.
 
 The graph: a node per unknown (features: is C, is F), an edge (i, j) per off-diagonal entry of A
 or entry of P (features: ``a_ij / a_ii``, ``a_ij / a_jj``, strong, the classical weight ``w_ij``,
@@ -26,7 +26,7 @@ import scipy.sparse as sparse
 import torch
 from torch import nn
 
-from mgnet_cli.amg.setup import assemble, classical_interpolation, lookup
+from mgnet_cli.amg.interpolation import assemble, classical_interpolation, lookup
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.pde.learning import load_part
 from mgnet_cli.schema.solve import InterpolationLearningConfig

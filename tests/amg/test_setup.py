@@ -7,8 +7,9 @@ import scipy.sparse as sparse
 import torch
 
 from mgnet_cli.amg.settings import AmgCycle, AmgSettings, AmgSmoother, SetupSettings
-from mgnet_cli.amg.setup import (classical_interpolation, direct_interpolation, extended_i_interpolation,
-                                  ruge_stuben, second_pass, split_pmis, split_rs, strength)
+from mgnet_cli.amg.interpolation import classical_interpolation, direct_interpolation, extended_i_interpolation
+from mgnet_cli.amg.setup import ruge_stuben
+from mgnet_cli.amg.splitting import second_pass, split_pmis, split_rs, strength
 from mgnet_cli.amg.solver import GaussSeidel, SparseOperator, setup
 from mgnet_cli.pde.krylov import conjugate_gradients
 from mgnet_cli.pde.solve import iterate

@@ -8,7 +8,8 @@ import pytest
 import scipy.sparse as sparse
 
 from mgnet_cli.amg.settings import SetupSettings
-from mgnet_cli.amg.setup import ruge_stuben, second_pass, split_rs, strength
+from mgnet_cli.amg.setup import ruge_stuben
+from mgnet_cli.amg.splitting import second_pass, split_rs, strength
 from tests.amg.test_setup import jumps, poisson
 
 

@@ -1,0 +1,158 @@
+"""How F points take their values from C points: the prolongation P of one level, from the matrix,
+its strength and its C/F splitting (splitting.py).
+
+Interpolation: ``direct``: an F point i takes from its strong C neighbours C_i,
+``w_ij = -alpha_i a_ij / a_ii`` (a_ij < 0) and ``-beta_i a_ij / a_ii`` (a_ij > 0), with
+alpha_i (beta_i) the sum of i's negative (positive) off-diagonal entries over those in C_i: a row of
+zero sum is interpolated exactly on constants. Positive entries with no positive C partner are
+lumped onto the diagonal. ``classical`` (the default) also hands strong F-F couplings on to the C
+points (``classical_interpolation``); ``extended_i`` reaches the C points of strong F neighbours
+too (``extended_i_interpolation``: what PMIS needs). Weights below ``truncation`` times the row's
+largest are dropped and the rest rescaled to keep the row sum. ``learned`` keeps classical's split
+and pattern and takes the F rows' values from a graph network (learned_interpolation.py).
+"""
+
+import numpy as np
+import scipy.sparse as sparse
+
+from mgnet_cli.amg.settings import Interpolation
+from mgnet_cli.amg.splitting import f_to, masked, off_diagonal, row_max
+
+
+def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows[k], cols[k]]`` for every k, as a float array (SciPy answers a sparse matrix,
+    not an empty array, when there is nothing to look up)."""
+    if rows.size == 0:
+        return np.zeros(0)
+    return np.asarray(matrix[rows, cols], dtype=np.float64).ravel()
+
+
+def direct_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
+                         truncation: float) -> sparse.csr_matrix:
+    """P (n x n_coarse): identity on C points, direct weights (module docstring) on F points."""
+    n = A.shape[0]
+    coarse_index = np.cumsum(is_c) - 1
+    coo = A.tocoo()
+    rows, cols, values = coo.row, coo.col, coo.data
+    off = rows != cols
+    rows, cols, values = rows[off], cols[off], values[off]
+    diagonal = A.diagonal().astype(np.float64)
+    strong = lookup(S, rows, cols) > 0
+    interp = strong & is_c[cols] & ~is_c[rows]
+
+    negative, positive = values < 0, values > 0
+    sum_neg = np.bincount(rows, values * negative, n)
+    sum_pos = np.bincount(rows, values * positive, n)
+    c_neg = np.bincount(rows, values * (negative & interp), n)
+    c_pos = np.bincount(rows, values * (positive & interp), n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(c_neg != 0, sum_neg / c_neg, 0.0)
+        beta = np.where(c_pos != 0, sum_pos / c_pos, 0.0)
+    lumped = diagonal + np.where(c_pos == 0, sum_pos, 0.0)  # positive entries with no C partner
+    scale = np.where(values[interp] < 0, alpha[rows[interp]], beta[rows[interp]])
+    w_rows, w_cols = rows[interp], coarse_index[cols[interp]]
+    weights = -scale * values[interp] / lumped[w_rows]
+
+    return assemble(n, is_c, w_rows, w_cols, weights, truncation)
+
+
+def assemble(n: int, is_c: np.ndarray, w_rows: np.ndarray, w_cols: np.ndarray, weights: np.ndarray,
+             truncation: float) -> sparse.csr_matrix:
+    """P from the F rows' weights (coarse column indices): truncated, identity on the C points."""
+    coarse_index = np.cumsum(is_c) - 1
+    if truncation > 0 and weights.size:
+        magnitude = np.abs(weights)
+        keep = magnitude >= truncation * row_max(w_rows, magnitude, n)[w_rows]
+        total = np.bincount(w_rows, weights, n)
+        w_rows, w_cols, weights = w_rows[keep], w_cols[keep], weights[keep]
+        kept = np.bincount(w_rows, weights, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rescale = np.where(kept != 0, total / kept, 1.0)
+        weights = weights * rescale[w_rows]
+
+    c_points = np.flatnonzero(is_c)
+    shape = (n, c_points.size)
+    if w_rows.size and (np.any(w_rows[1:] < w_rows[:-1]) or np.any(is_c[w_rows])):  # not F rows in order
+        all_rows = np.concatenate([c_points, w_rows])
+        all_cols = np.concatenate([coarse_index[c_points], w_cols])
+        all_values = np.concatenate([np.ones(c_points.size), weights])
+        return sparse.csr_matrix((all_values, (all_rows, all_cols)), shape=shape)
+    # F rows in order: CSR directly, each F entry after the C rows above it, each C row's 1 after the F entries above
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(w_rows, minlength=n) + is_c)])
+    at_f = np.arange(w_rows.size) + coarse_index[w_rows] + 1
+    at_c = indptr[c_points]
+    data, indices = np.empty(indptr[-1]), np.empty(indptr[-1], dtype=np.int64)
+    data[at_f], indices[at_f] = weights, w_cols
+    data[at_c], indices[at_c] = 1.0, coarse_index[c_points]
+    P = sparse.csr_matrix((data, indices, indptr), shape=shape)
+    P.sum_duplicates()  # sorted columns, as the COO route gives
+    return P
+
+
+def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
+                            truncation: float) -> sparse.csr_matrix:
+    """P with classical (Ruge-Stueben) weights: an F point's strong F neighbour k hands its coupling
+    a_ik on to i's interpolation points j in proportion to k's negative couplings a_kj to them
+    (lumped onto the diagonal where k has none); weak couplings go onto the diagonal:
+    ``w_ij = -(a_ij + sum_k a_ik a_kj / sum_{m in C_i} a_km) / (a_ii + sum_weak a_in + lumped)``.
+    All by sparse products: no loop over points."""
+    n = A.shape[0]
+    off = off_diagonal(A)
+    strong = off.multiply(S > 0).tocsr()  # a_ij on the strong pattern (negative entries only)
+    a_fc = f_to(strong, is_c, to_c=True)  # i in F, j in C_i
+    a_ff = f_to(strong, is_c, to_c=False)  # i in F, k a strong F neighbour
+    a_ff.eliminate_zeros()
+    pattern_c = a_fc.copy()
+    pattern_c.data[:] = 1.0
+    negative = masked(off, off.data < 0)
+    reach = sparse.csr_matrix(pattern_c @ negative.T)  # (i, k): sum over m in C_i of a_km (negative)
+    ff = a_ff.tocoo()
+    d = lookup(reach, ff.row, ff.col)
+    served = d != 0
+    ratio = sparse.csr_matrix((ff.data[served] / d[served], (ff.row[served], ff.col[served])), shape=A.shape)
+    lumped = np.bincount(ff.row[~served], ff.data[~served], n)
+    numerator = (a_fc + (ratio @ negative).multiply(pattern_c)).tocoo()
+    weak = np.asarray((off - strong).sum(axis=1)).ravel()
+    denominator = A.diagonal() + weak + lumped
+    coarse_index = np.cumsum(is_c) - 1
+    weights = -numerator.data / denominator[numerator.row]
+    return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
+
+
+def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
+                             truncation: float) -> sparse.csr_matrix:
+    """P with extended+i weights (De Sterck, Falgout, Nolting and Yang, NLAA 2008; hypre's ext+i):
+    an F point i interpolates from C^_i, its strong C neighbours and those of its strong F
+    neighbours k (distance two: what PMIS and HMIS splittings need). Each k hands a_ik on to C^_i and
+    to i itself in proportion to k's negative couplings abar_kl to them, ``d_ik = sum_{l in C^_i}
+    abar_kl + abar_ki`` (lumped onto the diagonal where that is 0); couplings to points outside C^_i
+    that are not strong F neighbours go onto the diagonal:
+    ``w_ij = -(a_ij + sum_k a_ik abar_kj / d_ik) / (a_ii + sum_k a_ik abar_ki / d_ik + sum_weak a_in)``.
+    A row of zero sum interpolates constants exactly. Sparse products, no loop over points."""
+    n = A.shape[0]
+    off = off_diagonal(A)
+    negative = masked(off, off.data < 0)  # abar: the couplings of the sign opposite to a_kk > 0
+    s_c = masked(S, is_c[S.indices])  # strong C neighbours of every row
+    s_ff = f_to(S, is_c, to_c=False)  # i in F, k a strong F neighbour
+    reach = ((f_to(S, is_c, to_c=True) + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
+    a_ff = off.multiply(s_ff).tocsr()
+    a_ff.eliminate_zeros()
+    ff = a_ff.tocoo()
+    back = lookup(negative, ff.col, ff.row)  # abar_ki
+    d = np.asarray(reach[ff.row].multiply(negative[ff.col]).sum(axis=1)).ravel() + back
+    served = d != 0
+    ratio = sparse.csr_matrix((ff.data[served] / d[served], (ff.row[served], ff.col[served])), shape=A.shape)
+    to_i = np.bincount(ff.row[served], ff.data[served] * back[served] / d[served], n)
+    lumped = np.bincount(ff.row[~served], ff.data[~served], n)
+    on_reach = off.multiply(reach).tocsr()
+    numerator = (on_reach + (ratio @ negative).multiply(reach)).tocoo()
+    weak = np.asarray(off.sum(axis=1)).ravel() - np.asarray(on_reach.sum(axis=1)).ravel() \
+        - np.asarray(a_ff.sum(axis=1)).ravel()
+    denominator = A.diagonal() + weak + to_i + lumped
+    coarse_index = np.cumsum(is_c) - 1
+    weights = -numerator.data / denominator[numerator.row]
+    return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
+
+
+INTERPOLATE = {Interpolation.classical: classical_interpolation, Interpolation.direct: direct_interpolation,
+               Interpolation.extended_i: extended_i_interpolation}
