@@ -6,6 +6,9 @@ interpolation").
     PYTHONPATH=. python scripts/train_interpolation.py --save learned_interpolation.pt
     PYTHONPATH=. python scripts/train_interpolation.py --weights learned_interpolation.pt  # measure only
 
+(``mgnet solve problem=matrix problem.amg.interpolation=learned`` learns the same network by the same
+keys, under ``problem.amg.learning``, when no weights file is given.)
+
 Every factor is of the error with a zero right-hand side from a random start: the two-grid cycle's
 by power iterations with an exact coarse solve (``two_grid_factor``), the V(1,1) cycle's (Gauss-Seidel,
 ``problem.amg``'s defaults, no CG) as the mean reduction over the last half of 30 cycles. One thread.
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import typing
 from dataclasses import MISSING, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +61,9 @@ def arguments() -> tuple[argparse.Namespace, InterpolationLearningConfig]:
     return args, settings
 
 
-def v_cycle_factor(A, settings: AmgSettings) -> tuple[float, int]:
+def v_cycle_factor(A, settings: AmgSettings, interpolate=None) -> tuple[float, int]:
     """The V-cycle's asymptotic factor on ``A u = 0`` from a random start, and its levels."""
-    cycle, hierarchy = setup(A, settings)
+    cycle, hierarchy = setup(A, settings, interpolate=interpolate)
     u = torch.from_numpy(np.random.default_rng(0).standard_normal(A.shape[0]))
     f = torch.zeros_like(u)
     norms = [torch.linalg.vector_norm(u).item()]
@@ -72,13 +76,12 @@ def v_cycle_factor(A, settings: AmgSettings) -> tuple[float, int]:
     return asymptotic_factor(norms), len(hierarchy.A)
 
 
-def measure(family: str, n: int, net, weights: Path) -> dict[str, float]:
+def measure(family: str, n: int, net) -> dict[str, float]:
     A = family_matrix(str(family), n, HELD_OUT_SEED + n)
     S, is_c, P = classical_parts(A, SetupSettings())
     learned = learned_interpolation(net, A, S, is_c, SetupSettings().truncation)
     classical_v, levels = v_cycle_factor(A, AmgSettings(krylov="none"))
-    learned_v, _ = v_cycle_factor(A, AmgSettings(krylov="none", interpolation="learned",
-                                                  interpolation_weights=str(weights)))
+    learned_v, _ = v_cycle_factor(A, AmgSettings(krylov="none", interpolation="learned"), partial(learned_interpolation, net))
     return {"two-grid classical": two_grid_factor(A, P), "two-grid learned": two_grid_factor(A, learned),
             "V classical": classical_v, "V learned": learned_v, "levels": levels}
 
@@ -105,7 +108,7 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for family in args.families_measured:
             for n in args.sizes_measured:
-                row = measure(family, n, net, weights)
+                row = measure(family, n, net)
                 print(f"| {family} | {n} | {row['levels']} | {row['two-grid classical']:.3f} | "
                       f"{row['two-grid learned']:.3f} | {row['V classical']:.3f} | {row['V learned']:.3f} |",
                       flush=True)

@@ -22,12 +22,12 @@ import scipy.sparse as sparse
 import torch
 
 from mgnet_cli.amg.learned_interpolation import (InterpolationGraph, InterpolationNet, interpolation_graph,
-                                                 learned_interpolation)
+                                                 learned_interpolation, load_interpolation)
 from mgnet_cli.amg.matrices import stencil_matrix
 from mgnet_cli.amg.settings import SetupSettings
 from mgnet_cli.amg.interpolation import classical_interpolation
 from mgnet_cli.amg.splitting import second_pass, split_rs, strength
-from mgnet_cli.pde.learning import LearningResult, learn, measure_size, save_part
+from mgnet_cli.pde.learning import LearningResult, MakeOptimizer, Part, Schedule, learn, measure_size, save_part
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.solve import InterpolationFamily, InterpolationLearningConfig
@@ -148,12 +148,16 @@ class InterpolationTask:
         return sum(factors.values()) / len(factors), factors
 
 
+def adam(settings: InterpolationLearningConfig) -> tuple[MakeOptimizer, Schedule]:
+    """Its optimizer and schedule, fixed by its keys: Adam at ``settings.lr``, constant."""
+    return partial(torch.optim.Adam, lr=settings.lr), lambda step: 1.0
+
+
 def learn_interpolation(settings: InterpolationLearningConfig, problems: list[TwoGridProblem] | None = None,
                         run_dir: Path | None = None) -> LearningResult:
-    """Trains an ``InterpolationNet`` on ``problems`` (default: ``training_problems``) at a constant
-    learning rate; the network comes back in eval mode."""
-    task = InterpolationTask(settings, problems)
-    result = learn(task, settings, partial(torch.optim.Adam, lr=settings.lr), lambda step: 1.0, run_dir)
+    """Trains an ``InterpolationNet`` on ``problems`` (default: ``training_problems``) as ``adam`` says;
+    the network comes back in eval mode."""
+    result = learn(InterpolationTask(settings, problems), settings, *adam(settings), run_dir)
     result.model.eval()
     return result
 
@@ -162,6 +166,17 @@ def save_interpolation(path: Path | str, result: LearningResult) -> None:
     """The network and the record of its training, weights-only; its cycle the two-grid one it learned in."""
     smoothing = result.settings.smoothing
     save_part(Path(path), result, {"smoother": "gauss_seidel", "pre_smooth": smoothing, "post_smooth": smoothing})
+
+
+PART = Part(InterpolationNet.__name__, "problem.amg.learning", "learned_interpolation",
+            load=lambda path, amg: load_interpolation(path),
+            learn=lambda settings, amg, make_optimizer, schedule, run_dir, device: learn_interpolation(
+                settings, run_dir=run_dir),  # make_optimizer, schedule: ``adam``'s (``tools``); on the CPU
+            save=lambda path, result, amg: save_interpolation(path, result),
+            file_key="problem.amg.interpolation_weights", tools=adam)
+"""``mgnet solve problem=matrix problem.amg.interpolation=learned``'s network: loaded from
+``problem.amg.interpolation_weights`` or learned by ``problem.amg.learning``; the setup takes it
+whatever the matrix (the context, ``problem.amg``, decides nothing of it)."""
 
 
 def two_grid_factor(A: sparse.csr_matrix, P: sparse.csr_matrix, smoothing: int = 1, iterations: int = 40,

@@ -16,7 +16,6 @@ A weights file (``interpolation_learning.save_interpolation``) is a learned part
 training; ``load_interpolation`` refuses anything else, a damaged record included, in one line.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,15 +169,6 @@ def load_interpolation(path: Path | str) -> tuple[InterpolationNet, dict[str, An
         net, state = load_part(Path(path).expanduser(), InterpolationNet.from_state, InterpolationLearningConfig,
                                "learned interpolation")
     except MgnetError as error:  # missing, not weights-only torch, not a network, a damaged record
-        raise MgnetError(f"interpolation_weights: {error}; train one with scripts/train_interpolation.py "
-                         "--save FILE") from None
+        raise MgnetError(f"interpolation_weights: {error}; leave problem.amg.interpolation_weights out to "
+                         "learn one") from None
     return net.eval(), state
-
-
-def learned(weights: str | None) -> Callable[..., sparse.csr_matrix]:
-    """``learned_interpolation`` with the network in the file ``weights`` (loaded once, checked: one
-    line if it is missing or holds none)."""
-    if weights is None:
-        raise ValueError("interpolation=learned needs interpolation_weights, the network's weights file")
-    net, _ = load_interpolation(weights)
-    return lambda A, S, is_c, truncation: learned_interpolation(net, A, S, is_c, truncation)

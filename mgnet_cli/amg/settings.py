@@ -50,10 +50,7 @@ class SetupSettings:
             "help": "RS second pass: strong F-F pairs share a C point"})
     interpolation: Interpolation = field(default=Interpolation.classical, metadata={
             "help": "classical, direct, extended_i (extended+i: from C points up to two strong links away) or "
-                    "learned (classical's pattern, weights by the graph network in interpolation_weights)"})
-    interpolation_weights: str | None = field(default=None, metadata={
-            "help": "with interpolation=learned: the network's weights file (scripts/train_interpolation.py "
-                    "--save FILE)"})
+                    "learned (classical's pattern, weights by a graph network: learned_interpolation.py)"})
     truncation: float = field(default=0.2, metadata={
             "help": "drop interpolation weights below this fraction of the row's largest"})
     coarsest_size: int = field(default=64, metadata={

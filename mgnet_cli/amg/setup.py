@@ -58,7 +58,7 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None,
     """The classical AMG hierarchy of ``A`` (SPD, CSR): levels until a matrix has at most
     ``coarsest_size`` rows, ``max_levels`` levels, or coarsening stalls (fewer than 10 % fewer
     rows, or no C point). ``interpolate(A, S, is_c, truncation)`` makes P where the settings'
-    interpolation is ``learned`` (``learned_interpolation.learned``: this module cannot import it)."""
+    interpolation is ``learned`` (the network's: solver.hierarchy_of)."""
     settings = settings or SetupSettings()
     if settings.splitting not in tuple(Splitting):
         raise ValueError(f"splitting must be one of {', '.join(Splitting)}, got {settings.splitting!r}")
@@ -67,7 +67,7 @@ def ruge_stuben(A: sparse.csr_matrix, settings: SetupSettings | None = None,
     if settings.interpolation != Interpolation.learned:
         interpolate = INTERPOLATE[Interpolation(settings.interpolation)]
     elif interpolate is None:
-        raise ValueError("interpolation=learned needs the network's interpolate (learned_interpolation.learned)")
+        raise ValueError("interpolation=learned needs the network's interpolate (learned_interpolation.py)")
 
     def prolongation(fine: sparse.csr_matrix) -> sparse.csr_matrix | None:
         S = strength(fine, settings.theta)

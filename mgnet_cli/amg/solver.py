@@ -10,6 +10,7 @@ forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A
 """
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sparse
@@ -19,7 +20,6 @@ from torch import nn
 
 from mgnet_cli.amg.aggregation import smoothed_aggregation
 from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, Interpolation, SetupSettings
-from mgnet_cli.amg.learned_interpolation import learned
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
@@ -215,34 +215,37 @@ def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,
     return MultigridCycle(levels, str(settings.cycle))
 
 
-COARSENINGS = {Coarsening.classical: ruge_stuben, Coarsening.aggregation: smoothed_aggregation}
+Interpolate = Callable[[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, float], sparse.csr_matrix]
 
 
-def hierarchy_of(matrix: sparse.csr_matrix, settings: SetupSettings) -> Hierarchy:
-    """The levels of ``matrix`` by the family ``settings.coarsening`` names."""
+def hierarchy_of(matrix: sparse.csr_matrix, settings: SetupSettings, interpolate: Interpolate | None = None) -> Hierarchy:
+    """The levels of ``matrix`` by the family ``settings.coarsening`` names; ``interpolate(A, S, is_c,
+    truncation)`` makes the classical family's P where its interpolation is ``learned`` (the network's,
+    loaded or learned by the command: learned_interpolation.py)."""
     if settings.coarsening not in tuple(Coarsening):
         raise ValueError(f"coarsening must be one of {', '.join(Coarsening)}, got {settings.coarsening!r}")
-    if settings.coarsening == Coarsening.classical and settings.interpolation == Interpolation.learned:
-        return ruge_stuben(matrix, settings, learned(settings.interpolation_weights))
-    return COARSENINGS[Coarsening(settings.coarsening)](matrix, settings)
+    if settings.coarsening == Coarsening.aggregation:
+        return smoothed_aggregation(matrix, settings)
+    return ruge_stuben(matrix, settings, interpolate)
 
 
-def setup(matrix: sparse.csr_matrix, settings: AmgSettings | None = None,
-          device: str | torch.device = "cpu") -> tuple[MultigridCycle, Hierarchy]:
+def setup(matrix: sparse.csr_matrix, settings: AmgSettings | None = None, device: str | torch.device = "cpu",
+          interpolate: Interpolate | None = None) -> tuple[MultigridCycle, Hierarchy]:
     settings = settings or AmgSettings()
-    hierarchy = hierarchy_of(matrix, settings)
+    hierarchy = hierarchy_of(matrix, settings, interpolate)
     return build_cycle(hierarchy, settings, device), hierarchy
 
 
 def solve_matrix(matrix: sparse.csr_matrix, f: torch.Tensor, settings: AmgSettings, tol: float,
-                 max_cycles: int) -> tuple[SolveResult, Hierarchy]:
+                 max_cycles: int, interpolate: Interpolate | None = None) -> tuple[SolveResult, Hierarchy]:
     """``A u = f`` (``f`` float64 on the device the cycle runs on) by the AMG cycle from ``u = 0``, or
     CG preconditioned by it: the setup (hierarchy, smoothers, coarsest factor) timed as
-    ``setup_time_s``, the iterations as ``solve_time_s``; ``levels`` are the rows per level."""
+    ``setup_time_s``, the iterations as ``solve_time_s``; ``levels`` are the rows per level
+    (``interpolate``: ``hierarchy_of``'s)."""
     built: list[Hierarchy] = []
 
     def build() -> tuple[MultigridCycle, list[int]]:
-        cycle, hierarchy = setup(matrix, settings, f.device)
+        cycle, hierarchy = setup(matrix, settings, f.device, interpolate)
         built.append(hierarchy)
         return cycle, [level.shape[0] for level in hierarchy.A]
 

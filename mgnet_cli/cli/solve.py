@@ -4,12 +4,12 @@ Writes into the run folder: ``results.json``, ``residual_history.png`` and Tenso
 with ``solver/smoother=learned`` and no ``solver.smoother.learning.checkpoint`` it first learns the smoother
 (curves under ``learned/`` in TensorBoard) and saves it as ``learned_smoother.pt``; likewise
 ``solver.prolongation=learned`` learns ``learned_prolongation.pt`` (``learned_prolongation/``), and
-``solver/smoother=stencil_aware`` ``stencil_aware_smoother.pt`` (``learned_stencil_aware_smoother/``).
+``solver/smoother=stencil_aware`` ``stencil_aware_smoother.pt`` (``learned_stencil_aware_smoother/``), and
+``problem=matrix problem.amg.interpolation=learned`` ``learned_interpolation.pt`` (cli/solve_matrix.py).
 """
 
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,10 @@ from mgnet_cli import schema
 from mgnet_cli.cli.app import in_sweep
 from mgnet_cli.cli.solve_matrix import refuse_geometric_keys, save_structured_matrix, solve_matrix
 from mgnet_cli.cli.solve_outcome import EXIT_CODES, outcome
-from mgnet_cli.cli.solve_settings import (PARTS, built, coefficient_file, learned_smoother, multigrid_of,
-                                         training_settings)
+from mgnet_cli.cli.solve_settings import PARTS, coefficient_file, learned_smoother, load_or_learn, multigrid_of
 from mgnet_cli.errors import ConfigError, MgnetError
 from mgnet_cli.pde.hierarchy import PROLONGATIONS, solve_stencil
 from mgnet_cli.pde.learned_prolongation import LearnedProlongation
-from mgnet_cli.pde.learning import MakeOptimizer, Part, Schedule, measure_size
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import finest_stencil, label
 from mgnet_cli.pde.solve import Multigrid, SolveResult, smoother_name, solve_poisson
@@ -41,42 +39,6 @@ PROBLEM_KINDS = tuple(kind.value for kind in ProblemKind)
 SOLVER_KEYS = ("solver/smoother", "solver.prolongation", "solver.krylov", "solver.cycle", "solver.pre_smooth",
                "solver.post_smooth")  # what a problem option chooses: the start line names those given
 log = logging.getLogger(__name__)
-
-
-def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Schedule]:
-    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``,
-    over ``steps`` unless its ``epochs`` says otherwise), each built once on a probe so that a bad
-    one is a one-line error before any learning."""
-    probe = [torch.zeros(1, requires_grad=True)]
-    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
-    scheduler = replace(node.scheduler, epochs=node.scheduler.epochs or steps)
-    schedule = built(scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
-    return make_optimizer, schedule
-
-
-def load_or_learn(part: Part, node: Any, multigrid: Multigrid, run_dir: Path,
-                  device: torch.device) -> tuple[Any, dict[str, Any]]:
-    """Loads ``<key>.checkpoint`` or learns the part (saved in ``run_dir``); returns it and its
-    record for results.json."""
-    key = part.key
-    if node.checkpoint is not None:
-        path = Path(node.checkpoint).expanduser()
-        model, state = part.load(path, multigrid)
-        log.info("%s loaded from %s (learned for %s)", part.record.replace("_", " "), path, state.get("cycle"))
-        return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
-                       "settings": state.get("settings")}
-    settings = training_settings(part, node, multigrid.config.coarsest_n)
-    make_optimizer, schedule = learning_tools(node, key, settings.steps)
-    result = part.learn(settings, multigrid, make_optimizer, schedule, run_dir, device)
-    path = run_dir / f"{part.record}.pt"
-    part.save(path, result, multigrid)
-    log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s.checkpoint=%s",
-             result.time_s, settings.steps, path, key, path)
-    measured_n = measure_size(settings)
-    return result.model, {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
-                          "factors": [{"step": step, "n": measured_n, "factor": factor}
-                                      for step, factor in result.factors],
-                          "held_out": result.held_out, "final_loss": result.losses[-1]}
 
 
 def write_scalars(result: SolveResult, run_dir: Path) -> None:
@@ -100,13 +62,15 @@ def learned_parts(multigrid: Multigrid, run_dir: Path,
     records: dict[str, Any] = {}
     config = multigrid.config
     if (part := learned_smoother(multigrid)) is not None:
-        model, records[part.record] = load_or_learn(part, config.smoother.learning, multigrid, run_dir, device)
+        learning = config.smoother.learning
+        model, records[part.record] = load_or_learn(part, learning, learning.checkpoint, multigrid, run_dir, device)
         records[part.record] |= part.describe(model) if part.describe is not None else {}
         multigrid = part.use(multigrid, model.to(device))
     rule = None
     if config.prolongation == "learned":
         part = PARTS[LearnedProlongation.__name__]
-        rule, records[part.record] = load_or_learn(part, config.learned_prolongation, multigrid, run_dir, device)
+        learning = config.learned_prolongation
+        rule, records[part.record] = load_or_learn(part, learning, learning.checkpoint, multigrid, run_dir, device)
     elif config.learned_prolongation.checkpoint is not None:
         log.warning("solver.learned_prolongation.checkpoint is unused: solver.prolongation=%s", config.prolongation)
     return multigrid, rule, records
@@ -137,7 +101,7 @@ def run(cfg: DictConfig) -> float:
     if isinstance(checked_problem, MatrixProblemConfig):  # any SPD matrix: algebraic multigrid (amg/)
         refuse_geometric_keys(list(HydraConfig.get().overrides.task), solver)
         device = solve_device(solver)
-        solved = solve_matrix(checked_problem, solver.tol, solver.max_cycles, device)
+        solved = solve_matrix(checked_problem, solver.tol, solver.max_cycles, device, run_dir)
         return record(*solved, solver, device, config, run_dir)
     problem, field = checked_problem, coefficient_file(checked_problem)
     multigrid = multigrid_of(solver)

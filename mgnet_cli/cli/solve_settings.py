@@ -1,8 +1,9 @@
 """``mgnet solve``'s checked config (mgnet_cli/schema/solve.py: ``schema.check(cfg, "solve")``) as the
-library takes it: ``Multigrid`` (the checked ``solver`` whole, its smoother built) and the learned parts
-by class (``PARTS``: each learning module's ``PART``). Types, ranges and the allowed ``_target_`` are
-the schema's; here only what it cannot state: the smoother built once, a coefficient file read,
-training grids above the coarsest. Each a one-line ConfigError."""
+library takes it: ``Multigrid`` (the checked ``solver`` whole, its smoother built), the learned parts
+by class (``PARTS``: each learning module's ``PART``) and their one path, ``load_or_learn``. Types,
+ranges and the allowed ``_target_`` are the schema's; here only what it cannot state: the smoother
+built once, a coefficient file read, training grids above the coarsest, an optimizer built. Each a
+one-line ConfigError."""
 
 import logging
 from collections.abc import Callable
@@ -14,8 +15,9 @@ import torch
 from hydra.utils import instantiate
 
 from mgnet_cli.errors import ConfigError
+from mgnet_cli.amg import interpolation_learning
 from mgnet_cli.pde import prolongation_learning, smoother_learning, stencil_smoother_learning
-from mgnet_cli.pde.learning import Part
+from mgnet_cli.pde.learning import MakeOptimizer, Part, Schedule, measure_size
 from mgnet_cli.pde.problems import read_field
 from mgnet_cli.pde.solve import Multigrid, smoother_name
 from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig, SolverConfig
@@ -23,9 +25,10 @@ from mgnet_cli.schema.solve import DiffusionProblemConfig, PoissonProblemConfig,
 log = logging.getLogger(__name__)
 
 PARTS: dict[str, Part] = {module.PART.name: module.PART for module in (
-    smoother_learning, stencil_smoother_learning, prolongation_learning)}
+    smoother_learning, stencil_smoother_learning, prolongation_learning, interpolation_learning)}
 """The learned solver parts by the class they are: a smoother named so is learned or loaded (by its
-``solver.smoother.learning``), not configured; ``LearnedProlongation`` by ``solver.prolongation=learned``."""
+``solver.smoother.learning``), not configured; ``LearnedProlongation`` by ``solver.prolongation=learned``;
+``InterpolationNet`` by ``problem=matrix problem.amg.interpolation=learned``."""
 
 
 def coefficient_file(checked: PoissonProblemConfig) -> torch.Tensor | None:
@@ -82,3 +85,41 @@ def built(node: Any, key: str, check: Callable[[Any], Any]) -> Any:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"{key} cannot be built: {first}") from error
     return built
+
+
+def learning_tools(node: Any, key: str, steps: int) -> tuple[MakeOptimizer, Schedule]:
+    """A learned part's optimizer factory and schedule (``<key>.optimizer``, ``<key>.scheduler``,
+    over ``steps`` unless its ``epochs`` says otherwise), each built once on a probe so that a bad
+    one is a one-line error before any learning."""
+    probe = [torch.zeros(1, requires_grad=True)]
+    make_optimizer = built(node.optimizer, f"{key}.optimizer", lambda make: make(probe))
+    scheduler = replace(node.scheduler, epochs=node.scheduler.epochs or steps)
+    schedule = built(scheduler, f"{key}.scheduler", lambda rule: [float(rule(step)) for step in (0, steps)])
+    return make_optimizer, schedule
+
+
+def load_or_learn(part: Part, node: Any, checkpoint: str | None, context: Any, run_dir: Path,
+                  device: torch.device) -> tuple[Any, dict[str, Any]]:
+    """Loads ``checkpoint`` (the part's ``checkpoint_key()``) or learns the part by its training keys
+    ``node`` (saved in ``run_dir``); returns it and its record for results.json. ``context``: what
+    the part serves (``Part``)."""
+    key = part.key
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        model, state = part.load(path, context)
+        log.info("%s loaded from %s (learned for %s)", part.record.replace("_", " "), path, state.get("cycle"))
+        return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
+                       "settings": state.get("settings")}
+    # a geometric part's training grids must be coarsened; the AMG interpolation's are its own problems
+    settings = training_settings(part, node, context.config.coarsest_n) if isinstance(context, Multigrid) else node
+    make_optimizer, schedule = part.tools(settings) if part.tools else learning_tools(node, key, settings.steps)
+    result = part.learn(settings, context, make_optimizer, schedule, run_dir, device)
+    path = run_dir / f"{part.record}.pt"
+    part.save(path, result, context)
+    log.info("learned in %.1f s (%d steps); saved as %s: reuse it with %s=%s",
+             result.time_s, settings.steps, path, part.checkpoint_key(), path)
+    measured_n = measure_size(settings)
+    return result.model, {"checkpoint": str(path), "learned_here": True, "time_s": result.time_s,
+                          "factors": [{"step": step, "n": measured_n, "factor": factor}
+                                      for step, factor in result.factors],
+                          "held_out": result.held_out, "final_loss": result.losses[-1] if result.losses else None}

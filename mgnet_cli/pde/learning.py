@@ -73,16 +73,23 @@ class LearningResult:
 @dataclass(frozen=True)
 class Part:
     """A learned solver part as ``mgnet solve`` loads or learns it, each function taking the part's
-    checked training keys and the ``Multigrid`` whole; its module exports it as ``PART``."""
+    checked training keys and what the part serves (its context): the ``Multigrid`` whole for the
+    geometric parts, the ``problem.amg`` settings for the AMG interpolation. Its module exports it as ``PART``."""
 
-    name: str  # the class the part is: a smoother's (its ``_target_``'s last word) or the prolongation's
-    key: str  # of its training keys: solver.smoother.learning, solver.learned_prolongation
+    name: str  # the class the part is: a smoother's (its ``_target_``'s last word), the prolongation's, the network's
+    key: str  # of its training keys: solver.smoother.learning, solver.learned_prolongation, problem.amg.learning
     record: str  # its entry in results.json; saved in the run folder as <record>.pt
-    load: Callable[[Path, Multigrid], tuple[nn.Module, dict[str, Any]]]  # a checked file: the network, its entries
-    learn: Callable[[Any, Multigrid, MakeOptimizer, Schedule, Path | None, torch.device], LearningResult]
-    save: Callable[[Path, LearningResult, Multigrid], None]
+    load: Callable[[Path, Any], tuple[nn.Module, dict[str, Any]]]  # a checked file: the network, its entries
+    learn: Callable[[Any, Any, MakeOptimizer, Schedule, Path | None, torch.device], LearningResult]
+    save: Callable[[Path, LearningResult, Any], None]
     use: Callable[[Multigrid, nn.Module], Multigrid] | None = None  # a smoother's: the multigrid smoothing with it
     describe: Callable[[nn.Module], dict[str, Any]] | None = None  # logs it; more of its record
+    file_key: str | None = None  # the key that loads a saved file; None: ``<key>.checkpoint``
+    tools: Callable[[Any], tuple[MakeOptimizer, Schedule]] | None = None  # fixed by its keys; None: its
+    # ``optimizer`` and ``scheduler`` nodes, built by the command
+
+    def checkpoint_key(self) -> str:
+        return self.file_key or f"{self.key}.checkpoint"
 
 
 def learn(task: Task, settings: Any, make_optimizer: MakeOptimizer, schedule: Schedule,

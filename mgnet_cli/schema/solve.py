@@ -150,10 +150,59 @@ def matrix_file(owner: object, name: str, optional: bool = False) -> None:
         raise rules.Invalid(name, value, "give a .mtx (Matrix Market) or .npz (SciPy sparse) file")
 
 
+class InterpolationFamily(rules.Choice):
+    jumps = "jumps"
+    rotated = "rotated"
+    lognormal = "lognormal"
+    poisson = "poisson"
+
+
+@dataclass
+class InterpolationLearningConfig:
+    """``problem.amg.learning``: how the learned AMG interpolation is learned when no
+    ``problem.amg.interpolation_weights`` is given (mgnet_cli/amg/interpolation_learning.py;
+    scripts/train_interpolation.py takes each key as --<key>): Adam on the two-grid error of small
+    problems, dense."""
+    train_sizes: list[int] = rules.setting([15, 23, 31], "grid sides n of the training problems (dense: at most 63)")
+    families: list[InterpolationFamily] = rules.setting([InterpolationFamily.jumps, InterpolationFamily.rotated],
+                                                        "training problem families")
+    problems: int = rules.setting(4, "training problems per family and size")
+    steps: int = rules.setting(150, "Adam steps, one problem each (0: the classical interpolation, as a file)")
+    vectors: int = rules.setting(32, "random x per loss estimate")
+    smoothing: int = rules.setting(1, "Gauss-Seidel sweeps before and after the coarse correction")
+    powers: int = rules.setting(8, "k in the loss (mean ||E^k x||_A^2 / ||x||_A^2)^(1/2k): k > 1 weighs the slow modes")
+    lr: float = rules.setting(1e-3, "Adam's learning rate")
+    hidden: int = rules.setting(32, "the network's width")
+    rounds: int = rules.setting(3, "message-passing rounds")
+    seed: int = rules.setting(0, "of the problems, the x and the initial weights (held-out problems are other draws)")
+    measure_every: int = rules.setting(50, "steps between two-grid factor measurements on held-out problems of "
+                                           "the next finer grid, 2 max(train_sizes) + 1")
+
+    LARGEST_TRAIN_N: ClassVar[int] = 63  # the two-grid error is dense: n^2 unknowns
+
+    def __post_init__(self) -> None:
+        rules.integers(self, "train_sizes", minimum=3, maximum=self.LARGEST_TRAIN_N)
+        if not self.families or any(family not in tuple(InterpolationFamily) for family in self.families):
+            raise rules.Invalid("families", self.families, f"give one or more of {rules.choices(InterpolationFamily)}")
+        rules.count(self, "steps", minimum=0, maximum=10**6)
+        for name in ("problems", "vectors", "smoothing", "powers", "measure_every"):
+            rules.count(self, name, maximum=10**6)
+        rules.count(self, "hidden", maximum=1024)
+        rules.count(self, "rounds", maximum=1024)
+        rules.positive(self, "lr")
+        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+
+
 @dataclass
 class AmgConfig(AmgSettings):
     """``problem.amg``: the algebraic multigrid's keys, types and defaults, written once beside the
-    code (mgnet_cli/amg/: ``AmgSettings``, ``SetupSettings``); here only their ranges."""
+    code (mgnet_cli/amg/: ``AmgSettings``, ``SetupSettings``); here their ranges, and the learned
+    interpolation's file or how to learn it (the command's: the setup takes the network)."""
+    interpolation_weights: str | None = rules.setting(None, "with interpolation=learned: a weights file to load "
+                                                      "(a run's learned_interpolation.pt); null: learn one first, "
+                                                      "by problem.amg.learning (saved in the run folder)")
+    learning: InterpolationLearningConfig = field(default_factory=InterpolationLearningConfig, metadata={
+            "help": "interpolation=learned without interpolation_weights: how its network is learned"})
 
     def __post_init__(self) -> None:
         rules.number(self, "theta", 0.0, 1.0, low_open=True)
@@ -162,10 +211,9 @@ class AmgConfig(AmgSettings):
         rules.number(self, "aggregation_omega", 0.0, 2.0, low_open=True, high_open=True,
                      why="a damped Jacobi step on D^-1 A scaled to its spectral radius")
         rules.text(self, "interpolation_weights", optional=True)
-        if self.interpolation == "learned" and self.interpolation_weights is None:
-            raise rules.Invalid("interpolation_weights", None, "interpolation=learned needs the network's weights "
-                                "file: give problem.amg.interpolation_weights=FILE (scripts/train_interpolation.py "
-                                "--save FILE writes one)")
+        if self.interpolation == "learned" and self.coarsening == "aggregation":
+            raise rules.Invalid("interpolation", "learned", "the learned interpolation corrects the classical one; "
+                                "smoothed aggregation has none: drop problem.amg.coarsening=aggregation")
         rules.count(self, "coarsest_size", maximum=4096)  # the coarsest matrix is factored densely
         rules.count(self, "max_levels", minimum=2, maximum=100)
         rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
@@ -348,48 +396,6 @@ class StencilAwareConfig(LearnedSmootherConfig):
         rules.count(self, "hidden", maximum=1024)
         if not self.fields:
             raise rules.Invalid("fields", self.fields, f"give at least one of {rules.choices(TrainingField)}")
-
-
-class InterpolationFamily(rules.Choice):
-    jumps = "jumps"
-    rotated = "rotated"
-    lognormal = "lognormal"
-    poisson = "poisson"
-
-
-@dataclass
-class InterpolationLearningConfig:
-    """How the learned AMG interpolation is learned (mgnet_cli/amg/interpolation_learning.py;
-    scripts/train_interpolation.py takes each key as --<key>): Adam on the two-grid error of small
-    problems, dense; its file is ``problem.amg.interpolation_weights``."""
-    train_sizes: list[int] = rules.setting([15, 23, 31], "grid sides n of the training problems (dense: at most 63)")
-    families: list[InterpolationFamily] = rules.setting([InterpolationFamily.jumps, InterpolationFamily.rotated],
-                                                        "training problem families")
-    problems: int = rules.setting(4, "training problems per family and size")
-    steps: int = rules.setting(150, "Adam steps, one problem each (0: the classical interpolation, as a file)")
-    vectors: int = rules.setting(32, "random x per loss estimate")
-    smoothing: int = rules.setting(1, "Gauss-Seidel sweeps before and after the coarse correction")
-    powers: int = rules.setting(8, "k in the loss (mean ||E^k x||_A^2 / ||x||_A^2)^(1/2k): k > 1 weighs the slow modes")
-    lr: float = rules.setting(1e-3, "Adam's learning rate")
-    hidden: int = rules.setting(32, "the network's width")
-    rounds: int = rules.setting(3, "message-passing rounds")
-    seed: int = rules.setting(0, "of the problems, the x and the initial weights (held-out problems are other draws)")
-    measure_every: int = rules.setting(50, "steps between two-grid factor measurements on held-out problems of "
-                                           "the next finer grid, 2 max(train_sizes) + 1")
-
-    LARGEST_TRAIN_N: ClassVar[int] = 63  # the two-grid error is dense: n^2 unknowns
-
-    def __post_init__(self) -> None:
-        rules.integers(self, "train_sizes", minimum=3, maximum=self.LARGEST_TRAIN_N)
-        if not self.families or any(family not in tuple(InterpolationFamily) for family in self.families):
-            raise rules.Invalid("families", self.families, f"give one or more of {rules.choices(InterpolationFamily)}")
-        rules.count(self, "steps", minimum=0, maximum=10**6)
-        for name in ("problems", "vectors", "smoothing", "powers", "measure_every"):
-            rules.count(self, name, maximum=10**6)
-        rules.count(self, "hidden", maximum=1024)
-        rules.count(self, "rounds", maximum=1024)
-        rules.positive(self, "lr")
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
 
 
 @dataclass

@@ -3,10 +3,12 @@ untrained it is classical AMG exactly; trained it keeps the classical split and 
 the two-grid error it was trained on; its weights file round-trips and a bad one is one line."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mgnet_cli.amg.interpolation_learning import (TwoGridProblem, classical_parts, family_matrix, learn_interpolation,
                                                   save_interpolation, two_grid_factor)
@@ -18,7 +20,7 @@ from mgnet_cli.errors import MgnetError
 from mgnet_cli.schema import rules
 from mgnet_cli.schema.solve import InterpolationLearningConfig
 from mgnet_cli.train.checkpoint import save_checkpoint
-from tests.helpers import cli, one_line_error
+from tests.helpers import cli, mgnet_solve, one_line_error
 
 FEW_STEPS = InterpolationLearningConfig(train_sizes=[11], families=["jumps"], problems=1, steps=15, lr=1e-2, hidden=8,
                                         rounds=2)
@@ -111,7 +113,8 @@ def test_an_untrained_weights_file_sets_up_the_classical_hierarchy_at_every_leve
     save_interpolation(tmp_path / "untrained.pt", learn_interpolation(untrained, []))
     A = family_matrix("jumps", 31, 3)
     _, classical = setup(A, AmgSettings())
-    _, learned = setup(A, AmgSettings(interpolation="learned", interpolation_weights=str(tmp_path / "untrained.pt")))
+    net, _ = load_interpolation(tmp_path / "untrained.pt")
+    _, learned = setup(A, AmgSettings(interpolation="learned"), interpolate=partial(learned_interpolation, net))
     assert len(learned.P) == len(classical.P) >= 3
     assert all(abs(mine - theirs).max() == 0.0 for mine, theirs in zip(learned.P, classical.P))
 
@@ -124,10 +127,65 @@ def test_the_command_solves_with_the_learned_interpolation_and_refuses_a_bad_fil
     done = cli(*solve, f"problem.amg.interpolation_weights={tmp_path / 'net.pt'}", f"hydra.run.dir={tmp_path / 'run'}",
                cwd=tmp_path)
     assert "learned interpolation" in done.stdout and "converged" in done.stdout
-    settings = json.loads((tmp_path / "run" / "results.json").read_text())["amg"]["settings"]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    settings = results["amg"]["settings"]
     assert settings["interpolation"] == "learned" and settings["interpolation_weights"] == str(tmp_path / "net.pt")
-    for weights, says in [(None, "interpolation=learned needs the network's weights file"),
-                          (tmp_path / "A.mtx", "interpolation_weights: checkpoint")]:
-        given = [] if weights is None else [f"problem.amg.interpolation_weights={weights}"]
-        refused = cli(*solve, *given, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path, check=False)
+    loaded = results["learned_interpolation"]
+    assert not loaded["learned_here"] and loaded["settings"]["steps"] == FEW_STEPS.steps
+    for given, says in [(f"problem.amg.interpolation_weights={tmp_path / 'A.mtx'}", "interpolation_weights: checkpoint"),
+                        ("problem.amg.coarsening=aggregation", "smoothed aggregation has none")]:
+        refused = cli(*solve, given, f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path, check=False)
         assert refused.returncode == 2 and says in one_line_error(refused, "solve")
+
+
+# Tiny training keys: a few seconds. One thread in every run: the free-core count changes the last bits.
+TINY = ["problem.amg.learning.train_sizes=[7]", "problem.amg.learning.families=[jumps]", "problem.amg.learning.problems=1",
+        "problem.amg.learning.steps=3", "problem.amg.learning.lr=0.05", "problem.amg.learning.hidden=8",
+        "problem.amg.learning.rounds=1", "solver.threads=1", "solver.device=cpu"]
+
+
+def test_the_command_learns_the_interpolation_without_a_file_and_a_reload_solves_alike(tmp_path):
+    write_matrix(tmp_path / "A.mtx", family_matrix("jumps", 15, 0))
+    solve = ("problem=matrix", f"problem.file={tmp_path / 'A.mtx'}", "solver.threads=1", "solver.device=cpu")
+    first, second, classical = tmp_path / "learn", tmp_path / "reload", tmp_path / "classical"
+    done = mgnet_solve(*solve, "problem.amg.interpolation=learned", *TINY, f"hydra.run.dir={first}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    checkpoint = first / "learned_interpolation.pt"
+    assert f"reuse it with problem.amg.interpolation_weights={checkpoint}" in done.stdout + done.stderr
+    learned = json.loads((first / "results.json").read_text())
+    record = learned["learned_interpolation"]
+    assert record["learned_here"] and record["checkpoint"] == str(checkpoint) and checkpoint.is_file()
+    assert [(factor["step"], factor["n"]) for factor in record["factors"]] == [(0, 15), (3, 15)]  # held out: n = 2 * 7 + 1
+    assert record["held_out"] == {"jumps": record["factors"][-1]["factor"]} and learned["status"] == "converged"
+    assert record["factors"][-1]["factor"] < record["factors"][0]["factor"] - 1e-3  # measured: 0.2965 -> 0.2944
+
+    events = EventAccumulator(str(first))
+    events.Reload()
+    assert [event.step for event in events.Scalars("learned_interpolation/loss")] == [1, 2, 3]
+    factors = events.Scalars("learned_interpolation/factor")
+    assert [event.step for event in factors] == [0, 3]
+    assert factors[-1].value == pytest.approx(record["factors"][-1]["factor"], rel=1e-6)  # float32 in the events
+
+    done = mgnet_solve(*solve, "problem.amg.interpolation=learned", f"problem.amg.interpolation_weights={checkpoint}",
+                       f"hydra.run.dir={second}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    reloaded = json.loads((second / "results.json").read_text())
+    assert not reloaded["learned_interpolation"]["learned_here"] and not (second / "learned_interpolation.pt").exists()
+    assert reloaded["convergence_factor"] == pytest.approx(learned["convergence_factor"], rel=1e-12)
+    assert mgnet_solve(*solve, f"hydra.run.dir={classical}", cwd=tmp_path).returncode == 0
+    plain = json.loads((classical / "results.json").read_text())
+    assert "learned_interpolation" not in plain
+    assert abs(plain["convergence_factor"] - learned["convergence_factor"]) > 1e-4  # the network's P: 0.0826 -> 0.0832
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("problem.amg.learning.train_sizes=[127]", "problem.amg.learning.train_sizes=[127]: give a non-empty list of "
+                                               "integers from 3 to 63"),
+    ("problem.amg.learning.lr=0", "problem.amg.learning.lr=0.0: give a finite number in (0, inf)"),
+])
+def test_a_bad_training_key_is_one_line_before_anything_is_learned(tmp_path, bad, says):
+    write_matrix(tmp_path / "A.mtx", family_matrix("jumps", 7, 0))
+    refused = mgnet_solve("problem=matrix", f"problem.file={tmp_path / 'A.mtx'}", "problem.amg.interpolation=learned",
+                          bad, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert one_line_error(refused, "solve").startswith(f"mgnet solve: error: {says}")
+    assert not (tmp_path / "run" / "learned_interpolation.pt").exists()

@@ -8,9 +8,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mgnet_cli import schema
-from mgnet_cli.cli.solve import load_or_learn
 from mgnet_cli.cli import config_dir, register_configs
-from mgnet_cli.cli.solve_settings import PARTS, learned_smoother, multigrid_of, training_settings
+from mgnet_cli.cli.solve_settings import PARTS, learned_smoother, load_or_learn, multigrid_of, training_settings
 from mgnet_cli.pde.learning import measure_size
 from mgnet_cli.cli.preflight import check_overrides
 from mgnet_cli.errors import ConfigError, MgnetError
@@ -84,7 +83,9 @@ def learn_or_load(cfg, run_dir):
     """The learned smoother of a composed ``solve`` config, as ``mgnet solve`` loads or learns it."""
     solver = schema.check(cfg, "solve").solver
     multigrid = multigrid_of(solver)
-    return load_or_learn(learned_smoother(multigrid), solver.smoother.learning, multigrid, run_dir, torch.device("cpu"))
+    learning = solver.smoother.learning
+    return load_or_learn(learned_smoother(multigrid), learning, learning.checkpoint, multigrid, run_dir,
+                         torch.device("cpu"))
 
 
 def test_training_grids_must_be_above_the_coarsest(compose_config, tmp_path):
@@ -102,7 +103,7 @@ def test_the_prolongations_training_grids_must_be_coarsened(compose_config, tmp_
     solver = schema.check(cfg, "solve").solver
     with pytest.raises(ConfigError, match=r"^solver.learned_prolongation.train_sizes=\[7\]: 7 is not above "
                                           r"solver.coarsest_n=7, so no level of it is coarsened$"):
-        load_or_learn(PARTS["LearnedProlongation"], solver.learned_prolongation, multigrid_of(solver), tmp_path,
+        load_or_learn(PARTS["LearnedProlongation"], solver.learned_prolongation, None, multigrid_of(solver), tmp_path,
                       torch.device("cpu"))
     assert not list(tmp_path.iterdir())
 
