@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from mgnet_cli import schema
 from mgnet_cli.amg.settings import AmgSettings
-from mgnet_cli.schema.solve import SolverConfig
+from mgnet_cli.schema.solve import InterpolationLearningConfig, SolverConfig
 from tests.helpers import cli, mgnet_solve
 
 CHOSEN = {  # problem -> (smoother, prolongation, krylov, pre_smooth, post_smooth)
@@ -55,7 +55,11 @@ def test_one_choice_given_keeps_the_problems_others(compose_config):
 def test_problem_matrix_keeps_the_amg_defaults(compose_config):
     cfg = compose_config("problem=matrix", "problem.file=A.mtx", config_name="solve", tiny=False)
     checked = schema.check(schema.typed(OmegaConf.to_container(cfg), "solve"), "solve")
-    assert asdict(checked.problem.amg) == asdict(AmgSettings())
+    amg, library = asdict(checked.problem.amg), asdict(AmgSettings())
+    assert {key: amg[key] for key in library} == library
+    # the command's own keys: the learned interpolation's file, or how to learn it
+    assert amg.keys() - library.keys() == {"interpolation_weights", "learning"} and amg["interpolation_weights"] is None
+    assert amg["learning"] == asdict(InterpolationLearningConfig())
     solver, schema_defaults = asdict(checked.solver), asdict(SolverConfig(smoother=None))
     solver.pop("smoother"), schema_defaults.pop("smoother")  # unused (and refused if given) by problem=matrix
     assert solver == schema_defaults  # no geometric key set by the matrix option
