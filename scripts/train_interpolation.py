@@ -81,7 +81,8 @@ def measure(family: str, n: int, net) -> dict[str, float]:
     S, is_c, P = classical_parts(A, SetupSettings())
     learned = learned_interpolation(net, A, S, is_c, SetupSettings().truncation)
     classical_v, levels = v_cycle_factor(A, AmgSettings(krylov="none"))
-    learned_v, _ = v_cycle_factor(A, AmgSettings(krylov="none", interpolation="learned"), partial(learned_interpolation, net))
+    learned_v, _ = v_cycle_factor(A, AmgSettings(krylov="none", interpolation="learned"),
+                                  partial(learned_interpolation, net))
     return {"two-grid classical": two_grid_factor(A, P), "two-grid learned": two_grid_factor(A, learned),
             "V classical": classical_v, "V learned": learned_v, "levels": levels}
 

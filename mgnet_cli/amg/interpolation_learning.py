@@ -155,9 +155,14 @@ def adam(settings: InterpolationLearningConfig) -> tuple[MakeOptimizer, Schedule
 
 def learn_interpolation(settings: InterpolationLearningConfig, problems: list[TwoGridProblem] | None = None,
                         run_dir: Path | None = None) -> LearningResult:
-    """Trains an ``InterpolationNet`` on ``problems`` (default: ``training_problems``) as ``adam`` says;
-    the network comes back in eval mode."""
-    result = learn(InterpolationTask(settings, problems), settings, *adam(settings), run_dir)
+    """Trains an ``InterpolationNet`` on ``problems`` (default: ``training_problems``) as ``adam`` says."""
+    return trained(InterpolationTask(settings, problems), *adam(settings), run_dir)
+
+
+def trained(task: InterpolationTask, make_optimizer: MakeOptimizer, schedule: Schedule,
+            run_dir: Path | None) -> LearningResult:
+    """learning.py's ``learn`` of ``task``; the network comes back in eval mode."""
+    result = learn(task, task.settings, make_optimizer, schedule, run_dir)
     result.model.eval()
     return result
 
@@ -170,8 +175,8 @@ def save_interpolation(path: Path | str, result: LearningResult) -> None:
 
 PART = Part(InterpolationNet.__name__, "problem.amg.learning", "learned_interpolation",
             load=lambda path, amg: load_interpolation(path),
-            learn=lambda settings, amg, make_optimizer, schedule, run_dir, device: learn_interpolation(
-                settings, run_dir=run_dir),  # make_optimizer, schedule: ``adam``'s (``tools``); on the CPU
+            learn=lambda settings, amg, make_optimizer, schedule, run_dir, device: trained(
+                InterpolationTask(settings), make_optimizer, schedule, run_dir),  # on the CPU, whatever ``device``
             save=lambda path, result, amg: save_interpolation(path, result),
             file_key="problem.amg.interpolation_weights", tools=adam)
 """``mgnet solve problem=matrix problem.amg.interpolation=learned``'s network: loaded from

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.amg.aggregation import smoothed_aggregation
-from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, Interpolation, SetupSettings
+from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, SetupSettings
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
@@ -218,7 +218,8 @@ def build_cycle(hierarchy: Hierarchy, settings: AmgSettings | None = None,
 Interpolate = Callable[[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, float], sparse.csr_matrix]
 
 
-def hierarchy_of(matrix: sparse.csr_matrix, settings: SetupSettings, interpolate: Interpolate | None = None) -> Hierarchy:
+def hierarchy_of(matrix: sparse.csr_matrix, settings: SetupSettings,
+                 interpolate: Interpolate | None = None) -> Hierarchy:
     """The levels of ``matrix`` by the family ``settings.coarsening`` names; ``interpolate(A, S, is_c,
     truncation)`` makes the classical family's P where its interpolation is ``learned`` (the network's,
     loaded or learned by the command: learned_interpolation.py)."""

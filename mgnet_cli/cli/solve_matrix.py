@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from mgnet_cli.amg.learned_interpolation import InterpolationNet
-from mgnet_cli.amg.learned_interpolation import learned_interpolation as interpolate_with
+from mgnet_cli.amg.learned_interpolation import InterpolationNet, learned_interpolation
 from mgnet_cli.amg.matrices import read_matrix, read_vector, stencil_matrix, write_matrix
 from mgnet_cli.amg.settings import Interpolation
 from mgnet_cli.amg.solver import Interpolate
@@ -60,8 +59,8 @@ def right_hand_side(problem: MatrixProblemConfig, rows: int, device: torch.devic
     return read_vector(Path(problem.rhs).expanduser(), rows).to(device)
 
 
-def learned_interpolation(settings: AmgConfig, run_dir: Path, device: torch.device) -> tuple[Interpolate | None,
-                                                                                             dict[str, Any]]:
+def interpolate_of(settings: AmgConfig, run_dir: Path,
+                   device: torch.device) -> tuple[Interpolate | None, dict[str, Any]]:
     """With ``interpolation=learned``: its network loaded from ``interpolation_weights`` or learned by
     ``learning`` (saved in ``run_dir``), as the setup takes it, and its record for results.json."""
     if settings.interpolation != Interpolation.learned:
@@ -71,7 +70,7 @@ def learned_interpolation(settings: AmgConfig, run_dir: Path, device: torch.devi
         return None, {}
     part = PARTS[InterpolationNet.__name__]
     net, record = load_or_learn(part, settings.learning, settings.interpolation_weights, settings, run_dir, device)
-    return partial(interpolate_with, net), {part.record: record}
+    return partial(learned_interpolation, net), {part.record: record}
 
 
 def solve_matrix(problem: MatrixProblemConfig, tol: float, max_cycles: int, device: torch.device,
@@ -87,7 +86,7 @@ def solve_matrix(problem: MatrixProblemConfig, tol: float, max_cycles: int, devi
     f = right_hand_side(problem, rows, device)
     settings = problem.amg
     log.info("%s: %d rows, %d entries; rhs %s; AMG: %s", path, rows, matrix.nnz, problem.rhs, settings.describe())
-    interpolate, learned = learned_interpolation(settings, run_dir, device)
+    interpolate, learned = interpolate_of(settings, run_dir, device)
     result, hierarchy = amg_solve(matrix, f, settings, tol, max_cycles, interpolate)
     levels = [{"rows": level.shape[0], "entries": level.nnz} for level in hierarchy.A]
     log.info("AMG set up: %d levels, operator complexity %.2f, grid complexity %.2f", len(levels),
