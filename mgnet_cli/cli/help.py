@@ -5,7 +5,8 @@ Hydra's help lists every group under the config folder (training's for ``mgnet s
 schemas'); this one lists the command's own. It imports no torch: it is read in a tenth of a second.
 With overrides (``mgnet solve problem=diffusion --help``) it composes them as the command would
 (Hydra, about a second) and shows the defaults and group options that command line gets, each value
-that differs from the schema's default marked with it.
+that differs from the schema's default marked with it, and then the keys of each chosen option
+(``problem.n``, ``problem.amg.*`` for ``problem=matrix``, ...) from that option's schema.
 """
 
 import dataclasses
@@ -19,6 +20,7 @@ from omegaconf import OmegaConf
 
 from mgnet_cli import schema
 from mgnet_cli.cli import COMMANDS, config_dir
+from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema import rules
 
 GROUP_DEFAULT = re.compile(r"^\s*- (optional )?([\w/]+): (\S+)")  # `- dataset: cifar10` in a defaults list
@@ -107,12 +109,36 @@ def key_lines(command: str, stated: dict) -> list[str]:
     there, marked ``(schema default: ...)`` where it differs."""
     lines = []
     for key, default, help, field in keys(schema.COMMANDS[command]):
-        value = stated_value(stated, key, default)
-        shown = f"{key}={shown_value(value)}"
-        differs = f"(schema default: {shown_value(default)})" if shown_value(value) != shown_value(default) else ""
-        words = " ".join(part for part in (help, choices(field), differs) if part)
-        lines += textwrap.wrap(f"{shown:<{KEY_WIDTH}}  {words}", WIDTH, initial_indent="  ",
-                               subsequent_indent=" " * (KEY_WIDTH + 4), break_on_hyphens=False)
+        lines += key_line(key, stated_value(stated, key, default), default, help, field)
+    return lines
+
+
+def key_line(key: str, value: Any, default: Any, help: str, field: dataclasses.Field) -> list[str]:
+    """``key=value  help [choices] (schema default: ...)``, wrapped."""
+    shown = f"{key}={shown_value(value)}"
+    differs = f"(schema default: {shown_value(default)})" if shown_value(value) != shown_value(default) else ""
+    words = " ".join(part for part in (help, choices(field), differs) if part)
+    return textwrap.wrap(f"{shown:<{KEY_WIDTH}}  {words}", WIDTH, initial_indent="  ",
+                         subsequent_indent=" " * (KEY_WIDTH + 4), break_on_hyphens=False)
+
+
+def option_key_lines(stated: dict, chosen: list[tuple[str, str]]) -> list[str]:
+    """``group.key=value  help`` for the keys of each chosen group option (its schema, the one the
+    composed node selects), as ``stated`` (the composed config) has them; ``_target_``-style keys left
+    out. Only where the command line was composed: without it, the groups' nodes are not at hand."""
+    lines = []
+    for group, _ in chosen:
+        node = schema.node_at(stated, group)
+        if not isinstance(node, dict):
+            continue
+        try:
+            owner = schema.schema_for(group, node, "")
+        except ConfigError:  # an option the command's own check refuses says so when it runs
+            continue
+        prefix = group.replace("/", ".") + "."
+        for key, default, help, field in keys(owner):
+            if not key.split(".")[-1].startswith("_"):
+                lines += key_line(prefix + key, stated_value(node, key, default), default, help, field)
     return lines
 
 
@@ -146,6 +172,10 @@ def help_text(command: str, overrides: list[str] = ()) -> str:
         lines.append("")
     lines.append(f"keys (key=default{given}, then its help):")
     lines += key_lines(command, stated)
+    if overrides and chosen:
+        named = ", ".join(f"{group}={option}" for group, option in chosen if option != "null")
+        lines += ["", *textwrap.wrap(f"keys of the chosen options ({named}):", WIDTH, break_on_hyphens=False)]
+        lines += option_key_lines(stated, chosen)
     lines += ["", f"`mgnet {command} --cfg job` prints every key of the composed config (README's \"Config groups\"",
               "explains them; an option's YAML file, configs/<group>/<option>.yaml, says what it changes",
               "from the defaults); `--hydra-help` shows Hydra's flags."]

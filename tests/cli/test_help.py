@@ -53,6 +53,20 @@ def test_help_shows_the_schema_default_the_help_and_the_choices():
         help_text("info").split())
 
 
+def test_help_with_a_command_line_lists_the_keys_of_the_options_it_chooses():
+    """``mgnet solve problem=matrix --help`` shows problem.file and problem.amg.* (the matrix option's
+    schema, at what that command line composes); without a command line nothing is composed."""
+    words = " ".join(help_text("solve", ["problem=matrix"]).split())
+    assert "keys of the chosen options (" in words and "problem=matrix" in words
+    assert "problem.file=null required: a .mtx (Matrix Market) or .npz" in words
+    assert "problem.amg.smoother=gauss_seidel " in words and "problem.amg.learning.steps=" in words
+    assert "problem.n=" not in words  # the matrix option has no grid
+    words = " ".join(help_text("train", ["optimizer=adamw"]).split())
+    assert "optimizer.betas=[0.9,0.999] " in words and "optimizer.momentum=" not in words
+    assert "dataset.augmentation.flip=true random horizontal flip (schema default: false)" in words
+    assert "._target_" not in words and "keys of the chosen options" not in help_text("train")
+
+
 def hydra_answer(command: str, word: str) -> list[str]:
     """What Hydra's own bash completion answers for ``word`` (the slow path: it composes configs)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
