@@ -240,9 +240,17 @@ def jumps_time_runs(n: int, tol: float, max_cycles: int, hypre: bool,
     """The jumps problem (1/10³ per box) at ``n``: PyAMG RS 2nd pass (cycle, CG), hypre's four solves
     and each of mgnet AMG's option sets (``sets``: AMG_OPTION_SETS or some), on the same matrix and
     right-hand side."""
-    A = jumps_matrix(n)
     b = right_hand_side("random", n, seed=0).numpy().ravel()
-    runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ("PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG")}
+    return algebraic_runs(jumps_matrix(n), b, ["PyAMG RS 2nd pass", "PyAMG RS 2nd pass, CG"], sets, tol, max_cycles,
+                          hypre)
+
+
+def algebraic_runs(A: sparse.csr_matrix, b: np.ndarray, anchors: list[str], sets: dict[str, dict], tol: float,
+                   max_cycles: int, hypre: bool) -> dict[str, Run]:
+    """On one matrix and right-hand side, in this order: the PyAMG ``anchors``, hypre's four solves
+    (``hypre``), and mgnet AMG with each option set of ``sets`` (name -> AmgSettings keys that differ;
+    a name ending ", CG" runs in CG)."""
+    runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in anchors}
     if hypre:
         runs.update(run_hypre(A, b, tol, max_cycles))
     for name, options in sets.items():
@@ -365,13 +373,8 @@ def mesh_runs(name: str, tol: float, max_cycles: int, hypre: bool) -> dict[str, 
     MESH_OPTION_SETS."""
     A = mesh_matrix(name)
     b = np.random.default_rng(0).standard_normal(A.shape[0])
-    runs = {method: run_pyamg(method, A, b, tol, max_cycles) for method in ANCHORS}
-    if hypre:
-        runs.update(run_hypre(A, b, tol, max_cycles))
-    runs.update({method: run_amg(method, A, b, tol, max_cycles) for method in AMG})
-    option_sets = AMG_OPTION_SETS | MESH_OPTION_SETS
-    runs.update({method: run_amg(method, A, b, tol, max_cycles, options) for method, options in option_sets.items()})
-    return runs
+    sets = dict.fromkeys(AMG, {}) | AMG_OPTION_SETS | MESH_OPTION_SETS
+    return algebraic_runs(A, b, ANCHORS, sets, tol, max_cycles, hypre)
 
 
 def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
@@ -390,11 +393,8 @@ def all_runs(problem: PoissonProblemConfig, ours: list, rule_of: dict, tol: floa
     BoomerAMG's four solves)."""
     stencil = finest_stencil(problem)
     f = right_hand_side("random", problem.n, seed=0)
-    A, b = stencil_matrix(stencil), f.numpy().ravel()
-    runs = {name: run_pyamg(name, A, b, tol, max_cycles) for name in ANCHORS}
-    if hypre:
-        runs.update(run_hypre(A, b, tol, max_cycles))
-    runs.update({name: run_amg(name, A, b, tol, max_cycles) for name in AMG})
+    runs = algebraic_runs(stencil_matrix(stencil), f.numpy().ravel(), ANCHORS, dict.fromkeys(AMG, {}), tol,
+                          max_cycles, hypre)
     for label, prolongation, smoother in ours:
         if prolongation in rule_of:
             runs[label] = run_ours(stencil, f, prolongation, smoother, rule_of, tol, max_cycles)

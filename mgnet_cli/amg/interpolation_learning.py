@@ -178,7 +178,7 @@ PART = Part(InterpolationNet.__name__, "problem.amg.learning", "learned_interpol
             learn=lambda settings, amg, make_optimizer, schedule, run_dir, device: trained(
                 InterpolationTask(settings), make_optimizer, schedule, run_dir),  # on the CPU, whatever ``device``
             save=lambda path, result, amg: save_interpolation(path, result),
-            file_key="problem.amg.interpolation_weights", tools=adam)
+            file_key="problem.amg.interpolation_weights", tools=adam, on_grids=False)
 """``mgnet solve problem=matrix problem.amg.interpolation=learned``'s network: loaded from
 ``problem.amg.interpolation_weights`` or learned by ``problem.amg.learning``; the setup takes it
 whatever the matrix (the context, ``problem.amg``, decides nothing of it)."""

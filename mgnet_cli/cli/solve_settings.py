@@ -110,8 +110,7 @@ def load_or_learn(part: Part, node: Any, checkpoint: str | None, context: Any, r
         log.info("%s loaded from %s (learned for %s)", part.record.replace("_", " "), path, state.get("cycle"))
         return model, {"checkpoint": str(path), "learned_here": False, "learned_for": state.get("cycle"),
                        "settings": state.get("settings")}
-    # a geometric part's training grids must be coarsened; the AMG interpolation's are its own problems
-    settings = training_settings(part, node, context.config.coarsest_n) if isinstance(context, Multigrid) else node
+    settings = training_settings(part, node, context.config.coarsest_n) if part.on_grids else node
     make_optimizer, schedule = part.tools(settings) if part.tools else learning_tools(node, key, settings.steps)
     result = part.learn(settings, context, make_optimizer, schedule, run_dir, device)
     path = run_dir / f"{part.record}.pt"

@@ -87,6 +87,7 @@ class Part:
     file_key: str | None = None  # the key that loads a saved file; None: ``<key>.checkpoint``
     tools: Callable[[Any], tuple[MakeOptimizer, Schedule]] | None = None  # fixed by its keys; None: its
     # ``optimizer`` and ``scheduler`` nodes, built by the command
+    on_grids: bool = True  # trained through the geometric cycle: its train_sizes must lie above solver.coarsest_n
 
     def checkpoint_key(self) -> str:
         return self.file_key or f"{self.key}.checkpoint"
