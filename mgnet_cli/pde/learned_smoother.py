@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from mgnet_cli.cycle import zero_if_none
 from mgnet_cli.pde.learned_files import LARGEST_GRID
 from mgnet_cli.pde.smoothers import Smoother
 from mgnet_cli.pde.stencils import shift_slices
@@ -111,15 +110,12 @@ class LearnedSmoother(Smoother):
     """``steps`` sweeps of ``u <- u + (K / D) * (f - A u)``, ``K`` the kernel of the level's grid size."""
 
     def __init__(self, steps: int, kernels: LearnedKernels | None = None) -> None:
-        super().__init__()
-        self.steps = steps
+        super().__init__(steps)
         self.kernels = kernels if kernels is not None else LearnedKernels()  # damped Jacobi, untrained
         self.kernel_pass = KernelPass()
 
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
-                A: nn.Module) -> torch.Tensor:
-        if self.steps == 0:
-            return zero_if_none(u, f)
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
         kernel = self.kernels.kernel(residual.shape[-1]).to(residual)
         inverse = 1.0 / A.diagonal  # a number (the Laplacian) or one per point (a variable stencil)
         per_point = isinstance(inverse, torch.Tensor)

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.cycle import zero_if_none
-from mgnet_cli.pde.smoothers import Smoother, check_steps
+from mgnet_cli.pde.smoothers import Smoother
 
 
 class Tridiagonal:
@@ -83,18 +82,15 @@ class ZebraLineGaussSeidel(Smoother):
     LEVEL_STATE = ("systems",)
 
     def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = check_steps(steps)
+        super().__init__(steps)
         self.systems: dict[tuple[str, int], Tridiagonal] | None = None  # set by ``setup``
 
     def setup(self, A: nn.Module, like: torch.Tensor) -> "ZebraLineGaussSeidel":
         self.systems = line_systems(A, like)
         return self
 
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
-                A: nn.Module) -> torch.Tensor:
-        if self.steps == 0:
-            return zero_if_none(u, f)
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
         systems = self.systems
         order = [(direction, colour) for direction in ("rows", "columns") for colour in (0, 1)]
         if self.reverse:

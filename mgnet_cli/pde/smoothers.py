@@ -23,10 +23,25 @@ as ``configs/solver/smoother/*.yaml`` build them with ``_partial_: true``."""
 
 
 class Smoother(nn.Module):
-    """A smoother of the cycle: ``smoother(u, f, residual, A) -> u``. ``reverse``: its sweeps in
-    reverse order (the adjoint, for a symmetric V cycle: krylov.py); a symmetric one ignores it."""
+    """A smoother of the cycle: ``smoother(u, f, residual, A) -> u``, ``steps`` sweeps of ``smooth``
+    (none: ``u`` as it is). ``reverse``: its sweeps in reverse order (the adjoint, for a symmetric V
+    cycle: krylov.py); a symmetric one ignores it."""
 
     reverse: bool = False
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps={steps!r}: give an integer >= 0")
+        self.steps = steps
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+                A: nn.Module) -> torch.Tensor:
+        return zero_if_none(u, f) if self.steps == 0 else self.smooth(u, f, residual, A)
+
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
+        raise NotImplementedError
 
     def setup(self, A: nn.Module, like: torch.Tensor) -> "Smoother":
         """Prepares, once, what depends only on its level's operator ``A`` (``like``: a grid function
@@ -46,12 +61,6 @@ class Smoother(nn.Module):
                 setattr(self, name, getattr(twin, name))
             return self
         return self.setup(A, like)
-
-
-def check_steps(steps: int) -> int:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps={steps!r}: give an integer >= 0")
-    return steps
 
 
 Weight = float | torch.Tensor  # a number, or one per grid point (D^-1 of a variable stencil)
@@ -77,16 +86,13 @@ class DampedJacobi(Smoother):
     """``steps`` sweeps of ``u <- u + omega D^-1 (f - A u)``; ``omega = 4/5`` is optimal in 2D."""
 
     def __init__(self, steps: int, omega: float = JacobiConfig.omega) -> None:
-        super().__init__()
+        super().__init__(steps)
         if not isinstance(omega, (int, float)) or isinstance(omega, bool) or not 0 < omega <= 1:
             raise ValueError(f"omega={omega!r}: give a number in (0, 1]")
-        self.steps = check_steps(steps)
         self.omega = float(omega)
 
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
-                A: nn.Module) -> torch.Tensor:
-        if self.steps == 0:
-            return zero_if_none(u, f)
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
         weight = self.omega / A.diagonal
         u = _add(u, residual, weight)  # a new tensor: later steps may update it in place
         for _ in range(1, self.steps):
@@ -116,14 +122,8 @@ class RedBlackGaussSeidel(Smoother):
     (the adjoint sweep, for a symmetric V cycle: krylov.py).
     """
 
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = check_steps(steps)
-
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
-                A: nn.Module) -> torch.Tensor:
-        if self.steps == 0:
-            return zero_if_none(u, f)
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
         weight = 1.0 / A.diagonal
         u = torch.zeros_like(f) if u is None else u.clone()  # the sweeps update it in place
         first, second = (1, 0) if self.reverse else (0, 1)
@@ -145,16 +145,13 @@ class ChebyshevPolynomial(Smoother):
     """
 
     def __init__(self, steps: int, ratio: float = ChebyshevPolynomialConfig.ratio, lambda_max: float = 2.0) -> None:
-        super().__init__()
+        super().__init__(steps)
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not ratio > 1:
             raise ValueError(f"ratio={ratio!r}: give a number > 1")
-        self.steps = check_steps(steps)
         self.lower, self.upper = lambda_max / ratio, lambda_max
 
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
-                A: nn.Module) -> torch.Tensor:
-        if self.steps == 0:
-            return zero_if_none(u, f)
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
         centre, half_width = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
         sigma = centre / half_width
         rho = 1.0 / sigma

@@ -25,8 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mgnet_cli.cycle import zero_if_none
-from mgnet_cli.pde.smoothers import Smoother, check_steps
+from mgnet_cli.pde.smoothers import Smoother
 from mgnet_cli.pde.stencils import OFFSETS, scaled_neighbours, shift_slices
 from mgnet_cli.schema.solve import StencilAwareConfig
 from mgnet_cli.untrusted import is_count, load_finite_weights
@@ -105,8 +104,7 @@ class StencilAwareSmoother(Smoother):
     LEVEL_STATE = ("taps",)
 
     def __init__(self, steps: int, net: StencilKernelNet | None = None) -> None:
-        super().__init__()
-        self.steps = check_steps(steps)
+        super().__init__(steps)
         self.net = net if net is not None else StencilKernelNet()  # red-black Gauss-Seidel, untrained
         self.taps: torch.Tensor | None = None  # set by ``setup``
 
@@ -124,10 +122,8 @@ class StencilAwareSmoother(Smoother):
         self.taps = taps
         return self
 
-    def forward(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
-                A: nn.Module) -> torch.Tensor:
-        if self.steps == 0:
-            return zero_if_none(u, f)
+    def smooth(self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor,
+               A: nn.Module) -> torch.Tensor:
         return sweeps(self.taps, u, f, residual, A, self.steps)
 
 
