@@ -26,9 +26,7 @@ from mgnet_cli.pde.learning import (LearningResult, MakeOptimizer, Part, Schedul
 from mgnet_cli.pde.poisson import right_hand_side
 from mgnet_cli.pde.problems import anisotropic_stencil, coefficient_field, diffusion_stencil
 from mgnet_cli.pde.solve import Multigrid, smoother_name
-from mgnet_cli.schema.solve import LearnedProlongationConfig, StencilAwareConfig, TrainingField
-
-FieldLearningConfig = LearnedProlongationConfig | StencilAwareConfig  # the parts learned on random fields
+from mgnet_cli.schema.solve import FieldLearningConfig, LearnedProlongationConfig, TrainingField
 
 
 def random_stencil(n: int, generator: torch.Generator, kind: str) -> torch.Tensor:

@@ -356,46 +356,46 @@ class TrainingField(rules.Choice):
 
 
 @dataclass
-class LearnedProlongationConfig(LearnedSmootherConfig):
-    """``solver.learned_prolongation`` (read with ``solver.prolongation=learned``): the CNN that
-    predicts P's weights."""
+class FieldLearningConfig(LearnedSmootherConfig):
+    """The keys of a CNN learned on random coefficient fields (the learned prolongation, the
+    stencil-aware smoother): small grids, a few problems a step, few cycles."""
     train_sizes: list[int] = field(default_factory=lambda: [31])
-    steps: int = 100
     batch: int = 4
     cycles: int = 2
-    hidden: int = rules.setting(32, "channels of the network")
-    base: ProlongationBase = rules.setting(ProlongationBase.black_box, "the rule the network corrects (and "
-                                           "starts from)")
-    fields: list[TrainingField] = rules.setting([TrainingField.lognormal, TrainingField.jumps],
+    hidden: int = rules.setting(16, "channels of the network")
+    fields: list[TrainingField] = rules.setting([TrainingField.anisotropic, TrainingField.jumps],
                                                 "kinds of training field, in turn")
-    optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=1e-3))
+
+    LARGEST_HIDDEN: ClassVar[int] = 1024
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        rules.count(self, "hidden", maximum=4096)
+        rules.count(self, "hidden", maximum=self.LARGEST_HIDDEN)
         if not self.fields:
             raise rules.Invalid("fields", self.fields, f"give at least one of {rules.choices(TrainingField)}")
 
 
 @dataclass
-class StencilAwareConfig(LearnedSmootherConfig):
+class LearnedProlongationConfig(FieldLearningConfig):
+    """``solver.learned_prolongation`` (read with ``solver.prolongation=learned``): the CNN that
+    predicts P's weights."""
+    steps: int = 100
+    hidden: int = 32
+    base: ProlongationBase = rules.setting(ProlongationBase.black_box, "the rule the network corrects (and "
+                                           "starts from)")
+    fields: list[TrainingField] = field(default_factory=lambda: [TrainingField.lognormal, TrainingField.jumps])
+    optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=1e-3))
+
+    LARGEST_HIDDEN: ClassVar[int] = 4096
+
+
+@dataclass
+class StencilAwareConfig(FieldLearningConfig):
     """``solver.smoother.learning`` of ``solver/smoother=stencil_aware``: the CNN from each point's
     stencils to the smoother's taps."""
-    train_sizes: list[int] = field(default_factory=lambda: [31])
     steps: int = 60
-    batch: int = 4
-    cycles: int = 2
     measure_every: int = 20
-    hidden: int = rules.setting(16, "channels of the network")
-    fields: list[TrainingField] = rules.setting([TrainingField.anisotropic, TrainingField.jumps],
-                                                "kinds of training problem, in turn")
     optimizer: LearningOptimizerConfig = field(default_factory=lambda: LearningOptimizerConfig(lr=3e-3))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        rules.count(self, "hidden", maximum=1024)
-        if not self.fields:
-            raise rules.Invalid("fields", self.fields, f"give at least one of {rules.choices(TrainingField)}")
 
 
 @dataclass
