@@ -67,6 +67,8 @@ from mgnet_cli.pde.stencil_smoother_learning import with_net
 
 log = logging.getLogger("bench_amg")
 ANCHORS = ["PyAMG RS", "PyAMG RS 2nd pass", "PyAMG SA", "PyAMG RS 2nd pass, CG"]
+PYAMG_ONE_COMMAND = "PyAMG's one command: pyamg.solve (SA, energy-minimising P, symmetric GS), CG"
+MGNET_ONE_COMMAND = "mgnet's one command: mgnet solve problem=matrix (its defaults), CG"
 AMG = ["mgnet AMG RS, GS", "mgnet AMG RS, GS, CG"]  # mgnet_cli/amg: the same CSR matrix as PyAMG's
 HMIS_EXT_I = {"second_pass": False, "interpolation": "extended_i"}  # hypre's HMIS ext+i on one process
 AMG_OPTION_SETS = {  # --jumps-time: mgnet AMG's option sets against the anchors (docs/amg.md's comparison)
@@ -123,7 +125,9 @@ class Run:
 def run_pyamg(name: str, A: sparse.csr_matrix, b: np.ndarray, tol: float, max_cycles: int) -> Run:
     start = time.perf_counter()
     accel = "cg" if name.endswith(", CG") else None
-    if name == "PyAMG SA":
+    if name == PYAMG_ONE_COMMAND:  # what pyamg.solve(A, b) builds for a symmetric matrix, and its CG
+        hierarchy = pyamg.blackbox.solver(A, pyamg.blackbox.solver_configuration(A, verb=False))
+    elif name == "PyAMG SA":
         hierarchy = pyamg.smoothed_aggregation_solver(A)
     elif name.startswith("PyAMG RS 2nd pass"):
         hierarchy = pyamg.ruge_stuben_solver(A, CF=("RS", {"second_pass": True}))
@@ -377,6 +381,15 @@ def mesh_runs(name: str, tol: float, max_cycles: int, hypre: bool) -> dict[str, 
     return algebraic_runs(A, b, ANCHORS, sets, tol, max_cycles, hypre)
 
 
+def one_command_matrices(sizes: list[int], aniso: int) -> list[tuple[str, sparse.csr_matrix]]:
+    """Every matrix of the benchmark, for --one-command: the grid problems (lognormal, jumps and
+    Poisson at ``sizes``, grid-aligned and rotated anisotropy at ``aniso``) and PyAMG's meshes."""
+    rows = [(label, stencil_matrix(finest_stencil(problem)).tocsr()) for label, problem in problems(sizes, aniso)
+            if "ε=0.1," not in label and "ε=0.001, θ=0" not in label]
+    rows += [(f"Poisson, n={n}", stencil_matrix(finest_stencil(PoissonProblemConfig(n=n))).tocsr()) for n in sizes]
+    return rows + [(f"{name} ({mesh_matrix(name).shape[0]} rows)", mesh_matrix(name)) for name in MESHES]
+
+
 def problems(sizes: list[int], aniso: int) -> list[tuple[str, PoissonProblemConfig]]:
     rows = [(f"lognormal σ=1, n={n}", DiffusionProblemConfig(n=n)) for n in sizes]
     rows += [(f"jumps 1/10³, n={n}", DiffusionProblemConfig(n=n, coefficient=Coefficient.jumps)) for n in sizes]
@@ -454,14 +467,17 @@ def factor_table(rows: list[tuple[str, dict[str, Run]]]) -> list[str]:
     return lines
 
 
-def time_table(rows: list[tuple[str, dict[str, Run]]], tol: float) -> list[str]:
-    lines = ["| problem | method | setup s | cycles to 1e-8 | total s to 1e-8 |", "| --- " * 5 + "|"]
+def time_table(rows: list[tuple[str, dict[str, Run]]], tol: float, factors: bool = False) -> list[str]:
+    """Setup, cycles and total time to ``tol`` per problem and method (``factors``: and the factor)."""
+    lines = ["| problem | method | setup s | cycles to 1e-8 | total s to 1e-8 |" + (" factor |" if factors else ""),
+             "| --- " * (5 + factors) + "|"]
     for label, runs in rows:
         for name, run in runs.items():
             total = run.time_to(tol)
             cycles = next((k for k, norm in enumerate(run.norms) if norm <= tol * run.norms[0]), None)
             lines.append(f"| {label} | {name} | {run.setup_s:.2f} | {cycles if cycles is not None else '-'} | "
-                         f"{f'{total:.2f}' if total is not None else f'not reached in {len(run.norms) - 1}'} |")
+                         f"{f'{total:.2f}' if total is not None else f'not reached in {len(run.norms) - 1}'} |"
+                         + (f" {cell(run)} |" if factors else ""))
     return lines
 
 
@@ -597,6 +613,9 @@ def main() -> None:
     parser.add_argument("--goals", action="store_true",
                         help="only issue 23's convergence goals: GOAL_SETS on jumps at --sizes and rotated anisotropy "
                              "at --aniso-size, each as a cycle and in CG, the cost beside the factors")
+    parser.add_argument("--one-command", action="store_true",
+                        help="only each one-command solve on every matrix (grid problems at --sizes and "
+                             "--aniso-size, PyAMG's meshes): mgnet solve problem=matrix's defaults against pyamg.solve")
     parser.add_argument("--goal-problems", nargs="+", choices=["jumps", "rotated"], default=["jumps", "rotated"])
     parser.add_argument("--only", nargs="+", default=None,
                         help="with --goals or --jumps-time: the option sets (GOAL_SETS, AMG_OPTION_SETS) whose name "
@@ -641,6 +660,17 @@ def main() -> None:
                   f"– above {TWO_GRID_ROWS:,} coarse rows) and the cycle's factor from that level down\n")
             print("\n".join(["| problem | mgnet AMG set | two-grid per level | cycle from each level down |",
                               "| --- " * 4 + "|"] + levels))
+        return
+    if args.one_command:
+        torch.set_num_threads(args.threads)
+        rows = []
+        for label, A in one_command_matrices(args.sizes, args.aniso_size):
+            b = np.random.default_rng(0).standard_normal(A.shape[0])
+            rows.append((label, algebraic_runs(A, b, [PYAMG_ONE_COMMAND], {MGNET_ONE_COMMAND: {}}, 1e-10,
+                                               args.max_cycles, hypre=False)))
+        print(f"One command each, to a relative residual of 1e-8 with the setup (pyamg {pyamg.__version__}, torch "
+              f"{torch.__version__}, {args.threads} thread(s)); factor per CG iteration to 1e-10\n")
+        print("\n".join(time_table(rows, 1e-8, factors=True)))
         return
     if args.meshes:
         torch.set_num_threads(args.threads)

@@ -243,3 +243,27 @@ def test_the_rotated_goal_is_met_by_an_f_cycle_with_two_sweeps_a_side(bench):
     cells = costs[0].strip("| ").split(" | ")
     cycle, cg = (float(part) for part in cells[bench.GOAL_COLUMNS.index("factor: cycle / CG")].split(" / "))
     assert cycle <= 0.50 and cg <= 0.2, (cycle, cg)
+
+
+def test_one_command_puts_mgnet_solve_s_defaults_beside_pyamg_solve_on_every_matrix(bench):
+    """``--one-command``: the same matrix and right-hand side for what each library's one command
+    builds (pyamg.solve: smoothed aggregation in CG; mgnet solve problem=matrix: its defaults in CG),
+    every grid problem and both meshes; each reaches 1e-8 where it converges, and the rows say so."""
+    import numpy as np
+
+    matrices = bench.one_command_matrices([31], 31)
+    assert [label.split(",")[0] for label, _ in matrices] == [
+        "lognormal σ=1", "jumps 1/10³", "anisotropic ε=1", "anisotropic ε=0.01", "rotated ε=1e-3", "Poisson",
+        "airfoil (260 rows)", "knot (239 rows)"]
+    rows = []
+    for label, A in matrices:
+        b = np.random.default_rng(0).standard_normal(A.shape[0])
+        runs = bench.algebraic_runs(A, b, [bench.PYAMG_ONE_COMMAND], {bench.MGNET_ONE_COMMAND: {}}, 1e-10, 40,
+                                    hypre=False)
+        mgnet = runs[bench.MGNET_ONE_COMMAND]
+        assert mgnet.time_to(1e-8) is not None and mgnet.factor() < 0.3, (label, mgnet.factor())
+        rows.append((label, runs))
+    jumps = rows[1][1]  # smoothed aggregation does not follow the jumps (0.35 at n = 31, 0.675 at n = 63)
+    assert jumps[bench.MGNET_ONE_COMMAND].factor() < jumps[bench.PYAMG_ONE_COMMAND].factor() - 0.1
+    table = bench.time_table(rows, 1e-8, factors=True)
+    assert table[0].endswith("| factor |") and len(table) == 2 + 2 * len(matrices)
