@@ -4,7 +4,7 @@ general matrix, and a direct (Cholesky) solve on the coarsest level. Vectors are
 
 Smoothers: ``l1_jacobi`` (damped by 1/(a_ii + sum_j |a_ij|), j != i: convergent for any SPD
 matrix, its own adjoint), ``gauss_seidel`` (forward sweeps before the coarse correction, backward
-after: a symmetric V cycle; triangular solves by SciPy on CPU), ``symmetric_gauss_seidel`` (a
+after: a symmetric V cycle; compiled triangular solves on the CPU, sweeps.py), ``symmetric_gauss_seidel`` (a
 forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A over
 [rho/30, 1.1 rho], rho from power iterations; its own adjoint, runs on any device).
 """
@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sparse
-import scipy.sparse.linalg as sparse_linalg
 import torch
 from torch import nn
 
@@ -44,7 +43,6 @@ class SparseOperator(nn.Module):
         self.matrix = sparse.csr_matrix(matrix, dtype=np.float64)
         self.register_buffer("A", to_torch(self.matrix, device), persistent=False)
         self.register_buffer("diagonal", torch.from_numpy(self.matrix.diagonal()).to(device), persistent=False)
-        self.triangles: dict[bool, tuple[sparse_linalg.SuperLU, str]] = {}  # GaussSeidel's factors (lower?)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return times(self.A, self.matrix, u)
@@ -90,53 +88,24 @@ class L1Jacobi(nn.Module):
         return zero_if_none(u, f)
 
 
-def symmetric(matrix: sparse.csr_matrix) -> bool:
-    """Is ``matrix`` equal to its transpose, entry for entry (CSR with sorted indices)?"""
-    if not matrix.has_sorted_indices:
-        return False
-    transpose = matrix.T.tocsr()  # SciPy's transpose comes back with sorted indices
-    return (np.array_equal(transpose.indptr, matrix.indptr) and np.array_equal(transpose.indices, matrix.indices)
-            and np.array_equal(transpose.data, matrix.data))
-
-
 class GaussSeidel(nn.Module):
-    """Gauss-Seidel sweeps by triangular solves (SciPy's SuperLU on each triangle, on CPU): forward ``(D + L)^-1``, or backward
-    ``(D + U)^-1`` where ``reverse`` (krylov.adjoint_post_smoother sets it); ``symmetric``: both per step."""
+    """Gauss-Seidel sweeps (compiled triangular solves on the CPU, sweeps.py): forward ``(D + L)^-1``,
+    or backward ``(D + U)^-1`` where ``reverse`` (krylov.adjoint_post_smoother sets it); ``symmetric``:
+    both per step."""
 
     def __init__(self, A: SparseOperator, steps: int, symmetric: bool = False, reverse: bool = False) -> None:
         super().__init__()
+        from mgnet_cli.amg.sweeps import triangular_solve  # compiled: numba is imported where a sweep is
+
         self.steps, self.symmetric, self.reverse = steps, symmetric, reverse
-        self.matrix = A.matrix
-        self.solvers = A.triangles  # shared with the level's other smoother: each triangle factored once
-        for lower in self.order():  # the triangles this smoother sweeps with, factored in the setup
-            self.solver(lower)
+        self.matrix, self.triangular_solve = A.matrix, triangular_solve
 
     def order(self) -> list[bool]:
         """The triangles of one step, in order: True for the lower (a forward sweep)."""
         return [not self.reverse] + ([self.reverse] if self.symmetric else [])
 
-    def solver(self, lower: bool) -> tuple[sparse_linalg.SuperLU, str]:
-        """The triangle's factor and the ``trans`` its solve takes, made when first needed. SuperLU on
-        a triangle in its own order, no pivoting, factors it as itself: its solve is the sweep,
-        without spsolve_triangular's checks and copies on every call. No supernodes (``relax=1,
-        panel_size=1``): a triangle has no fill for them to save, and grouping columns took 2x as
-        long (jumps n = 1023: 0.39 -> 0.18 s for the lower triangle, its solves no slower). Where
-        the matrix is exactly symmetric the upper triangle is the lower one transposed: its sweep
-        is the lower factor's transposed solve, no second factor."""
-        if lower not in self.solvers:
-            if not lower and symmetric(self.matrix):
-                self.solvers[False] = (self.solver(True)[0], "T")
-            else:
-                triangle = (sparse.tril if lower else sparse.triu)(self.matrix, format="csc")
-                self.solvers[lower] = (sparse_linalg.splu(triangle, permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                                                          relax=1, panel_size=1, options={"SymmetricMode": True}),
-                                       "N")
-        return self.solvers[lower]
-
     def _sweep(self, residual: torch.Tensor, lower: bool) -> torch.Tensor:
-        factor, trans = self.solver(lower)
-        solved = factor.solve(residual.cpu().numpy(), trans=trans)
-        return torch.from_numpy(solved).to(residual.device)
+        return torch.from_numpy(self.triangular_solve(self.matrix, residual.cpu().numpy(), lower)).to(residual.device)
 
     def forward(self, u, f, residual, A):
         first = True
