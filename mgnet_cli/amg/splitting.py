@@ -10,10 +10,10 @@ depend strongly on i; a bucket queue, the one loop of the setup), followed
 ``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 """
 
-import heapq
-
 import numpy as np
 import scipy.sparse as sparse
+
+from mgnet_cli.amg import kernels
 
 
 def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -72,64 +72,12 @@ def f_to(M: sparse.csr_matrix, is_c: np.ndarray, to_c: bool) -> sparse.csr_matri
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     """Ruge-Stueben first pass: True for C points. The point most depended upon (ties to the smaller
     index) becomes C, those depending on it F, and the points those F points depend on count one more.
-
-    A bucket queue, one bucket per measure (a measure stays within 0..2x its start: each dependant
-    adds one as it becomes F or takes one as it becomes C): a bucket holds its points of the starting
-    measure as a sorted list read by a cursor (most points are never touched again: no heap work for
-    them) and a small heap of the points that arrived later. A measure that falls is not re-filed at
-    once: the stale entry, met first, is moved down then; a point is taken when its entry's bucket is
-    its measure, so the order is exactly the heap's (largest measure, smaller index)."""
-    n = S.shape[0]
+    Compiled (kernels.first_pass: an indexed heap over the measures); isolated points are F."""
     ST = S.T.tocsr()
-    start = np.diff(ST.indptr)  # how many points depend strongly on each
-    unassigned = (np.diff(S.indptr) > 0) | (start > 0)  # the rest (isolated points) are F
-    buckets = 2 * int(start.max(initial=0)) + 1
-    points = np.flatnonzero(unassigned)
-    order = points[np.argsort(start[points], kind="stable")]  # by measure, then index
-    bounds = np.cumsum(np.bincount(start[points], minlength=buckets)).tolist()
-    order = order.tolist()
-    initial = [order[low:high] for low, high in zip([0] + bounds[:-1], bounds)]
-    cursor = [0] * buckets
-    arrived: list[list[int]] = [[] for _ in range(buckets)]
-    measure = start.tolist()
-    state = np.where(unassigned, 0, 2).tolist()  # 0 unassigned, 1 C, 2 F
-    # Python lists, not arrays: the loop reads one entry at a time, and a list entry is 5x cheaper
-    S_ptr, S_idx, T_ptr, T_idx = S.indptr.tolist(), S.indices.tolist(), ST.indptr.tolist(), ST.indices.tolist()
-    pop, push = heapq.heappop, heapq.heappush
-    top = buckets - 1
-    while top >= 0:
-        heap, sorted_, at = arrived[top], initial[top], cursor[top]  # the top bucket, held while it stays on top
-        end, raised = len(sorted_), top
-        while raised == top:
-            if at < end and not (heap and heap[0] < sorted_[at]):
-                i = sorted_[at]
-                at += 1
-            elif heap:
-                i = pop(heap)
-            else:
-                raised = -1  # this bucket is empty
-                break
-            if state[i]:
-                continue
-            if measure[i] != top:  # fell since it was filed here: file it where it is now
-                push(arrived[measure[i]], i)
-                continue
-            state[i] = 1
-            for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
-                if state[j] == 0:
-                    state[j] = 2
-                    for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
-                        if state[k] == 0:
-                            m = measure[k] = measure[k] + 1
-                            push(arrived[m], k)
-                            if m > raised:
-                                raised = m
-            for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
-                if state[j] == 0:
-                    measure[j] -= 1
-        cursor[top] = at
-        top = top - 1 if raised < 0 else raised
-    return np.array(state, dtype=np.int8) == 1
+    unassigned = (np.diff(S.indptr) > 0) | (np.diff(ST.indptr) > 0)
+    state = np.where(unassigned, kernels.UNASSIGNED, kernels.FINE).astype(np.int8)
+    kernels.first_pass(S.indptr, S.indices, ST.indptr, ST.indices, state)
+    return state == kernels.COARSE
 
 
 def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
