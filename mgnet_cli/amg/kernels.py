@@ -95,3 +95,134 @@ def first_pass(S_ptr: np.ndarray, S_idx: np.ndarray, T_ptr: np.ndarray, T_idx: n
         for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
             if state[j] == UNASSIGNED:
                 measure[j] -= 1
+
+
+@numba.njit(cache=True)
+def _weight_bound(S_ptr: np.ndarray, S_idx: np.ndarray, is_c: np.ndarray, extended: bool) -> int:
+    """At most this many interpolation weights: each F row's strong C neighbours, and (``extended``)
+    those of its strong F neighbours, counted with repeats."""
+    c_count = np.zeros(is_c.size, dtype=np.int64)
+    for i in range(is_c.size):
+        for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:
+            if is_c[j]:
+                c_count[i] += 1
+    bound = 0
+    for i in range(is_c.size):
+        if is_c[i]:
+            continue
+        bound += c_count[i]
+        if extended:
+            for k in S_idx[S_ptr[i]:S_ptr[i + 1]]:
+                if not is_c[k]:
+                    bound += c_count[k]
+    return bound
+
+
+@numba.njit(cache=True)
+def _mark_reach(i: int, S_ptr: np.ndarray, S_idx: np.ndarray, is_c: np.ndarray, extended: bool,
+                reach: np.ndarray, slot: np.ndarray, cols: np.ndarray, start: int) -> int:
+    """The C points F point i interpolates from into ``cols[start:end]`` (end answered), each marked
+    ``reach[j] == i`` with its place ``slot[j]``: i's strong C neighbours and (``extended``) those
+    of its strong F neighbours."""
+    end = start
+    for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:
+        if is_c[j] and reach[j] != i:
+            reach[j], slot[j], cols[end] = i, end, j
+            end += 1
+    if extended:
+        for k in S_idx[S_ptr[i]:S_ptr[i + 1]]:
+            if not is_c[k]:
+                for j in S_idx[S_ptr[k]:S_ptr[k + 1]]:
+                    if is_c[j] and reach[j] != i:
+                        reach[j], slot[j], cols[end] = i, end, j
+                        end += 1
+    return end
+
+
+@numba.njit(cache=True)
+def _sort_row(cols: np.ndarray, values: np.ndarray, start: int, end: int) -> None:
+    """Insertion sort of one row's (column, value) pairs by column (rows are short)."""
+    for at in range(start + 1, end):
+        col, value = cols[at], values[at]
+        back = at - 1
+        while back >= start and cols[back] > col:
+            cols[back + 1], values[back + 1] = cols[back], values[back]
+            back -= 1
+        cols[back + 1], values[back + 1] = col, value
+
+
+@numba.njit(cache=True)
+def interpolation_weights(A_ptr: np.ndarray, A_idx: np.ndarray, A_val: np.ndarray, diagonal: np.ndarray,
+                          S_ptr: np.ndarray, S_idx: np.ndarray, is_c: np.ndarray, extended: bool
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The F rows' weights of classical (``extended`` False) or extended+i interpolation (formulas in
+    interpolation.py), one F row at a time: rows (ascending), fine column indices (ascending within
+    a row) and weights, exact zeros left out. A is canonical CSR; S its strength pattern, no diagonal.
+
+    For F point i and each strong F neighbour k (a_ik != 0): d_ik = sum of k's negative couplings to
+    i's interpolation points (plus abar_ki for extended+i); a_ik is handed on to them in proportion
+    where d_ik != 0 (and to i itself for extended+i), else lumped onto the diagonal."""
+    n = is_c.size
+    bound = _weight_bound(S_ptr, S_idx, is_c, extended)
+    rows, cols = np.empty(bound, dtype=np.int64), np.empty(bound, dtype=np.int64)
+    direct, handed = np.zeros(bound), np.zeros(bound)
+    reach, slot = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    in_row, strong = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    value = np.zeros(n)
+    count = 0
+    for i in range(n):
+        if is_c[i]:
+            continue
+        start = count
+        end = _mark_reach(i, S_ptr, S_idx, is_c, extended, reach, slot, cols, start)
+        direct[start:end], handed[start:end] = 0.0, 0.0
+        for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:
+            strong[j] = i
+        off_sum, reach_sum, weak = 0.0, 0.0, 0.0  # sums of i's off-diagonal couplings, in column order
+        for at in range(A_ptr[i], A_ptr[i + 1]):
+            j, a = A_idx[at], A_val[at]
+            if j == i or a == 0:
+                continue
+            in_row[j], value[j] = i, a
+            off_sum += a
+            if reach[j] == i:
+                direct[slot[j]] = a
+                reach_sum += a
+            if strong[j] != i:
+                weak += a
+        f_sum, to_i, lumped = 0.0, 0.0, 0.0
+        for k in S_idx[S_ptr[i]:S_ptr[i + 1]]:
+            if is_c[k] or in_row[k] != i:
+                continue
+            a_ik = value[k]
+            f_sum += a_ik
+            d, back = 0.0, 0.0
+            for at in range(A_ptr[k], A_ptr[k + 1]):
+                l, a = A_idx[at], A_val[at]
+                if l != k and a < 0:
+                    if reach[l] == i:
+                        d += a
+                    elif extended and l == i:
+                        back = a
+            d += back
+            if d == 0:
+                lumped += a_ik
+                continue
+            ratio = a_ik / d
+            if extended:
+                to_i += a_ik * back / d
+            for at in range(A_ptr[k], A_ptr[k + 1]):
+                l, a = A_idx[at], A_val[at]
+                if l != k and a < 0 and reach[l] == i:
+                    handed[slot[l]] += ratio * a
+        if extended:
+            denominator = diagonal[i] + (off_sum - reach_sum - f_sum) + to_i + lumped
+        else:
+            denominator = diagonal[i] + weak + lumped
+        for at in range(start, end):
+            numerator = direct[at] + handed[at]
+            if numerator != 0:
+                rows[count], cols[count], direct[count] = i, cols[at], -numerator / denominator
+                count += 1
+        _sort_row(cols, direct, start, count)
+    return rows[:count], cols[:count], direct[:count].copy()

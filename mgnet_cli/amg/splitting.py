@@ -56,19 +56,6 @@ def entry_rows(A: sparse.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
 
 
-def off_diagonal(A: sparse.csr_matrix) -> sparse.csr_matrix:
-    """A without its diagonal and without stored zeros."""
-    if not A.has_canonical_format:
-        A = A.copy()
-        A.sum_duplicates()
-    return masked(A, (entry_rows(A) != A.indices) & (A.data != 0))
-
-
-def f_to(M: sparse.csr_matrix, is_c: np.ndarray, to_c: bool) -> sparse.csr_matrix:
-    """M's entries in F rows and C columns (``to_c``) or F columns."""
-    return masked(M, ~is_c[entry_rows(M)] & (is_c[M.indices] == to_c))
-
-
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     """Ruge-Stueben first pass: True for C points. The point most depended upon (ties to the smaller
     index) becomes C, those depending on it F, and the points those F points depend on count one more.
