@@ -15,7 +15,6 @@ and pattern and takes the F rows' values from a graph network (learned_interpola
 import numpy as np
 import scipy.sparse as sparse
 
-from mgnet_cli.amg import kernels
 from mgnet_cli.amg.settings import Interpolation
 from mgnet_cli.amg.splitting import row_max
 
@@ -125,10 +124,12 @@ def compiled_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.
                            extended: bool) -> sparse.csr_matrix:
     """Classical or extended+i P: the F rows' weights by kernels.interpolation_weights, then
     truncated and assembled. S: the strength pattern (``splitting.strength``)."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only (not by every mgnet solve)
+
     A, S = canonical(A), canonical(S)  # sums in column order, one entry per column
     w_rows, w_cols, weights = kernels.interpolation_weights(
-        A.indptr, A.indices, A.data.astype(np.float64), A.diagonal().astype(np.float64), S.indptr, S.indices,
-        is_c.astype(np.bool_), extended)
+        *kernels.pattern(A), A.data.astype(np.float64, copy=False), A.diagonal().astype(np.float64),
+        *kernels.pattern(S), is_c.astype(np.bool_, copy=False), extended)
     coarse_index = np.cumsum(is_c) - 1
     return assemble(A.shape[0], is_c, w_rows, coarse_index[w_cols], weights, truncation)
 

@@ -1,19 +1,18 @@
-"""Which points of a SciPy CSR matrix become coarse (C) and which stay fine (F), vectorised with
-scipy.sparse / numpy, and the CSR helpers the setup shares.
+"""Which points of a SciPy CSR matrix become coarse (C) and which stay fine (F), and the CSR helpers
+the setup shares. Strength and PMIS are vectorised with scipy.sparse / numpy; Ruge-Stueben's two
+passes are sequential by nature and run compiled (kernels.py).
 
 Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >= theta max_k
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
 
 Splitting: ``rs`` is Ruge-Stueben's first pass (greedy on the measure lambda_i = how many points
-depend strongly on i; a bucket queue, the one loop of the setup), followed
+depend strongly on i), followed
 (``second_pass``, the default) by its second pass (strong F-F pairs must share a C point);
 ``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 """
 
 import numpy as np
 import scipy.sparse as sparse
-
-from mgnet_cli.amg import kernels
 
 
 def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -59,49 +58,31 @@ def entry_rows(A: sparse.csr_matrix) -> np.ndarray:
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     """Ruge-Stueben first pass: True for C points. The point most depended upon (ties to the smaller
     index) becomes C, those depending on it F, and the points those F points depend on count one more.
-    Compiled (kernels.first_pass: an indexed heap over the measures); isolated points are F."""
+    Compiled (kernels.first_pass: the starting measures sorted once, a heap for the rises); isolated
+    points are F."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only (not by every mgnet solve)
+
     ST = S.T.tocsr()
     unassigned = (np.diff(S.indptr) > 0) | (np.diff(ST.indptr) > 0)
     state = np.where(unassigned, kernels.UNASSIGNED, kernels.FINE).astype(np.int8)
-    kernels.first_pass(S.indptr, S.indices, ST.indptr, ST.indices, state)
+    kernels.first_pass(*kernels.pattern(S), *kernels.pattern(ST), state)
     return state == kernels.COARSE
 
 
 def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
-    """Ruge-Stueben's second pass, in vectorised rounds: two F points that depend strongly on each
-    other must share a strong C point (else classical interpolation loses their coupling). Each
-    round promotes to C the F points with the most such unserved pairs among their unserved
-    partners (ties to the larger index), until no pair is left. A served pair stays served (C only
-    grows), so each round checks only the pairs the last one left unserved."""
-    is_c = is_c.copy()
-    n = S.shape[0]
-    rows = np.repeat(np.arange(n, dtype=S.indices.dtype), np.diff(S.indptr))
-    cols = S.indices
-    pair = (S.data != 0) & ~is_c[rows] & ~is_c[cols]  # strong F-F dependencies
-    rows, cols = rows[pair], cols[pair]
-    index_score = np.arange(n) / n  # unique: ties go to the larger index
-    while True:
-        unserved = ~share_a_c_point(S, is_c, rows, cols)
-        rows, cols = rows[unserved], cols[unserved]
-        if rows.size == 0:
-            return is_c
-        count = np.bincount(np.concatenate([rows, cols]), minlength=n).astype(np.float64)
-        score = count + index_score
-        best = np.zeros(n)
-        np.maximum.at(best, rows, score[cols])
-        np.maximum.at(best, cols, score[rows])
-        promote = (count > 0) & (score > best)
-        is_c[promote] = True
-        still_f = ~is_c[rows] & ~is_c[cols]
-        rows, cols = rows[still_f], cols[still_f]
+    """Ruge-Stueben's second pass, in rounds: two F points that depend strongly on each other must
+    share a strong C point (else classical interpolation loses their coupling). Each round promotes
+    to C the F points with the most unserved pairs among their unserved partners (ties to the larger
+    index), until no pair is left. Compiled (kernels.second_pass_rounds): a served pair stays served
+    (C only grows), so each round checks only the pairs the last one left unserved."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only
 
-
-def share_a_c_point(S: sparse.csr_matrix, is_c: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For each pair (rows[k], cols[k]): do the two depend strongly on a common C point?"""
-    if rows.size == 0:
-        return np.zeros(0, dtype=bool)
-    to_c = masked(S, is_c[S.indices] & (S.data != 0), ones=True)
-    return np.asarray(to_c[rows].multiply(to_c[cols]).sum(axis=1)).ravel() > 0
+    is_c = is_c.astype(np.bool_)  # a copy
+    rows = entry_rows(S).astype(np.int64)
+    pair = (S.data != 0) & ~is_c[rows] & ~is_c[S.indices]  # strong F-F dependencies
+    S_ptr, S_idx = kernels.pattern(S)
+    kernels.second_pass_rounds(S_ptr, S_idx, is_c, rows[pair], S_idx[pair])
+    return is_c
 
 
 def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
