@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 from mgnet_cli.amg.settings import Interpolation
-from mgnet_cli.amg.splitting import row_max
+from mgnet_cli.amg.splitting import canonical, row_max
 
 
 def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -109,15 +109,6 @@ def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: n
     ``w_ij = -(a_ij + sum_k a_ik abar_kj / d_ik) / (a_ii + sum_k a_ik abar_ki / d_ik + sum_weak a_in)``.
     A row of zero sum interpolates constants exactly."""
     return compiled_interpolation(A, S, is_c, truncation, extended=True)
-
-
-def canonical(M: sparse.csr_matrix) -> sparse.csr_matrix:
-    """M itself, or a copy with sorted indices and duplicates summed."""
-    if M.has_canonical_format:
-        return M
-    M = M.copy()
-    M.sum_duplicates()
-    return M
 
 
 def compiled_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray, truncation: float,

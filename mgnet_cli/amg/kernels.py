@@ -312,3 +312,37 @@ def second_pass_rounds(S_ptr: np.ndarray, S_idx: np.ndarray, is_c: np.ndarray, r
                 rows[kept], cols[kept] = i, j
                 kept += 1
         size = kept
+
+
+@numba.njit(cache=True)
+def _strong_in_row(i: int, A_ptr: np.ndarray, A_idx: np.ndarray, A_val: np.ndarray, theta: float,
+                   out: np.ndarray, start: int) -> int:
+    """Row i's strong dependencies (classical: -a_ij >= theta max_k -a_ik > 0, j != i) into
+    ``out[start:end]``; answers end. ``out`` may be empty (counting only)."""
+    largest = 0.0
+    for at in range(A_ptr[i], A_ptr[i + 1]):
+        if A_idx[at] != i:
+            largest = max(largest, -A_val[at])
+    end = start
+    for at in range(A_ptr[i], A_ptr[i + 1]):
+        j, value = A_idx[at], -A_val[at]
+        if j != i and value > 0 and value >= theta * largest:
+            if out.size:
+                out[end] = j
+            end += 1
+    return end
+
+
+@numba.njit(cache=True)
+def strong_pattern(A_ptr: np.ndarray, A_idx: np.ndarray, A_val: np.ndarray, theta: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The classical strength pattern of a canonical CSR matrix: row pointers and column indices."""
+    n = A_ptr.size - 1
+    S_ptr = np.zeros(n + 1, dtype=np.int64)
+    nothing = np.empty(0, dtype=np.int64)
+    for i in range(n):
+        S_ptr[i + 1] = S_ptr[i] + _strong_in_row(i, A_ptr, A_idx, A_val, theta, nothing, 0)
+    S_idx = np.empty(S_ptr[n], dtype=np.int64)
+    for i in range(n):
+        _strong_in_row(i, A_ptr, A_idx, A_val, theta, S_idx, S_ptr[i])
+    return S_ptr, S_idx

@@ -28,15 +28,22 @@ def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
-    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal): A's pattern masked in
-    place (no COO round trip)."""
-    n = A.shape[0]
-    rows = entry_rows(A)
-    values = -A.data
-    off = rows != A.indices
-    largest = row_max(rows[off], values[off], n)
-    strong = off & (values > 0) & (values >= theta * largest[rows])
-    return masked(A, strong, ones=True)
+    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal), compiled
+    (kernels.strong_pattern: one pass over each row for its largest coupling, one to keep)."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only
+
+    A = canonical(A)
+    S_ptr, S_idx = kernels.strong_pattern(*kernels.pattern(A), A.data.astype(np.float64, copy=False), float(theta))
+    return sparse.csr_matrix((np.ones(S_idx.size), S_idx, S_ptr), shape=A.shape)
+
+
+def canonical(M: sparse.csr_matrix) -> sparse.csr_matrix:
+    """M itself, or a copy with sorted indices and duplicates summed."""
+    if M.has_canonical_format:
+        return M
+    M = M.copy()
+    M.sum_duplicates()
+    return M
 
 
 def masked(A: sparse.csr_matrix, keep: np.ndarray, ones: bool = False) -> sparse.csr_matrix:
