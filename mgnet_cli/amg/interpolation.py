@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 from mgnet_cli.amg.settings import Interpolation
-from mgnet_cli.amg.splitting import f_to, masked, off_diagonal, row_max
+from mgnet_cli.amg.splitting import canonical, row_max
 
 
 def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -94,29 +94,8 @@ def classical_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np
     """P with classical (Ruge-Stueben) weights: an F point's strong F neighbour k hands its coupling
     a_ik on to i's interpolation points j in proportion to k's negative couplings a_kj to them
     (lumped onto the diagonal where k has none); weak couplings go onto the diagonal:
-    ``w_ij = -(a_ij + sum_k a_ik a_kj / sum_{m in C_i} a_km) / (a_ii + sum_weak a_in + lumped)``.
-    All by sparse products: no loop over points."""
-    n = A.shape[0]
-    off = off_diagonal(A)
-    strong = off.multiply(S > 0).tocsr()  # a_ij on the strong pattern (negative entries only)
-    a_fc = f_to(strong, is_c, to_c=True)  # i in F, j in C_i
-    a_ff = f_to(strong, is_c, to_c=False)  # i in F, k a strong F neighbour
-    a_ff.eliminate_zeros()
-    pattern_c = a_fc.copy()
-    pattern_c.data[:] = 1.0
-    negative = masked(off, off.data < 0)
-    reach = sparse.csr_matrix(pattern_c @ negative.T)  # (i, k): sum over m in C_i of a_km (negative)
-    ff = a_ff.tocoo()
-    d = lookup(reach, ff.row, ff.col)
-    served = d != 0
-    ratio = sparse.csr_matrix((ff.data[served] / d[served], (ff.row[served], ff.col[served])), shape=A.shape)
-    lumped = np.bincount(ff.row[~served], ff.data[~served], n)
-    numerator = (a_fc + (ratio @ negative).multiply(pattern_c)).tocoo()
-    weak = np.asarray((off - strong).sum(axis=1)).ravel()
-    denominator = A.diagonal() + weak + lumped
-    coarse_index = np.cumsum(is_c) - 1
-    weights = -numerator.data / denominator[numerator.row]
-    return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
+    ``w_ij = -(a_ij + sum_k a_ik a_kj / sum_{m in C_i} a_km) / (a_ii + sum_weak a_in + lumped)``."""
+    return compiled_interpolation(A, S, is_c, truncation, extended=False)
 
 
 def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray,
@@ -128,30 +107,22 @@ def extended_i_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: n
     abar_kl + abar_ki`` (lumped onto the diagonal where that is 0); couplings to points outside C^_i
     that are not strong F neighbours go onto the diagonal:
     ``w_ij = -(a_ij + sum_k a_ik abar_kj / d_ik) / (a_ii + sum_k a_ik abar_ki / d_ik + sum_weak a_in)``.
-    A row of zero sum interpolates constants exactly. Sparse products, no loop over points."""
-    n = A.shape[0]
-    off = off_diagonal(A)
-    negative = masked(off, off.data < 0)  # abar: the couplings of the sign opposite to a_kk > 0
-    s_c = masked(S, is_c[S.indices])  # strong C neighbours of every row
-    s_ff = f_to(S, is_c, to_c=False)  # i in F, k a strong F neighbour
-    reach = ((f_to(S, is_c, to_c=True) + s_ff @ s_c) > 0).astype(np.float64).tocsr()  # C^_i, F rows only
-    a_ff = off.multiply(s_ff).tocsr()
-    a_ff.eliminate_zeros()
-    ff = a_ff.tocoo()
-    back = lookup(negative, ff.col, ff.row)  # abar_ki
-    d = np.asarray(reach[ff.row].multiply(negative[ff.col]).sum(axis=1)).ravel() + back
-    served = d != 0
-    ratio = sparse.csr_matrix((ff.data[served] / d[served], (ff.row[served], ff.col[served])), shape=A.shape)
-    to_i = np.bincount(ff.row[served], ff.data[served] * back[served] / d[served], n)
-    lumped = np.bincount(ff.row[~served], ff.data[~served], n)
-    on_reach = off.multiply(reach).tocsr()
-    numerator = (on_reach + (ratio @ negative).multiply(reach)).tocoo()
-    weak = np.asarray(off.sum(axis=1)).ravel() - np.asarray(on_reach.sum(axis=1)).ravel() \
-        - np.asarray(a_ff.sum(axis=1)).ravel()
-    denominator = A.diagonal() + weak + to_i + lumped
+    A row of zero sum interpolates constants exactly."""
+    return compiled_interpolation(A, S, is_c, truncation, extended=True)
+
+
+def compiled_interpolation(A: sparse.csr_matrix, S: sparse.csr_matrix, is_c: np.ndarray, truncation: float,
+                           extended: bool) -> sparse.csr_matrix:
+    """Classical or extended+i P: the F rows' weights by kernels.interpolation_weights, then
+    truncated and assembled. S: the strength pattern (``splitting.strength``)."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only (not by every mgnet solve)
+
+    A, S = canonical(A), canonical(S)  # sums in column order, one entry per column
+    w_rows, w_cols, weights = kernels.interpolation_weights(
+        *kernels.pattern(A), A.data.astype(np.float64, copy=False), A.diagonal().astype(np.float64),
+        *kernels.pattern(S), is_c.astype(np.bool_, copy=False), extended)
     coarse_index = np.cumsum(is_c) - 1
-    weights = -numerator.data / denominator[numerator.row]
-    return assemble(n, is_c, numerator.row, coarse_index[numerator.col], weights, truncation)
+    return assemble(A.shape[0], is_c, w_rows, coarse_index[w_cols], weights, truncation)
 
 
 INTERPOLATE = {Interpolation.classical: classical_interpolation, Interpolation.direct: direct_interpolation,

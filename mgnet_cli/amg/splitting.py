@@ -1,16 +1,15 @@
-"""Which points of a SciPy CSR matrix become coarse (C) and which stay fine (F), vectorised with
-scipy.sparse / numpy, and the CSR helpers the setup shares.
+"""Which points of a SciPy CSR matrix become coarse (C) and which stay fine (F), and the CSR helpers
+the setup shares. Strength and PMIS are vectorised with scipy.sparse / numpy; Ruge-Stueben's two
+passes are sequential by nature and run compiled (kernels.py).
 
 Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >= theta max_k
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
 
 Splitting: ``rs`` is Ruge-Stueben's first pass (greedy on the measure lambda_i = how many points
-depend strongly on i; a bucket queue, the one loop of the setup), followed
+depend strongly on i), followed
 (``second_pass``, the default) by its second pass (strong F-F pairs must share a C point);
 ``pmis`` is Luby-style independent sets on random weights, fully vectorised (coarser, cheaper, weaker).
 """
-
-import heapq
 
 import numpy as np
 import scipy.sparse as sparse
@@ -29,15 +28,22 @@ def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
-    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal): A's pattern masked in
-    place (no COO round trip)."""
-    n = A.shape[0]
-    rows = entry_rows(A)
-    values = -A.data
-    off = rows != A.indices
-    largest = row_max(rows[off], values[off], n)
-    strong = off & (values > 0) & (values >= theta * largest[rows])
-    return masked(A, strong, ones=True)
+    """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal), compiled
+    (kernels.strong_pattern: one pass over each row for its largest coupling, one to keep)."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only
+
+    A = canonical(A)
+    S_ptr, S_idx = kernels.strong_pattern(*kernels.pattern(A), A.data.astype(np.float64, copy=False), float(theta))
+    return sparse.csr_matrix((np.ones(S_idx.size), S_idx, S_ptr), shape=A.shape)
+
+
+def canonical(M: sparse.csr_matrix) -> sparse.csr_matrix:
+    """M itself, or a copy with sorted indices and duplicates summed."""
+    if M.has_canonical_format:
+        return M
+    M = M.copy()
+    M.sum_duplicates()
+    return M
 
 
 def masked(A: sparse.csr_matrix, keep: np.ndarray, ones: bool = False) -> sparse.csr_matrix:
@@ -56,117 +62,34 @@ def entry_rows(A: sparse.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
 
 
-def off_diagonal(A: sparse.csr_matrix) -> sparse.csr_matrix:
-    """A without its diagonal and without stored zeros."""
-    if not A.has_canonical_format:
-        A = A.copy()
-        A.sum_duplicates()
-    return masked(A, (entry_rows(A) != A.indices) & (A.data != 0))
-
-
-def f_to(M: sparse.csr_matrix, is_c: np.ndarray, to_c: bool) -> sparse.csr_matrix:
-    """M's entries in F rows and C columns (``to_c``) or F columns."""
-    return masked(M, ~is_c[entry_rows(M)] & (is_c[M.indices] == to_c))
-
-
 def split_rs(S: sparse.csr_matrix) -> np.ndarray:
     """Ruge-Stueben first pass: True for C points. The point most depended upon (ties to the smaller
     index) becomes C, those depending on it F, and the points those F points depend on count one more.
+    Compiled (kernels.first_pass: the starting measures sorted once, a heap for the rises); isolated
+    points are F."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only (not by every mgnet solve)
 
-    A bucket queue, one bucket per measure (a measure stays within 0..2x its start: each dependant
-    adds one as it becomes F or takes one as it becomes C): a bucket holds its points of the starting
-    measure as a sorted list read by a cursor (most points are never touched again: no heap work for
-    them) and a small heap of the points that arrived later. A measure that falls is not re-filed at
-    once: the stale entry, met first, is moved down then; a point is taken when its entry's bucket is
-    its measure, so the order is exactly the heap's (largest measure, smaller index)."""
-    n = S.shape[0]
     ST = S.T.tocsr()
-    start = np.diff(ST.indptr)  # how many points depend strongly on each
-    unassigned = (np.diff(S.indptr) > 0) | (start > 0)  # the rest (isolated points) are F
-    buckets = 2 * int(start.max(initial=0)) + 1
-    points = np.flatnonzero(unassigned)
-    order = points[np.argsort(start[points], kind="stable")]  # by measure, then index
-    bounds = np.cumsum(np.bincount(start[points], minlength=buckets)).tolist()
-    order = order.tolist()
-    initial = [order[low:high] for low, high in zip([0] + bounds[:-1], bounds)]
-    cursor = [0] * buckets
-    arrived: list[list[int]] = [[] for _ in range(buckets)]
-    measure = start.tolist()
-    state = np.where(unassigned, 0, 2).tolist()  # 0 unassigned, 1 C, 2 F
-    # Python lists, not arrays: the loop reads one entry at a time, and a list entry is 5x cheaper
-    S_ptr, S_idx, T_ptr, T_idx = S.indptr.tolist(), S.indices.tolist(), ST.indptr.tolist(), ST.indices.tolist()
-    pop, push = heapq.heappop, heapq.heappush
-    top = buckets - 1
-    while top >= 0:
-        heap, sorted_, at = arrived[top], initial[top], cursor[top]  # the top bucket, held while it stays on top
-        end, raised = len(sorted_), top
-        while raised == top:
-            if at < end and not (heap and heap[0] < sorted_[at]):
-                i = sorted_[at]
-                at += 1
-            elif heap:
-                i = pop(heap)
-            else:
-                raised = -1  # this bucket is empty
-                break
-            if state[i]:
-                continue
-            if measure[i] != top:  # fell since it was filed here: file it where it is now
-                push(arrived[measure[i]], i)
-                continue
-            state[i] = 1
-            for j in T_idx[T_ptr[i]:T_ptr[i + 1]]:  # j depends on i: j is F
-                if state[j] == 0:
-                    state[j] = 2
-                    for k in S_idx[S_ptr[j]:S_ptr[j + 1]]:  # what j depends on gains weight
-                        if state[k] == 0:
-                            m = measure[k] = measure[k] + 1
-                            push(arrived[m], k)
-                            if m > raised:
-                                raised = m
-            for j in S_idx[S_ptr[i]:S_ptr[i + 1]]:  # what i depends on loses weight (re-filed when met)
-                if state[j] == 0:
-                    measure[j] -= 1
-        cursor[top] = at
-        top = top - 1 if raised < 0 else raised
-    return np.array(state, dtype=np.int8) == 1
+    unassigned = (np.diff(S.indptr) > 0) | (np.diff(ST.indptr) > 0)
+    state = np.where(unassigned, kernels.UNASSIGNED, kernels.FINE).astype(np.int8)
+    kernels.first_pass(*kernels.pattern(S), *kernels.pattern(ST), state)
+    return state == kernels.COARSE
 
 
 def second_pass(S: sparse.csr_matrix, is_c: np.ndarray) -> np.ndarray:
-    """Ruge-Stueben's second pass, in vectorised rounds: two F points that depend strongly on each
-    other must share a strong C point (else classical interpolation loses their coupling). Each
-    round promotes to C the F points with the most such unserved pairs among their unserved
-    partners (ties to the larger index), until no pair is left. A served pair stays served (C only
-    grows), so each round checks only the pairs the last one left unserved."""
-    is_c = is_c.copy()
-    n = S.shape[0]
-    rows = np.repeat(np.arange(n, dtype=S.indices.dtype), np.diff(S.indptr))
-    cols = S.indices
-    pair = (S.data != 0) & ~is_c[rows] & ~is_c[cols]  # strong F-F dependencies
-    rows, cols = rows[pair], cols[pair]
-    index_score = np.arange(n) / n  # unique: ties go to the larger index
-    while True:
-        unserved = ~share_a_c_point(S, is_c, rows, cols)
-        rows, cols = rows[unserved], cols[unserved]
-        if rows.size == 0:
-            return is_c
-        count = np.bincount(np.concatenate([rows, cols]), minlength=n).astype(np.float64)
-        score = count + index_score
-        best = np.zeros(n)
-        np.maximum.at(best, rows, score[cols])
-        np.maximum.at(best, cols, score[rows])
-        promote = (count > 0) & (score > best)
-        is_c[promote] = True
-        still_f = ~is_c[rows] & ~is_c[cols]
-        rows, cols = rows[still_f], cols[still_f]
+    """Ruge-Stueben's second pass, in rounds: two F points that depend strongly on each other must
+    share a strong C point (else classical interpolation loses their coupling). Each round promotes
+    to C the F points with the most unserved pairs among their unserved partners (ties to the larger
+    index), until no pair is left. Compiled (kernels.second_pass_rounds): a served pair stays served
+    (C only grows), so each round checks only the pairs the last one left unserved."""
+    from mgnet_cli.amg import kernels  # numba, imported by a setup only
 
-
-def share_a_c_point(S: sparse.csr_matrix, is_c: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For each pair (rows[k], cols[k]): do the two depend strongly on a common C point?"""
-    if rows.size == 0:
-        return np.zeros(0, dtype=bool)
-    to_c = masked(S, is_c[S.indices] & (S.data != 0), ones=True)
-    return np.asarray(to_c[rows].multiply(to_c[cols]).sum(axis=1)).ravel() > 0
+    is_c = is_c.astype(np.bool_)  # a copy
+    rows = entry_rows(S).astype(np.int64)
+    pair = (S.data != 0) & ~is_c[rows] & ~is_c[S.indices]  # strong F-F dependencies
+    S_ptr, S_idx = kernels.pattern(S)
+    kernels.second_pass_rounds(S_ptr, S_idx, is_c, rows[pair], S_idx[pair])
+    return is_c
 
 
 def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
