@@ -94,7 +94,8 @@ class TrainStep:
             self.scaler.scale(loss).backward()
             if trainer.clip_grad_norm is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-                clip(self.optimizer, trainer.clip_grad_norm)
+                parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(parameters, trainer.clip_grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.scheduler.step()
@@ -169,13 +170,6 @@ def train_epoch(
             break
     return EpochProgress(steps, loss_sum.item(), int(hits.item()), count,  # waits for the device
                          done.seconds + time.perf_counter() - start, skipped)
-
-
-def clip(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
-    """Scales the gradients down so that their global norm is at most ``max_norm`` (None: no cap)."""
-    if max_norm is not None:
-        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                       max_norm)
 
 
 def own_share(progress: EpochProgress, world: Distributed) -> EpochProgress:

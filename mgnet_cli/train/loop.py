@@ -31,10 +31,6 @@ from mgnet_cli.train.tracking import Tracker, warn_about
 log = logging.getLogger(__name__)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
-
-
 @dataclass
 class Training:
     """Everything ``fit`` takes, built from one checked config (``cli.build.build_training``)."""
@@ -129,7 +125,8 @@ class TrainingRun:
         self.lookahead = None if trainer.lookahead_steps is None else Lookahead(
             self.model, trainer.lookahead_steps, trainer.lookahead_alpha, self.steps * trainer.epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule(step / self.steps))
-        self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
+        self.record = RunRecord(sum(parameter.numel() for parameter in self.model.parameters()),
+                                "val" if "val" in batches.evaluations else "test")
         self.watch = LossWatch(place.device)
         self.ranks = {"world_size": world.world_size} if world.active else {}
         # set by start(), once a restore has run: the signal and what listens for it, the training
@@ -188,7 +185,7 @@ class TrainingRun:
     def report(self, step: int, running_loss: float) -> None:
         """The running training loss as a step-level TensorBoard scalar."""
         if self.world.is_main:
-            self.tracker.step_scalar("train/running_loss", running_loss, step)
+            self.tracker.scalars(step, {"train/running_loss": running_loss})
 
     def check(self) -> None:
         """A non-finite loss stops the run (unless such batches are skipped); under DDP the ranks
@@ -221,15 +218,13 @@ class TrainingRun:
     def evaluate(self) -> dict[str, float]:
         """Every evaluation split's loss and accuracies, one model on every rank."""
         self.world.broadcast_buffers(self.model)  # every rank evaluates (and rank 0 saves) one model
+        models = {"": self.forward} | ({} if self.ema_forward is None else {"ema_": self.ema_forward})
         metrics: dict[str, float] = {}
         for name, source in self.batches.evaluations.items():
-            scores = evaluate(self.forward, source, self.trainer.limit_eval_batches, tta=self.tta,
-                              world=self.world, **self.fast)
-            metrics |= {f"{name}_{key}": value for key, value in scores.items()}
-            if self.ema_forward is not None:  # the averaged weights, beside the raw ones
-                scores = evaluate(self.ema_forward, source, self.trainer.limit_eval_batches,
-                                  tta=self.tta, world=self.world, **self.fast)
-                metrics |= {f"{name}_ema_{key}": value for key, value in scores.items()}
+            for prefix, forward in models.items():  # the averaged weights (EMA), beside the raw ones
+                scores = evaluate(forward, source, self.trainer.limit_eval_batches, tta=self.tta,
+                                  world=self.world, **self.fast)
+                metrics |= {f"{name}_{prefix}{key}": value for key, value in scores.items()}
         return metrics
 
     def end_epoch(self, metrics: dict[str, float], tracker: Tracker) -> None:

@@ -185,15 +185,11 @@ class Tracker:
             self.writer.add(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        """Scalars at ``step``: an epoch, or an optimizer step (``train/running_loss``)."""
         if self.writer is None:
             return
         for tag, value in values.items():
             self.writer.summary(scalar(tag, value), step)
-
-    def step_scalar(self, name: str, value: float, step: int) -> None:
-        """A scalar at optimizer step ``step`` (``train/running_loss`` every log_every_n_steps)."""
-        if self.writer is not None:
-            self.writer.summary(scalar(name, value), step)
 
     def learned_scalars(self, step: int, model: nn.Module) -> None:
         """Logs what ``Reporting`` modules report (e.g. Chebyshev's k_i)."""
