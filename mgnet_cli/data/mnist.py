@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgnet_cli.data.files import ROOT_KEYS, require_files
+from mgnet_cli.data.files import ROOT_KEYS, require_files, torchvision_download
 from mgnet_cli.data.batches import ImageSet
 from mgnet_cli.data.splits import ImageData
 from mgnet_cli.errors import DataError
@@ -110,17 +110,6 @@ def _load(
     train, test = _image_set(folder, "train"), _image_set(folder, "test")
     log.info("%s from %s: %d train and %d test images", name, folder, len(train), len(test))
     return train, test
-
-
-def torchvision_download(root: Path, dataset: str) -> Callable[[], None]:
-    """What downloads ``torchvision.datasets.<dataset>`` into ``root`` (its train and test files)."""
-
-    def fetch() -> None:
-        from torchvision import datasets  # imported here: slow, and only needed to download
-
-        getattr(datasets, dataset)(str(root), train=False, download=True)
-
-    return fetch
 
 
 def load_mnist(root: Path, download: bool) -> ImageData:
