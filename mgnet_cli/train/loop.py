@@ -77,18 +77,14 @@ def fit(
                 data_state = batches.generator.get_state()  # this epoch's order and augmentation
                 metrics, partial = run.train(epoch, partial)
                 if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
-                    stopped_in(run.save, run_dir, epoch, partial, data_state, run.stop.received, tracker)
+                    run.stopped_in(epoch, partial, data_state)
                 run.end_epoch(metrics | run.evaluate(), tracker)
                 partial = EpochProgress()  # the next epoch starts at its first step
                 if run.patience_ran_out():
                     break
                 if run.stop() and epoch < epochs:  # a signal after the last epoch: done
-                    stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
-                               run.stop.received, tracker)
-        except Interrupted as stop:
-            run.mark("interrupted", stop)
-            raise
-        except BaseException as error:  # a failure, or a second Ctrl-C: never left "running"
+                    run.stopped_in(epoch + 1, partial, batches.generator.get_state())
+        except BaseException as error:  # a failure, a stop (Interrupted), a second Ctrl-C: never left "running"
             run.mark("failed" if isinstance(error, Exception) else "interrupted", error)
             raise
     return run.finish()
@@ -279,6 +275,15 @@ class TrainingRun:
         with self.signal.saving():  # a second Ctrl-C waits for the file to be complete
             save_checkpoint(self.run_dir / name, state | self.metadata | extra)
 
+    def stopped_in(self, epoch: int, partial: EpochProgress, data_state: torch.Tensor) -> None:
+        """Saves ``last.pt`` at the current step of ``epoch`` (``data_state``: the epoch's data order)
+        and raises ``Interrupted``."""
+        self.save("last.pt", epoch - 1, epoch_progress=vars(partial), data_order=data_state)
+        self.tracker.flush()
+        signal_number = self.stop.received
+        raise Interrupted(f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
+                          f"{self.run_dir / 'last.pt'}. Resume with: {resume_command(self.run_dir)}", signal_number)
+
     def mark(self, status: str, error: BaseException) -> None:
         """results.json says how the run ended (``failed``, ``interrupted``), with the error; a
         folder that cannot be written (full disk) is logged, never hides the first error."""
@@ -296,16 +301,6 @@ class TrainingRun:
         if self.world.is_main:
             write_json_atomic(self.run_dir / "results.json", results)
         return results
-
-
-def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: EpochProgress,
-               data_state: torch.Tensor, signal_number: int, tracker: Tracker) -> None:
-    """Saves ``last.pt`` at the current step of ``epoch`` and raises ``Interrupted``."""
-    save("last.pt", epoch - 1, epoch_progress=vars(partial), data_order=data_state)
-    tracker.flush()
-    raise Interrupted(
-        f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
-        f"{run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", signal_number)
 
 
 def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:

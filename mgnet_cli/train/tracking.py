@@ -5,6 +5,7 @@ write that fails (a full or read-only disk) is one WriteError naming the file, r
 training's own thread, so the run ends ``failed`` with one line, not a traceback per write.
 """
 
+import contextlib
 import io
 import itertools
 import logging
@@ -111,10 +112,8 @@ class RunLogHandler(logging.FileHandler):
             self.failed = True
             if self.stream is not None:
                 stream, self.stream = self.stream, None
-                try:
+                with contextlib.suppress(OSError):  # what it holds cannot be written either
                     stream.close()
-                except OSError:
-                    pass  # what it holds cannot be written either
             path = Path(self.baseFilename)
             raise refusal(path, error, path.parent) from None
 
