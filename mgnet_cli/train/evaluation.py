@@ -47,6 +47,11 @@ class Evaluation:
         return (self.confusion.diagonal().double() / totals).tolist()
 
     @property
+    def metrics(self) -> dict[str, float]:
+        """A training epoch's evaluation metrics: mean cross-entropy, top-1 and top-5 accuracy (fractions)."""
+        return {"loss": self.loss, "acc": self.top1, "top5": self.top5}
+
+    @property
     def count(self) -> int:
         """Images counted in the confusion matrix (``evaluate_split`` with ``num_classes``)."""
         return int(self.confusion.sum())

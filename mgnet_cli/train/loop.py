@@ -20,7 +20,8 @@ from mgnet_cli.schema.train import TTA, TrainerConfig
 from mgnet_cli.storage import link_atomic, write_json_atomic, write_text_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
-from mgnet_cli.train.epoch import EpochHooks, EpochProgress, TrainStep, evaluate, own_share, summed, train_epoch
+from mgnet_cli.train.epoch import EpochHooks, EpochProgress, TrainStep, own_share, summed, train_epoch
+from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.fast import Placement, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.lookahead import Lookahead
 from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
@@ -218,8 +219,8 @@ class TrainingRun:
         metrics: dict[str, float] = {}
         for name, source in self.batches.evaluations.items():
             for prefix, forward in models.items():  # the averaged weights (EMA), beside the raw ones
-                scores = evaluate(forward, source, self.trainer.limit_eval_batches, tta=self.tta,
-                                  world=self.world, **self.fast)
+                scores = evaluate_split(forward, source, tta=self.tta, limit=self.trainer.limit_eval_batches,
+                                        world=self.world, **self.fast).metrics
                 metrics |= {f"{name}_{prefix}{key}": value for key, value in scores.items()}
         return metrics
 
