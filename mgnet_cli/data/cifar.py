@@ -6,7 +6,6 @@ shared CIFAR-10 subset) load as long as they are well formed.
 
 import logging
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +114,10 @@ def _require_folder(
     files: tuple[str, ...],
     url: str,
     download: bool,
-    fetch: Callable[[], object],
+    dataset: str,
 ) -> Path:
+    """``folder`` once it holds ``files``, downloaded through ``torchvision.datasets.<dataset>`` if allowed."""
+
     def locate() -> Path | None:
         return folder if all((folder / file).is_file() for file in files) else None
 
@@ -128,7 +129,7 @@ def _require_folder(
         f" at a folder that holds {folder.name}/",
         locate=locate,
         download=download,
-        fetch=fetch,
+        fetch=torchvision_download(folder.parent, dataset),
         root=folder.parent,
     )
 
@@ -137,8 +138,7 @@ def load_cifar10(root: Path, download: bool) -> ImageData:
     """CIFAR-10 from root/cifar-10-batches-py: 10 classes of 32x32 colour images."""
     root = Path(root)
     files = (*CIFAR10_TRAIN, "test_batch", "batches.meta")
-    folder = _require_folder("CIFAR-10", root / CIFAR10_FOLDER, files, CIFAR10_URL, download,
-                             torchvision_download(root, "CIFAR10"))
+    folder = _require_folder("CIFAR-10", root / CIFAR10_FOLDER, files, CIFAR10_URL, download, "CIFAR10")
     classes = read_class_names(folder / "batches.meta", "label_names", 10)
     train = _image_set([folder / name for name in CIFAR10_TRAIN], "labels", 10)
     test = _image_set([folder / "test_batch"], "labels", 10)
@@ -155,8 +155,7 @@ def load_cifar100(root: Path, download: bool, labels: str) -> ImageData:
         )
     root = Path(root)
     files = ("train", "test", "meta")
-    folder = _require_folder("CIFAR-100", root / CIFAR100_FOLDER, files, CIFAR100_URL, download,
-                             torchvision_download(root, "CIFAR100"))
+    folder = _require_folder("CIFAR-100", root / CIFAR100_FOLDER, files, CIFAR100_URL, download, "CIFAR100")
     num_classes = CIFAR100_CLASSES[labels]
     classes = read_class_names(folder / "meta", f"{labels}_label_names", num_classes)
     train = _image_set([folder / "train"], f"{labels}_labels", num_classes)
