@@ -79,7 +79,7 @@ def fit(
                 metrics, partial = run.train(epoch, partial)
                 if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
                     run.stopped_in(epoch, partial, data_state)
-                run.end_epoch(metrics | run.evaluate(), tracker)
+                run.end_epoch(metrics | run.evaluate())
                 partial = EpochProgress()  # the next epoch starts at its first step
                 if run.patience_ran_out():
                     break
@@ -179,11 +179,6 @@ class TrainingRun:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
-    def report(self, step: int, running_loss: float) -> None:
-        """The running training loss as a step-level TensorBoard scalar."""
-        if self.world.is_main:
-            self.tracker.scalars(step, {"train/running_loss": running_loss})
-
     def check(self) -> None:
         """A non-finite loss stops the run (unless such batches are skipped); under DDP the ranks
         also agree whether a signal reached any of them."""
@@ -196,7 +191,8 @@ class TrainingRun:
         """The epoch's steps (from ``partial.step`` on): its training metrics and totals over the ranks."""
         trainer, world = self.trainer, self.world
         hooks = EpochHooks(stop=self.stop, check=self.check, check_every=10 if world.active else 50,
-                           log_every=trainer.log_every_n_steps, report=self.report)
+                           log_every=trainer.log_every_n_steps,  # reported: a step-level scalar (rank 0's)
+                           report=lambda step, loss: self.tracker.scalars(step, {"train/running_loss": loss}))
         self.batches.train.set_epoch(epoch)
         partial = train_epoch(self.step, self.batches.train, f"epoch {epoch}/{trainer.epochs}",
                               trainer.limit_train_batches, done=own_share(partial, world), hooks=hooks)
@@ -224,12 +220,12 @@ class TrainingRun:
                 metrics |= {f"{name}_{prefix}{key}": value for key, value in scores.items()}
         return metrics
 
-    def end_epoch(self, metrics: dict[str, float], tracker: Tracker) -> None:
+    def end_epoch(self, metrics: dict[str, float]) -> None:
         """Records the epoch; rank 0 logs it and writes last.pt, best.pt and results.json."""
         improved = self.record.add(metrics, wall_time_s=time.perf_counter() - self.started)
         if not self.world.is_main:
             return
-        log_epoch(tracker, self.model, metrics, self.time_left(int(metrics["epoch"])))
+        log_epoch(self.tracker, self.model, metrics, self.time_left(int(metrics["epoch"])))
         if self.trainer.checkpoints:
             self.save("last.pt", int(metrics["epoch"]))
             if improved:  # the same checkpoint: best.pt links to it (last.pt is replaced, not rewritten)
