@@ -20,13 +20,10 @@ class Group:
     label: str
     runs: tuple[Run, ...]
 
-    def values(self, key: str) -> list[float]:
-        return [float(run.results[key]) for run in self.runs if run.results.get(key) is not None]
-
     def mean_std(self, key: str) -> tuple[float, float]:
         """Mean and standard deviation over the runs that report ``key`` (NaN where none does;
         the deviation is NaN where a value is not finite, as a diverged solve's factor)."""
-        values = self.values(key)
+        values = [float(run.results[key]) for run in self.runs if run.results.get(key) is not None]
         if not values:
             return float("nan"), float("nan")
         if len(values) == 1:
