@@ -50,7 +50,8 @@ from mgnet_cli.model.summary import flop_count, image_flops
 from mgnet_cli.schema.train import TrainerConfig
 from mgnet_cli.timing import timed, wait_until_idle
 from mgnet_cli.train.fast import autocast, prepare_model, retain_freed_memory
-from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
+from mgnet_cli.train.epoch import TrainStep, train_epoch
+from mgnet_cli.train.evaluation import evaluate_split
 
 log = logging.getLogger("bench")
 
@@ -116,7 +117,7 @@ class Bench:
 
     def evaluation(self, tta: str) -> float:
         test = self.batches.evaluations["test"]
-        return timed(self.place.device, lambda: evaluate(self.forward, test, tta=tta, **self.fast))
+        return timed(self.place.device, lambda: evaluate_split(self.forward, test, tta=tta, **self.fast))
 
     def pipeline(self) -> float:
         """Seconds to draw one epoch of training batches and nothing else."""

@@ -134,10 +134,7 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         count = len(self.labels)
-        if self.batching.shuffle:
-            order = torch.randperm(count, generator=self.generator)
-        else:
-            order = torch.arange(count)
+        order = torch.randperm(count, generator=self.generator) if self.batching.shuffle else torch.arange(count)
         offsets, flips = self._draw_augmentation(order)
         order = order.to(self.device)
         for window in self._windows():

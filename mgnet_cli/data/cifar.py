@@ -6,13 +6,12 @@ shared CIFAR-10 subset) load as long as they are well formed.
 
 import logging
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mgnet_cli.data.files import ROOT_KEYS, require_files
+from mgnet_cli.data.files import ROOT_KEYS, require_files, torchvision_download
 from mgnet_cli.data.batches import ImageSet
 from mgnet_cli.data.splits import ImageData
 from mgnet_cli.errors import ConfigError, DataError
@@ -115,8 +114,10 @@ def _require_folder(
     files: tuple[str, ...],
     url: str,
     download: bool,
-    fetch: Callable[[], object],
+    dataset: str,
 ) -> Path:
+    """``folder`` once it holds ``files``, downloaded through ``torchvision.datasets.<dataset>`` if allowed."""
+
     def locate() -> Path | None:
         return folder if all((folder / file).is_file() for file in files) else None
 
@@ -128,7 +129,7 @@ def _require_folder(
         f" at a folder that holds {folder.name}/",
         locate=locate,
         download=download,
-        fetch=fetch,
+        fetch=torchvision_download(folder.parent, dataset),
         root=folder.parent,
     )
 
@@ -136,14 +137,8 @@ def _require_folder(
 def load_cifar10(root: Path, download: bool) -> ImageData:
     """CIFAR-10 from root/cifar-10-batches-py: 10 classes of 32x32 colour images."""
     root = Path(root)
-
-    def fetch() -> None:
-        from torchvision import datasets  # imported here: slow, and only needed to download
-
-        datasets.CIFAR10(str(root), train=False, download=True)
-
     files = (*CIFAR10_TRAIN, "test_batch", "batches.meta")
-    folder = _require_folder("CIFAR-10", root / CIFAR10_FOLDER, files, CIFAR10_URL, download, fetch)
+    folder = _require_folder("CIFAR-10", root / CIFAR10_FOLDER, files, CIFAR10_URL, download, "CIFAR10")
     classes = read_class_names(folder / "batches.meta", "label_names", 10)
     train = _image_set([folder / name for name in CIFAR10_TRAIN], "labels", 10)
     test = _image_set([folder / "test_batch"], "labels", 10)
@@ -159,14 +154,8 @@ def load_cifar100(root: Path, download: bool, labels: str) -> ImageData:
             + " or ".join(f"'{kind}' ({count} classes)" for kind, count in CIFAR100_CLASSES.items())
         )
     root = Path(root)
-
-    def fetch() -> None:
-        from torchvision import datasets  # imported here: slow, and only needed to download
-
-        datasets.CIFAR100(str(root), train=False, download=True)
-
     files = ("train", "test", "meta")
-    folder = _require_folder("CIFAR-100", root / CIFAR100_FOLDER, files, CIFAR100_URL, download, fetch)
+    folder = _require_folder("CIFAR-100", root / CIFAR100_FOLDER, files, CIFAR100_URL, download, "CIFAR100")
     num_classes = CIFAR100_CLASSES[labels]
     classes = read_class_names(folder / "meta", f"{labels}_label_names", num_classes)
     train = _image_set([folder / "train"], f"{labels}_labels", num_classes)

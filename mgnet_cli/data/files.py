@@ -60,6 +60,17 @@ def require_files(
     )
 
 
+def torchvision_download(root: Path, dataset: str) -> Callable[[], None]:
+    """What downloads ``torchvision.datasets.<dataset>`` into ``root`` (its train and test files)."""
+
+    def fetch() -> None:
+        from torchvision import datasets  # imported here: slow, and only needed to download
+
+        getattr(datasets, dataset)(str(root), train=False, download=True)
+
+    return fetch
+
+
 def folders_at(root: Path) -> set[Path]:
     """``root``, the folders above it and the folders below it that exist now."""
     existing = {folder for folder in (root, *root.parents) if folder.is_dir()}

@@ -225,12 +225,9 @@ def load_imagefolder(
     std: Sequence[float],
     num_workers: int,
 ) -> FolderData:
-    """Finds the images under ``root`` (nothing is decoded yet); checks the layout and settings."""
+    """Finds the images under ``root`` (nothing is decoded yet) and checks their layout; the sizes
+    come checked by the schema (``ImageFolderConfig``: 0 < image_size <= resize, 0 < low <= high <= 1)."""
     root = Path(root).expanduser()
-    if not 0 < image_size <= resize or num_workers < 0 or (
-            crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1):
-        raise ValueError(f"image_size={image_size}, resize={resize}, crop_scale={crop_scale}, num_workers="
-                         f"{num_workers}: need 0 < image_size <= resize, 0 < low <= high <= 1, workers >= 0")
     if not root.is_dir():
         raise layout_error(root, f"{root} does not exist")
     classes = class_folders(root / "train", root)

@@ -2,13 +2,12 @@
 
 import gzip
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mgnet_cli.data.files import ROOT_KEYS, require_files
+from mgnet_cli.data.files import ROOT_KEYS, require_files, torchvision_download
 from mgnet_cli.data.batches import ImageSet
 from mgnet_cli.data.splits import ImageData
 from mgnet_cli.errors import DataError
@@ -53,10 +52,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
 def _find(folder: Path, name: str) -> Path | None:
     """The file `name` in folder, uncompressed or as name.gz."""
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((candidate for candidate in (folder / name, folder / f"{name}.gz") if candidate.is_file()), None)
 
 
 def _image_set(folder: Path, split: str) -> ImageSet:
@@ -84,9 +80,9 @@ def _load(
     root: Path,
     download: bool,
     plain_layout: bool,
-    fetch: Callable[[], object],
 ) -> tuple[ImageSet, ImageSet]:
-    """Train and test sets from root/folder_name/raw (or root itself, with plain_layout)."""
+    """Train and test sets from root/folder_name/raw (or root itself, with plain_layout); a download
+    goes through ``torchvision.datasets.<folder_name>``, which writes root/folder_name/raw."""
     raw = root / folder_name / "raw"
     candidates = (raw, root) if plain_layout else (raw,)
     expected = [file for files in FILES.values() for file in files]
@@ -104,7 +100,7 @@ def _load(
         f" at a folder that holds {folder_name}/raw/",
         locate=locate,
         download=download,
-        fetch=fetch,
+        fetch=torchvision_download(root, folder_name),
         root=root,
     )
     train, test = _image_set(folder, "train"), _image_set(folder, "test")
@@ -112,22 +108,11 @@ def _load(
     return train, test
 
 
-def torchvision_download(root: Path, dataset: str) -> Callable[[], None]:
-    """What downloads ``torchvision.datasets.<dataset>`` into ``root`` (its train and test files)."""
-
-    def fetch() -> None:
-        from torchvision import datasets  # imported here: slow, and only needed to download
-
-        getattr(datasets, dataset)(str(root), train=False, download=True)
-
-    return fetch
-
-
 def load_mnist(root: Path, download: bool) -> ImageData:
     """MNIST handwritten digits from root/MNIST/raw: 10 classes of 28x28 grey images."""
     root = Path(root)
     url = "https://ossci-datasets.s3.amazonaws.com/mnist/"
-    train, test = _load("MNIST", "MNIST", url, root, download, False, torchvision_download(root, "MNIST"))
+    train, test = _load("MNIST", "MNIST", url, root, download, False)
     return ImageData("mnist", train, test, MNIST_CLASSES, (0.1307,), (0.3081,))
 
 
@@ -139,6 +124,5 @@ def load_fashion_mnist(root: Path, download: bool) -> ImageData:
     """
     root = Path(root)
     url = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-    train, test = _load("Fashion-MNIST", "FashionMNIST", url, root, download, True,
-                        torchvision_download(root, "FashionMNIST"))
+    train, test = _load("Fashion-MNIST", "FashionMNIST", url, root, download, True)
     return ImageData("fashion_mnist", train, test, FASHION_CLASSES, (0.2860,), (0.3530,))

@@ -96,18 +96,27 @@ def confusion_heatmap(matrix: np.ndarray, classes: Sequence[str], title: str, pa
     return axes.figure
 
 
-def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> "Figure":
-    """Test accuracy (%) per epoch, one line per group: ``{label: (epochs, accuracy)}``."""
+def line_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, xlabel: str, ylabel: str,
+                title: str, log: bool = False) -> "Figure":
+    """One line per group, ``{label: (x, y)}``, over whole numbers (epochs, cycles); ``log``: on a log
+    axis, where values it cannot show (zero, negative, NaN, infinite) leave a gap."""
     with figure_file(path, (11, 4.5)) as axes:
-        for index, (label, (epochs, accuracy)) in enumerate(curves.items()):
-            axes.plot(epochs, 100 * accuracy, label=wrap(label), markevery=max(1, len(epochs) // 15),
-                      **style(index))
+        for index, (label, (x, y)) in enumerate(curves.items()):
+            shown = np.where(np.isfinite(y) & (y > 0), y, np.nan) if log else y
+            axes.plot(x, shown, label=wrap(label), markevery=max(1, len(x) // 15), **style(index))
+        if log:
+            axes.set_yscale("log")
         axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.set(xlabel="epoch", ylabel="test accuracy (%)",
-                 title="Test accuracy per epoch (mean over seeds)")
-        axes.grid(alpha=0.3)
+        axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        axes.grid(alpha=0.3, which="both" if log else "major")
         outside_legend(axes, len(curves))
     return axes.figure
+
+
+def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> "Figure":
+    """Test accuracy (%) per epoch, one line per group: ``{label: (epochs, accuracy)}``."""
+    return line_figure({label: (epochs, 100 * accuracy) for label, (epochs, accuracy) in curves.items()}, path,
+                       "epoch", "test accuracy (%)", "Test accuracy per epoch (mean over seeds)")
 
 
 def accuracy_vs_parameters(points: dict[str, tuple[int, float, float]], path: Path) -> "Figure":
@@ -128,20 +137,9 @@ def accuracy_vs_parameters(points: dict[str, tuple[int, float, float]], path: Pa
 
 
 def residual_histories(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> "Figure":
-    """Relative residual per cycle on a log axis, one line per group: ``{label: (cycles, residual)}``;
-    values that a log axis cannot show (zero, negative, NaN, infinite) leave a gap."""
-    with figure_file(path, (11, 4.5)) as axes:
-        for index, (label, (cycles, residual)) in enumerate(curves.items()):
-            shown = np.where(np.isfinite(residual) & (residual > 0), residual, np.nan)
-            axes.plot(cycles, shown, label=wrap(label), markevery=max(1, len(cycles) // 15),
-                      **style(index))
-        axes.set_yscale("log")
-        axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.set(xlabel="cycle", ylabel="||f - Au|| / ||f||",
-                 title="Relative residual per cycle (geometric mean over seeds)")
-        axes.grid(alpha=0.3, which="both")
-        outside_legend(axes, len(curves))
-    return axes.figure
+    """Relative residual per cycle on a log axis, one line per group: ``{label: (cycles, residual)}``."""
+    return line_figure(curves, path, "cycle", "||f - Au|| / ||f||",
+                       "Relative residual per cycle (geometric mean over seeds)", log=True)
 
 
 def drawable(residual: np.ndarray) -> bool:

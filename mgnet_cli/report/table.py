@@ -20,13 +20,10 @@ class Group:
     label: str
     runs: tuple[Run, ...]
 
-    def values(self, key: str) -> list[float]:
-        return [float(run.results[key]) for run in self.runs if run.results.get(key) is not None]
-
     def mean_std(self, key: str) -> tuple[float, float]:
         """Mean and standard deviation over the runs that report ``key`` (NaN where none does;
         the deviation is NaN where a value is not finite, as a diverged solve's factor)."""
-        values = self.values(key)
+        values = [float(run.results[key]) for run in self.runs if run.results.get(key) is not None]
         if not values:
             return float("nan"), float("nan")
         if len(values) == 1:
@@ -34,9 +31,19 @@ class Group:
         spread = statistics.stdev(values) if all(map(math.isfinite, values)) else float("nan")
         return statistics.fmean(values), spread
 
-    def seeds(self) -> str:
+    def means(self, *keys: str) -> dict[str, float]:
+        """``<key>_mean`` of each key: a table's columns."""
+        return {f"{key}_mean": self.mean_std(key)[0] for key in keys}
+
+    def spread(self, key: str) -> dict[str, float]:
+        """``<key>_mean`` and ``<key>_std``."""
+        return dict(zip((f"{key}_mean", f"{key}_std"), self.mean_std(key)))
+
+    def heading(self) -> dict[str, int | str]:
+        """A row's first columns: the group's label, its run count and its seeds."""
         key = SEED_KEYS[self.runs[0].command]
-        return " ".join(sorted({run.overrides.get(key, "0") for run in self.runs}))
+        return {"group": self.label, "runs": len(self.runs),
+                "seeds": " ".join(sorted({run.overrides.get(key, "0") for run in self.runs}))}
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean test accuracy per epoch over the runs (epochs all runs reached)."""
@@ -110,36 +117,17 @@ def group_runs(runs: list[Run], command: str = "train") -> list[Group]:
 
 def summary_rows(groups: list[Group]) -> list[dict[str, float | int | str]]:
     """One row per training group: mean and std over seeds of the accuracies, size, length, time."""
-    rows = []
-    for group in groups:
-        best, best_std = group.mean_std("best_test_acc")
-        final, final_std = group.mean_std("final_test_acc")
-        rows.append({
-            "group": group.label, "runs": len(group.runs), "seeds": group.seeds(),
-            "best_test_acc_mean": best, "best_test_acc_std": best_std,
-            "final_test_acc_mean": final, "final_test_acc_std": final_std,
-            "parameters": int(group.mean_std("parameters")[0]),
-            "epochs": int(group.mean_std("epochs")[0]),
-            "wall_time_s_mean": group.mean_std("wall_time_s")[0],
-            "train_images_per_s_mean": group.mean_std("train_images_per_s")[0],  # the last epoch's
-        })
-    return rows
+    return [group.heading() | group.spread("best_test_acc") | group.spread("final_test_acc")
+            | {"parameters": int(group.mean_std("parameters")[0]), "epochs": int(group.mean_std("epochs")[0])}
+            | group.means("wall_time_s", "train_images_per_s")  # the last epoch's throughput
+            for group in groups]
 
 
 def solve_rows(groups: list[Group]) -> list[dict[str, float | int | str]]:
     """One row per solve group: what the runs recorded, mean (and std of the factor) over seeds;
     NaN where no run of the group recorded a key."""
-    rows = []
-    for group in groups:
-        factor, factor_std = group.mean_std("convergence_factor")
-        rows.append({
-            "group": group.label, "runs": len(group.runs), "seeds": group.seeds(),
-            "status": " ".join(sorted({run.status for run in group.runs})),
-            "n": group.mean_std("n")[0],
-            "convergence_factor_mean": factor, "convergence_factor_std": factor_std,
-            "cycles_mean": group.mean_std("cycles")[0],
-            "final_relative_residual_mean": group.mean_std("final_relative_residual")[0],
-            "setup_time_s_mean": group.mean_std("setup_time_s")[0],
-            "solve_time_s_mean": group.mean_std("solve_time_s")[0],
-        })
-    return rows
+    return [group.heading() | {"status": " ".join(sorted({run.status for run in group.runs})),
+                               "n": group.mean_std("n")[0]}
+            | group.spread("convergence_factor")
+            | group.means("cycles", "final_relative_residual", "setup_time_s", "solve_time_s")
+            for group in groups]

@@ -28,28 +28,22 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Loads a checkpoint with ``weights_only=True`` from a regular file; a file that is not one
     raises MgnetError."""
     path = Path(path)
-    try:
-        with open_regular(path, "checkpoint") as file, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Validating sparse tensor invariants")  # refused later
+    with open_regular(path, "checkpoint") as file, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Validating sparse tensor invariants")  # refused later
+        try:
             state = torch.load(file, map_location=map_location, weights_only=True)
-    except MgnetError:
-        raise
-    except Exception as error:  # unpickling refused or corrupt file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise MgnetError(
-            f"checkpoint {path} cannot be loaded safely (weights_only=True): {first_line}"
-        ) from error
+        except Exception as error:  # unpickling refused or corrupt file
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise MgnetError(f"checkpoint {path} cannot be loaded safely (weights_only=True): {first_line}") from error
     if not isinstance(state, dict) or "format_version" not in state:
         raise MgnetError(f"{path} is not an mgnet checkpoint (no format_version)")
     version = state["format_version"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise MgnetError(f"{path} is not an mgnet checkpoint (format_version {version!r} is not "
                          "a positive integer)")
-    if state["format_version"] > FORMAT_VERSION:
-        raise MgnetError(
-            f"{path} has checkpoint format {state['format_version']}, newer than this mgnet "
-            f"reads ({FORMAT_VERSION}); upgrade mgnet"
-        )
+    if version > FORMAT_VERSION:
+        raise MgnetError(f"{path} has checkpoint format {version}, newer than this mgnet reads ({FORMAT_VERSION}); "
+                         "upgrade mgnet")
     return state
 
 

@@ -40,11 +40,7 @@ def ema_fault(ema: Any, model: dict[str, torch.Tensor]) -> str | None:
     count = ema["n_averaged"]
     if tensor_fault(count, (), floating=False) is not None or count.is_floating_point() or int(count) < 0:
         return "n_averaged is not a count"
-    for key, tensor in model.items():
-        fault = tensor_fault(ema[f"module.{key}"], tuple(tensor.shape), floating=False)
-        if fault is not None:
-            return f"module.{key} {fault}"
-    return None
+    return shapes_fault(ema, model, "module.", floating=False)
 
 
 def lookahead_fault(slow: Any, model: dict[str, torch.Tensor]) -> str | None:
@@ -52,10 +48,16 @@ def lookahead_fault(slow: Any, model: dict[str, torch.Tensor]) -> str | None:
     floating = {key: tensor for key, tensor in model.items() if tensor.is_floating_point()}
     if not isinstance(slow, dict) or set(slow) != set(floating):
         return "does not hold the model's floating-point weights and statistics"
-    for key, tensor in floating.items():
-        fault = tensor_fault(slow[key], tuple(tensor.shape))
+    return shapes_fault(slow, floating, "", floating=True)
+
+
+def shapes_fault(copy: dict[str, Any], model: dict[str, torch.Tensor], prefix: str, floating: bool) -> str | None:
+    """The first entry ``prefix + key`` of a copy of ``model``'s weights (its keys checked) that is
+    not a tensor of the model's shape (of floats if ``floating``)."""
+    for key, tensor in model.items():
+        fault = tensor_fault(copy[prefix + key], tuple(tensor.shape), floating)
         if fault is not None:
-            return f"{key} {fault}"
+            return f"{prefix}{key} {fault}"
     return None
 
 

@@ -114,26 +114,19 @@ class Distributed:
 
     def sync_report(self, model: nn.Module) -> dict[str, bool | float]:
         """For results.json: whether DDP kept every rank's weights bitwise equal to rank 0's (every
-        rank applies the same averaged gradients), and the largest difference; an error if not."""
+        rank applies the same averaged gradients), and the largest |difference| of any rank's
+        parameters and buffers from rank 0's; an error if they differ."""
         if not self.active:
             return {}
-        difference = self.weight_difference(model)
+        flat = torch.cat([tensor.detach().double().flatten() for tensor in [*model.parameters(), *model.buffers()]])
+        reference = flat.clone()
+        dist.broadcast(reference, src=0)
+        largest = (flat - reference).abs().max()
+        dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+        difference = float(largest)
         if difference != 0.0:
             log.error("the ranks' weights differ from rank 0's by up to %.3g", difference)
         return {"ranks_in_sync": difference == 0.0, "max_rank_difference": difference}
-
-    def weight_difference(self, model: nn.Module) -> float:
-        """The largest |difference| between any rank's parameters and buffers and rank 0's; 0.0
-        means every rank holds bitwise the same model."""
-        if not self.active:
-            return 0.0
-        tensors = [*model.parameters(), *model.buffers()]
-        flat = torch.cat([tensor.detach().double().flatten() for tensor in tensors])
-        reference = flat.clone()
-        dist.broadcast(reference, src=0)
-        difference = (flat - reference).abs().max()
-        dist.all_reduce(difference, op=dist.ReduceOp.MAX)
-        return float(difference)
 
 
 def this_process(device: torch.device) -> Distributed:

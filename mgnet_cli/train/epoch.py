@@ -1,4 +1,4 @@
-"""One training step (``TrainStep``), a training epoch of them (totals kept on the device), an evaluation."""
+"""One training step (``TrainStep``) and a training epoch of them (totals kept on the device)."""
 
 import itertools
 import time
@@ -9,29 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgnet_cli.schema.train import TTA, TrainerConfig
+from mgnet_cli.schema.train import TrainerConfig
 from mgnet_cli.train.distributed import Distributed
-from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.fast import Placement, autocast, grad_scaler, memory_format
 from mgnet_cli.train.guards import LossWatch
 from mgnet_cli.train.tracking import progress
-
-
-def evaluate(
-    model: nn.Module,
-    batches: Iterable,
-    limit: int | None = None,
-    *,
-    tta: str = TTA.none,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    world: Distributed | None = None,
-) -> dict[str, float]:
-    """Mean cross-entropy, top-1 and top-5 accuracy (fractions) over ``batches``: the epoch's
-    metrics from ``evaluation.evaluate_split``."""
-    result = evaluate_split(model, batches, tta=tta, limit=limit, precision=precision,
-                            channels_last=channels_last, world=world)
-    return {"loss": result.loss, "acc": result.top1, "top5": result.top5}
 
 
 @dataclass
@@ -94,7 +76,8 @@ class TrainStep:
             self.scaler.scale(loss).backward()
             if trainer.clip_grad_norm is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-                clip(self.optimizer, trainer.clip_grad_norm)
+                parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(parameters, trainer.clip_grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.scheduler.step()
@@ -169,13 +152,6 @@ def train_epoch(
             break
     return EpochProgress(steps, loss_sum.item(), int(hits.item()), count,  # waits for the device
                          done.seconds + time.perf_counter() - start, skipped)
-
-
-def clip(optimizer: torch.optim.Optimizer, max_norm: float | None) -> None:
-    """Scales the gradients down so that their global norm is at most ``max_norm`` (None: no cap)."""
-    if max_norm is not None:
-        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                       max_norm)
 
 
 def own_share(progress: EpochProgress, world: Distributed) -> EpochProgress:

@@ -47,6 +47,11 @@ class Evaluation:
         return (self.confusion.diagonal().double() / totals).tolist()
 
     @property
+    def metrics(self) -> dict[str, float]:
+        """A training epoch's evaluation metrics: mean cross-entropy, top-1 and top-5 accuracy (fractions)."""
+        return {"loss": self.loss, "acc": self.top1, "top5": self.top5}
+
+    @property
     def count(self) -> int:
         """Images counted in the confusion matrix (``evaluate_split`` with ``num_classes``)."""
         return int(self.confusion.sum())
@@ -81,12 +86,9 @@ def evaluate_split(
         batch = torch.stack([F.cross_entropy(logits, labels, reduction="sum"),
                              (top == labels[:, None]).any(dim=1).sum(), labels.new_full((), len(labels))]).double()
         totals = batch if totals is None else totals + batch
-        if num_classes is not None:
-            counts = torch.bincount(labels * num_classes + top[:, 0], minlength=num_classes * num_classes)
-            confusion = counts if confusion is None else confusion + counts
-        else:  # top-1 hits alone, in a 1 x 1 "matrix"
-            hits = (top[:, 0] == labels).sum().reshape(1)
-            confusion = hits if confusion is None else confusion + hits
+        counts = (torch.bincount(labels * num_classes + top[:, 0], minlength=num_classes * num_classes)
+                  if num_classes is not None else (top[:, 0] == labels).sum().reshape(1))  # top-1 hits: 1 x 1
+        confusion = counts if confusion is None else confusion + counts
     return totalled(totals, confusion, num_classes, world)
 
 

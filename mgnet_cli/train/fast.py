@@ -60,18 +60,6 @@ def auto_precision(device: torch.device, flags: Callable[[], set[str]] = cpu_fla
     return "fp32", "auto: the CPU has neither AMX-BF16 nor AVX-512 BF16 (bf16 would be emulated)"
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """A ValueError for a precision without arithmetic (the schema's choices are checked before),
-    a ConfigError for fp16 off CUDA (no loss scaling nor fast fp16 there)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError(
-            f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and {device.type} "
-            "has no fast fp16 convolutions): use trainer.precision=bf16 or fp32"
-        )
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where and in what arithmetic a run computes: ``trainer.device`` and ``trainer.precision``
@@ -82,7 +70,13 @@ class Placement:
     why: str = ""
 
     def __post_init__(self) -> None:
-        check_precision(self.precision, self.device)
+        """A ValueError for a precision without arithmetic (the schema's choices are checked before),
+        a ConfigError for fp16 off CUDA (no loss scaling nor fast fp16 there)."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: one of {', '.join(PRECISIONS)}")
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError(f"trainer.precision=fp16 runs on CUDA only (it needs loss scaling, and "
+                              f"{self.device.type} has no fast fp16 convolutions): use trainer.precision=bf16 or fp32")
 
 
 def placement(device: torch.device, precision: str) -> Placement:

@@ -20,7 +20,8 @@ from mgnet_cli.schema.train import TTA, TrainerConfig
 from mgnet_cli.storage import link_atomic, write_json_atomic, write_text_atomic
 from mgnet_cli.train.checkpoint import save_checkpoint
 from mgnet_cli.train.distributed import Distributed, StepAgreement, sync_batchnorm
-from mgnet_cli.train.epoch import EpochHooks, EpochProgress, TrainStep, evaluate, own_share, summed, train_epoch
+from mgnet_cli.train.epoch import EpochHooks, EpochProgress, TrainStep, own_share, summed, train_epoch
+from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.fast import Placement, grad_scaler, prepare_model, retain_freed_memory
 from mgnet_cli.train.lookahead import Lookahead
 from mgnet_cli.train.guards import Interrupted, LossWatch, NonFiniteLoss, StopSignal, resume_command
@@ -29,10 +30,6 @@ from mgnet_cli.train.state import restore_training, training_state
 from mgnet_cli.train.tracking import Tracker, warn_about
 
 log = logging.getLogger(__name__)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
 
 
 @dataclass
@@ -81,18 +78,14 @@ def fit(
                 data_state = batches.generator.get_state()  # this epoch's order and augmentation
                 metrics, partial = run.train(epoch, partial)
                 if partial.step < run.steps:  # stopped by a signal: keep the position within the epoch
-                    stopped_in(run.save, run_dir, epoch, partial, data_state, run.stop.received, tracker)
-                run.end_epoch(metrics | run.evaluate(), tracker)
+                    run.stopped_in(epoch, partial, data_state)
+                run.end_epoch(metrics | run.evaluate())
                 partial = EpochProgress()  # the next epoch starts at its first step
                 if run.patience_ran_out():
                     break
                 if run.stop() and epoch < epochs:  # a signal after the last epoch: done
-                    stopped_in(run.save, run_dir, epoch + 1, partial, batches.generator.get_state(),
-                               run.stop.received, tracker)
-        except Interrupted as stop:
-            run.mark("interrupted", stop)
-            raise
-        except BaseException as error:  # a failure, or a second Ctrl-C: never left "running"
+                    run.stopped_in(epoch + 1, partial, batches.generator.get_state())
+        except BaseException as error:  # a failure, a stop (Interrupted), a second Ctrl-C: never left "running"
             run.mark("failed" if isinstance(error, Exception) else "interrupted", error)
             raise
     return run.finish()
@@ -129,7 +122,8 @@ class TrainingRun:
         self.lookahead = None if trainer.lookahead_steps is None else Lookahead(
             self.model, trainer.lookahead_steps, trainer.lookahead_alpha, self.steps * trainer.epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.schedule(step / self.steps))
-        self.record = RunRecord(count_parameters(self.model), "val" if "val" in batches.evaluations else "test")
+        self.record = RunRecord(sum(parameter.numel() for parameter in self.model.parameters()),
+                                "val" if "val" in batches.evaluations else "test")
         self.watch = LossWatch(place.device)
         self.ranks = {"world_size": world.world_size} if world.active else {}
         # set by start(), once a restore has run: the signal and what listens for it, the training
@@ -185,11 +179,6 @@ class TrainingRun:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
-    def report(self, step: int, running_loss: float) -> None:
-        """The running training loss as a step-level TensorBoard scalar."""
-        if self.world.is_main:
-            self.tracker.step_scalar("train/running_loss", running_loss, step)
-
     def check(self) -> None:
         """A non-finite loss stops the run (unless such batches are skipped); under DDP the ranks
         also agree whether a signal reached any of them."""
@@ -202,7 +191,8 @@ class TrainingRun:
         """The epoch's steps (from ``partial.step`` on): its training metrics and totals over the ranks."""
         trainer, world = self.trainer, self.world
         hooks = EpochHooks(stop=self.stop, check=self.check, check_every=10 if world.active else 50,
-                           log_every=trainer.log_every_n_steps, report=self.report)
+                           log_every=trainer.log_every_n_steps,  # reported: a step-level scalar (rank 0's)
+                           report=lambda step, loss: self.tracker.scalars(step, {"train/running_loss": loss}))
         self.batches.train.set_epoch(epoch)
         partial = train_epoch(self.step, self.batches.train, f"epoch {epoch}/{trainer.epochs}",
                               trainer.limit_train_batches, done=own_share(partial, world), hooks=hooks)
@@ -221,23 +211,21 @@ class TrainingRun:
     def evaluate(self) -> dict[str, float]:
         """Every evaluation split's loss and accuracies, one model on every rank."""
         self.world.broadcast_buffers(self.model)  # every rank evaluates (and rank 0 saves) one model
+        models = {"": self.forward} | ({} if self.ema_forward is None else {"ema_": self.ema_forward})
         metrics: dict[str, float] = {}
         for name, source in self.batches.evaluations.items():
-            scores = evaluate(self.forward, source, self.trainer.limit_eval_batches, tta=self.tta,
-                              world=self.world, **self.fast)
-            metrics |= {f"{name}_{key}": value for key, value in scores.items()}
-            if self.ema_forward is not None:  # the averaged weights, beside the raw ones
-                scores = evaluate(self.ema_forward, source, self.trainer.limit_eval_batches,
-                                  tta=self.tta, world=self.world, **self.fast)
-                metrics |= {f"{name}_ema_{key}": value for key, value in scores.items()}
+            for prefix, forward in models.items():  # the averaged weights (EMA), beside the raw ones
+                scores = evaluate_split(forward, source, tta=self.tta, limit=self.trainer.limit_eval_batches,
+                                        world=self.world, **self.fast).metrics
+                metrics |= {f"{name}_{prefix}{key}": value for key, value in scores.items()}
         return metrics
 
-    def end_epoch(self, metrics: dict[str, float], tracker: Tracker) -> None:
+    def end_epoch(self, metrics: dict[str, float]) -> None:
         """Records the epoch; rank 0 logs it and writes last.pt, best.pt and results.json."""
         improved = self.record.add(metrics, wall_time_s=time.perf_counter() - self.started)
         if not self.world.is_main:
             return
-        log_epoch(tracker, self.model, metrics, self.time_left(int(metrics["epoch"])))
+        log_epoch(self.tracker, self.model, metrics, self.time_left(int(metrics["epoch"])))
         if self.trainer.checkpoints:
             self.save("last.pt", int(metrics["epoch"]))
             if improved:  # the same checkpoint: best.pt links to it (last.pt is replaced, not rewritten)
@@ -284,6 +272,15 @@ class TrainingRun:
         with self.signal.saving():  # a second Ctrl-C waits for the file to be complete
             save_checkpoint(self.run_dir / name, state | self.metadata | extra)
 
+    def stopped_in(self, epoch: int, partial: EpochProgress, data_state: torch.Tensor) -> None:
+        """Saves ``last.pt`` at the current step of ``epoch`` (``data_state``: the epoch's data order)
+        and raises ``Interrupted``."""
+        self.save("last.pt", epoch - 1, epoch_progress=vars(partial), data_order=data_state)
+        self.tracker.flush()
+        signal_number = self.stop.received
+        raise Interrupted(f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
+                          f"{self.run_dir / 'last.pt'}. Resume with: {resume_command(self.run_dir)}", signal_number)
+
     def mark(self, status: str, error: BaseException) -> None:
         """results.json says how the run ended (``failed``, ``interrupted``), with the error; a
         folder that cannot be written (full disk) is logged, never hides the first error."""
@@ -301,16 +298,6 @@ class TrainingRun:
         if self.world.is_main:
             write_json_atomic(self.run_dir / "results.json", results)
         return results
-
-
-def stopped_in(save: Callable[..., None], run_dir: Path, epoch: int, partial: EpochProgress,
-               data_state: torch.Tensor, signal_number: int, tracker: Tracker) -> None:
-    """Saves ``last.pt`` at the current step of ``epoch`` and raises ``Interrupted``."""
-    save("last.pt", epoch - 1, epoch_progress=vars(partial), data_order=data_state)
-    tracker.flush()
-    raise Interrupted(
-        f"stopped at epoch {epoch}, step {partial.step}, on signal {signal_number}; saved "
-        f"{run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", signal_number)
 
 
 def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:

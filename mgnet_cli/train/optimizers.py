@@ -26,14 +26,10 @@ def split_parameters(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     the model's order; a parameter shared between modules is counted once. Frozen ones are kept
     (they get no gradient, so no step): freezing does not change what a checkpoint holds."""
     parts: dict[str, list[nn.Parameter]] = {"weights": [], "norms": [], "biases": []}
-    seen: set[int] = set()
-    for module in model.modules():
-        for name, parameter in module.named_parameters(recurse=False):
-            if id(parameter) in seen:
-                continue
-            seen.add(id(parameter))
-            part = "biases" if name == "bias" else "norms" if isinstance(module, NORMS) else "weights"
-            parts[part].append(parameter)
+    for path, parameter in model.named_parameters():  # each parameter once, under its first module
+        owner, _, name = path.rpartition(".")
+        norm = isinstance(model.get_submodule(owner), NORMS)
+        parts["biases" if name == "bias" else "norms" if norm else "weights"].append(parameter)
     return parts
 
 

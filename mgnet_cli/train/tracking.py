@@ -5,6 +5,7 @@ write that fails (a full or read-only disk) is one WriteError naming the file, r
 training's own thread, so the run ends ``failed`` with one line, not a traceback per write.
 """
 
+import contextlib
 import io
 import itertools
 import logging
@@ -111,10 +112,8 @@ class RunLogHandler(logging.FileHandler):
             self.failed = True
             if self.stream is not None:
                 stream, self.stream = self.stream, None
-                try:
+                with contextlib.suppress(OSError):  # what it holds cannot be written either
                     stream.close()
-                except OSError:
-                    pass  # what it holds cannot be written either
             path = Path(self.baseFilename)
             raise refusal(path, error, path.parent) from None
 
@@ -173,32 +172,36 @@ def warn_about(model: nn.Module) -> None:
                 log.warning("%s: %s", name, warning)
 
 
+class NoEvents:
+    """The event file of a tracker without a folder: it takes every event and writes none."""
+
+    def add(self, event: Event) -> None: ...
+
+    def summary(self, summary: Summary, step: int) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Tracker:
     """TensorBoard scalars for one run folder; use as a context manager so events are flushed.
     Without a folder (``None``: the ranks > 0 of a data-parallel run) it records nothing."""
 
     def __init__(self, run_dir: Path | None, purge_step: int | None = None) -> None:
-        self.writer = None if run_dir is None else EventFile(run_dir)
-        if self.writer is not None and purge_step is not None:
+        self.writer = NoEvents() if run_dir is None else EventFile(run_dir)
+        if purge_step is not None:
             # hides the events a stopped run wrote after its last checkpoint (resume)
             self.writer.add(Event(step=purge_step, file_version="brain.Event:2"))
             self.writer.add(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        if self.writer is None:
-            return
+        """Scalars at ``step``: an epoch, or an optimizer step (``train/running_loss``)."""
         for tag, value in values.items():
             self.writer.summary(scalar(tag, value), step)
 
-    def step_scalar(self, name: str, value: float, step: int) -> None:
-        """A scalar at optimizer step ``step`` (``train/running_loss`` every log_every_n_steps)."""
-        if self.writer is not None:
-            self.writer.summary(scalar(name, value), step)
-
     def learned_scalars(self, step: int, model: nn.Module) -> None:
         """Logs what ``Reporting`` modules report (e.g. Chebyshev's k_i)."""
-        if self.writer is None:
-            return
         for name, module in model.named_modules():
             if isinstance(module, Reporting):
                 for key, value in module.scalars().items():
@@ -207,8 +210,6 @@ class Tracker:
     def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
         """The run's hyperparameters and final metrics for TensorBoard's HParams tab, written into
         this run's own folder (``SummaryWriter.add_hparams`` would make a sub-folder per call)."""
-        if self.writer is None:
-            return
         tagged = {f"hparams/{name}": value for name, value in metrics.items()}
         experiment, session_start, session_end = hparams_summary(params, tagged)
         for summary in (experiment, session_start, session_end):
@@ -217,12 +218,10 @@ class Tracker:
             self.writer.summary(scalar(f"hparams/{name}", value), step)
 
     def flush(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
+        self.writer.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.writer.close()
 
     def __enter__(self) -> "Tracker":
         return self

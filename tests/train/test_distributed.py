@@ -23,7 +23,8 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema.data import AugmentationConfig
 from mgnet_cli.train.distributed import Distributed, StepAgreement, check_batch_sizes, check_sync_bn, sync_batchnorm
 from mgnet_cli.train.guards import LossWatch, StopSignal
-from mgnet_cli.train.epoch import TrainStep, evaluate, summed, train_epoch
+from mgnet_cli.train.epoch import TrainStep, summed, train_epoch
+from mgnet_cli.train.evaluation import evaluate_split
 
 CPU = torch.device("cpu")
 IDENTITY = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}
@@ -110,13 +111,13 @@ def two_ranks(rank: int, folder: str, config: dict) -> None:
         batches = load_synthetic(**DATA).batches(16, 8, CPU, None, seed=0, shard=world.shard)
         first = next(iter(batches.train))
         batches.generator.manual_seed(0)  # the epoch below starts from the same order again
-        eval_loss = evaluate(model, [first], world=world)["loss"]
+        eval_loss = evaluate_split(model, [first], world=world).metrics["loss"]
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         step = TrainStep(world.data_parallel(model), optimizer, scheduler, world=world)
         progress = train_epoch(step, batches.train, "step", limit=1)
         world.broadcast_buffers(model)  # as fit does before evaluating
-        test = evaluate(model, batches.evaluations["test"], world=world)
+        test = evaluate_split(model, batches.evaluations["test"], world=world).metrics
         report = {"eval_loss": eval_loss, "train_loss": summed(progress, world).metrics()["loss"],
                   "test": test, "in_sync": world.sync_report(model),
                   "weights": {name: tensor.clone() for name, tensor in model.state_dict().items()}}
@@ -156,7 +157,7 @@ def test_two_gloo_ranks_take_the_single_process_step(compose_config, tmp_path):
     single = data.batches(16, 8, CPU, None, seed=0)
     images, labels = next(iter(single.train))
     assert ranks[0]["eval_loss"] == ranks[1]["eval_loss"]
-    assert ranks[0]["eval_loss"] == pytest.approx(evaluate(model, [(images, labels)])["loss"], rel=1e-6)
+    assert ranks[0]["eval_loss"] == pytest.approx(evaluate_split(model, [(images, labels)]).metrics["loss"], rel=1e-6)
 
     # the DDP step, by hand: each half's loss (train-mode BatchNorm on its own 8 images), averaged
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -179,5 +180,5 @@ def test_two_gloo_ranks_take_the_single_process_step(compose_config, tmp_path):
 
     # evaluation of the 33 test images (17 + 16) after the step equals one process's
     model.load_state_dict(ranks[0]["weights"])
-    expected = evaluate(model, data.batches(16, 8, CPU, None, seed=0).evaluations["test"])
+    expected = evaluate_split(model, data.batches(16, 8, CPU, None, seed=0).evaluations["test"]).metrics
     assert ranks[0]["test"] == ranks[1]["test"] == pytest.approx(expected, rel=1e-6)

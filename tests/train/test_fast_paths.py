@@ -16,7 +16,8 @@ from mgnet_cli.errors import ConfigError
 from mgnet_cli.schema.train import TrainerConfig
 from mgnet_cli.train.checkpoint import load_checkpoint
 from mgnet_cli.train.fast import Placement, auto_precision, cpu_flags, placement, prepare_model
-from mgnet_cli.train.epoch import TrainStep, evaluate, train_epoch
+from mgnet_cli.train.epoch import TrainStep, train_epoch
+from mgnet_cli.train.evaluation import evaluate_split
 from mgnet_cli.train.loop import fit
 from mgnet_cli.train.schedules import Constant
 from tests.conftest import CONFIGS
@@ -186,12 +187,12 @@ def test_flip_tta_averages_the_logits_of_the_image_and_its_mirror(compose_config
         images, labels = next(iter(batches.evaluations["test"]))
         logits = 0.5 * (model(images) + model(images.flip(-1)))
     expected = F.cross_entropy(logits, labels).item()
-    flip = evaluate(model, batches.evaluations["test"], limit=1, tta="flip")
-    none = evaluate(model, batches.evaluations["test"], limit=1)
+    flip = evaluate_split(model, batches.evaluations["test"], limit=1, tta="flip").metrics
+    none = evaluate_split(model, batches.evaluations["test"], limit=1).metrics
     assert flip["loss"] == pytest.approx(expected, rel=1e-5)
     assert flip["loss"] != none["loss"]  # the noise is not mirror-symmetric: TTA changes something
-    bf16 = evaluate(model, batches.evaluations["test"], limit=1, tta="flip", precision="bf16",
-                    channels_last=True)
+    bf16 = evaluate_split(model, batches.evaluations["test"], limit=1, tta="flip", precision="bf16",
+                          channels_last=True).metrics
     assert bf16["loss"] == pytest.approx(expected, rel=LOSS["bf16"])
 
 
@@ -201,7 +202,7 @@ def test_compiled_model_evaluates_like_the_eager_one(compose_config):
     compiled = prepare_model(copy.deepcopy(model), CPU, channels_last=False, compile=True)
     assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
     source = batches.evaluations["test"]
-    ours, plain = evaluate(compiled, source, limit=1), evaluate(model, source, limit=1)
+    ours, plain = evaluate_split(compiled, source, limit=1).metrics, evaluate_split(model, source, limit=1).metrics
     assert ours["loss"] == pytest.approx(plain["loss"], rel=LOSS["fp32"])
 
 
