@@ -663,6 +663,8 @@ def main() -> None:
         return
     if args.one_command:
         torch.set_num_threads(args.threads)
+        warm = stencil_matrix(finest_stencil(PoissonProblemConfig(n=31))).tocsr()  # numba's kernels loaded,
+        run_amg(MGNET_ONE_COMMAND, warm, np.ones(warm.shape[0]), 1e-8, 5)  # as PyAMG's are at its import
         rows = []
         for label, A in one_command_matrices(args.sizes, args.aniso_size):
             b = np.random.default_rng(0).standard_normal(A.shape[0])
