@@ -127,8 +127,9 @@ class InterpolationNet(nn.Module):
         if state.get("kind") != KIND:
             raise ValueError(f"its kind is {state.get('kind')!r}, not {KIND!r}")
         sizes = state.get("hidden"), state.get("rounds")
-        if not all(isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= 1024 for size in sizes):
-            raise ValueError(f"hidden and rounds are not counts from 1 to 1024 ({sizes[0]!r}, {sizes[1]!r})")
+        largest = InterpolationLearningConfig.LARGEST_WIDTH
+        if not all(isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= largest for size in sizes):
+            raise ValueError(f"hidden and rounds are not counts from 1 to {largest} ({sizes[0]!r}, {sizes[1]!r})")
         net = cls(*sizes)
         weights = state.get("weights")
         if not isinstance(weights, dict):

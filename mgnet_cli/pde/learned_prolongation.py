@@ -75,9 +75,9 @@ class LearnedProlongation(nn.Module):
         if state.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"not a learned-prolongation checkpoint (kind {state.get('kind')!r})")
         hidden, base, weights = state.get("hidden"), state.get("base"), state.get("weights")
-        if not is_count(hidden, 1, 1024) or base not in BASES \
-                or not isinstance(weights, dict):
-            raise ValueError(f"hidden={hidden!r}, base={base!r}: expected 1..1024 and one of {BASES}")
+        largest = LearnedProlongationConfig.LARGEST_HIDDEN  # what the schema lets it be trained with
+        if not is_count(hidden, 1, largest) or base not in BASES or not isinstance(weights, dict):
+            raise ValueError(f"hidden={hidden!r}, base={base!r}: expected 1..{largest} and one of {BASES}")
         model = cls(hidden, base)
         load_finite_weights(model, weights)
         return model

@@ -72,8 +72,9 @@ class StencilKernelNet(nn.Module):
         if state.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"not a stencil-aware smoother checkpoint (kind {state.get('kind')!r})")
         hidden, weights = state.get("hidden"), state.get("weights")
-        if not is_count(hidden, 1, 1024) or not isinstance(weights, dict):
-            raise ValueError(f"hidden={hidden!r}: expected 1..1024 and a dict of weights")
+        largest = StencilAwareConfig.LARGEST_HIDDEN  # what the schema lets it be trained with
+        if not is_count(hidden, 1, largest) or not isinstance(weights, dict):
+            raise ValueError(f"hidden={hidden!r}: expected 1..{largest} and a dict of weights")
         model = cls(hidden)
         load_finite_weights(model, weights)
         return model.eval()  # guarded (the class docstring)

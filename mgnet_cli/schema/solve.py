@@ -179,6 +179,7 @@ class InterpolationLearningConfig:
                                            "the next finer grid, 2 max(train_sizes) + 1")
 
     LARGEST_TRAIN_N: ClassVar[int] = 63  # the two-grid error is dense: n^2 unknowns
+    LARGEST_WIDTH: ClassVar[int] = 1024  # of hidden and rounds (a weights file's too)
 
     def __post_init__(self) -> None:
         rules.integers(self, "train_sizes", minimum=3, maximum=self.LARGEST_TRAIN_N)
@@ -187,8 +188,8 @@ class InterpolationLearningConfig:
         rules.count(self, "steps", minimum=0, maximum=10**6)
         for name in ("problems", "vectors", "smoothing", "powers", "measure_every"):
             rules.count(self, name, maximum=10**6)
-        rules.count(self, "hidden", maximum=1024)
-        rules.count(self, "rounds", maximum=1024)
+        rules.count(self, "hidden", maximum=self.LARGEST_WIDTH)
+        rules.count(self, "rounds", maximum=self.LARGEST_WIDTH)
         rules.positive(self, "lr")
         rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
 
@@ -366,7 +367,7 @@ class FieldLearningConfig(LearnedSmootherConfig):
     fields: list[TrainingField] = rules.setting([TrainingField.anisotropic, TrainingField.jumps],
                                                 "kinds of training field, in turn")
 
-    LARGEST_HIDDEN: ClassVar[int] = 1024
+    LARGEST_HIDDEN: ClassVar[int] = 1024  # a weights file's too
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -115,3 +115,21 @@ def test_a_crafted_record_never_loses_a_solve(tmp_path):
                        "solver.coarsest_n=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "results.json").read_text())["learned_smoother"]["settings"]["train_sizes"] == [15]
+
+
+@pytest.mark.parametrize("make, settings_type, largest", [
+    (lambda hidden: LearnedProlongation(hidden=hidden), LearnedProlongationConfig, 4096),
+    (lambda hidden: StencilKernelNet(hidden=hidden), StencilAwareConfig, 1024),
+])
+def test_every_width_the_schema_trains_is_a_width_its_file_loads(make, settings_type, largest):
+    """A part trained at the widest hidden its schema allows reads back from its state; one wider is
+    refused by the schema and by the loader alike (the bound written once, in the schema)."""
+    assert settings_type.LARGEST_HIDDEN == largest
+    settings_type(hidden=largest)  # allowed to train
+    widest = make(largest)
+    assert type(widest).from_state(widest.state()).hidden == largest
+    with pytest.raises(ValueError, match="hidden"):
+        settings_type(hidden=largest + 1)
+    state = widest.state() | {"hidden": largest + 1}
+    with pytest.raises(ValueError, match=f"expected 1..{largest}"):
+        type(widest).from_state(state)
