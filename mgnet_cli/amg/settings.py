@@ -17,6 +17,9 @@ MATRIX_SUFFIXES = (".mtx", ".npz")  # Matrix Market, SciPy sparse
 VECTOR_SUFFIXES = (".npy", ".mtx")  # a right-hand side: NumPy (no pickle), Matrix Market
 
 
+DENSE_ROWS = 4096  # the coarsest matrix is factored densely up to this many rows (128 MiB)
+
+
 class Coarsening(StrEnum):
     classical = "classical"
     aggregation = "aggregation"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mgnet_cli.amg.aggregation import smoothed_aggregation
-from mgnet_cli.amg.settings import AmgSettings, AmgSmoother, Coarsening, SetupSettings
+from mgnet_cli.amg.settings import DENSE_ROWS, AmgSettings, AmgSmoother, Coarsening, SetupSettings
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
 from mgnet_cli.pde.smoothers import ChebyshevPolynomial
@@ -136,7 +136,6 @@ def chebyshev(A: SparseOperator, steps: int) -> ChebyshevPolynomial:
     return ChebyshevPolynomial(steps, ratio=30.0, lambda_max=1.1 * spectral_radius(A, 1.0 / A.diagonal))
 
 
-DENSE_ROWS = 4096  # the coarsest matrix is factored densely up to this many rows (128 MiB)
 COARSEST_STEPS = 2  # symmetric Gauss-Seidel steps on a coarsest level too large to factor
 
 

@@ -12,9 +12,10 @@ from typing import Any
 from mgnet_cli.cycle_shape import CycleShape
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.schema import rules
+from mgnet_cli.schema.solve import GRID_SIZES
 from mgnet_cli.untrusted import is_count, is_finite, plain_fault
 
-LARGEST_GRID = 8191  # interior points per side of the largest grid mgnet solves on
+LARGEST_GRID = GRID_SIZES[-1]  # interior points per side of the largest grid mgnet solves on
 
 
 def training_keys(settings_type: type) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mgnet_cli import memory, shipped
-from mgnet_cli.amg.settings import MATRIX_SUFFIXES, VECTOR_SUFFIXES, AmgSettings
+from mgnet_cli.amg.settings import DENSE_ROWS, MATRIX_SUFFIXES, VECTOR_SUFFIXES, AmgSettings
 from mgnet_cli.cycle_shape import SHAPES_HELP, CycleShape
 from mgnet_cli.krylov_choice import HELP as KRYLOV_HELP
 from mgnet_cli.krylov_choice import Krylov
@@ -215,7 +215,7 @@ class AmgConfig(AmgSettings):
         if self.interpolation == "learned" and self.coarsening == "aggregation":
             raise rules.Invalid("interpolation", "learned", "the learned interpolation corrects the classical one; "
                                 "smoothed aggregation has none: drop problem.amg.coarsening=aggregation")
-        rules.count(self, "coarsest_size", maximum=4096)  # the coarsest matrix is factored densely
+        rules.count(self, "coarsest_size", maximum=DENSE_ROWS)  # the coarsest matrix is factored densely
         rules.count(self, "max_levels", minimum=2, maximum=100)
         rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
         rules.count(self, "pre_smooth", minimum=0, maximum=100)
