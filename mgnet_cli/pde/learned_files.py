@@ -46,7 +46,7 @@ def value_fault(value: Any, kind: Any, choices: tuple[str, ...] | None = None) -
     if kind is bool:
         return None if isinstance(value, bool) else "is not true or false"
     if kind is int:
-        return None if is_count(value, high=2**63 - 1) else "is not a non-negative integer"
+        return None if is_count(value, high=rules.LARGEST_SEED) else "is not a non-negative integer"
     if kind is float:
         return None if is_finite(value) else "is not a finite number"
     if kind is str:

@@ -115,7 +115,7 @@ class SyntheticConfig:
         rules.count(self, "num_classes", minimum=2, maximum=1000)
         rules.count(self, "image_size", minimum=4, maximum=512)
         rules.count(self, "channels", maximum=16)
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "seed")
         rules.count(self, "val_size", minimum=0, maximum=self.num_train - 1)
 
 

@@ -125,6 +125,14 @@ def count(owner: object, field: str, minimum: int = 1, maximum: int = LARGEST_CO
         raise Invalid(field, value, f"give an integer from {minimum} to {maximum:,}")
 
 
+LARGEST_SEED = 2**63 - 1  # torch.manual_seed takes up to this
+
+
+def seed(owner: object, field: str) -> None:
+    """A seed: an integer from 0 to LARGEST_SEED."""
+    count(owner, field, minimum=0, maximum=LARGEST_SEED)
+
+
 def optional_count(owner: object, field: str, minimum: int = 1) -> None:
     """``null`` or an integer >= ``minimum``."""
     if getattr(owner, field) is not None:

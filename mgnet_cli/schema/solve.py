@@ -94,7 +94,7 @@ class PoissonProblemConfig:
         rules.one_of(self, "kind", self.TARGETS)
         grid_size(self, "n")
         fits_in_memory(self, "n")
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "seed")
         matrix_file(self, "save_matrix", optional=True)
 
 
@@ -124,7 +124,7 @@ class DiffusionProblemConfig(PoissonProblemConfig):
         if self.file is not None and self.coefficient != Coefficient.file:  # else read by nothing
             raise rules.Invalid("file", self.file, f"read only with problem.coefficient=file, not "
                                                    f"{self.coefficient}: add problem.coefficient=file or drop it")
-        rules.count(self, "field_seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "field_seed")
 
 
 @dataclass
@@ -191,7 +191,7 @@ class InterpolationLearningConfig:
         rules.count(self, "hidden", maximum=self.LARGEST_WIDTH)
         rules.count(self, "rounds", maximum=self.LARGEST_WIDTH)
         rules.positive(self, "lr")
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "seed")
 
 
 @dataclass
@@ -217,7 +217,7 @@ class AmgConfig(AmgSettings):
                                 "smoothed aggregation has none: drop problem.amg.coarsening=aggregation")
         rules.count(self, "coarsest_size", maximum=DENSE_ROWS)  # the coarsest matrix is factored densely
         rules.count(self, "max_levels", minimum=2, maximum=100)
-        rules.count(self, "pmis_seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "pmis_seed")
         rules.count(self, "pre_smooth", minimum=0, maximum=100)
         rules.count(self, "post_smooth", minimum=0, maximum=100)
         if self.pre_smooth == 0 and self.post_smooth == 0:
@@ -247,7 +247,7 @@ class MatrixProblemConfig:
         if self.rhs not in MATRIX_RHS and not self.rhs.lower().endswith(VECTOR_SUFFIXES):
             raise rules.Invalid("rhs", self.rhs, f"give {', '.join(MATRIX_RHS)}, or a vector file: .npy, or a "
                                                  "Matrix Market .mtx (array or one-column coordinates)")
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "seed")
 
 
 # --- solver smoothers ---------------------------------------------------------------------------
@@ -347,7 +347,7 @@ class LearnedSmootherConfig:
                                                       "e.g. [31,63]")
         for name in ("steps", "batch", "cycles", "measure_every"):
             rules.count(self, name, maximum=10**6)
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "seed")
 
 
 class TrainingField(rules.Choice):

@@ -258,7 +258,7 @@ class TrainConfig:
     trainer: Any = rules.group("trainer")
 
     def __post_init__(self) -> None:
-        rules.count(self, "seed", minimum=0, maximum=2**63 - 1)
+        rules.seed(self, "seed")
         rules.text(self, "resume", optional=True)
 
     def across_groups(self) -> None:
