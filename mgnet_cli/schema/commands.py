@@ -37,7 +37,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         rules.text(self, "checkpoint")
         rules.device(self, "device")
-        rules.count(self, "batch_size", maximum=2**20)
+        rules.count(self, "batch_size", maximum=rules.LARGEST_BATCH)
         rules.text(self, "dataset_root", optional=True)
         rules.text(self, "output_dir", optional=True)
 

@@ -45,10 +45,12 @@ class ShapeConfig:
     image_size: int = rules.setting(32, "side of an image, pixels")
     num_classes: int = rules.setting(10, "classes the model tells apart")
 
+    LARGEST_CLASSES: ClassVar[int] = 100_000  # an image folder's too
+
     def __post_init__(self) -> None:
         rules.count(self, "channels", maximum=64)
         rules.count(self, "image_size", maximum=8192)
-        rules.count(self, "num_classes", minimum=2, maximum=100_000)
+        rules.count(self, "num_classes", minimum=2, maximum=self.LARGEST_CLASSES)
 
 
 @dataclass
@@ -141,7 +143,7 @@ class ImageFolderConfig:
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
         rules.text(self, "root")
-        rules.count(self, "num_classes", minimum=2, maximum=100_000)
+        rules.count(self, "num_classes", minimum=2, maximum=ShapeConfig.LARGEST_CLASSES)
         rules.count(self, "image_size", minimum=8, maximum=4096)
         rules.count(self, "resize", minimum=self.image_size, maximum=8192)
         scale = self.crop_scale

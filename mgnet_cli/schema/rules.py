@@ -13,6 +13,8 @@ from enum import Enum
 from typing import Any
 
 LARGEST_COUNT = 10**9  # epochs, batches, steps: anything larger is a typo, not a plan
+LARGEST_EPOCHS = 100_000  # a run's epochs, and what its schedules span
+LARGEST_BATCH = 2**20  # images in a training or evaluation batch
 
 
 def typed_as(kind: Any, default: Any, help: str) -> Any:

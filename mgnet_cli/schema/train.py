@@ -79,9 +79,9 @@ class TrainerConfig:
                                                   "as (progress)^3 from 0 (airbench94: 0.95^5 = 0.774)")
 
     def __post_init__(self) -> None:
-        rules.count(self, "epochs", maximum=100_000)
-        rules.count(self, "batch_size", maximum=2**20)
-        rules.count(self, "eval_batch_size", maximum=2**20)
+        rules.count(self, "epochs", maximum=rules.LARGEST_EPOCHS)
+        rules.count(self, "batch_size", maximum=rules.LARGEST_BATCH)
+        rules.count(self, "eval_batch_size", maximum=rules.LARGEST_BATCH)
         rules.device(self, "device")
         rules.optional_count(self, "limit_train_batches")
         rules.optional_count(self, "limit_eval_batches")
@@ -178,7 +178,7 @@ class StepDecayConfig:
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
-        rules.count(self, "step_epochs", maximum=100_000)
+        rules.count(self, "step_epochs", maximum=rules.LARGEST_EPOCHS)
         rules.number(self, "gamma", 0.0, 1.0, low_open=True)
         rules.count(self, "counted_from", minimum=0, maximum=1)
 
@@ -195,7 +195,7 @@ class WarmupCosineConfig:
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
-        rules.count(self, "epochs", maximum=100_000)
+        rules.count(self, "epochs", maximum=rules.LARGEST_EPOCHS)
         rules.number(self, "warmup_epochs", 0.0, self.epochs if rules.is_integer(self.epochs) else 0,
                      high_open=True, why=f"a warm-up shorter than the run, trainer.epochs={self.epochs}")
         rules.number(self, "final_fraction", 0.0, 1.0)
@@ -215,7 +215,7 @@ class TriangularConfig:
 
     def __post_init__(self) -> None:
         rules.one_of(self, "_target_", self.TARGETS)
-        rules.count(self, "epochs", maximum=100_000)
+        rules.count(self, "epochs", maximum=rules.LARGEST_EPOCHS)
         rules.number(self, "peak_at", 0.0, 1.0, high_open=True)
         rules.number(self, "start_fraction", 0.0, 1.0)
         rules.number(self, "final_fraction", 0.0, 1.0)
