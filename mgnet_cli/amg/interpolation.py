@@ -10,6 +10,10 @@ points (``classical_interpolation``); ``extended_i`` reaches the C points of str
 too (``extended_i_interpolation``: what PMIS needs). Weights below ``truncation`` times the row's
 largest are dropped and the rest rescaled to keep the row sum. ``learned`` keeps classical's split
 and pattern and takes the F rows' values from a graph network (learned_interpolation.py).
+
+Direct interpolation and the truncation are vectorised (numpy); classical and extended+i weights
+come from one compiled kernel, a loop over the F rows (kernels.interpolation_weights: the sparse
+products it replaced took 4x as long at jumps n = 1023).
 """
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Which points of a SciPy CSR matrix become coarse (C) and which stay fine (F), and the CSR helpers
-the setup shares. Strength and PMIS are vectorised with scipy.sparse / numpy; Ruge-Stueben's two
-passes are sequential by nature and run compiled (kernels.py).
+the setup shares. PMIS is vectorised with scipy.sparse / numpy; strength and Ruge-Stueben's two
+passes (sequential by nature) run compiled (kernels.py).
 
 Strength (classical, ``theta``): row i depends strongly on j != i when ``-a_ij >= theta max_k
 (-a_ik)`` (the negative couplings; a row with none has no strong dependencies).
