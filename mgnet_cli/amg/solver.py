@@ -35,40 +35,35 @@ def to_torch(matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> t
                                        dtype=torch.float64, device=device, check_invariants=False)
 
 
-class SparseOperator(nn.Module):
-    """A level's ``A`` as a torch sparse CSR matrix; keeps the SciPy matrix for the CPU smoothers."""
-
-    def __init__(self, matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> None:
-        super().__init__()
-        self.matrix = sparse.csr_matrix(matrix, dtype=np.float64)
-        self.register_buffer("A", to_torch(self.matrix, device), persistent=False)
-        self.register_buffer("diagonal", torch.from_numpy(self.matrix.diagonal()).to(device), persistent=False)
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return times(self.A, self.matrix, u)
-
-    def residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        return f - times(self.A, self.matrix, u)
-
-
-def times(matrix: torch.Tensor, same: sparse.csr_matrix, x: torch.Tensor) -> torch.Tensor:
-    """``matrix @ x``; on the CPU, outside autograd, by SciPy's kernel on ``same`` (the same matrix),
-    1.5x torch's there (jumps n = 1023: 7.0 against 10.4 ms), sharing ``x``'s memory."""
-    if x.device.type == "cpu" and x.dtype == torch.float64 and not (torch.is_grad_enabled() and x.requires_grad):
-        return torch.from_numpy(same @ x.numpy())
-    return torch.mv(matrix, x)
-
-
 class SparseTransfer(nn.Module):
-    """``x -> M x`` for a fixed sparse ``M`` (P, or P^T as the restriction)."""
+    """``x -> M x`` for a fixed sparse ``M`` (P, or P^T as the restriction; a level's A below): on the
+    CPU outside autograd by SciPy's CSR kernel, sharing ``x``'s memory (1.5x torch's sparse product
+    there: 7.0 against 10.4 ms at jumps n = 1023), elsewhere by torch's sparse CSR product, its tensor
+    made where the vectors are (at once on a device, when first needed on the CPU)."""
 
     def __init__(self, matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.matrix = sparse.csr_matrix(matrix, dtype=np.float64)
-        self.register_buffer("M", to_torch(self.matrix, device), persistent=False)
+        self.tensor = None if torch.device(device).type == "cpu" else to_torch(self.matrix, device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return times(self.M, self.matrix, x)
+        if x.device.type == "cpu" and x.dtype == torch.float64 and not (torch.is_grad_enabled() and x.requires_grad):
+            return torch.from_numpy(self.matrix @ x.numpy())
+        if self.tensor is None or self.tensor.device != x.device:
+            self.tensor = to_torch(self.matrix, x.device)
+        return torch.mv(self.tensor, x)
+
+
+class SparseOperator(SparseTransfer):
+    """A level's ``A``: its products, ``A.residual(u, f) = f - A u`` and its diagonal; keeps the SciPy
+    matrix for the CPU smoothers."""
+
+    def __init__(self, matrix: sparse.csr_matrix, device: str | torch.device = "cpu") -> None:
+        super().__init__(matrix, device)
+        self.register_buffer("diagonal", torch.from_numpy(self.matrix.diagonal()).to(device), persistent=False)
+
+    def residual(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return f - self(u)
 
 
 class L1Jacobi(nn.Module):
