@@ -79,9 +79,7 @@ def folders_at(root: Path) -> set[Path]:
 
 def remove_new_empty_folders(root: Path, before: set[Path]) -> None:
     """A failed download leaves no empty folder it made (``data/``, ``data/MNIST/raw``, ...)."""
-    made = [path for path in root.rglob("*") if path.is_dir() and path not in before] if root.is_dir() else []
-    made += [folder for folder in (root, *root.parents) if folder.is_dir() and folder not in before]
-    for folder in sorted(made, key=lambda path: len(path.parts), reverse=True):
+    for folder in sorted(folders_at(root) - before, key=lambda path: len(path.parts), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
 

@@ -56,8 +56,7 @@ def _find(folder: Path, name: str) -> Path | None:
 
 
 def _image_set(folder: Path, split: str) -> ImageSet:
-    images_name, labels_name = FILES[split]
-    images_path, labels_path = _find(folder, images_name), _find(folder, labels_name)
+    images_path, labels_path = (_find(folder, name) for name in FILES[split])
     images = read_idx(images_path, IMAGES_MAGIC)
     labels = read_idx(labels_path, LABELS_MAGIC)
     if images.shape[1:] != (28, 28):

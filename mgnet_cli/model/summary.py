@@ -49,8 +49,8 @@ class StemRow:
     gflops: float
 
 
-def count(module: nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def watched(model: nn.Module) -> dict[str, nn.Module]:

@@ -49,8 +49,7 @@ def whitening_filters(images: torch.Tensor, kernel: tuple[int, int], pairs: int,
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
     eigenvalues, eigenvectors = eigenvalues.flip(0)[:pairs], eigenvectors.flip(1)[:, :pairs]
     scaled = (eigenvectors / torch.sqrt(eigenvalues.clamp(min=0) + eps)).T  # (pairs, C kh kw)
-    shape = (pairs, images.shape[1], *kernel)
-    return torch.cat([scaled, -scaled]).reshape(2 * pairs, *shape[1:]).float(), eigenvalues.float()
+    return torch.cat([scaled, -scaled]).reshape(2 * pairs, images.shape[1], *kernel).float(), eigenvalues.float()
 
 
 @torch.no_grad()

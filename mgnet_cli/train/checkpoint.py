@@ -14,7 +14,7 @@ import torch
 from mgnet_cli.errors import MgnetError
 from mgnet_cli.storage import write_atomic
 from mgnet_cli.train.checkpoint_parts import parts_fault
-from mgnet_cli.untrusted import open_regular
+from mgnet_cli.untrusted import is_count, open_regular
 
 FORMAT_VERSION = 1
 
@@ -38,7 +38,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not isinstance(state, dict) or "format_version" not in state:
         raise MgnetError(f"{path} is not an mgnet checkpoint (no format_version)")
     version = state["format_version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not is_count(version, low=1):
         raise MgnetError(f"{path} is not an mgnet checkpoint (format_version {version!r} is not "
                          "a positive integer)")
     if version > FORMAT_VERSION:
@@ -82,7 +82,7 @@ def check_training_checkpoint(state: dict[str, Any], path: Path) -> None:
             isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in weights.items()):
         problems.append("no model weights (a dict of tensors)")
     epoch = state.get("epoch")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+    if not is_count(epoch):
         problems.append(f"epoch {epoch!r} is not a count")
     if not problems and (fault := parts_fault(state)) is not None:
         problems.append(fault)

@@ -1,6 +1,7 @@
 """Evaluation on one split, the one loop of training and of ``mgnet eval``: loss, top-1/top-5,
 per-class accuracy and the confusion matrix."""
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -77,9 +78,7 @@ def evaluate_split(
     model.eval()
     totals: torch.Tensor | None = None  # [loss sum, top-5 hits, count], on the device
     confusion: torch.Tensor | None = None  # (C * C,) true x predicted counts, on the device
-    for index, (images, labels) in enumerate(batches):
-        if limit is not None and index >= limit:
-            break
+    for images, labels in itertools.islice(batches, limit):  # limit None: all
         with autocast(images.device, precision):
             logits = predict(model, memory_format(images, channels_last), tta).float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices

@@ -140,12 +140,11 @@ class TrainingRun:
         done, self.record = restore_training(resume, self.model, self.optimizer, self.scheduler,
                                              self.batches.generator)
         partial = EpochProgress(**resume.get("epoch_progress", {}))
-        if self.scaler.is_enabled() and "grad_scaler" in resume:
-            self.scaler.load_state_dict(resume["grad_scaler"])
-        if self.ema is not None and "ema" in resume:
-            self.ema.load_state_dict(resume["ema"])
-        if self.lookahead is not None:  # a checkpoint without it: the slow weights start from the restored ones
-            self.lookahead.load_state_dict(resume.get("lookahead", self.model.state_dict()))
+        if self.lookahead is not None:  # the slow weights start from the restored ones, unless saved (below)
+            self.lookahead.load_state_dict(self.model.state_dict())
+        for key, part in self.extras().items():
+            if key in resume:
+                part.load_state_dict(resume[key])
         log.info("resuming after epoch %d, step %d, of %d epochs", done, partial.step, self.trainer.epochs)
         return done, partial
 
@@ -258,17 +257,19 @@ class TrainingRun:
             return (self.trainer.epochs - epoch) * self.record.wall_time_s / epoch
         return (self.trainer.epochs - epoch) * sum(seconds) / len(seconds) if seconds else 0.0
 
+    def extras(self) -> dict[str, Any]:
+        """What a checkpoint holds beside the training state, by key: fp16's loss scale (so that a
+        resume continues with it), the EMA of the weights, lookahead's slow weights."""
+        parts = {"grad_scaler": self.scaler if self.scaler.is_enabled() else None, "ema": self.ema,
+                 "lookahead": self.lookahead}
+        return {key: part for key, part in parts.items() if part is not None}
+
     def save(self, name: str, epoch: int, **extra: Any) -> None:
         if not self.world.is_main:
             return
         state = training_state(self.model, self.optimizer, self.scheduler, epoch, self.record,
                                self.batches.generator)
-        if self.scaler.is_enabled():  # fp16's loss scale, so that a resume continues with it
-            state["grad_scaler"] = self.scaler.state_dict()
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        if self.lookahead is not None:
-            state["lookahead"] = self.lookahead.state_dict()
+        state |= {key: part.state_dict() for key, part in self.extras().items()}
         with self.signal.saving():  # a second Ctrl-C waits for the file to be complete
             save_checkpoint(self.run_dir / name, state | self.metadata | extra)
 

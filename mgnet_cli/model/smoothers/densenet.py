@@ -7,12 +7,14 @@ residual, so ``B^i`` takes ``i * channels_f`` channels and cannot be shared acro
 import torch
 from torch import nn
 
-from mgnet_cli.model.layers import NormActivation, bn_relu, conv3x3
+from mgnet_cli.model.layers import NormActivation, bn_relu
+from mgnet_cli.model.smoothers.resnet import ResNetSmoother
 from mgnet_cli.schema.model import DenseNetSmootherConfig
 
 
-class DenseNetSmoother(nn.Module):
-    """``steps`` multi-step residual corrections, one ``B^i`` per step."""
+class DenseNetSmoother(ResNetSmoother):
+    """``steps`` multi-step residual corrections, one ``B^i`` per step; the ResNet smoother's
+    operators, each ``B^i`` wider."""
 
     def __init__(
         self,
@@ -22,13 +24,13 @@ class DenseNetSmoother(nn.Module):
         b_per_step: bool = DenseNetSmootherConfig.b_per_step,
         norm_activation: NormActivation = bn_relu,
     ) -> None:
-        super().__init__()
         if not b_per_step:
             raise ValueError("b_per_step=False: B^i takes i * channels_f channels, so every step needs its own")
-        self.steps = steps
-        self.B = nn.ModuleList(conv3x3(i * channels_f, channels_u) for i in range(1, steps + 1))
-        self.sigma_residual = nn.ModuleList(norm_activation(channels_f) for _ in range(steps))
-        self.sigma_correction = nn.ModuleList(norm_activation(channels_u) for _ in range(steps))
+        super().__init__(channels_u, channels_f, steps, b_per_step, norm_activation)
+
+    def B_inputs(self, channels_f: int, steps: int, b_per_step: bool) -> list[int]:
+        """``B^i`` reads the residuals of the i steps so far: ``i * channels_f`` channels."""
+        return [i * channels_f for i in range(1, steps + 1)]
 
     def forward(
         self, u: torch.Tensor | None, f: torch.Tensor, residual: torch.Tensor, A: nn.Module

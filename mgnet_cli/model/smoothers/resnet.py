@@ -20,11 +20,13 @@ class ResNetSmoother(nn.Module):
     ) -> None:
         super().__init__()
         self.steps = steps
-        self.B = nn.ModuleList(
-            conv3x3(channels_f, channels_u) for _ in range(steps if b_per_step else 1)
-        )
+        self.B = nn.ModuleList(conv3x3(width, channels_u) for width in self.B_inputs(channels_f, steps, b_per_step))
         self.sigma_residual = nn.ModuleList(norm_activation(channels_f) for _ in range(steps))
         self.sigma_correction = nn.ModuleList(norm_activation(channels_u) for _ in range(steps))
+
+    def B_inputs(self, channels_f: int, steps: int, b_per_step: bool) -> list[int]:
+        """The input channels of each ``B``: ``f``'s, of one ``B`` for the level or one per step."""
+        return [channels_f] * (steps if b_per_step else 1)
 
     def correction(self, step: int, residual: torch.Tensor) -> torch.Tensor:
         """``sigma(B^i * sigma(r))``: the step's update of u."""
