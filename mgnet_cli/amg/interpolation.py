@@ -20,7 +20,19 @@ import numpy as np
 import scipy.sparse as sparse
 
 from mgnet_cli.amg.settings import Interpolation
-from mgnet_cli.amg.splitting import canonical, row_max
+from mgnet_cli.amg.splitting import canonical
+
+
+def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``max(0, values of row i)`` for each of the n rows (what ``np.maximum.at`` into zeros gives), by
+    one ``reduceat`` over each row's run where ``rows`` is sorted (as a CSR matrix's are)."""
+    largest = np.zeros(n)
+    if rows.size and np.all(rows[1:] >= rows[:-1]):
+        starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+        largest[rows[starts]] = np.maximum(np.maximum.reduceat(values, starts), 0.0)
+    else:
+        np.maximum.at(largest, rows, values)
+    return largest
 
 
 def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ general matrix, and a direct (Cholesky) solve on the coarsest level. Vectors are
 
 Smoothers: ``l1_jacobi`` (damped by 1/(a_ii + sum_j |a_ij|), j != i: convergent for any SPD
 matrix, its own adjoint), ``gauss_seidel`` (forward sweeps before the coarse correction, backward
-after: a symmetric V cycle; compiled triangular solves on the CPU, sweeps.py), ``symmetric_gauss_seidel`` (a
+after: a symmetric V cycle; compiled triangular solves on the CPU, kernels.py), ``symmetric_gauss_seidel`` (a
 forward and a backward sweep per step) and ``chebyshev`` (a polynomial in D^-1 A over
 [rho/30, 1.1 rho], rho from power iterations; its own adjoint, runs on any device).
 """
@@ -21,7 +21,7 @@ from mgnet_cli.amg.aggregation import smoothed_aggregation
 from mgnet_cli.amg.settings import DENSE_ROWS, AmgSettings, AmgSmoother, Coarsening, SetupSettings
 from mgnet_cli.amg.setup import Hierarchy, ruge_stuben
 from mgnet_cli.cycle import Level, MultigridCycle, zero_if_none
-from mgnet_cli.pde.smoothers import ChebyshevPolynomial
+from mgnet_cli.pde.smoothers import ChebyshevPolynomial, Smoother
 from mgnet_cli.pde.solve import SolveResult, solve_system
 
 
@@ -66,43 +66,44 @@ class SparseOperator(SparseTransfer):
         return f - self(u)
 
 
-class L1Jacobi(nn.Module):
+class L1Jacobi(Smoother):
     """``u <- u + r / d``, ``d_i = sum_j |a_ij|``: no damping factor to choose, convergent for SPD."""
 
     def __init__(self, A: SparseOperator, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
+        super().__init__(steps)
         d = np.asarray(abs(A.matrix).sum(axis=1)).ravel()
         self.register_buffer("inverse", torch.from_numpy(1.0 / d).to(A.diagonal.device), persistent=False)
 
-    def forward(self, u, f, residual, A):
+    def smooth(self, u, f, residual, A):
         for step in range(self.steps):
             if step:
                 residual = A.residual(u, f)
             u = zero_if_none(u, f) + self.inverse * residual
-        return zero_if_none(u, f)
+        return u
 
 
-class GaussSeidel(nn.Module):
-    """Gauss-Seidel sweeps (compiled triangular solves on the CPU, sweeps.py): forward ``(D + L)^-1``,
+class GaussSeidel(Smoother):
+    """Gauss-Seidel sweeps (compiled triangular solves on the CPU, kernels.py): forward ``(D + L)^-1``,
     or backward ``(D + U)^-1`` where ``reverse`` (krylov.adjoint_post_smoother sets it); ``symmetric``:
     both per step."""
 
     def __init__(self, A: SparseOperator, steps: int, symmetric: bool = False, reverse: bool = False) -> None:
-        super().__init__()
-        from mgnet_cli.amg.sweeps import triangular_solve  # compiled: numba is imported where a sweep is
+        super().__init__(steps)
+        from mgnet_cli.amg import kernels  # compiled: numba is imported where a sweep is
 
-        self.steps, self.symmetric, self.reverse = steps, symmetric, reverse
-        self.matrix, self.triangular_solve = A.matrix, triangular_solve
+        self.symmetric, self.reverse = symmetric, reverse
+        self.rows = (*kernels.pattern(A.matrix), A.matrix.data)  # int64 indices once: one compiled type
+        self.solves = {True: kernels.lower_solve, False: kernels.upper_solve}
 
     def order(self) -> list[bool]:
         """The triangles of one step, in order: True for the lower (a forward sweep)."""
         return [not self.reverse] + ([self.reverse] if self.symmetric else [])
 
     def _sweep(self, residual: torch.Tensor, lower: bool) -> torch.Tensor:
-        return torch.from_numpy(self.triangular_solve(self.matrix, residual.cpu().numpy(), lower)).to(residual.device)
+        r = np.ascontiguousarray(residual.cpu().numpy(), dtype=np.float64)
+        return torch.from_numpy(self.solves[lower](*self.rows, r)).to(residual.device)
 
-    def forward(self, u, f, residual, A):
+    def smooth(self, u, f, residual, A):
         first = True
         for _ in range(self.steps):
             for lower in self.order():
@@ -110,7 +111,7 @@ class GaussSeidel(nn.Module):
                     residual = A.residual(u, f)
                 u = zero_if_none(u, f) + self._sweep(residual, lower)
                 first = False
-        return zero_if_none(u, f)
+        return u
 
 
 def spectral_radius(A: SparseOperator, inverse_diagonal: torch.Tensor, iterations: int = 15) -> float:

@@ -15,18 +15,6 @@ import numpy as np
 import scipy.sparse as sparse
 
 
-def row_max(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """``max(0, values of row i)`` for each of the n rows (what ``np.maximum.at`` into zeros gives), by
-    one ``reduceat`` over each row's run where ``rows`` is sorted (as a CSR matrix's are)."""
-    largest = np.zeros(n)
-    if rows.size and np.all(rows[1:] >= rows[:-1]):
-        starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
-        largest[rows[starts]] = np.maximum(np.maximum.reduceat(values, starts), 0.0)
-    else:
-        np.maximum.at(largest, rows, values)
-    return largest
-
-
 def strength(A: sparse.csr_matrix, theta: float) -> sparse.csr_matrix:
     """The strong dependencies of each row as a 0/1 CSR matrix (no diagonal), compiled
     (kernels.strong_pattern: one pass over each row for its largest coupling, one to keep)."""
@@ -42,17 +30,6 @@ def canonical(M: sparse.csr_matrix) -> sparse.csr_matrix:
     if M.has_canonical_format:
         return M
     M = M.copy()
-    M.sum_duplicates()
-    return M
-
-
-def masked(A: sparse.csr_matrix, keep: np.ndarray, ones: bool = False) -> sparse.csr_matrix:
-    """The stored entries of A where ``keep`` (A's values, or ones), in canonical CSR (sorted,
-    duplicates summed): what a product with 0/1 diagonal matrices or a comparison gives, without
-    the products."""
-    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each stored one
-    values = np.ones(int(kept_before[-1])) if ones else A.data[keep]
-    M = sparse.csr_matrix((values, A.indices[keep], kept_before[A.indptr]), shape=A.shape)
     M.sum_duplicates()
     return M
 
@@ -98,9 +75,10 @@ def split_pmis(S: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
     per round."""
     n = S.shape[0]
     G = ((S + S.T) > 0).astype(np.float64).tocsr()  # strong in either direction
-    weight = np.diff(S.T.tocsr().indptr) + np.random.default_rng(seed).random(n)
+    depended_on = np.diff(S.T.tocsr().indptr)  # how many points depend strongly on each
+    weight = depended_on + np.random.default_rng(seed).random(n)
     state = np.zeros(n, dtype=np.int8)
-    state[np.diff(S.T.tocsr().indptr) == 0] = 2  # nobody depends on it: F
+    state[depended_on == 0] = 2  # nobody depends on it: F
     state[np.diff(G.indptr) == 0] = 2
     coo = G.tocoo()
     while np.any(state == 0):
